@@ -1,0 +1,38 @@
+// The SelectiveScan operator contract, mirrored from mamba_export/ops/selective_scan.py.
+// That Python module is the source of truth; tests/custom_ops/test_contract_agrees.py
+// fails if this header drifts from it. The input order is the ABI: append, never reorder.
+#pragma once
+
+namespace mamba_export_ops {
+
+constexpr const char* kDomain = "mamba_export";
+constexpr const char* kSelectiveScanOpType = "SelectiveScan";
+constexpr int kSelectiveScanVersion = 1;
+constexpr float kSoftplusThreshold = 20.0f;
+
+enum SelectiveScanInput : int {
+  kInputU = 0,
+  kInputDelta = 1,
+  kInputA = 2,
+  kInputB = 3,
+  kInputC = 4,
+  kInputD = 5,
+  kInputZ = 6,
+  kInputDeltaBias = 7,
+  kInputInitialState = 8,
+  kNumInputs = 9,
+};
+constexpr int kNumRequiredInputs = 5;
+constexpr const char* kInputNames[kNumInputs] = {
+    "u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state"};
+
+enum SelectiveScanOutput : int {
+  kOutputY = 0,
+  kOutputLastState = 1,
+  kNumOutputs = 2,
+};
+constexpr const char* kOutputNames[kNumOutputs] = {"y", "last_state"};
+
+constexpr const char* kAttrDeltaSoftplus = "delta_softplus";
+
+}  // namespace mamba_export_ops

@@ -1,0 +1,1 @@
+"""The ``mamba-export`` command line: one thin module per command."""

@@ -1,0 +1,1 @@
+"""The exporter: architectures, routing the mixers through the op, tracing, writing, validating."""

@@ -1,0 +1,68 @@
+"""The plain sequential selective scan in PyTorch: the parity oracle.
+
+Same signature as ``mamba_export.kernels.triton_scan.selective_scan``. It follows
+the contract in :mod:`mamba_export.ops.selective_scan` step by step, with no
+tricks, so it can be trusted; run it on float64 inputs to get the reference every
+other implementation is compared with. Half-precision inputs are computed in
+float32, as the contract requires.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mamba_export.ops.selective_scan import SOFTPLUS_THRESHOLD, check_inputs
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _expand_groups(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """(B, N, L) -> (B, 1, N, L); (B, G, N, L) -> (B, D, N, L) with channel d in group d // (D/G)."""
+    if x.dim() == 3:
+        return x.unsqueeze(1)
+    return x.repeat_interleave(dim // x.shape[1], dim=1)
+
+
+def softplus(x: torch.Tensor) -> torch.Tensor:
+    """torch's softplus with beta 1 and threshold 20, written out."""
+    return torch.where(x > SOFTPLUS_THRESHOLD, x, torch.log1p(torch.exp(x)))
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None,
+                   delta_softplus=False):
+    """Run the scan one step at a time.
+
+    u, delta, z: (B, D, L); A: (D, N); B, C: (B, N, L) or (B, G, N, L);
+    D, delta_bias: (D,); initial_state: (B, D, N).
+    Returns y: (B, D, L) in u's dtype and last_state: (B, D, N) in float32
+    (float64 for float64 inputs).
+    """
+    named = dict(u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias,
+                 initial_state=initial_state)
+    dims = check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()})
+    cdt = _compute_dtype(u.dtype)
+    u_, dt = u.to(cdt), delta.to(cdt)
+    if delta_bias is not None:
+        dt = dt + delta_bias.to(cdt)[None, :, None]
+    if delta_softplus:
+        dt = softplus(dt)
+    a = A.to(cdt)
+    b_all = _expand_groups(B.to(cdt), dims.dim)
+    c_all = _expand_groups(C.to(cdt), dims.dim)
+    if initial_state is None:
+        h = torch.zeros(dims.batch, dims.dim, dims.state, dtype=cdt, device=u.device)
+    else:
+        h = initial_state.to(cdt).clone()
+    ys = []
+    for t in range(dims.length):
+        dt_t = dt[:, :, t, None]  # (B, D, 1)
+        h = torch.exp(dt_t * a) * h + dt_t * b_all[..., t] * u_[:, :, t, None]
+        ys.append((h * c_all[..., t]).sum(-1))
+    y = torch.stack(ys, dim=-1) if ys else u_.new_zeros(dims.batch, dims.dim, 0)
+    if D is not None:
+        y = y + D.to(cdt)[None, :, None] * u_
+    if z is not None:
+        y = y * torch.nn.functional.silu(z.to(cdt))
+    return y.to(u.dtype), h

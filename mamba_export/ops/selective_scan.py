@@ -1,0 +1,160 @@
+"""The SelectiveScan operator contract: the one source of truth.
+
+The exporter, the runtime, the tests, the docs (``docs/selective_scan_op.md``) and
+the C++ header ``custom_ops/include/mamba_export_ops/contract.h`` all follow this
+module; ``tests/custom_ops/test_contract_agrees.py`` fails if the header drifts.
+
+Glossary of dimensions:
+    B  batch                 D  inner width (channels)
+    L  sequence length       N  state size
+    G  groups of B and C (D must be a multiple of G; group g serves channels
+       g*D/G .. (g+1)*D/G - 1)
+
+Semantics (mamba-ssm's ``selective_scan_fn``), per batch b and channel d, with
+every sum and product in float32 whatever the I/O dtype:
+
+    dt_t = delta[b,d,t] + delta_bias[d]            (delta_bias optional)
+    dt_t = softplus(dt_t) if delta_softplus        (torch's softplus, threshold 20)
+    h_t  = exp(dt_t * A[d,:]) * h_{t-1} + dt_t * B[b,(g),:,t] * u[b,d,t]
+    y_t  = <C[b,(g),:,t], h_t> + D[d] * u[b,d,t]   (D optional)
+    y_t  = y_t * silu(z[b,d,t])                    (z optional)
+
+h_{-1} is ``initial_state`` (zeros if absent). ``last_state`` is h_{L-1}, or the
+initial state when L = 0 (then y is empty).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mamba_export.errors import InputShapeError
+
+DOMAIN = "mamba_export"
+OP_TYPE = "SelectiveScan"
+OP_VERSION = 1
+SOFTPLUS_THRESHOLD = 20.0
+
+# The dtypes the I/O tensors (u, delta, B, C, z and the output y) may have.
+IO_DTYPES = ("float32", "float16", "bfloat16")
+# The parameters and the state are float32 whatever the I/O dtype: the recurrence
+# drifts in half precision.
+FLOAT32_INPUTS = ("A", "D", "delta_bias", "initial_state")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: str
+    dtype: str  # "T" (the I/O dtype) or "float32"
+    required: bool
+    doc: str
+
+
+# This order is the ABI: append, never reorder.
+INPUTS = (
+    TensorSpec("u", "(B, D, L)", "T", True, "input sequence"),
+    TensorSpec("delta", "(B, D, L)", "T", True, "time step before bias and softplus"),
+    TensorSpec("A", "(D, N)", "float32", True, "state matrix (negative for a stable scan)"),
+    TensorSpec("B", "(B, N, L) or (B, G, N, L)", "T", True, "input projection per step"),
+    TensorSpec("C", "(B, N, L) or (B, G, N, L)", "T", True, "output projection per step"),
+    TensorSpec("D", "(D,)", "float32", False, "skip connection"),
+    TensorSpec("z", "(B, D, L)", "T", False, "gate: y is multiplied by silu(z)"),
+    TensorSpec("delta_bias", "(D,)", "float32", False, "added to delta before softplus"),
+    TensorSpec("initial_state", "(B, D, N)", "float32", False, "state before the first step"),
+)
+OUTPUTS = (
+    TensorSpec("y", "(B, D, L)", "T", True, "output sequence"),
+    TensorSpec("last_state", "(B, D, N)", "float32", True, "state after the last step"),
+)
+INPUT_NAMES = tuple(spec.name for spec in INPUTS)
+OUTPUT_NAMES = tuple(spec.name for spec in OUTPUTS)
+REQUIRED_INPUTS = tuple(spec.name for spec in INPUTS if spec.required)
+# Attribute name -> (ONNX type, default).
+ATTRIBUTES = {"delta_softplus": ("int", 0)}
+
+
+@dataclass(frozen=True)
+class ScanDims:
+    """The sizes resolved from a valid set of inputs."""
+
+    batch: int
+    dim: int
+    length: int
+    state: int
+    groups_b: int  # 0 when B is (B, N, L), else G
+    groups_c: int
+
+
+def _fmt(shape) -> str:
+    dims = tuple(int(s) for s in shape)
+    return "(" + ", ".join(str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def _fail(message: str) -> None:
+    raise InputShapeError(f"{OP_TYPE}: {message}")
+
+
+def _expect_shape(name, shape, expected, why):
+    if tuple(int(s) for s in shape) != tuple(expected):
+        _fail(f"{name} is {_fmt(shape)}, expected {_fmt(expected)} {why}")
+
+
+def _check_b_or_c(name, shape, batch, dim, state, length) -> int:
+    if len(shape) == 3:
+        _expect_shape(name, shape, (batch, state, length), "to match u (B, L) and A (N)")
+        return 0
+    if len(shape) == 4:
+        groups = int(shape[1])
+        if groups < 1 or dim % groups != 0:
+            _fail(f"{name} has {groups} groups, which does not divide D = {dim}")
+        _expect_shape(name, shape, (batch, groups, state, length), "to match u (B, L) and A (N)")
+        return groups
+    _fail(f"{name} has rank {len(shape)} {_fmt(shape)}, expected rank 3 (B, N, L) or 4 (B, G, N, L)")
+    return 0
+
+
+def check_inputs(shapes: dict, dtypes: dict | None = None) -> ScanDims:
+    """Check input shapes (and dtypes, if given) against the contract.
+
+    ``shapes`` maps input names to shapes; optional inputs may be missing or None.
+    ``dtypes`` maps the same names to dtype names ("float32", "float16", ...).
+    Returns the resolved dimensions or raises :class:`InputShapeError` naming the
+    input, the expected and the actual value.
+    """
+    for name in REQUIRED_INPUTS:
+        if shapes.get(name) is None:
+            _fail(f"required input {name} is missing")
+    unknown = set(shapes) - set(INPUT_NAMES)
+    if unknown:
+        _fail(f"unknown inputs {sorted(unknown)}; the inputs are {list(INPUT_NAMES)}")
+    u = tuple(shapes["u"])
+    if len(u) != 3:
+        _fail(f"u has rank {len(u)} {_fmt(u)}, expected rank 3 (B, D, L)")
+    batch, dim, length = u
+    a = tuple(shapes["A"])
+    if len(a) != 2 or a[0] != dim:
+        _fail(f"A is {_fmt(a)}, expected (D, N) = ({dim}, N) to match u")
+    state = a[1]
+    _expect_shape("delta", shapes["delta"], u, "to match u")
+    groups_b = _check_b_or_c("B", shapes["B"], batch, dim, state, length)
+    groups_c = _check_b_or_c("C", shapes["C"], batch, dim, state, length)
+    optional = {"D": (dim,), "z": u, "delta_bias": (dim,), "initial_state": (batch, dim, state)}
+    for name, expected in optional.items():
+        if shapes.get(name) is not None:
+            _expect_shape(name, shapes[name], expected, "to match u and A")
+    if dtypes is not None:
+        _check_dtypes({k: v for k, v in dtypes.items() if shapes.get(k) is not None})
+    return ScanDims(batch, dim, length, state, groups_b, groups_c)
+
+
+def _check_dtypes(dtypes: dict) -> None:
+    io_dtype = dtypes["u"]
+    if io_dtype not in IO_DTYPES:
+        _fail(f"u is {io_dtype}, expected one of {', '.join(IO_DTYPES)}")
+    for spec in INPUTS:
+        if spec.name not in dtypes:
+            continue
+        expected = io_dtype if spec.dtype == "T" else "float32"
+        if dtypes[spec.name] != expected:
+            why = "to match u" if spec.dtype == "T" else "(parameters and state are always float32)"
+            _fail(f"{spec.name} is {dtypes[spec.name]}, expected {expected} {why}")

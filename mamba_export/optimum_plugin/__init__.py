@@ -1,0 +1,1 @@
+"""optimum-cli plugin."""

@@ -1,0 +1,1 @@
+"""The parity suite: exported graphs against the PyTorch model run in float64."""

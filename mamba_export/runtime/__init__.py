@@ -1,0 +1,1 @@
+"""Running exported folders on ONNX Runtime: the custom-op library, the model class, generation."""
