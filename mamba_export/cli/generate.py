@@ -1,0 +1,50 @@
+"""``mamba-export generate``: continue a prompt with an exported folder.
+
+The prompt comes from ``--prompt``, or from standard input when it is not a
+terminal, or as token ids with ``--ids`` (no tokenizer needed).
+"""
+
+from __future__ import annotations
+
+HELP = "Generate text (or token ids) from an exported folder on ONNX Runtime."
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("folder", metavar="DIR", help="folder written by `mamba-export export`")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--prompt", "-p", help="prompt text (default: read standard input)")
+    source.add_argument("--ids", help="prompt as comma-separated token ids; prints ids instead of text")
+    parser.add_argument("--tokenizer", help="tokenizer.json or a folder holding one (default: DIR)")
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--do-sample", action="store_true", help="sample instead of greedy decoding")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=0, help="0 keeps every token")
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--provider", choices=("cpu", "cuda"), default="cpu")
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from mamba_export.cli.text import load_tokenizer, parse_ids, read_prompt
+    from mamba_export.runtime.model import ORTMambaForCausalLM
+
+    tokenizer = None
+    if args.ids is not None:
+        prompt_ids = parse_ids(args.ids)
+    else:
+        tokenizer = load_tokenizer(args.tokenizer or args.folder)
+        prompt_ids = tokenizer.encode(read_prompt(args.prompt)).ids
+    model = ORTMambaForCausalLM.from_pretrained(args.folder, provider=args.provider)
+    output = model.generate(
+        np.asarray([prompt_ids], dtype=np.int64), max_new_tokens=args.max_new_tokens,
+        do_sample=args.do_sample, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+        seed=args.seed,
+    )
+    tokens = [int(t) for t in output[0]]
+    if tokenizer is None:
+        print(" ".join(str(t) for t in tokens))
+    else:
+        print(tokenizer.decode(tokens))
+    return 0

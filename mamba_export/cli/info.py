@@ -1,0 +1,57 @@
+"""``mamba-export info``: describe an exported folder (backend, dtype, I/O, versions, parity)."""
+
+from __future__ import annotations
+
+HELP = "Describe an exported folder: backend, dtype, graph inputs and outputs, versions, parity summary."
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("folder", metavar="DIR", help="folder written by `mamba-export export`")
+    parser.add_argument("--json", action="store_true", help="print export_info.json as it is")
+
+
+def run(args) -> int:
+    import json
+
+    from mamba_export.folder import read_export_info
+
+    info = read_export_info(args.folder)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(format_info(info))
+    return 0
+
+
+def format_info(info: dict) -> str:
+    source = info.get("source", {})
+    weights = "RANDOM weights (preset)" if source.get("random_weights") else "checkpoint weights"
+    lines = [
+        f"model        {source.get('model')} ({info.get('model_class')}, {weights})",
+        f"backend      {info.get('backend')} (custom op needed: {info.get('needs_custom_ops')})",
+        f"dtype        {info.get('dtype')}   opset {info.get('opset')}   logits {info.get('logits')}",
+        f"layers       {info.get('num_layers')}   hidden {info.get('hidden_size')}   "
+        f"inner {info.get('intermediate_size')}   state {info.get('state_size')}   conv {info.get('conv_kernel')}",
+        "inputs:",
+    ]
+    lines += [f"  {io['name']:<28} {io['dtype']:<8} {io['shape']}" for io in _shorten(info.get("inputs", []))]
+    lines.append("outputs:")
+    lines += [f"  {io['name']:<28} {io['dtype']:<8} {io['shape']}" for io in _shorten(info.get("outputs", []))]
+    versions = info.get("versions", {})
+    lines.append("versions     " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    parity = info.get("parity")
+    if parity is None:
+        lines.append("parity       not checked")
+    else:
+        status = "passed" if parity.get("passed") else "FAILED"
+        lines.append(f"parity       {status} on {parity.get('provider', 'cpu')}")
+    return "\n".join(lines)
+
+
+def _shorten(items: list) -> list:
+    """Keep the first layer's states and say how many more there are."""
+    kept = [io for io in items if not io["name"].startswith(("past.", "present.")) or ".0." in io["name"]]
+    hidden = len(items) - len(kept)
+    if hidden:
+        kept.append({"name": f"... {hidden} more per-layer states", "dtype": "", "shape": ""})
+    return kept

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# One-time set-up on a fresh machine: Python packages, the custom-op library,
+# and the embedding examples' dependencies. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+# torch first, pinned: the CPU build lies on this kind of machine's disk, while a
+# bare `torch` requirement would pull a multi-GB CUDA build.
+"$PYTHON" -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
+"$PYTHON" -m pip install -q -e ".[dev,optimum]"
+
+bash scripts/build_custom_ops.sh
+if [ -f examples/node/package-lock.json ] && command -v npm >/dev/null; then
+    npm ci --prefix examples/node --no-audit --no-fund --silent
+fi
+if [ -f scripts/build_cpp_example.sh ]; then
+    bash scripts/build_cpp_example.sh
+fi
+echo "set-up done"
