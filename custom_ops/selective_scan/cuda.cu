@@ -1,0 +1,119 @@
+// The CUDA launcher of SelectiveScan: picks a path and a tile size for the call's
+// shape and dtype, and launches one kernel on the caller's stream. It allocates
+// nothing and never synchronises, so ONNX Runtime can overlap it with other work.
+//
+// Paths (see the headers for how each works):
+//   sequential (cuda_sequential.cuh): short sequences (decode), N <= 128;
+//   chunked    (cuda_chunked.cuh):    everything else, any N.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "cuda.h"
+#include "cuda_chunked.cuh"
+#include "cuda_sequential.cuh"
+
+namespace mamba_export_ops {
+namespace {
+
+using cuda_scan::ChunkedScanKernel;
+using cuda_scan::SequentialScanKernel;
+
+// Up to this length a step-by-step walk beats the chunked scan, whose warp-wide
+// combine costs about as much as a few sequential steps per state index.
+constexpr int64_t kSequentialMaxLength = 16;
+// The dynamic shared memory a block may have without opting in.
+constexpr size_t kDefaultSharedLimit = 48 * 1024;
+
+bool IsAligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
+
+// True when every row of u, delta, z, y, B and C starts on a 16-byte boundary,
+// so whole runs of steps can move as 16-byte vectors.
+template <typename T>
+bool RowsAreAligned(const SelectiveScanParams& p) {
+  if ((p.length * static_cast<int64_t>(sizeof(T))) % 16 != 0) return false;
+  const void* rows[] = {p.u, p.delta, p.B, p.C, p.y};
+  for (const void* ptr : rows) {
+    if (!IsAligned16(ptr)) return false;
+  }
+  return p.z == nullptr || IsAligned16(p.z);
+}
+
+template <typename T>
+cudaError_t LaunchSequential(const SelectiveScanParams& p, cudaStream_t stream) {
+  const int lanes = cuda_scan::SequentialLanesPerChannel(p.state);
+  int log2_lanes = 0;
+  while ((1 << log2_lanes) < lanes) ++log2_lanes;
+  const int64_t threads = p.batch * p.dim * lanes;
+  const int64_t blocks = (threads + cuda_scan::kSequentialThreads - 1) / cuda_scan::kSequentialThreads;
+  if (blocks > INT32_MAX) return cudaErrorInvalidConfiguration;
+  SequentialScanKernel<T><<<static_cast<unsigned>(blocks), cuda_scan::kSequentialThreads, 0, stream>>>(
+      p, log2_lanes);
+  return cudaGetLastError();
+}
+
+template <typename T, int kItems>
+cudaError_t LaunchChunkedWith(const SelectiveScanParams& p, cudaStream_t stream) {
+  const int64_t blocks = (p.batch * p.dim + cuda_scan::kChunkedWarps - 1) / cuda_scan::kChunkedWarps;
+  if (blocks > INT32_MAX) return cudaErrorInvalidConfiguration;
+  const size_t shared = cuda_scan::ChunkedSharedBytes(p.state);
+  if (shared > kDefaultSharedLimit) {
+    // Only very large N get here; the attribute is per function, not per stream.
+    const cudaError_t raised = cudaFuncSetAttribute(
+        ChunkedScanKernel<T, kItems>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        static_cast<int>(shared));
+    if (raised != cudaSuccess) return raised;
+  }
+  ChunkedScanKernel<T, kItems><<<static_cast<unsigned>(blocks), cuda_scan::kChunkedThreads, shared, stream>>>(
+      p, RowsAreAligned<T>(p));
+  return cudaGetLastError();
+}
+
+// Longer runs per lane amortise the warp-wide combine; shorter ones keep lanes
+// busy when the sequence is short.
+template <typename T>
+cudaError_t LaunchChunked(const SelectiveScanParams& p, cudaStream_t stream) {
+  if (p.length <= 4 * cuda_scan::kWarpSize) return LaunchChunkedWith<T, 4>(p, stream);
+  if (p.length <= 8 * cuda_scan::kWarpSize) return LaunchChunkedWith<T, 8>(p, stream);
+  return LaunchChunkedWith<T, 16>(p, stream);
+}
+
+template <typename T>
+cudaError_t LaunchTyped(const SelectiveScanParams& p, cudaStream_t stream) {
+  if (p.length <= kSequentialMaxLength && p.state <= cuda_scan::kSequentialMaxState) {
+    return LaunchSequential<T>(p, stream);
+  }
+  return LaunchChunked<T>(p, stream);
+}
+
+bool GroupsAreValid(int64_t groups, int64_t dim) {
+  return groups == 0 || (groups > 0 && dim % groups == 0);
+}
+
+}  // namespace
+
+cudaError_t LaunchSelectiveScanCuda(const SelectiveScanParams& params, cudaStream_t stream) {
+  const SelectiveScanParams& p = params;
+  if (p.batch < 0 || p.dim < 0 || p.length < 0 || p.state < 0 || !GroupsAreValid(p.groups_b, p.dim) ||
+      !GroupsAreValid(p.groups_c, p.dim)) {
+    return cudaErrorInvalidValue;
+  }
+  // Nothing to compute, and nothing to write: y and last_state are both empty.
+  if (p.batch == 0 || p.dim == 0) return cudaSuccess;
+  const bool has_rows = p.length > 0;
+  if (p.last_state == nullptr || (p.state > 0 && p.A == nullptr) ||
+      (has_rows && (p.u == nullptr || p.delta == nullptr || p.y == nullptr ||
+                    (p.state > 0 && (p.B == nullptr || p.C == nullptr))))) {
+    return cudaErrorInvalidValue;
+  }
+  switch (p.dtype) {
+    case ScanDType::kFloat32:
+      return LaunchTyped<float>(p, stream);
+    case ScanDType::kFloat16:
+      return LaunchTyped<__half>(p, stream);
+    case ScanDType::kBFloat16:
+      return LaunchTyped<__nv_bfloat16>(p, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace mamba_export_ops

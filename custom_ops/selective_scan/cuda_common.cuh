@@ -1,0 +1,149 @@
+// Device helpers shared by the two CUDA scan paths: dtype conversion, the
+// per-step math of the contract (softplus, silu, decay), and loads and stores
+// of a thread's run of consecutive time steps.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "../include/mamba_export_ops/contract.h"
+#include "params.h"
+
+namespace mamba_export_ops {
+namespace cuda_scan {
+
+constexpr unsigned kFullMask = 0xffffffffu;
+constexpr int kWarpSize = 32;
+// exp(x) = exp2(x * log2(e)): exp2 is one special-function instruction.
+constexpr float kLog2e = 1.4426950408889634f;
+
+__device__ __forceinline__ float ToFloat(float x) { return x; }
+__device__ __forceinline__ float ToFloat(__half x) { return __half2float(x); }
+__device__ __forceinline__ float ToFloat(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+template <typename T>
+__device__ __forceinline__ T FromFloat(float x);
+template <>
+__device__ __forceinline__ float FromFloat<float>(float x) { return x; }
+template <>
+__device__ __forceinline__ __half FromFloat<__half>(float x) { return __float2half_rn(x); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 FromFloat<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+
+template <typename T>
+__device__ __forceinline__ T ZeroOf() {
+  return FromFloat<T>(0.0f);
+}
+
+// torch.nn.functional.softplus with beta 1 and the contract's threshold.
+__device__ __forceinline__ float Softplus(float x) {
+  return x > kSoftplusThreshold ? x : log1pf(expf(x));
+}
+
+__device__ __forceinline__ float Silu(float x) { return x / (1.0f + expf(-x)); }
+
+// The time step of the contract: delta + bias, then softplus if asked.
+__device__ __forceinline__ float TimeStep(float delta, float bias, bool softplus) {
+  const float dt = delta + bias;
+  return softplus ? Softplus(dt) : dt;
+}
+
+// Copies kItems consecutive elements with the widest aligned accesses. The
+// caller guarantees that src/dst are aligned to kItems * sizeof(T) bytes (or 16).
+template <typename T, int kItems>
+__device__ __forceinline__ void VectorLoad(const T* src, T (&dst)[kItems]) {
+  constexpr int kBytes = kItems * static_cast<int>(sizeof(T));
+  if constexpr (kBytes % 16 == 0) {
+#pragma unroll
+    for (int c = 0; c < kBytes / 16; ++c) {
+      reinterpret_cast<uint4*>(dst)[c] = __ldg(reinterpret_cast<const uint4*>(src) + c);
+    }
+  } else if constexpr (kBytes % 8 == 0) {
+#pragma unroll
+    for (int c = 0; c < kBytes / 8; ++c) {
+      reinterpret_cast<uint2*>(dst)[c] = __ldg(reinterpret_cast<const uint2*>(src) + c);
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) dst[i] = src[i];
+  }
+}
+
+template <typename T, int kItems>
+__device__ __forceinline__ void VectorStore(T* dst, const T (&src)[kItems]) {
+  constexpr int kBytes = kItems * static_cast<int>(sizeof(T));
+  if constexpr (kBytes % 16 == 0) {
+#pragma unroll
+    for (int c = 0; c < kBytes / 16; ++c) {
+      reinterpret_cast<uint4*>(dst)[c] = reinterpret_cast<const uint4*>(src)[c];
+    }
+  } else if constexpr (kBytes % 8 == 0) {
+#pragma unroll
+    for (int c = 0; c < kBytes / 8; ++c) {
+      reinterpret_cast<uint2*>(dst)[c] = reinterpret_cast<const uint2*>(src)[c];
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) dst[i] = src[i];
+  }
+}
+
+// Loads the steps t0 .. t0 + kItems - 1 of one row of length `length`; steps
+// past the end read as zero. `vector_ok` says every row start is 16-byte aligned.
+template <typename T, int kItems>
+__device__ __forceinline__ void LoadRaw(const T* row, int64_t t0, int64_t length, bool vector_ok,
+                                        T (&raw)[kItems]) {
+  if (vector_ok && t0 + kItems <= length) {
+    VectorLoad<T, kItems>(row + t0, raw);
+  } else {
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) raw[i] = (t0 + i < length) ? row[t0 + i] : ZeroOf<T>();
+  }
+}
+
+template <typename T, int kItems>
+__device__ __forceinline__ void LoadFloats(const T* row, int64_t t0, int64_t length, bool vector_ok,
+                                           float (&out)[kItems]) {
+  alignas(16) T raw[kItems];
+  LoadRaw<T, kItems>(row, t0, length, vector_ok, raw);
+#pragma unroll
+  for (int i = 0; i < kItems; ++i) out[i] = ToFloat(raw[i]);
+}
+
+template <typename T, int kItems>
+__device__ __forceinline__ void StoreFloats(T* row, int64_t t0, int64_t length, bool vector_ok,
+                                            const float (&values)[kItems]) {
+  alignas(16) T raw[kItems];
+#pragma unroll
+  for (int i = 0; i < kItems; ++i) raw[i] = FromFloat<T>(values[i]);
+  if (vector_ok && t0 + kItems <= length) {
+    VectorStore<T, kItems>(row + t0, raw);
+  } else {
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) {
+      if (t0 + i < length) row[t0 + i] = raw[i];
+    }
+  }
+}
+
+// Where one (batch, channel) finds its rows of B or C: (B, N, L) has one group.
+struct GroupedRows {
+  int64_t groups;  // G, 1 for rank-3 B/C
+
+  __host__ __device__ int64_t Offset(int64_t b, int64_t d, int64_t dim, int64_t state,
+                                     int64_t length) const {
+    const int64_t group = d / (dim / groups);
+    return (b * groups + group) * state * length;
+  }
+};
+
+__host__ __device__ inline int64_t GroupsOf(int64_t groups_field) {
+  return groups_field > 0 ? groups_field : 1;
+}
+
+}  // namespace cuda_scan
+}  // namespace mamba_export_ops

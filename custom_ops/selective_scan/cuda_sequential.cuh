@@ -1,0 +1,92 @@
+// The sequential scan: the path for decode (L = 1) and other short sequences,
+// where batch x channels x state already gives the GPU enough independent work.
+//
+// A group of P lanes (P a power of two, P <= 32, so a group never straddles a
+// warp) owns one (batch, channel); lane k of the group keeps up to
+// kStatesPerLane state values in registers and walks the steps one by one. The
+// output is the sum over the group's lanes, taken with warp shuffles.
+#pragma once
+
+#include "cuda_common.cuh"
+
+namespace mamba_export_ops {
+namespace cuda_scan {
+
+constexpr int kSequentialThreads = 256;
+constexpr int kStatesPerLane = 4;
+// The largest N this path serves: 32 lanes of kStatesPerLane states.
+constexpr int64_t kSequentialMaxState = kWarpSize * kStatesPerLane;
+
+// Lanes per (batch, channel): the fewest, as a power of two, that hold N states.
+inline int SequentialLanesPerChannel(int64_t state) {
+  int lanes = 1;
+  while (static_cast<int64_t>(lanes) * kStatesPerLane < state) lanes *= 2;
+  return lanes;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kSequentialThreads)
+    SequentialScanKernel(const SelectiveScanParams p, int log2_lanes) {
+  const int64_t thread = static_cast<int64_t>(blockIdx.x) * kSequentialThreads + threadIdx.x;
+  const int lanes = 1 << log2_lanes;
+  const int64_t channel = thread >> log2_lanes;
+  const int slot = static_cast<int>(thread & (lanes - 1));
+  // Lanes past the last channel stay to take part in the shuffles.
+  const bool active = channel < p.batch * p.dim;
+  const int64_t b = active ? channel / p.dim : 0;
+  const int64_t d = active ? channel % p.dim : 0;
+  const int64_t N = p.state;
+  const int64_t L = p.length;
+  const int64_t n0 = static_cast<int64_t>(slot) * kStatesPerLane;
+
+  float a2[kStatesPerLane];
+  float h[kStatesPerLane];
+#pragma unroll
+  for (int k = 0; k < kStatesPerLane; ++k) {
+    const bool owned = active && n0 + k < N;
+    a2[k] = owned ? p.A[d * N + n0 + k] * kLog2e : 0.0f;
+    h[k] = (owned && p.initial_state != nullptr) ? p.initial_state[channel * N + n0 + k] : 0.0f;
+  }
+
+  const int64_t row = channel * L;
+  const T* b_rows = static_cast<const T*>(p.B) +
+                    GroupedRows{GroupsOf(p.groups_b)}.Offset(b, d, p.dim, N, L);
+  const T* c_rows = static_cast<const T*>(p.C) +
+                    GroupedRows{GroupsOf(p.groups_c)}.Offset(b, d, p.dim, N, L);
+  const float bias = (active && p.delta_bias != nullptr) ? p.delta_bias[d] : 0.0f;
+  const float skip = (active && p.D != nullptr) ? p.D[d] : 0.0f;
+
+  for (int64_t t = 0; t < L; ++t) {
+    float u = 0.0f;
+    float dt = 0.0f;
+    if (active) {
+      u = ToFloat(static_cast<const T*>(p.u)[row + t]);
+      dt = TimeStep(ToFloat(static_cast<const T*>(p.delta)[row + t]), bias, p.delta_softplus);
+    }
+    const float dtu = dt * u;
+    float partial = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kStatesPerLane; ++k) {
+      if (active && n0 + k < N) {
+        const int64_t at = (n0 + k) * L + t;
+        h[k] = fmaf(exp2f(dt * a2[k]), h[k], dtu * ToFloat(b_rows[at]));
+        partial = fmaf(ToFloat(c_rows[at]), h[k], partial);
+      }
+    }
+    for (int offset = lanes / 2; offset > 0; offset /= 2) {
+      partial += __shfl_xor_sync(kFullMask, partial, offset);
+    }
+    if (active && slot == 0) {
+      float y = fmaf(skip, u, partial);
+      if (p.z != nullptr) y *= Silu(ToFloat(static_cast<const T*>(p.z)[row + t]));
+      static_cast<T*>(p.y)[row + t] = FromFloat<T>(y);
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < kStatesPerLane; ++k) {
+    if (active && n0 + k < N) p.last_state[channel * N + n0 + k] = h[k];
+  }
+}
+
+}  // namespace cuda_scan
+}  // namespace mamba_export_ops
