@@ -141,7 +141,8 @@ void MambaSession::DescribeGraph() {
     if (std::find(outputs.begin(), outputs.end(), present) == outputs.end()) {
       throw UserError("graph input " + name + " has no matching output " + present);
     }
-    const auto info = session_.GetInputTypeInfo(i).GetTensorTypeAndShapeInfo();
+    const Ort::TypeInfo type_info = session_.GetInputTypeInfo(i);  // owns what `info` points into
+    const auto info = type_info.GetTensorTypeAndShapeInfo();
     std::vector<int64_t> shape = info.GetShape();
     for (size_t d = 1; d < shape.size(); ++d) {
       if (shape[d] < 0) throw UserError("graph input " + name + " has a dynamic dimension " + std::to_string(d));
