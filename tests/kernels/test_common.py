@@ -4,10 +4,10 @@ import pytest
 import torch
 import triton
 import triton.language as tl
-
-from mamba_export.errors import BackendUnavailableError, InputShapeError
 from mamba_export.kernels import _common
 from mamba_export.kernels._common import check_devices
+
+from mamba_export.errors import BackendUnavailableError, InputShapeError
 
 
 @triton.jit
@@ -43,4 +43,5 @@ def test_cpu_tensors_need_the_interpreter():
 
 def test_mixed_devices_are_named():
     with pytest.raises(InputShapeError, match="op: B is on meta, expected cpu like u"):
-        check_devices("op", _apply_kernel, {"u": torch.zeros(1), "A": None, "B": torch.empty(1, device="meta")})
+        check_devices("op", _apply_kernel,
+                      {"u": torch.zeros(1), "A": None, "B": torch.empty(1, device="meta")})
