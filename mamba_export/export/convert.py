@@ -1,0 +1,123 @@
+"""``export()``: a Mamba checkpoint in, one stateful any-length ONNX graph folder out.
+
+The steps, in order: check the destination, load, resolve the architecture, cast,
+route the mixers through the SelectiveScan op, trace, apply the backend (keep the
+custom node, or rewrite it into standard ops), write the folder atomically with
+its config, tokenizer and ``export_info.json``, and check it against PyTorch.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+
+from mamba_export import graph_io
+from mamba_export.errors import BackendUnavailableError
+from mamba_export.export import info as export_info
+from mamba_export.export.loading import LoadedModel, load
+from mamba_export.export.patching import routed_through_op
+from mamba_export.export.progress import Progress
+from mamba_export.export.stateful import StatefulModel
+from mamba_export.export.tracing import trace
+from mamba_export.export.writing import atomic_folder, check_destination, copy_tokenizer_files
+from mamba_export.options import ExportOptions
+
+MODEL_FILE = "model.onnx"
+
+
+def export(model, output_dir, options: ExportOptions | None = None) -> Path:
+    """Export ``model`` (hub id, folder, ``preset:NAME`` or a transformers model) into ``output_dir``.
+
+    Returns the path of the written folder. Raises a ``MambaExportError`` subclass for every
+    problem a user can cause; nothing is left behind when it fails.
+    """
+    options = options or ExportOptions()
+    progress = Progress(options.show_progress)
+    destination = check_destination(output_dir, options.force)
+    loaded = _load(model, progress)
+    prepared = _cast(loaded, options)
+    dims = loaded.arch.dims(prepared.config)
+    head_output = graph_io.LOGITS if loaded.arch.has_lm_head(prepared) else graph_io.LAST_HIDDEN_STATE
+    wrapper = StatefulModel(prepared, loaded.arch, options.logits)
+    with progress.step("Tracing the model"), routed_through_op(prepared, options.backend, loaded.arch):
+        program = trace(wrapper, dims.num_layers, dims.vocab_size, head_output, options.opset,
+                        device=options.device)
+    with atomic_folder(destination, options.force) as staging:
+        with progress.step(f"Saving {MODEL_FILE} ({options.backend} backend)"):
+            external_data = _save_graph(program, staging, options.backend)
+        _write_side_files(prepared, loaded, staging)
+        info = export_info.build_info(
+            model_class=type(prepared).__name__, architecture=loaded.arch.name, dims=dims,
+            options=options, head_output=head_output, source=_source_record(loaded),
+            external_data=external_data)
+        export_info.write_info(staging, info)
+        if options.validate:
+            _check(staging, prepared, options, info, progress)
+    progress.note(f"Exported to {destination}")
+    return destination
+
+
+def _load(model, progress: Progress) -> LoadedModel:
+    label = model if isinstance(model, (str, Path)) else type(model).__name__
+    with progress.step(f"Loading {label}"):
+        loaded = load(model)
+    if loaded.random_weights:
+        progress.note(f"Note: {loaded.source} holds random weights (seed {loaded.seed}); "
+                      "its text output is meaningless.")
+    return loaded
+
+
+def _cast(loaded: LoadedModel, options: ExportOptions):
+    """The model in the export dtype on the export device (a copy if the caller owns the model)."""
+    if options.device == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailableError("device 'cuda' was asked for but torch sees no CUDA GPU")
+    dtype = getattr(torch, options.torch_dtype_name)
+    model = loaded.model
+    first = next(model.parameters())
+    if first.dtype == dtype and first.device.type == options.device:
+        return model
+    if loaded.local_dir is None and loaded.preset is None:
+        model = copy.deepcopy(model)  # an in-memory model belongs to the caller: leave it as given
+    return model.to(device=options.device, dtype=dtype).eval()
+
+
+def _save_graph(program, staging: Path, backend: str) -> str | None:
+    """Write model.onnx (with external data past 2 GB); returns the data file name or None."""
+    path = staging / MODEL_FILE
+    program.save(path)
+    if backend == "standard":
+        from mamba_export.ops.onnx_standard import rewrite_file
+
+        rewrite_file(path)
+    data_files = sorted(p.name for p in staging.iterdir() if p.name != MODEL_FILE)
+    return data_files[0] if data_files else None
+
+
+def _write_side_files(model, loaded: LoadedModel, staging: Path) -> None:
+    from transformers import GenerationConfig
+
+    model.config.save_pretrained(staging)
+    generation = getattr(model, "generation_config", None) or GenerationConfig.from_model_config(model.config)
+    generation.save_pretrained(staging)
+    copy_tokenizer_files(loaded.local_dir, staging)
+
+
+def _source_record(loaded: LoadedModel) -> dict:
+    record = {"model": loaded.source, "random_weights": loaded.random_weights, "preset": loaded.preset}
+    if loaded.seed is not None:
+        record["seed"] = loaded.seed
+    return record
+
+
+def _check(staging: Path, model, options: ExportOptions, info: dict, progress: Progress) -> None:
+    from mamba_export.export.validate import validate
+
+    with progress.step("Checking the ONNX graph against PyTorch"):
+        report = validate(staging, reference=model, options=options,
+                          provider="cuda" if options.device == "cuda" else "cpu")
+    info["parity"] = report.to_dict()
+    export_info.write_info(staging, info)
+    if options.show_progress:
+        progress.note(report.format_table())

@@ -1,0 +1,64 @@
+"""SelectiveScan as a PyTorch operator, so the exporter can trace it as one node.
+
+``torch.ops.mamba_export.selective_scan`` is opaque to ``torch.export``: the graph
+keeps it as a single call (shapes come from the fake implementation below), and
+``mamba_export.ops.onnx_translation`` turns that call into one ONNX node of the
+contract's domain. Run eagerly, it computes the scan: on CPU with the sequential
+reference, on CUDA with the Triton kernel (imported only when first needed, so a
+CPU-only machine never loads triton).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mamba_export.ops import reference
+from mamba_export.ops.selective_scan import check_inputs
+
+OP_QUALNAME = "mamba_export::selective_scan"
+
+
+def _state_dtype(io_dtype: torch.dtype) -> torch.dtype:
+    # The state is float32 whatever the I/O dtype; a float64 run stays float64 (oracle).
+    return torch.float64 if io_dtype == torch.float64 else torch.float32
+
+
+@torch.library.custom_op(OP_QUALNAME, mutates_args=())
+def selective_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None,
+    z: torch.Tensor | None,
+    delta_bias: torch.Tensor | None,
+    initial_state: torch.Tensor | None,
+    delta_softplus: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The contract's scan. u, delta, z: (B, D, L); A: (D, N); B, C: (B, N, L) or (B, G, N, L);
+    D, delta_bias: (D,); initial_state: (B, D, N). Returns y: (B, D, L) in u's dtype and
+    last_state: (B, D, N) in float32."""
+    args = (u, delta, A, B, C, D, z, delta_bias, initial_state)
+    if u.device.type == "cuda":
+        from mamba_export.kernels.triton_scan import selective_scan as scan
+    else:
+        scan = reference.selective_scan
+    y, last_state = scan(*args, delta_softplus=delta_softplus)
+    # A custom op may not return its inputs (or views of them): copy if the scan did.
+    if initial_state is not None and last_state.data_ptr() == initial_state.data_ptr():
+        last_state = last_state.clone()
+    return y.contiguous(), last_state.to(_state_dtype(u.dtype)).contiguous()
+
+
+@selective_scan.register_fake
+def _selective_scan_fake(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus):
+    # Shape checks with concrete sizes only: under export L is symbolic.
+    if all(isinstance(s, int) for s in u.shape):
+        named = dict(u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias,
+                     initial_state=initial_state)
+        check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()})
+    batch, dim, _ = u.shape
+    y = u.new_empty(u.shape)
+    last_state = u.new_empty((batch, dim, A.shape[1]), dtype=_state_dtype(u.dtype))
+    return y, last_state
