@@ -1,0 +1,159 @@
+"""The standard-ops form of SelectiveScan: a graph rewrite any ONNX runtime can run.
+
+:func:`rewrite_model` replaces every ``SelectiveScan`` node of our domain with
+standard ONNX ops only, keeping the node's input and output names, so the graph
+I/O does not change. The recurrence is an ONNX ``Scan`` whose body performs one
+step for every (batch, channel) at once::
+
+    h = exp(dt_t * A) * h + (dt_t * u_t) * B_t        y_t = sum_n h * C_t
+
+Everything inside runs in float32 (half-precision inputs are cast on the way in
+and y is cast back on the way out). The closed form that divides by
+exp(cumsum(dt * A)) is avoided on purpose: that product underflows to zero within
+a few hundred steps. Groups of B and C are handled by viewing the channels as
+(G, D/G): B of shape (B, N, L) is simply the one-group case.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+from onnx import TensorProto, helper
+
+from mamba_export.ops.selective_scan import DOMAIN, INPUT_NAMES, OP_TYPE, SOFTPLUS_THRESHOLD
+
+FLOAT = TensorProto.FLOAT
+
+
+class _Builder:
+    """Appends nodes with fresh, prefixed value names."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.nodes: list[onnx.NodeProto] = []
+        self._count = 0
+
+    def fresh(self, hint: str) -> str:
+        self._count += 1
+        return f"{self.prefix}/{hint}_{self._count}"
+
+    def op(self, op_type: str, *inputs: str, out: str | None = None, **attrs) -> str:
+        output = out or self.fresh(op_type.lower())
+        self.nodes.append(helper.make_node(op_type, list(inputs), [output], name=self.fresh(op_type), **attrs))
+        return output
+
+    def ints(self, *values: int) -> str:
+        tensor = helper.make_tensor(self.fresh("const"), TensorProto.INT64, [len(values)], list(values))
+        return self.op("Constant", value=tensor)
+
+    def scalar(self, value: float) -> str:
+        return self.op("Constant", value=helper.make_tensor(self.fresh("const"), FLOAT, [], [value]))
+
+
+def _time_step(g: _Builder, delta: str, delta_bias: str, softplus: bool) -> str:
+    """dt = softplus(delta + delta_bias) as the contract defines it (threshold 20), in float32."""
+    dt = g.op("Cast", delta, to=FLOAT)
+    if delta_bias:
+        dt = g.op("Add", dt, g.op("Unsqueeze", delta_bias, g.ints(-1)))
+    if softplus:
+        above = g.op("Greater", dt, g.scalar(SOFTPLUS_THRESHOLD))
+        dt = g.op("Where", above, dt, g.op("Softplus", dt))
+    return dt
+
+
+def _scan_body(prefix: str, a_grouped: str, last_axis: str) -> onnx.GraphProto:
+    """One step. State h: (B, G, D/G, N). Per-step slices: dt, dt*u: (B, G, D/G, 1);
+    B_t, C_t: (B, G, 1, N). Outer-scope values: A as (G, D/G, N) and the constant axes [-1]."""
+    g = _Builder(prefix + "/step")
+    names = {k: f"{prefix}/step/{k}" for k in ("h", "dt", "dtu", "b", "c", "h_next", "y")}
+    decay = g.op("Exp", g.op("Mul", names["dt"], a_grouped))
+    drive = g.op("Mul", names["dtu"], names["b"])
+    g.op("Add", g.op("Mul", decay, names["h"]), drive, out=names["h_next"])
+    g.op("ReduceSum", g.op("Mul", names["h_next"], names["c"]), last_axis, keepdims=0, out=names["y"])
+    inputs = [helper.make_tensor_value_info(names[k], FLOAT, None) for k in ("h", "dt", "dtu", "b", "c")]
+    outputs = [helper.make_tensor_value_info(names[k], FLOAT, None) for k in ("h_next", "y")]
+    return helper.make_graph(g.nodes, f"{prefix}/step", inputs, outputs)
+
+
+def _replacement(node: onnx.NodeProto, prefix: str) -> list[onnx.NodeProto]:
+    given = dict(zip(INPUT_NAMES, list(node.input) + [""] * len(INPUT_NAMES)))
+    softplus = any(a.name == "delta_softplus" and a.i for a in node.attribute)
+    g = _Builder(prefix)
+    u, a = given["u"], given["A"]
+    uf = g.op("Cast", u, to=FLOAT)
+    dt = _time_step(g, given["delta"], given["delta_bias"], softplus)
+
+    batch = g.op("Shape", u, start=0, end=1)
+    dim = g.op("Shape", u, start=1, end=2)
+    length = g.op("Shape", u, start=2, end=3)
+    state = g.op("Shape", a, start=1, end=2)
+    one, minus_one = g.ints(1), g.ints(-1)
+    # B, C: (B, N, L) or (B, G, N, L) -> (B, G, 1, N, L), G = 1 for the first form.
+    bc_shape = g.op("Concat", batch, minus_one, one, state, length, axis=0)
+    b5 = g.op("Reshape", g.op("Cast", given["B"], to=FLOAT), bc_shape)
+    c5 = g.op("Reshape", g.op("Cast", given["C"], to=FLOAT), bc_shape)
+    groups = g.op("Shape", b5, start=1, end=2)
+    per_group = g.op("Div", dim, groups)
+    # Sequences as (B, G, D/G, 1, L): each step's slice broadcasts against (B, G, 1, N).
+    seq_shape = g.op("Concat", batch, groups, per_group, one, length, axis=0)
+    dt5 = g.op("Reshape", dt, seq_shape)
+    dtu5 = g.op("Reshape", g.op("Mul", dt, uf), seq_shape)
+    a_grouped = g.op("Reshape", a, g.op("Concat", groups, per_group, state, axis=0))
+    state_shape = g.op("Concat", batch, groups, per_group, state, axis=0)
+    if given["initial_state"]:
+        h0 = g.op("Reshape", given["initial_state"], state_shape)
+    else:
+        h0 = g.op("Expand", g.scalar(0.0), state_shape)
+
+    body = _scan_body(prefix, a_grouped, g.ints(-1))
+    h_last, y_steps = g.fresh("h_last"), g.fresh("y_steps")
+    g.nodes.append(helper.make_node(
+        "Scan", [h0, dt5, dtu5, b5, c5], [h_last, y_steps], name=g.fresh("Scan"), body=body,
+        num_scan_inputs=4, scan_input_axes=[4, 4, 4, 4], scan_output_axes=[3]))
+
+    y = g.op("Reshape", y_steps, g.op("Shape", u))  # (B, G, D/G, L) -> (B, D, L)
+    if given["D"]:
+        y = g.op("Add", y, g.op("Mul", g.op("Unsqueeze", given["D"], g.ints(-1)), uf))
+    if given["z"]:
+        zf = g.op("Cast", given["z"], to=FLOAT)
+        y = g.op("Mul", y, g.op("Mul", zf, g.op("Sigmoid", zf)))
+    outputs = list(node.output) + [""] * (2 - len(node.output))
+    if outputs[0]:
+        g.op("CastLike", y, u, out=outputs[0])
+    if outputs[1]:
+        g.op("Reshape", h_last, g.op("Concat", batch, dim, state, axis=0), out=outputs[1])
+    return g.nodes
+
+
+def _is_selective_scan(node: onnx.NodeProto) -> bool:
+    return node.domain == DOMAIN and node.op_type == OP_TYPE
+
+
+def rewrite_model(model: onnx.ModelProto) -> int:
+    """Replace every SelectiveScan node of ``model`` (in place); returns how many were replaced."""
+    graph = model.graph
+    new_nodes, replaced = [], 0
+    for node in graph.node:
+        if _is_selective_scan(node):
+            prefix = f"{node.name or 'selective_scan'}/standard{replaced}"
+            new_nodes.extend(_replacement(node, prefix))
+            replaced += 1
+        else:
+            new_nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    if not any(n.domain == DOMAIN for n in graph.node):
+        kept = [o for o in model.opset_import if o.domain != DOMAIN]
+        del model.opset_import[:]
+        model.opset_import.extend(kept)
+    return replaced
+
+
+def rewrite_file(path) -> int:
+    """Rewrite an ONNX file in place; external weight files are left untouched."""
+    path = Path(path)
+    model = onnx.load(str(path), load_external_data=False)
+    replaced = rewrite_model(model)
+    onnx.save(model, str(path))
+    return replaced
