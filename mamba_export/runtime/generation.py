@@ -1,0 +1,121 @@
+"""The generation loop: read the prompt once, then one token per call.
+
+The loop only talks to a *decoder* with two methods, ``prefill(input_ids,
+attention_mask) -> logits`` and ``step(tokens) -> logits`` (last position,
+(batch, vocab)), which keeps the states itself. :class:`HostDecoder` carries them
+as NumPy arrays through :meth:`ORTMambaModel.__call__`; on CUDA with IO binding
+the decoder of ``io_binding.py`` keeps them on the device. Everything else
+(settings, token choice, EOS and padding) is shared, so the CPU tests cover it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mamba_export.errors import MambaExportError
+from mamba_export.runtime import sampling
+from mamba_export.runtime.inputs import check_left_padded
+
+
+def _token_ids(value) -> tuple:
+    if value is None:
+        return ()
+    values = [value] if np.isscalar(value) else list(value)
+    return tuple(int(v) for v in values)
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Checked generation arguments (transformers' names); eos_token_ids may be empty."""
+
+    max_new_tokens: int
+    do_sample: bool
+    temperature: float
+    top_k: int
+    top_p: float
+    eos_token_ids: tuple
+    pad_token_id: int
+    seed: int | None
+
+    @classmethod
+    def create(cls, max_new_tokens=20, do_sample=False, temperature=1.0, top_k=0, top_p=1.0,
+               eos_token_id=None, pad_token_id=None, seed=None) -> GenerationSettings:
+        eos = _token_ids(eos_token_id)
+        if pad_token_id is None:
+            # As transformers does: without a pad token, finished rows repeat the EOS token.
+            pad_token_id = eos[0] if eos else 0
+        settings = cls(int(max_new_tokens), bool(do_sample), float(temperature), int(top_k), float(top_p),
+                       eos, int(pad_token_id), seed)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.max_new_tokens < 0:
+            raise MambaExportError(f"max_new_tokens must be >= 0, got {self.max_new_tokens}")
+        if self.do_sample and not self.temperature > 0:
+            raise MambaExportError(f"temperature must be > 0 when sampling, got {self.temperature}")
+        if self.top_k < 0:
+            raise MambaExportError(f"top_k must be >= 0 (0 keeps every token), got {self.top_k}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise MambaExportError(f"top_p must be in (0, 1], got {self.top_p}")
+
+    def choose(self, logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """logits: (batch, vocab) -> next tokens (batch,)."""
+        if not self.do_sample:
+            return sampling.greedy(np.asarray(logits, dtype=np.float32))
+        return sampling.sample(logits, self.temperature, self.top_k, self.top_p, rng)
+
+
+class HostDecoder:
+    """Carries the states as host arrays through ``model.__call__`` (CPU, or CUDA without IO binding)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.states = None
+
+    def _last_logits(self, output) -> np.ndarray:
+        self.states = output.states
+        return np.asarray(output.logits[:, -1, :], dtype=np.float32)
+
+    def prefill(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        return self._last_logits(self.model(input_ids, attention_mask, None))
+
+    def step(self, tokens: np.ndarray) -> np.ndarray:
+        ids = tokens.reshape(-1, 1).astype(np.int64)
+        # Decode steps always see a real token (finished rows get padding ids, not masked positions).
+        return self._last_logits(self.model(ids, np.ones_like(ids), self.states))
+
+
+def make_decoder(model):
+    """The decoder for ``model``'s provider and options."""
+    if model.options.provider == "cuda" and model.options.io_binding:
+        from mamba_export.runtime.io_binding import DeviceDecoder
+
+        return DeviceDecoder.for_model(model)
+    if model.options.cuda_graph:
+        raise MambaExportError("cuda_graph=True needs io_binding=True "
+                               "(the graph replays fixed device buffers)")
+    return HostDecoder(model)
+
+
+def generate(decoder, input_ids: np.ndarray, attention_mask: np.ndarray,
+             settings: GenerationSettings) -> np.ndarray:
+    """input_ids, attention_mask: (batch, prompt) int64, checked; returns (batch, prompt + new)."""
+    check_left_padded(attention_mask)
+    if settings.max_new_tokens == 0:
+        return input_ids.copy()
+    rng = np.random.default_rng(settings.seed)
+    eos = np.asarray(settings.eos_token_ids, dtype=np.int64)
+    finished = np.zeros(input_ids.shape[0], dtype=bool)
+    new_tokens = []
+    logits = decoder.prefill(input_ids, attention_mask)
+    for index in range(settings.max_new_tokens):
+        tokens = np.where(finished, settings.pad_token_id, settings.choose(logits, rng))
+        new_tokens.append(tokens)
+        finished |= np.isin(tokens, eos)
+        if finished.all() or index == settings.max_new_tokens - 1:
+            break
+        logits = decoder.step(tokens)
+    return np.concatenate([input_ids, np.stack(new_tokens, axis=1)], axis=1)

@@ -1,0 +1,165 @@
+"""The model classes a user holds: an exported folder behind a transformers-like call.
+
+``ORTMambaForCausalLM`` returns logits and generates; ``ORTMambaModel`` returns
+the last hidden state. Both take ``(input_ids, attention_mask=None, states=None)``
+and return the states after the last token, which the next call takes to go on
+with the same sequences (a long prompt in chunks, or decoding).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mamba_export import graph_io
+from mamba_export.errors import ExportFolderError, MambaExportError
+from mamba_export.options import RuntimeOptions
+from mamba_export.runtime.folder import ExportFolder, load_export_folder
+from mamba_export.runtime.inputs import check_attention_mask, check_input_ids
+from mamba_export.runtime.runner import GraphRunner, state_spec
+from mamba_export.runtime.session import create_session
+from mamba_export.runtime.states import MambaStates, check_states
+
+
+@dataclass
+class MambaModelOutput:
+    """last_hidden_state: (batch, sequence, hidden) in the export dtype; states after the last token."""
+
+    last_hidden_state: np.ndarray
+    states: MambaStates
+
+
+@dataclass
+class MambaCausalLMOutput:
+    """logits: (batch, sequence, vocab) in the export dtype ((batch, 1, vocab) for exports with
+    logits="last"); states after the last token."""
+
+    logits: np.ndarray
+    states: MambaStates
+
+
+def resolve_options(provider: str | None, options: RuntimeOptions | None) -> RuntimeOptions:
+    """``options`` with ``provider`` applied; a provider that contradicts ``options`` is an error."""
+    if options is None:
+        return RuntimeOptions(provider=provider or "cpu")
+    if provider is not None and provider != options.provider:
+        raise MambaExportError(f"provider={provider!r} contradicts options.provider={options.provider!r}; "
+                               "give one of them")
+    return options
+
+
+class ORTMambaModel:
+    """An exported ``MambaModel`` on ONNX Runtime (see :meth:`from_pretrained`)."""
+
+    model_class = "MambaModel"
+    output_class = MambaModelOutput
+
+    def __init__(self, folder: ExportFolder, options: RuntimeOptions):
+        if folder.info["model_class"] != self.model_class:
+            right = "ORTMambaForCausalLM" if folder.is_causal_lm else "ORTMambaModel"
+            raise ExportFolderError(f"{folder.path} holds a {folder.info['model_class']}; "
+                                    f"load it with {right}")
+        self.folder = folder
+        self.options = options
+        self.session = create_session(folder, options)
+        self.state_spec = state_spec(folder, self.session)
+        self.runner = GraphRunner(self.session, folder, self.state_spec)
+        # Device buffers per batch size, kept across generate() calls (CUDA with IO binding).
+        self.decode_cache: dict = {}
+
+    @classmethod
+    def from_pretrained(cls, path, provider: str | None = None, options: RuntimeOptions | None = None):
+        """Load the folder written by ``mamba-export export``.
+
+        provider: "cpu" (default) or "cuda"; ``options`` (RuntimeOptions) sets the rest.
+        Raises ExportFolderError (incomplete folder), CustomOpsNotFoundError (library not
+        built) or BackendUnavailableError (CUDA requested but not usable).
+        """
+        return cls(load_export_folder(path), resolve_options(provider, options))
+
+    @property
+    def path(self) -> Path:
+        return self.folder.path
+
+    @property
+    def config(self) -> dict:
+        """The model's config.json."""
+        return self.folder.config
+
+    @property
+    def info(self) -> dict:
+        """The folder's export_info.json."""
+        return self.folder.info
+
+    @property
+    def provider(self) -> str:
+        return self.options.provider
+
+    def zero_states(self, batch: int) -> MambaStates:
+        """The states of a fresh prompt for ``batch`` rows."""
+        return MambaStates.zeros(self.state_spec, batch)
+
+    def feeds(self, input_ids, attention_mask=None, states=None) -> dict:
+        """Checked graph inputs: int64 ids and mask, and the past states (zeros when None)."""
+        ids = check_input_ids(input_ids, int(self.info["vocab_size"]) if self.folder.is_causal_lm else None)
+        mask = check_attention_mask(attention_mask, ids.shape)
+        batch = ids.shape[0]
+        checked = self.zero_states(batch) if states is None else check_states(states, self.state_spec, batch)
+        return {graph_io.INPUT_IDS: ids, graph_io.ATTENTION_MASK: mask, **checked.as_pasts()}
+
+    def __call__(self, input_ids, attention_mask=None, states=None):
+        """Run the graph once.
+
+        input_ids: (batch, sequence) integers; attention_mask: (batch, sequence) of 0/1
+        (ones when None); states: the ``.states`` of an earlier call on the same rows
+        (zeros when None). Raises InputShapeError for inputs that break these shapes.
+        """
+        outputs = self.runner.run(self.feeds(input_ids, attention_mask, states))
+        states_out = MambaStates.from_presents(outputs, self.state_spec.num_layers)
+        return self.output_class(outputs[self.runner.head_output], states_out)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({str(self.path)!r}, backend={self.info['backend']!r}, "
+                f"dtype={self.info['dtype']!r}, provider={self.provider!r})")
+
+
+class ORTMambaForCausalLM(ORTMambaModel):
+    """An exported ``MambaForCausalLM`` on ONNX Runtime, with :meth:`generate`.
+
+    ``generate`` takes transformers' keyword names (``max_new_tokens``, ``do_sample``,
+    ``temperature``, ``top_k``, ``top_p``, ``eos_token_id``, ``pad_token_id``) plus
+    ``seed``; it runs its own loop rather than transformers' ``GenerationMixin``,
+    whose cache protocol is tied to PyTorch tensors and to the version of transformers.
+    Differences from transformers: ``top_k`` defaults to 0 (off), sampling uses NumPy's
+    generator seeded by ``seed``, and ``eos_token_id=[]`` turns stopping off.
+    """
+
+    model_class = "MambaForCausalLM"
+    output_class = MambaCausalLMOutput
+
+    def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 20, do_sample: bool = False,
+                 temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, eos_token_id=None,
+                 pad_token_id=None, seed=None) -> np.ndarray:
+        """Continue each prompt; returns (batch, prompt + new tokens) int64.
+
+        input_ids: (batch, sequence), left-padded with attention_mask when rows differ in length.
+        The prompt is read in one call, then one token per call with the states carried.
+        Rows that produced an EOS token go on emitting ``pad_token_id``; generation stops
+        early when every row has finished. ``eos_token_id`` / ``pad_token_id`` default to
+        the folder's generation_config.json (then config.json); pass ``eos_token_id=[]``
+        to never stop early. ``seed`` makes sampling reproducible.
+        """
+        from mamba_export.runtime.generation import GenerationSettings, generate, make_decoder
+
+        settings = GenerationSettings.create(
+            max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, top_k=top_k,
+            top_p=top_p, eos_token_id=self._default("eos_token_id", eos_token_id),
+            pad_token_id=self._default("pad_token_id", pad_token_id), seed=seed)
+        ids = check_input_ids(input_ids, int(self.info["vocab_size"]))
+        mask = check_attention_mask(attention_mask, ids.shape)
+        return generate(make_decoder(self), ids, mask, settings)
+
+    def _default(self, name: str, value):
+        return self.folder.special_token(name) if value is None else value

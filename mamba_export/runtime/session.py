@@ -1,0 +1,101 @@
+"""Building the ONNX Runtime session of an exported folder.
+
+One place decides the execution providers, registers the SelectiveScan library
+(only when the export needs it) and turns ONNX Runtime's failures into typed
+errors. There is no silent fallback: asking for CUDA where ONNX Runtime cannot
+use it raises :class:`BackendUnavailableError` instead of running on the CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mamba_export.errors import BackendUnavailableError, CustomOpsNotFoundError, ExportFolderError
+from mamba_export.options import RuntimeOptions
+from mamba_export.runtime.folder import ExportFolder
+
+CPU_PROVIDER = "CPUExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
+BUILD_COMMAND = "mamba-export build-ops"
+BUILD_COMMAND_CUDA = "mamba-export build-ops --cuda"
+
+
+def library_path(options: RuntimeOptions) -> str:
+    """The custom-op library to register: options.library_path, else the one found by library.py."""
+    if options.library_path is not None:
+        path = Path(options.library_path).expanduser()
+        if not path.is_file():
+            command = BUILD_COMMAND_CUDA if options.provider == "cuda" else BUILD_COMMAND
+            raise CustomOpsNotFoundError(
+                f"custom-op library {path} (RuntimeOptions.library_path) does not exist; build it with "
+                f"`{command}` or leave library_path unset to use the built one")
+        return str(path)
+    from mamba_export.runtime.library import get_library_path
+
+    return get_library_path()
+
+
+def providers_for(options: RuntimeOptions) -> list:
+    """The provider list for ONNX Runtime, raising when the requested one is not installed."""
+    import onnxruntime as ort
+
+    if options.provider == "cpu":
+        return [CPU_PROVIDER]
+    available = ort.get_available_providers()
+    if CUDA_PROVIDER not in available:
+        raise BackendUnavailableError(
+            f"provider 'cuda' needs onnxruntime with {CUDA_PROVIDER}, but this onnxruntime "
+            f"{ort.__version__} offers only {', '.join(available)}; install onnxruntime-gpu "
+            "(pip install 'mamba-export[gpu]') or use provider='cpu'")
+    cuda_options = {"enable_cuda_graph": "1"} if options.cuda_graph else {}
+    # The CPU provider stays listed for the shape arithmetic ONNX Runtime keeps on the host.
+    return [(CUDA_PROVIDER, cuda_options), CPU_PROVIDER]
+
+
+def session_options(folder: ExportFolder, options: RuntimeOptions):
+    """SessionOptions with the custom-op library registered when the export needs it."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    if options.intra_op_threads:
+        so.intra_op_num_threads = int(options.intra_op_threads)
+    if folder.info.get("needs_custom_ops"):
+        path = library_path(options)
+        try:
+            so.register_custom_ops_library(path)
+        except Exception as error:  # ONNX Runtime raises a bare RuntimeError/Fail
+            raise CustomOpsNotFoundError(
+                f"onnxruntime could not load the custom-op library {path}: {error}; rebuild it with "
+                f"`{BUILD_COMMAND}` against this onnxruntime") from error
+    return so
+
+
+def _check_providers(session, options: RuntimeOptions) -> None:
+    if options.provider == "cuda" and CUDA_PROVIDER not in session.get_providers():
+        raise BackendUnavailableError(
+            f"onnxruntime did not enable {CUDA_PROVIDER} for this session (it runs on "
+            f"{', '.join(session.get_providers())}); check the CUDA and cuDNN libraries onnxruntime-gpu "
+            "needs, or use provider='cpu'")
+
+
+def create_session(folder: ExportFolder, options: RuntimeOptions):
+    """An ``onnxruntime.InferenceSession`` for ``folder`` with ``options``."""
+    import onnxruntime as ort
+
+    so = session_options(folder, options)
+    providers = providers_for(options)
+    try:
+        session = ort.InferenceSession(str(folder.model_path), sess_options=so, providers=providers)
+    except Exception as error:
+        message = str(error)
+        if folder.info.get("op_domain", "mamba_export") in message and "custom" not in message.lower():
+            raise CustomOpsNotFoundError(
+                f"onnxruntime cannot run the SelectiveScan node of {folder.model_path}: {message}; "
+                f"build the custom-op library with `{BUILD_COMMAND}`") from error
+        if options.cuda_graph:
+            raise BackendUnavailableError(
+                f"onnxruntime refused CUDA graphs for {folder.model_path}: {message}; run with "
+                "cuda_graph=False") from error
+        raise ExportFolderError(f"onnxruntime cannot load {folder.model_path}: {message}") from error
+    _check_providers(session, options)
+    return session
