@@ -1,0 +1,32 @@
+# Adds the CUDA kernels of SelectiveScan to the op library (MAMBA_EXPORT_WITH_CUDA=ON).
+#
+# Hopper only: sm_90 machine code plus compute_90 PTX for newer GPUs. The CUDA
+# runtime is linked statically so the library needs no libcudart at load time.
+function(mamba_export_add_cuda_kernels target)
+  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+    set(CMAKE_CUDA_ARCHITECTURES 90)
+  endif()
+  enable_language(CUDA)
+  find_package(CUDAToolkit REQUIRED)
+  set(_cuda_source "${CMAKE_CURRENT_SOURCE_DIR}/selective_scan/cuda.cu")
+  if(NOT EXISTS "${_cuda_source}")
+    message(FATAL_ERROR "MAMBA_EXPORT_WITH_CUDA=ON but ${_cuda_source} does not exist")
+  endif()
+  target_sources(${target} PRIVATE
+    register_cuda.cc
+    selective_scan/ort_kernel_cuda.cc
+    selective_scan/cuda.cu
+  )
+  set_target_properties(${target} PROPERTIES
+    CUDA_ARCHITECTURES "90-real;90-virtual"
+    CUDA_RUNTIME_LIBRARY Static
+    CUDA_STANDARD 17
+    CUDA_STANDARD_REQUIRED ON
+  )
+  target_compile_options(${target} PRIVATE
+    $<$<COMPILE_LANGUAGE:CUDA>:-O3 --Werror default-stream-launch -Xcompiler=-fvisibility=hidden>
+  )
+  # register.cc calls RegisterCudaOps only in this configuration.
+  set_property(SOURCE register.cc APPEND PROPERTY COMPILE_DEFINITIONS MAMBA_EXPORT_WITH_CUDA=1)
+  target_link_libraries(${target} PRIVATE CUDA::cudart_static)
+endfunction()

@@ -1,0 +1,18 @@
+// The CUDA kernels of the library: one line per (op, dtype). Built only with
+// MAMBA_EXPORT_WITH_CUDA=ON; same op name, domain and version as on the CPU.
+#include "register.h"
+#include "selective_scan/ort_kernel.h"
+
+namespace mamba_export_ops {
+
+void AddCudaKernels(OrtCustomOpDomain* domain) {
+  constexpr const char* kCuda = "CUDAExecutionProvider";
+  static const SelectiveScanOp kOps[] = {
+      {kCuda, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, RunScanOnCuda},
+      {kCuda, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16, RunScanOnCuda},
+      {kCuda, ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16, RunScanOnCuda},
+  };
+  for (const auto& op : kOps) AddOp(domain, &op);
+}
+
+}  // namespace mamba_export_ops

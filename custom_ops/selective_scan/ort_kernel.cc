@@ -1,0 +1,162 @@
+// Reads SelectiveScan's tensors from ONNX Runtime, validates them against the
+// contract before touching their memory, allocates the outputs and runs the scan.
+#include "selective_scan/ort_kernel.h"
+
+#include <string>
+
+#include "mamba_export_ops/contract.h"
+#include "mamba_export_ops/status.h"
+#include "selective_scan/cpu.h"
+#include "selective_scan/validate.h"
+
+namespace mamba_export_ops {
+namespace {
+
+// Names as the Python contract (and numpy) spell them.
+std::string DtypeName(ONNXTensorElementDataType type) {
+  switch (type) {
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return "float32";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: return "float16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16: return "bfloat16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE: return "float64";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8: return "int8";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8: return "uint8";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16: return "int16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT16: return "uint16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32: return "int32";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT32: return "uint32";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64: return "int64";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64: return "uint64";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL: return "bool";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING: return "string";
+    default: return StrCat("ONNX element type ", static_cast<int>(type));
+  }
+}
+
+bool IsIoInput(size_t index) {
+  return index == kInputU || index == kInputDelta || index == kInputB || index == kInputC ||
+         index == kInputZ;
+}
+
+// Reads the attribute, defaulting to 0 when the node does not set it.
+OrtStatus* ReadDeltaSoftplus(const OrtApi& api, const OrtKernelInfo* info, bool* delta_softplus) {
+  int64_t value = 0;
+  if (OrtStatus* status = api.KernelInfoGetAttribute_int64(info, kAttrDeltaSoftplus, &value)) {
+    const std::string message = api.GetErrorMessage(status);
+    api.ReleaseStatus(status);
+    if (message.find("No attribute") == std::string::npos) {
+      return InvalidArgument(kSelectiveScanOpType, ": attribute ", kAttrDeltaSoftplus,
+                             " must be an int (0 or 1): ", message);
+    }
+    value = 0;
+  }
+  if (value != 0 && value != 1) {
+    return InvalidArgument(kSelectiveScanOpType, ": attribute ", kAttrDeltaSoftplus, " is ", value,
+                           ", expected 0 or 1");
+  }
+  *delta_softplus = value == 1;
+  return nullptr;
+}
+
+void DescribeInputs(const Ort::KernelContext& context, ScanInputs& inputs) {
+  const size_t count = context.GetInputCount();
+  for (size_t i = 0; i < kNumInputs && i < count; ++i) {
+    Ort::ConstValue value = context.GetInput(i);
+    if (value == nullptr) continue;
+    const auto info = value.GetTensorTypeAndShapeInfo();
+    inputs[i].present = true;
+    inputs[i].shape = info.GetShape();
+    inputs[i].dtype = DtypeName(info.GetElementType());
+  }
+}
+
+template <typename T>
+const T* InputData(const Ort::KernelContext& context, int index, bool present) {
+  return present ? static_cast<const T*>(context.GetInput(index).GetTensorRawData()) : nullptr;
+}
+
+void BindTensors(const Ort::KernelContext& context, const ScanInputs& in, SelectiveScanParams& p) {
+  p.u = InputData<void>(context, kInputU, true);
+  p.delta = InputData<void>(context, kInputDelta, true);
+  p.A = InputData<float>(context, kInputA, true);
+  p.B = InputData<void>(context, kInputB, true);
+  p.C = InputData<void>(context, kInputC, true);
+  p.D = InputData<float>(context, kInputD, in[kInputD].present);
+  p.z = InputData<void>(context, kInputZ, in[kInputZ].present);
+  p.delta_bias = InputData<float>(context, kInputDeltaBias, in[kInputDeltaBias].present);
+  p.initial_state = InputData<float>(context, kInputInitialState, in[kInputInitialState].present);
+  auto y = context.GetOutput(kOutputY, in[kInputU].shape);
+  auto last_state = context.GetOutput(kOutputLastState, {p.batch, p.dim, p.state});
+  p.y = y.GetTensorMutableRawData();
+  p.last_state = static_cast<float*>(last_state.GetTensorMutableRawData());
+}
+
+void RunOnOrtThreads(void* state, void (*task)(void*, size_t), size_t count, void* task_state) {
+  static_cast<const Ort::KernelContext*>(state)->ParallelFor(task, count, 0, task_state);
+}
+
+}  // namespace
+
+OrtStatus* RunScanOnCpu(const SelectiveScanParams& params, const Ort::KernelContext& context) {
+  ParallelFor threads;
+  threads.run = RunOnOrtThreads;
+  threads.runner_state = const_cast<Ort::KernelContext*>(&context);
+  RunSelectiveScanCpu(params, threads);
+  return nullptr;
+}
+
+OrtStatus* SelectiveScanKernel::Compute(OrtKernelContext* raw_context) const {
+  const Ort::KernelContext context(raw_context);
+  ScanInputs inputs;
+  DescribeInputs(context, inputs);
+  SelectiveScanParams params;
+  const std::string error = ValidateSelectiveScanInputs(inputs, &params);
+  if (!error.empty()) return InvalidArgument(error);
+  params.delta_softplus = delta_softplus_;
+  BindTensors(context, inputs, params);
+  return runner_(params, context);
+}
+
+OrtStatusPtr SelectiveScanKernel::ComputeV2(OrtKernelContext* context) const {
+  return GuardStatus(kSelectiveScanOpType, [&] { return Compute(context); });
+}
+
+SelectiveScanOp::SelectiveScanOp(const char* execution_provider, ONNXTensorElementDataType io_type,
+                                 ScanRunner runner)
+    : execution_provider_(execution_provider), io_type_(io_type), runner_(runner) {
+  start_ver_ = kSelectiveScanVersion;
+}
+
+OrtStatusPtr SelectiveScanOp::CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info,
+                                             void** kernel) const {
+  return GuardStatus(kSelectiveScanOpType, [&]() -> OrtStatus* {
+    bool delta_softplus = false;
+    if (OrtStatus* status = ReadDeltaSoftplus(api, info, &delta_softplus)) return status;
+    *kernel = new SelectiveScanKernel(delta_softplus, runner_);
+    return nullptr;
+  });
+}
+
+const char* SelectiveScanOp::GetName() const { return kSelectiveScanOpType; }
+
+size_t SelectiveScanOp::GetInputTypeCount() const { return kNumInputs; }
+
+ONNXTensorElementDataType SelectiveScanOp::GetInputType(size_t index) const {
+  return IsIoInput(index) ? io_type_ : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+}
+
+OrtCustomOpInputOutputCharacteristic SelectiveScanOp::GetInputCharacteristic(size_t index) const {
+  return index < static_cast<size_t>(kNumRequiredInputs) ? INPUT_OUTPUT_REQUIRED : INPUT_OUTPUT_OPTIONAL;
+}
+
+size_t SelectiveScanOp::GetOutputTypeCount() const { return kNumOutputs; }
+
+ONNXTensorElementDataType SelectiveScanOp::GetOutputType(size_t index) const {
+  return index == kOutputY ? io_type_ : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+}
+
+OrtCustomOpInputOutputCharacteristic SelectiveScanOp::GetOutputCharacteristic(size_t) const {
+  return INPUT_OUTPUT_REQUIRED;
+}
+
+}  // namespace mamba_export_ops

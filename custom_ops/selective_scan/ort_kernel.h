@@ -1,0 +1,60 @@
+// The ONNX Runtime binding of SelectiveScan: the op definition ORT registers and the
+// kernel it runs. The kernel reads the tensors, checks them with validate.h, fills
+// SelectiveScanParams and hands them to a provider's runner (CPU or CUDA); it is the
+// only place, with register*.cc, that sees ONNX Runtime types.
+#pragma once
+
+#include <onnxruntime_cxx_api.h>
+
+#include "selective_scan/params.h"
+
+namespace mamba_export_ops {
+
+// Computes a validated scan whose outputs are allocated; returns nullptr or an error.
+using ScanRunner = OrtStatus* (*)(const SelectiveScanParams& params, const Ort::KernelContext& context);
+
+// On the session's intra-op threads.
+OrtStatus* RunScanOnCpu(const SelectiveScanParams& params, const Ort::KernelContext& context);
+// On ORT's CUDA compute stream; defined in ort_kernel_cuda.cc, built only with CUDA.
+OrtStatus* RunScanOnCuda(const SelectiveScanParams& params, const Ort::KernelContext& context);
+
+class SelectiveScanKernel {
+ public:
+  SelectiveScanKernel(bool delta_softplus, ScanRunner runner)
+      : delta_softplus_(delta_softplus), runner_(runner) {}
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) const;
+
+ private:
+  OrtStatus* Compute(OrtKernelContext* context) const;
+
+  bool delta_softplus_;
+  ScanRunner runner_;
+};
+
+// One registration of SelectiveScan: an execution provider and the I/O dtype of
+// u, delta, B, C, z and y (A, D, delta_bias and the states are always float32).
+class SelectiveScanOp : public Ort::CustomOpBase<SelectiveScanOp, SelectiveScanKernel, true> {
+ public:
+  SelectiveScanOp(const char* execution_provider, ONNXTensorElementDataType io_type, ScanRunner runner);
+
+  OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const;
+  const char* GetName() const;
+  const char* GetExecutionProviderType() const { return execution_provider_; }
+
+  size_t GetInputTypeCount() const;
+  ONNXTensorElementDataType GetInputType(size_t index) const;
+  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const;
+  // Every input stays where the provider keeps tensors (device memory for CUDA).
+  OrtMemType GetInputMemoryType(size_t) const { return OrtMemTypeDefault; }
+
+  size_t GetOutputTypeCount() const;
+  ONNXTensorElementDataType GetOutputType(size_t index) const;
+  OrtCustomOpInputOutputCharacteristic GetOutputCharacteristic(size_t index) const;
+
+ private:
+  const char* execution_provider_;
+  ONNXTensorElementDataType io_type_;
+  ScanRunner runner_;
+};
+
+}  // namespace mamba_export_ops

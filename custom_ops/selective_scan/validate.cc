@@ -1,0 +1,117 @@
+// Shape and dtype checks of SelectiveScan, in the order and wording of the Python
+// contract's check_inputs(), so a user sees the same message from PyTorch and ORT.
+#include "selective_scan/validate.h"
+
+#include "mamba_export_ops/format.h"
+
+namespace mamba_export_ops {
+namespace {
+
+using Shape = std::vector<int64_t>;
+
+constexpr const char* kIoDtypes[] = {"float32", "float16", "bfloat16"};
+constexpr ScanDType kIoScanDTypes[] = {ScanDType::kFloat32, ScanDType::kFloat16, ScanDType::kBFloat16};
+
+// Inputs whose dtype is the I/O dtype T; the others are always float32.
+bool IsIoInput(int index) {
+  return index == kInputU || index == kInputDelta || index == kInputB || index == kInputC ||
+         index == kInputZ;
+}
+
+std::string Fail(const std::string& message) { return StrCat(kSelectiveScanOpType, ": ", message); }
+
+std::string ExpectShape(const char* name, const Shape& shape, const Shape& expected, const char* why) {
+  if (shape == expected) return "";
+  return Fail(StrCat(name, " is ", FormatShape(shape), ", expected ", FormatShape(expected), " ", why));
+}
+
+// B and C are (B, N, L), shared by every channel, or (B, G, N, L) with G dividing D.
+std::string CheckBOrC(const char* name, const Shape& shape, const Shape& u, int64_t state,
+                      int64_t* groups) {
+  const int64_t batch = u[0], dim = u[1], length = u[2];
+  const char* why = "to match u (B, L) and A (N)";
+  if (shape.size() == 3) {
+    *groups = 0;
+    return ExpectShape(name, shape, {batch, state, length}, why);
+  }
+  if (shape.size() == 4) {
+    const int64_t count = shape[1];
+    if (count < 1 || dim % count != 0) {
+      return Fail(StrCat(name, " has ", count, " groups, which does not divide D = ", dim));
+    }
+    *groups = count;
+    return ExpectShape(name, shape, {batch, count, state, length}, why);
+  }
+  return Fail(StrCat(name, " has rank ", shape.size(), " ", FormatShape(shape),
+                     ", expected rank 3 (B, N, L) or 4 (B, G, N, L)"));
+}
+
+std::string CheckShapes(const ScanInputs& in, SelectiveScanParams* params) {
+  for (int i = 0; i < kNumRequiredInputs; ++i) {
+    if (!in[i].present) return Fail(StrCat("required input ", kInputNames[i], " is missing"));
+  }
+  const Shape& u = in[kInputU].shape;
+  if (u.size() != 3) {
+    return Fail(StrCat("u has rank ", u.size(), " ", FormatShape(u), ", expected rank 3 (B, D, L)"));
+  }
+  const int64_t batch = u[0], dim = u[1], length = u[2];
+  const Shape& a = in[kInputA].shape;
+  if (a.size() != 2 || a[0] != dim) {
+    return Fail(StrCat("A is ", FormatShape(a), ", expected (D, N) = (", dim, ", N) to match u"));
+  }
+  const int64_t state = a[1];
+  std::string error = ExpectShape("delta", in[kInputDelta].shape, u, "to match u");
+  if (error.empty()) error = CheckBOrC("B", in[kInputB].shape, u, state, &params->groups_b);
+  if (error.empty()) error = CheckBOrC("C", in[kInputC].shape, u, state, &params->groups_c);
+  const struct {
+    int index;
+    Shape expected;
+  } optional[] = {{kInputD, {dim}},
+                  {kInputZ, u},
+                  {kInputDeltaBias, {dim}},
+                  {kInputInitialState, {batch, dim, state}}};
+  for (const auto& item : optional) {
+    if (!error.empty()) break;
+    if (in[item.index].present) {
+      error = ExpectShape(kInputNames[item.index], in[item.index].shape, item.expected,
+                          "to match u and A");
+    }
+  }
+  params->batch = batch;
+  params->dim = dim;
+  params->length = length;
+  params->state = state;
+  return error;
+}
+
+std::string CheckDtypes(const ScanInputs& in, SelectiveScanParams* params) {
+  const std::string& io_dtype = in[kInputU].dtype;
+  int io_index = -1;
+  for (int i = 0; i < 3; ++i) {
+    if (io_dtype == kIoDtypes[i]) io_index = i;
+  }
+  if (io_index < 0) {
+    return Fail(StrCat("u is ", io_dtype, ", expected one of float32, float16, bfloat16"));
+  }
+  for (int i = 0; i < kNumInputs; ++i) {
+    if (!in[i].present) continue;
+    const bool io = IsIoInput(i);
+    const std::string expected = io ? io_dtype : "float32";
+    if (in[i].dtype != expected) {
+      const char* why = io ? "to match u" : "(parameters and state are always float32)";
+      return Fail(StrCat(kInputNames[i], " is ", in[i].dtype, ", expected ", expected, " ", why));
+    }
+  }
+  params->dtype = kIoScanDTypes[io_index];
+  return "";
+}
+
+}  // namespace
+
+std::string ValidateSelectiveScanInputs(const ScanInputs& inputs, SelectiveScanParams* params) {
+  std::string error = CheckShapes(inputs, params);
+  if (error.empty()) error = CheckDtypes(inputs, params);
+  return error;
+}
+
+}  // namespace mamba_export_ops

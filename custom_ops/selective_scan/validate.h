@@ -1,0 +1,30 @@
+// Checks the inputs of one SelectiveScan call against the contract before any
+// tensor memory is touched. Shared by the CPU and CUDA bindings; it sees only
+// shapes and dtype names, never ONNX Runtime. The messages repeat the wording of
+// check_inputs() in mamba_export/ops/selective_scan.py.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mamba_export_ops/contract.h"
+#include "selective_scan/params.h"
+
+namespace mamba_export_ops {
+
+// What the binding knows about one input before reading it.
+struct InputDesc {
+  bool present = false;
+  std::vector<int64_t> shape;
+  std::string dtype;  // "float32", "float16", "bfloat16", "int64", ...
+};
+
+using ScanInputs = InputDesc[kNumInputs];
+
+// Returns "" when the inputs are valid, and then sets the sizes, groups and dtype
+// of params (pointers are left alone). Otherwise returns the error message, which
+// names the input, the expected and the actual value.
+std::string ValidateSelectiveScanInputs(const ScanInputs& inputs, SelectiveScanParams* params);
+
+}  // namespace mamba_export_ops

@@ -1,0 +1,108 @@
+"""Inputs, the float64 oracle, the error measure and the ONNX Runtime runner shared
+by the custom-op tests.
+
+Relative error, the one measure used throughout: max|out - ref| / max|ref| over a
+whole output, with ref the float64 reference scan run on the very values the kernel
+received (half-precision inputs are rounded first), so only the kernel's own
+float32 arithmetic and its output rounding are measured.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import onnxruntime as ort
+import torch
+from onnx import TensorProto
+
+from mamba_export.ops.reference import selective_scan as reference_scan
+from mamba_export.ops.selective_scan import INPUT_NAMES
+
+NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
+ALL_OPTIONAL = ("D", "z", "delta_bias", "initial_state")
+
+
+def relative_error(out, ref) -> float:
+    """max|out - ref| / max|ref|, in float64 (0 when both are empty or all zero)."""
+    out = np.asarray(out, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    if ref.size == 0:
+        return 0.0
+    scale = np.max(np.abs(ref))
+    diff = np.max(np.abs(out - ref))
+    return float(diff / scale) if scale > 0 else float(diff)
+
+
+def make_inputs(batch=2, dim=8, length=16, state=4, groups_b=0, groups_c=0, present=ALL_OPTIONAL,
+                delta_softplus=False, io_dtype="float32", seed=0, initial_zero=False) -> dict:
+    """Random inputs in the ranges a trained Mamba layer produces, as numpy arrays.
+
+    The I/O tensors are already rounded to io_dtype (and stored in it); A, D,
+    delta_bias and initial_state are float32.
+    """
+    rng = np.random.default_rng(seed)
+    io = NUMPY_DTYPES[io_dtype]
+
+    def bc(groups):
+        shape = (batch, groups, state, length) if groups else (batch, state, length)
+        return rng.standard_normal(shape).astype(io)
+
+    if delta_softplus:
+        delta = rng.normal(-1.0, 1.5, (batch, dim, length))  # pre-activation, softplus ~ 0.05..2
+        bias = rng.uniform(-4.0, -1.0, dim)
+    else:
+        delta = rng.uniform(0.001, 0.3, (batch, dim, length))
+        bias = rng.uniform(0.0, 0.05, dim)
+    inputs = {
+        "u": rng.standard_normal((batch, dim, length)).astype(io),
+        "delta": delta.astype(io),
+        "A": -np.exp(rng.uniform(-1.0, 2.5, (dim, state))).astype(np.float32),
+        "B": bc(groups_b),
+        "C": bc(groups_c),
+        "D": rng.standard_normal(dim).astype(np.float32),
+        "z": rng.standard_normal((batch, dim, length)).astype(io),
+        "delta_bias": bias.astype(np.float32),
+        "initial_state": (np.zeros((batch, dim, state)) if initial_zero
+                          else rng.standard_normal((batch, dim, state))).astype(np.float32),
+    }
+    return {k: v for k, v in inputs.items() if k in INPUT_NAMES[:5] or k in present}
+
+
+def reference(inputs: dict, delta_softplus: bool):
+    """The float64 oracle on exactly these values -> (y, last_state) as float64 numpy."""
+    tensors = {k: torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in inputs.items()}
+    y, state = reference_scan(**tensors, delta_softplus=bool(delta_softplus))
+    return y.numpy(), state.numpy()
+
+
+def cpu_session(model, library: str, threads: int = 1) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.register_custom_ops_library(library)
+    options.intra_op_num_threads = threads
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def _to_ort(array: np.ndarray) -> ort.OrtValue:
+    if array.dtype == ml_dtypes.bfloat16:
+        return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(array.view(np.uint16), TensorProto.BFLOAT16)
+    return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array))
+
+
+def run(session: ort.InferenceSession, inputs: dict):
+    """Run the one-node session -> (y, last_state) as float64 numpy.
+
+    The outputs are bound to numpy buffers we allocate because onnxruntime's Python
+    API cannot hand out bfloat16 tensors as numpy arrays.
+    """
+    u = inputs["u"]
+    batch, dim = u.shape[0], u.shape[1]
+    state = inputs["A"].shape[-1] if np.ndim(inputs["A"]) == 2 else 0
+    y = np.empty(u.shape, dtype=u.dtype)
+    last_state = np.empty((batch, dim, state), dtype=np.float32)
+    binding = session.io_binding()
+    for name, value in inputs.items():
+        binding.bind_ortvalue_input(name, _to_ort(value))
+    binding.bind_ortvalue_output("y", _to_ort(y))
+    binding.bind_ortvalue_output("last_state", _to_ort(last_state))
+    session.run_with_iobinding(binding)
+    return y.astype(np.float64), last_state.astype(np.float64)
