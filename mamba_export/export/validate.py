@@ -1,0 +1,104 @@
+"""``validate()``: check an export folder against its PyTorch model, and fail loudly.
+
+The export is run on ONNX Runtime and compared with a float64 re-implementation
+of the reference model (the oracle), next to the PyTorch model in the export's
+dtype (the baseline); see :mod:`mamba_export.parity.tolerances` for the rule and
+:mod:`mamba_export.parity.checks` for what is compared. ``mamba-export check``
+and ``export()`` (when ``ExportOptions.validate``) both call this.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mamba_export.errors import CheckpointError, MambaExportError, ParityError
+from mamba_export.options import ExportOptions
+from mamba_export.parity.checks import CHECKS, ParityContext
+from mamba_export.parity.oracle import Float64Mamba
+from mamba_export.parity.reference import resolve_reference
+from mamba_export.parity.report import ParityReport
+from mamba_export.parity.torch_runs import TORCH_DTYPES, TorchRunner
+from mamba_export.runtime.folder import ExportFolder, load_export_folder
+
+# The full suite adds long prompts: rounding grows with the length, and 1024 is the
+# length where float32 errors of Mamba models become visible (about 1e-4 on mamba-130m).
+FULL_LENGTHS = (1, 7, 64, 256, 1024)
+GREEDY_TOKENS = 64
+
+
+def _lengths(folder: ExportFolder, options: ExportOptions | None, full: bool) -> tuple:
+    if options is not None:
+        lengths = tuple(options.check_lengths)
+    else:
+        recorded = (folder.info.get("options") or {}).get("check_lengths")
+        lengths = tuple(recorded) if recorded else ExportOptions().check_lengths
+    if any(int(n) < 1 for n in lengths):
+        raise MambaExportError(f"check_lengths must be positive token counts, got {lengths}")
+    return tuple(sorted({int(n) for n in lengths} | (set(FULL_LENGTHS) if full else set())))
+
+
+def _selected(checks) -> list:
+    if checks is None:
+        return list(CHECKS)
+    names = [checks] if isinstance(checks, str) else list(checks)
+    unknown = [name for name in names if name not in CHECKS]
+    if unknown:
+        raise MambaExportError(f"unknown parity checks {unknown}; the checks are {', '.join(CHECKS)}")
+    return names
+
+
+def _check_reference_shapes(model: torch.nn.Module, folder: ExportFolder, with_head: bool, name: str):
+    config = model.config
+    for key in ("hidden_size", "intermediate_size", "state_size", "conv_kernel", "vocab_size"):
+        if int(getattr(config, key)) != int(folder.info[key]):
+            raise CheckpointError(f"the reference {name} has {key} = {getattr(config, key)}, the export "
+                                  f"{folder.path} has {folder.info[key]}: it is not the exported model")
+    if with_head and not hasattr(model, "lm_head"):
+        raise CheckpointError(f"the reference {name} has no language-model head; the export has logits")
+
+
+def _context(folder, export, reference, lengths: tuple) -> ParityContext:
+    with_head = folder.is_causal_lm
+    _check_reference_shapes(reference.model, folder, with_head, reference.description)
+    torch_dtype = TorchRunner(reference.model, TORCH_DTYPES[folder.dtype], with_head)
+    torch_fp32 = (torch_dtype if folder.dtype == "fp32"
+                  else TorchRunner(reference.model, torch.float32, with_head))
+    return ParityContext(
+        export=export, oracle=Float64Mamba(reference.model, with_head), torch_dtype=torch_dtype,
+        torch_fp32=torch_fp32, dtype=folder.dtype, head=folder.head_output,
+        last_only=folder.is_causal_lm and folder.logits_mode == "last",
+        vocab_size=int(folder.info["vocab_size"]), lengths=lengths, greedy_tokens=GREEDY_TOKENS)
+
+
+def _failure_message(report: ParityReport) -> str:
+    lines = [f"{report.folder} does not match {report.reference}:"]
+    lines += [f"  {result.describe_failure()}" for result in report.failures]
+    return "\n".join(lines)
+
+
+def validate(output_dir, reference=None, options: ExportOptions | None = None, provider: str = "cpu",
+             checks=None, full: bool = False) -> ParityReport:
+    """Run the parity suite on ``output_dir``; returns the report or raises ParityError.
+
+    reference: hub id, folder, ``preset:NAME`` or a model object; None uses the source recorded
+    in export_info.json. options: its ``check_lengths`` are the prompt lengths of the quick
+    suite (default: the ones recorded at export). full: add prompts up to 1024 tokens.
+    checks: names from ``CHECKS`` (default: all). The ParityError carries the report.
+    """
+    from mamba_export.runtime.model import ORTMambaForCausalLM, ORTMambaModel
+
+    folder = load_export_folder(output_dir)
+    names = _selected(checks)
+    lengths = _lengths(folder, options, full)
+    model_class = ORTMambaForCausalLM if folder.is_causal_lm else ORTMambaModel
+    export = model_class.from_pretrained(folder.path, provider=provider)
+    resolved = resolve_reference(reference, folder)
+    context = _context(folder, export, resolved, lengths)
+    report = ParityReport(str(folder.path), folder.info["backend"], folder.dtype, provider,
+                          resolved.description)
+    with torch.no_grad():
+        for name in names:
+            report.add(CHECKS[name](context))
+    if not report.passed:
+        raise ParityError(_failure_message(report), report)
+    return report

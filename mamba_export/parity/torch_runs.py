@@ -1,0 +1,79 @@
+"""The PyTorch model run the ways the parity checks need, in a chosen dtype.
+
+These runs give the *baseline*: how far transformers itself is from the float64
+oracle in the export's dtype, and the float32 greedy tokens. They use only what
+transformers does correctly: a full forward, a cache advanced one token at a
+time (transformers 5.x restarts the SSM from zero when a cache is continued with
+more than one token), the states in its cache after one prefill, and greedy
+decoding as one full forward per new token (exact, and cheap for the models the
+suite runs on).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().to(torch.float64).cpu().numpy()
+
+
+class TorchRunner:
+    """A copy of the reference in ``dtype`` on the CPU; ``with_head`` gives logits, else the
+    last hidden state. Every method takes and returns NumPy arrays (outputs in float64)."""
+
+    def __init__(self, model: torch.nn.Module, dtype: torch.dtype, with_head: bool):
+        first = next(model.parameters())
+        same = first.dtype == dtype and first.device.type == "cpu"
+        self.model = (model if same else copy.deepcopy(model).to(device="cpu", dtype=dtype)).eval()
+        self.with_head = with_head
+        self.base = self.model if with_head else getattr(self.model, "backbone", self.model)
+
+    def _forward(self, ids, mask=None, cache=None, use_cache=False):
+        ids = torch.as_tensor(np.asarray(ids), dtype=torch.long)
+        mask = None if mask is None else torch.as_tensor(np.asarray(mask), dtype=torch.long)
+        out = self.base(input_ids=ids, attention_mask=mask, cache=cache, use_cache=use_cache)
+        head = out.logits if self.with_head else out.last_hidden_state
+        return head, out.cache
+
+    @torch.no_grad()
+    def full(self, input_ids, attention_mask=None) -> np.ndarray:
+        """(batch, L) -> (batch, L, vocab or hidden)."""
+        return _numpy(self._forward(input_ids, attention_mask)[0])
+
+    @torch.no_grad()
+    def decode(self, input_ids, prompt_length: int) -> np.ndarray:
+        """Prefill ``prompt_length`` tokens, then feed the rest one at a time through the cache.
+
+        Returns the outputs of the single-token steps: (batch, L - prompt_length, width).
+        """
+        ids = np.asarray(input_ids)
+        _, cache = self._forward(ids[:, :prompt_length], use_cache=True)
+        steps = []
+        for position in range(prompt_length, ids.shape[1]):
+            head, cache = self._forward(ids[:, position:position + 1], cache=cache, use_cache=True)
+            steps.append(_numpy(head[:, -1]))
+        return np.stack(steps, axis=1)
+
+    @torch.no_grad()
+    def states(self, input_ids) -> list:
+        """[(conv_state, ssm_state)] per layer after one prefill, in the exported graph's layout
+        (the cache keeps conv_kernel inputs; the graph keeps the last conv_kernel - 1)."""
+        _, cache = self._forward(input_ids, use_cache=True)
+        num_layers = len(getattr(self.model, "backbone", self.model).layers)
+        return [(_numpy(cache.get_conv_state(layer)[:, :, 1:]), _numpy(cache.get_recurrent_state(layer)))
+                for layer in range(num_layers)]
+
+    @torch.no_grad()
+    def greedy(self, input_ids, max_new_tokens: int) -> np.ndarray:
+        """Greedy continuation by a full forward per token: (batch, L) -> (batch, L + new)."""
+        ids = torch.as_tensor(np.asarray(input_ids), dtype=torch.long)
+        for _ in range(max_new_tokens):
+            head, _ = self._forward(ids)
+            ids = torch.cat([ids, head[:, -1].argmax(-1, keepdim=True)], dim=1)
+        return ids.numpy()
