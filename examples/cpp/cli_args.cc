@@ -40,9 +40,8 @@ const char* UsageText() {
   return "usage: mamba_generate --model DIR --ids 1,2,3 [--max-new-tokens N] [--provider cpu|cuda]\n"
          "                      [--device-id N] [--custom-ops LIB] [--eos-id ID] [--threads N]\n"
          "Greedy generation from a mamba-export folder; prints the new token ids on one line.\n"
-         "The custom-op library is looked up, when the graph needs it, in: --custom-ops,\n"
-         "$MAMBA_EXPORT_OPS_LIBRARY, DIR/libmamba_export_ops.so, then the repository's\n"
-         "build/custom_ops/libmamba_export_ops.so.\n";
+         "When the graph needs the custom-op library, it comes from --custom-ops, else\n"
+         "$MAMBA_EXPORT_OPS_LIBRARY, else DIR/libmamba_export_ops.so.\n";
 }
 
 CliArgs ParseCliArgs(int argc, char** argv) {

@@ -5,9 +5,9 @@
 
 namespace mamba_example {
 
-// Returns the first existing library among: `explicit_path` (when given it must exist),
-// $MAMBA_EXPORT_OPS_LIBRARY, <model_dir>/libmamba_export_ops.so and the library built in
-// this repository. Throws UserError listing every place it looked.
+// Returns, in this order: `explicit_path` (--custom-ops), $MAMBA_EXPORT_OPS_LIBRARY, or
+// <model_dir>/libmamba_export_ops.so. A path given by flag or variable must exist.
+// Throws UserError naming what is missing and how to fix it.
 std::string FindCustomOpsLibrary(const std::string& explicit_path, const std::string& model_dir);
 
 }  // namespace mamba_example

@@ -1,0 +1,121 @@
+"""examples/cpp (mamba_generate) against the Python runtime: same greedy tokens for both
+backends, and one clear line with exit status 2 for each mistake a caller can make."""
+
+from __future__ import annotations
+
+import shutil
+
+import onnxruntime as ort
+import pytest
+
+from tests.examples.runners import (
+    assert_user_error,
+    generate_args,
+    parse_ids,
+    python_greedy,
+    python_greedy_without_states,
+    run_program,
+)
+
+
+def test_the_comparison_would_catch_dropped_states(exported):
+    """Guards the fixture: a runner that did not carry the states would not match."""
+    folder = exported("standard")
+    reference = python_greedy(folder)
+    assert len(set(reference)) >= 4, reference
+    assert python_greedy_without_states(folder) != reference
+
+
+def test_custom_backend_matches_python_runtime(cpp_runner, exported, ops_library):
+    folder = exported("custom")
+    result = run_program([cpp_runner, *generate_args(folder, "--custom-ops", ops_library)])
+    assert result.returncode == 0, result.stderr
+    assert parse_ids(result.stdout) == python_greedy(folder)
+
+
+@pytest.mark.parametrize("logits", ["all", "last"])
+def test_standard_backend_matches_python_runtime(cpp_runner, exported, logits):
+    folder = exported("standard", logits)
+    result = run_program([cpp_runner, *generate_args(folder)])
+    assert result.returncode == 0, result.stderr
+    assert parse_ids(result.stdout) == python_greedy(folder)
+
+
+def test_library_found_through_variable_and_beside_model(cpp_runner, exported, ops_library, tmp_path):
+    folder = exported("custom")
+    expected = python_greedy(folder)
+    by_variable = run_program([cpp_runner, *generate_args(folder)], {"MAMBA_EXPORT_OPS_LIBRARY": ops_library})
+    assert by_variable.returncode == 0, by_variable.stderr
+    assert parse_ids(by_variable.stdout) == expected
+
+    deployed = tmp_path / "deployed"
+    shutil.copytree(folder, deployed)
+    shutil.copy(ops_library, deployed / "libmamba_export_ops.so")
+    beside = run_program([cpp_runner, *generate_args(deployed)])
+    assert beside.returncode == 0, beside.stderr
+    assert parse_ids(beside.stdout) == expected
+
+
+def test_eos_stops_generation(cpp_runner, exported):
+    folder = exported("standard")
+    tokens = python_greedy(folder)
+    result = run_program([cpp_runner, *generate_args(folder, "--eos-id", tokens[2])])
+    assert result.returncode == 0, result.stderr
+    assert parse_ids(result.stdout) == tokens[: tokens.index(tokens[2]) + 1]
+
+
+
+def test_missing_folder(cpp_runner, tmp_path):
+    missing = tmp_path / "no-such-export"
+    assert_user_error(run_program([cpp_runner, *generate_args(missing)]), str(missing), "does not exist")
+
+
+def test_missing_model_onnx(cpp_runner, exported, tmp_path):
+    partial = tmp_path / "partial"
+    shutil.copytree(exported("standard"), partial)
+    (partial / "model.onnx").unlink()
+    assert_user_error(run_program([cpp_runner, *generate_args(partial)]), "model.onnx not found")
+
+
+def test_missing_export_info(cpp_runner, exported, tmp_path):
+    partial = tmp_path / "partial"
+    shutil.copytree(exported("standard"), partial)
+    (partial / "export_info.json").unlink()
+    assert_user_error(run_program([cpp_runner, *generate_args(partial)]), "export_info.json not found")
+
+
+def test_missing_library_given_by_flag(cpp_runner, exported, tmp_path):
+    missing = tmp_path / "libmissing.so"
+    result = run_program([cpp_runner, *generate_args(exported("custom"), "--custom-ops", missing)])
+    assert_user_error(result, str(missing), "does not exist", "mamba-export build-ops")
+
+
+def test_missing_library_given_by_variable(cpp_runner, exported, tmp_path):
+    missing = tmp_path / "libmissing.so"
+    result = run_program([cpp_runner, *generate_args(exported("custom"))],
+                         {"MAMBA_EXPORT_OPS_LIBRARY": missing})
+    assert_user_error(result, "MAMBA_EXPORT_OPS_LIBRARY", str(missing), "does not exist")
+
+
+def test_custom_graph_without_any_library(cpp_runner, exported):
+    result = run_program([cpp_runner, *generate_args(exported("custom"))])
+    assert_user_error(result, "needs the SelectiveScan custom-op library", "--custom-ops",
+                      "--backend standard")
+
+
+@pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(),
+                    reason="this onnxruntime has CUDA; the error path is for CPU-only builds")
+def test_cuda_requested_from_cpu_build(cpp_runner, exported):
+    result = run_program([cpp_runner, *generate_args(exported("standard"), "--provider", "cuda")])
+    assert_user_error(result, "no CUDAExecutionProvider", "onnxruntime-gpu")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--ids", "1,2"], "--model DIR is required"),
+    (["--model", "x"], "--ids is required"),
+    (["--model", "x", "--ids", "1,a"], "--ids expects an integer, got 'a'"),
+    (["--model", "x", "--ids", "1", "--provider", "tpu"], "--provider expects cpu or cuda, got 'tpu'"),
+    (["--model", "x", "--ids", "1", "--bogus", "1"], "unknown flag '--bogus'"),
+])
+def test_bad_flags(cpp_runner, args, fragment):
+    assert_user_error(run_program([cpp_runner, *args]), fragment)
