@@ -1,1 +1,0 @@
-"""optimum-cli plugin."""
