@@ -54,7 +54,7 @@ def export(model, output_dir, options: ExportOptions | None = None) -> Path:
             external_data=external_data)
         export_info.write_info(staging, info)
         if options.validate:
-            _check(staging, prepared, options, info, progress)
+            _check(staging, destination, prepared, options, info, progress)
     progress.note(f"Exported to {destination}")
     return destination
 
@@ -111,13 +111,18 @@ def _source_record(loaded: LoadedModel) -> dict:
     return record
 
 
-def _check(staging: Path, model, options: ExportOptions, info: dict, progress: Progress) -> None:
+def _check(staging: Path, destination: Path, model, options: ExportOptions, info: dict,
+           progress: Progress) -> None:
+    """Run the parity suite on the staged folder, so a failing export is never put in place."""
     from mamba_export.export.validate import validate
 
     with progress.step("Checking the ONNX graph against PyTorch"):
         report = validate(staging, reference=model, options=options,
                           provider="cuda" if options.device == "cuda" else "cpu")
-    info["parity"] = report.to_dict()
+    parity = report.to_dict()
+    if "folder" in parity:
+        parity["folder"] = str(destination)  # the staged folder is renamed into place next
+    info["parity"] = parity
     export_info.write_info(staging, info)
     if options.show_progress:
         progress.note(report.format_table())

@@ -56,8 +56,20 @@ def _class_name(arch: Architecture, config_dict: dict) -> str:
 
 def _from_pretrained(class_name: str, location: str):
     import transformers
+    from transformers.utils import logging as hf_logging
 
     model_class = getattr(transformers, class_name)
+    # The export shows its own progress; transformers' per-weight bar would interleave with it.
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return _checked_load(model_class, location)
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
+
+
+def _checked_load(model_class, location: str):
     try:
         model, info = model_class.from_pretrained(location, dtype=torch.float32, output_loading_info=True)
     except (OSError, ValueError, RuntimeError, EnvironmentError) as error:

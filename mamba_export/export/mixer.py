@@ -38,7 +38,11 @@ def causal_conv(mixer, arch: Architecture, x: torch.Tensor, conv_state: torch.Te
     kept = conv.kernel_size[0] - 1
     window = torch.cat([conv_state.to(x.dtype), x], dim=-1)
     new_state = window[:, :, window.shape[-1] - kept:]
-    out = F.conv1d(window.to(conv.weight.dtype), conv.weight, conv.bias, groups=conv.weight.shape[0])
+    # ONNX Runtime has no bfloat16 Conv kernel: a bfloat16 model convolves in float32
+    # (PyTorch accumulates its bfloat16 conv in float32 too, so only the rounding order differs).
+    dtype = torch.float32 if conv.weight.dtype == torch.bfloat16 else conv.weight.dtype
+    bias = conv.bias.to(dtype) if conv.bias is not None else None
+    out = F.conv1d(window.to(dtype), conv.weight.to(dtype), bias, groups=conv.weight.shape[0])
     out = get_path(mixer, arch.activation)(out)
     return out.to(x.dtype), new_state
 
