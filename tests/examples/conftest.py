@@ -17,17 +17,18 @@ from tests.support.tiny_models import tiny_model
 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory):
-    """exported(backend, logits="all") -> folder of the tiny model exported that way (cached)."""
+    """exported(backend, logits="all", dtype="fp32") -> the tiny model exported so (cached)."""
     from mamba_export.export.convert import export
     from mamba_export.options import ExportOptions
 
     folders: dict = {}
 
-    def get(backend: str, logits: str = "all") -> Path:
-        key = (backend, logits)
+    def get(backend: str, logits: str = "all", dtype: str = "fp32") -> Path:
+        key = (backend, logits, dtype)
         if key not in folders:
-            out = tmp_path_factory.mktemp(f"tiny-{backend}-{logits}") / "model"
-            options = ExportOptions(backend=backend, logits=logits, validate=False, show_progress=False)
+            out = tmp_path_factory.mktemp(f"tiny-{backend}-{logits}-{dtype}") / "model"
+            options = ExportOptions(backend=backend, logits=logits, dtype=dtype, validate=False,
+                                    show_progress=False)
             folders[key] = Path(export(tiny_model(*TEST_MODEL), out, options))
         return folders[key]
 

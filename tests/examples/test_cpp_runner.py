@@ -26,16 +26,17 @@ def test_the_comparison_would_catch_dropped_states(exported):
     assert python_greedy_without_states(folder) != reference
 
 
-def test_custom_backend_matches_python_runtime(cpp_runner, exported, ops_library):
-    folder = exported("custom")
+@pytest.mark.parametrize("dtype", ["fp32", "fp16"])
+def test_custom_backend_matches_python_runtime(cpp_runner, exported, ops_library, dtype):
+    folder = exported("custom", dtype=dtype)
     result = run_program([cpp_runner, *generate_args(folder, "--custom-ops", ops_library)])
     assert result.returncode == 0, result.stderr
     assert parse_ids(result.stdout) == python_greedy(folder)
 
 
-@pytest.mark.parametrize("logits", ["all", "last"])
-def test_standard_backend_matches_python_runtime(cpp_runner, exported, logits):
-    folder = exported("standard", logits)
+@pytest.mark.parametrize("logits, dtype", [("all", "fp32"), ("last", "fp32"), ("all", "fp16")])
+def test_standard_backend_matches_python_runtime(cpp_runner, exported, logits, dtype):
+    folder = exported("standard", logits, dtype)
     result = run_program([cpp_runner, *generate_args(folder)])
     assert result.returncode == 0, result.stderr
     assert parse_ids(result.stdout) == python_greedy(folder)

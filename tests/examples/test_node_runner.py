@@ -12,9 +12,9 @@ import pytest
 from tests.examples.runners import assert_user_error, generate_args, parse_ids, python_greedy, run_program
 
 
-@pytest.mark.parametrize("logits", ["all", "last"])
-def test_standard_backend_matches_python_runtime(node_runner, exported, logits):
-    folder = exported("standard", logits)
+@pytest.mark.parametrize("logits, dtype", [("all", "fp32"), ("last", "fp32"), ("all", "fp16")])
+def test_standard_backend_matches_python_runtime(node_runner, exported, logits, dtype):
+    folder = exported("standard", logits, dtype)
     result = run_program([*node_runner, *generate_args(folder)])
     assert result.returncode == 0, result.stderr
     assert parse_ids(result.stdout) == python_greedy(folder)
