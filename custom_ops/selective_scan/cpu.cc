@@ -1,30 +1,28 @@
-// The CPU selective scan: one pass over time per (batch, channel) row, rows spread
-// over the caller's threads.
+// The CPU selective scan.
 //
-// Where the time goes: every step of every row needs N exponentials exp(dt * A[d, n]),
-// so the loop over n is written to vectorise (a polynomial exp, no libm calls, the
-// state kept in registers when N is a compile-time size). B and C arrive as
-// (..., N, L), with n strided by L; they are copied once into time-major float32
-// panels (..., L, N) so each step reads N contiguous values. Those panels are the only
-// scratch memory, the size of B and C; nothing of size B * D * L * N exists.
+// Where the time goes: every step of every channel needs N exponentials
+// exp(dt * A[d, n]). The scan therefore runs kLanes channels side by side, one channel
+// per vector lane: each state update is a vector operation over channels, with no
+// horizontal sums (y_t = <C_t, h_t> accumulates lane-wise over n) and N independent
+// dependency chains per step. Channels of a block share their batch and their groups
+// of B and C, so B[n, t] and C[n, t] are the same for every lane.
+//
+// B and C arrive as (..., N, L), n strided by L; they are copied once into time-major
+// float32 panels (..., L, N). Those panels (the size of B and C) and the per-block
+// states (the size of last_state) are the only scratch memory; nothing of size
+// B * D * L * N exists.
 #include "selective_scan/cpu.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
-#include <limits>
+#include <numeric>
 #include <vector>
 
+#include "common/fast_math.h"
 #include "common/half.h"
 #include "mamba_export_ops/contract.h"
 
-#if defined(__GNUC__)
-#define MAMBA_INLINE inline __attribute__((always_inline))
-#else
-#define MAMBA_INLINE inline
-#endif
-
-// Compile the row loop for AVX-512 and AVX2+FMA machines as well as for baseline
+// Compile the block loop for AVX-512 and AVX2+FMA machines as well as for baseline
 // x86-64; the loader picks the best one the CPU supports.
 #if defined(MAMBA_EXPORT_CPU_DISPATCH) && defined(__GNUC__) && defined(__x86_64__)
 #define MAMBA_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -35,11 +33,10 @@
 namespace mamba_export_ops {
 namespace {
 
-// Time steps staged per pass over a row: dt, dt * u and y of a chunk stay in L1.
-constexpr int64_t kChunk = 256;
-// Rows of one parallel task are chosen so a task does at least this many state updates.
-constexpr int64_t kMinUpdatesPerTask = 1 << 15;
-constexpr int64_t kMaxTasks = 512;
+constexpr int kLanes = 16;       // channels per block: one 512-bit or two 256-bit vectors
+constexpr int64_t kChunk = 64;   // time steps staged at once: 3 x 4 KiB of block buffers
+constexpr int64_t kMinUpdatesPerTask = 1 << 16;  // lane-state updates that pay for a task
+constexpr int64_t kMaxTasks = 1024;
 
 // ---- element types --------------------------------------------------------------
 
@@ -61,152 +58,115 @@ struct BFloat16Io {
   static MAMBA_INLINE Storage Store(float value) { return FloatToBFloat16(value); }
 };
 
-// ---- vectorisable math ------------------------------------------------------------
+// ---- blocks of channels -----------------------------------------------------------
 
-// exp(x) to about 2 ulp for every float x, without branches so loops over it vectorise.
-// x = n ln2 + r with |r| <= ln2 / 2; exp(r) by its Taylor series to r^7 (truncation
-// below 1e-8 relative); 2^n applied as two normal powers of two so n may reach
-// -149..128 (subnormal and largest results come out right).
-MAMBA_INLINE float Exp(float x) {
-  constexpr float kLog2e = 1.44269504088896341f;
-  constexpr float kLn2Hi = 0.693359375f;  // few mantissa bits: n * kLn2Hi is exact
-  constexpr float kLn2Lo = -2.12194440e-4f;
-  constexpr float kRoundMagic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  constexpr float kMaxArg = 88.72283935546875f;
-  constexpr float kMinArg = -103.972076416015625f;
-  const float xc = std::min(std::max(x, kMinArg), kMaxArg);
-  const float n = (xc * kLog2e + kRoundMagic) - kRoundMagic;
-  const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const int32_t ni = static_cast<int32_t>(n);
-  const int32_t half = ni >> 1;
-  const float scale_a = BitsToFloat(static_cast<uint32_t>(half + 127) << 23);
-  const float scale_b = BitsToFloat(static_cast<uint32_t>(ni - half + 127) << 23);
-  float result = p * scale_a * scale_b;
-  result = x < kMinArg ? 0.0f : result;
-  result = x > kMaxArg ? std::numeric_limits<float>::infinity() : result;
-  return result;
-}
-
-// log1p(e) for e in [0, 1], a few ulp. log(1 + e) by the atanh series of the
-// mantissa, then scaled by e / ((1 + e) - 1) to restore the bits of e lost in 1 + e.
-MAMBA_INLINE float Log1pUnit(float e) {
-  constexpr float kLn2 = 0.693147180559945309f;
-  constexpr float kSqrt2 = 1.41421356237309505f;
-  const float w = 1.0f + e;
-  const bool above = w > kSqrt2;
-  const float m = above ? w * 0.5f : w;
-  const float s = (m - 1.0f) / (m + 1.0f);  // |s| <= 0.172
-  const float s2 = s * s;
-  float series = 1.0f / 9.0f;
-  series = series * s2 + 1.0f / 7.0f;
-  series = series * s2 + 1.0f / 5.0f;
-  series = series * s2 + 1.0f / 3.0f;
-  series = series * s2 + 1.0f;
-  const float log_w = (above ? kLn2 : 0.0f) + 2.0f * s * series;
-  return w == 1.0f ? e : log_w * (e / (w - 1.0f));
-}
-
-// torch's softplus (beta 1, threshold 20): x above the threshold, else log(1 + e^x),
-// computed as max(x, 0) + log1p(e^-|x|) so it neither overflows nor cancels.
-MAMBA_INLINE float Softplus(float x) {
-  const float smooth = std::max(x, 0.0f) + Log1pUnit(Exp(-std::fabs(x)));
-  return x > kSoftplusThreshold ? x : smooth;
-}
-
-MAMBA_INLINE float Silu(float x) { return x / (1.0f + Exp(-x)); }
-
-// ---- the scan -----------------------------------------------------------------------
-
-struct RowJob {
-  const SelectiveScanParams* params;
-  const float* b_panel;  // (batch, groups_b or 1, L, N)
-  const float* c_panel;  // (batch, groups_c or 1, L, N)
-  float* states;         // one state vector of N floats per task: tasks allocate nothing
-  int64_t rows;          // batch * dim
-  int64_t rows_per_task;
+// How the (batch, channel) rows are cut into blocks of at most kLanes channels that
+// never straddle a group of B or of C.
+struct BlockLayout {
+  int64_t segment;             // channels per run sharing both groups
+  int64_t blocks_per_segment;
+  int64_t blocks_per_batch;
+  int64_t blocks;              // in total
 };
 
-// Index of the (batch, group) plane of B or C that channel d of batch b reads.
-MAMBA_INLINE int64_t PlaneOf(int64_t b, int64_t d, int64_t dim, int64_t groups) {
-  if (groups == 0) return b;
-  return b * groups + d / (dim / groups);
+BlockLayout MakeLayout(const SelectiveScanParams& p) {
+  BlockLayout layout;
+  const int64_t per_group_b = p.groups_b ? p.dim / p.groups_b : p.dim;
+  const int64_t per_group_c = p.groups_c ? p.dim / p.groups_c : p.dim;
+  layout.segment = std::gcd(per_group_b, per_group_c);
+  layout.blocks_per_segment = (layout.segment + kLanes - 1) / kLanes;
+  layout.blocks_per_batch = (p.dim / layout.segment) * layout.blocks_per_segment;
+  layout.blocks = p.batch * layout.blocks_per_batch;
+  return layout;
 }
 
+struct Job {
+  const SelectiveScanParams* params;
+  BlockLayout layout;
+  const float* b_panel;  // (batch, groups_b or 1, L, N)
+  const float* c_panel;  // (batch, groups_c or 1, L, N)
+  float* scratch;        // per task: a and h, N x kLanes each, so tasks allocate nothing
+  int64_t blocks_per_task;
+};
+
+// Buffers of one chunk of one block, time-major: value[t * kLanes + lane].
+struct ChunkBuffers {
+  alignas(64) float dt[kChunk * kLanes];
+  alignas(64) float dtu[kChunk * kLanes];
+  alignas(64) float y[kChunk * kLanes];
+  alignas(64) float row[kChunk];
+  alignas(64) float row_input[kChunk];
+};
+
+// dt = softplus?(delta + bias) and dt * u along time for one channel (row).
 template <typename Io>
-MAMBA_INLINE void StageTimeStep(const SelectiveScanParams& p, int64_t row, int64_t t0, int64_t steps,
-                                float* dt, float* dtu) {
+MAMBA_INLINE void StageRow(const SelectiveScanParams& p, int64_t row, int64_t t0, int64_t steps,
+                           ChunkBuffers& buf) {
   using S = typename Io::Storage;
   const S* u = static_cast<const S*>(p.u) + row * p.length + t0;
   const S* delta = static_cast<const S*>(p.delta) + row * p.length + t0;
   const float bias = p.delta_bias ? p.delta_bias[row % p.dim] : 0.0f;
   if (p.delta_softplus) {
     for (int64_t t = 0; t < steps; ++t) {
-      const float value = Softplus(Io::Load(delta[t]) + bias);
-      dt[t] = value;
-      dtu[t] = value * Io::Load(u[t]);
+      buf.row[t] = FastSoftplus(Io::Load(delta[t]) + bias, kSoftplusThreshold);
     }
   } else {
-    for (int64_t t = 0; t < steps; ++t) {
-      const float value = Io::Load(delta[t]) + bias;
-      dt[t] = value;
-      dtu[t] = value * Io::Load(u[t]);
-    }
+    for (int64_t t = 0; t < steps; ++t) buf.row[t] = Io::Load(delta[t]) + bias;
   }
+  for (int64_t t = 0; t < steps; ++t) buf.row_input[t] = buf.row[t] * Io::Load(u[t]);
 }
 
-// h = exp(dt * a) * h + dt * u * B_t ; y_t = <C_t, h>, for `steps` steps.
-// kN > 0 fixes the state size at compile time so h lives in vector registers.
-template <int kN>
-MAMBA_INLINE void Recur(const float* a, const float* b, const float* c, const float* dt,
-                        const float* dtu, int64_t steps, int64_t state, float* h, float* y) {
-  if constexpr (kN > 0) {
-    float hl[kN], al[kN];
-    for (int n = 0; n < kN; ++n) {
-      hl[n] = h[n];
-      al[n] = a[n];
-    }
-    for (int64_t t = 0; t < steps; ++t) {
-      const float* bt = b + t * kN;
-      const float* ct = c + t * kN;
-      const float step = dt[t], input = dtu[t];
-      float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-      for (int n = 0; n < kN; ++n) {
-        const float next = Exp(step * al[n]) * hl[n] + input * bt[n];
-        hl[n] = next;
-        acc += next * ct[n];
-      }
-      y[t] = acc;
-    }
-    for (int n = 0; n < kN; ++n) h[n] = hl[n];
-  } else {
-    for (int64_t t = 0; t < steps; ++t) {
-      const float* bt = b + t * state;
-      const float* ct = c + t * state;
-      const float step = dt[t], input = dtu[t];
-      float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-      for (int64_t n = 0; n < state; ++n) {
-        const float next = Exp(step * a[n]) * h[n] + input * bt[n];
-        h[n] = next;
-        acc += next * ct[n];
-      }
-      y[t] = acc;
-    }
-  }
-}
-
+// The lanes of a block: lane w is channel d0 + w; lanes past `count` are padding with
+// dt = 0, so exp(0) = 1 keeps their zero state at zero.
 template <typename Io>
-MAMBA_INLINE void FinishOutput(const SelectiveScanParams& p, int64_t row, int64_t t0, int64_t steps,
-                               const float* scan) {
+MAMBA_INLINE void StageBlock(const SelectiveScanParams& p, int64_t first_row, int count, int64_t t0,
+                             int64_t steps, ChunkBuffers& buf) {
+  for (int w = 0; w < kLanes; ++w) {
+    if (w < count) {
+      StageRow<Io>(p, first_row + w, t0, steps, buf);
+    } else {
+      std::fill_n(buf.row, steps, 0.0f);
+      std::fill_n(buf.row_input, steps, 0.0f);
+    }
+    for (int64_t t = 0; t < steps; ++t) {
+      buf.dt[t * kLanes + w] = buf.row[t];
+      buf.dtu[t * kLanes + w] = buf.row_input[t];
+    }
+  }
+}
+
+// h = exp(dt * A) * h + dt * u * B_t and y_t = <C_t, h> for `steps` steps, lane-wise.
+// a and h are (N, kLanes); b and c point at step t0 of time-major panels.
+MAMBA_INLINE void RecurBlock(const float* __restrict a, const float* __restrict b,
+                             const float* __restrict c, int64_t state, int64_t steps,
+                             ChunkBuffers& __restrict buf, float* __restrict h) {
+  for (int64_t t = 0; t < steps; ++t) {
+    const float* __restrict bt = b + t * state;
+    const float* __restrict ct = c + t * state;
+    float dt[kLanes], dtu[kLanes], acc[kLanes];
+    for (int w = 0; w < kLanes; ++w) {
+      dt[w] = buf.dt[t * kLanes + w];
+      dtu[w] = buf.dtu[t * kLanes + w];
+      acc[w] = 0.0f;
+    }
+    for (int64_t n = 0; n < state; ++n) {
+      const float bn = bt[n], cn = ct[n];
+      const float* __restrict an = a + n * kLanes;
+      float* __restrict hn = h + n * kLanes;
+      for (int w = 0; w < kLanes; ++w) {
+        const float next = FastExp(dt[w] * an[w]) * hn[w] + dtu[w] * bn;
+        hn[w] = next;
+        acc[w] += next * cn;
+      }
+    }
+    for (int w = 0; w < kLanes; ++w) buf.y[t * kLanes + w] = acc[w];
+  }
+}
+
+// y = (scan + D * u) * silu(z) along time for one channel, stored in the I/O dtype.
+template <typename Io>
+MAMBA_INLINE void FinishRow(const SelectiveScanParams& p, int64_t row, int64_t t0, int64_t steps,
+                            const float* scan) {
   using S = typename Io::Storage;
   const S* u = static_cast<const S*>(p.u) + row * p.length + t0;
   S* y = static_cast<S*>(p.y) + row * p.length + t0;
@@ -216,7 +176,7 @@ MAMBA_INLINE void FinishOutput(const SelectiveScanParams& p, int64_t row, int64_
     const S* z = static_cast<const S*>(p.z) + row * p.length + t0;
     for (int64_t t = 0; t < steps; ++t) {
       const float out = has_skip ? scan[t] + skip * Io::Load(u[t]) : scan[t];
-      y[t] = Io::Store(out * Silu(Io::Load(z[t])));
+      y[t] = Io::Store(out * FastSilu(Io::Load(z[t])));
     }
   } else {
     for (int64_t t = 0; t < steps; ++t) {
@@ -225,61 +185,77 @@ MAMBA_INLINE void FinishOutput(const SelectiveScanParams& p, int64_t row, int64_
   }
 }
 
-template <typename Io, int kN>
-MAMBA_INLINE void ScanRowsTyped(const RowJob& job, int64_t begin, int64_t end, float* h) {
-  const SelectiveScanParams& p = *job.params;
-  const int64_t state = kN > 0 ? kN : p.state;
-  alignas(64) float dt[kChunk], dtu[kChunk], scan[kChunk];
-  for (int64_t row = begin; row < end; ++row) {
-    const int64_t b = row / p.dim, d = row % p.dim;
-    const float* b_rows = job.b_panel + PlaneOf(b, d, p.dim, p.groups_b) * p.length * state;
-    const float* c_rows = job.c_panel + PlaneOf(b, d, p.dim, p.groups_c) * p.length * state;
-    if (p.initial_state) {
-      std::copy_n(p.initial_state + row * state, state, h);
-    } else {
-      std::fill_n(h, state, 0.0f);
+template <typename Io>
+MAMBA_INLINE void FinishBlock(const SelectiveScanParams& p, int64_t first_row, int count, int64_t t0,
+                              int64_t steps, ChunkBuffers& buf) {
+  for (int w = 0; w < count; ++w) {
+    for (int64_t t = 0; t < steps; ++t) buf.row[t] = buf.y[t * kLanes + w];
+    FinishRow<Io>(p, first_row + w, t0, steps, buf.row);
+  }
+}
+
+// Loads A and the initial state of the block's lanes into (N, kLanes) layout.
+MAMBA_INLINE void LoadBlockState(const SelectiveScanParams& p, int64_t first_row, int count,
+                                 float* a, float* h) {
+  const int64_t d0 = first_row % p.dim;
+  for (int64_t n = 0; n < p.state; ++n) {
+    for (int w = 0; w < kLanes; ++w) {
+      const bool live = w < count;
+      a[n * kLanes + w] = live ? p.A[(d0 + w) * p.state + n] : 0.0f;
+      const bool from_input = live && p.initial_state != nullptr;
+      h[n * kLanes + w] = from_input ? p.initial_state[(first_row + w) * p.state + n] : 0.0f;
     }
-    for (int64_t t0 = 0; t0 < p.length; t0 += kChunk) {
-      const int64_t steps = std::min(kChunk, p.length - t0);
-      StageTimeStep<Io>(p, row, t0, steps, dt, dtu);
-      Recur<kN>(p.A + d * state, b_rows + t0 * state, c_rows + t0 * state, dt, dtu, steps, state,
-                h, scan);
-      FinishOutput<Io>(p, row, t0, steps, scan);
-    }
-    std::copy_n(h, state, p.last_state + row * state);
   }
 }
 
 template <typename Io>
-MAMBA_INLINE void ScanRowsForState(const RowJob& job, int64_t begin, int64_t end, float* h) {
-  switch (job.params->state) {
-    case 8:
-      return ScanRowsTyped<Io, 8>(job, begin, end, h);
-    case 16:
-      return ScanRowsTyped<Io, 16>(job, begin, end, h);
-    case 32:
-      return ScanRowsTyped<Io, 32>(job, begin, end, h);
-    default:
-      return ScanRowsTyped<Io, 0>(job, begin, end, h);
+MAMBA_INLINE void ScanBlocks(const Job& job, int64_t begin, int64_t end, float* a, float* h) {
+  const SelectiveScanParams& p = *job.params;
+  const BlockLayout& layout = job.layout;
+  ChunkBuffers buf;
+  for (int64_t block = begin; block < end; ++block) {
+    const int64_t b = block / layout.blocks_per_batch;
+    const int64_t in_batch = block % layout.blocks_per_batch;
+    const int64_t offset = (in_batch % layout.blocks_per_segment) * kLanes;
+    const int64_t d0 = (in_batch / layout.blocks_per_segment) * layout.segment + offset;
+    const int count = static_cast<int>(std::min<int64_t>(kLanes, layout.segment - offset));
+    const int64_t first_row = b * p.dim + d0;
+    const int64_t plane_b = p.groups_b ? b * p.groups_b + d0 / (p.dim / p.groups_b) : b;
+    const int64_t plane_c = p.groups_c ? b * p.groups_c + d0 / (p.dim / p.groups_c) : b;
+    const float* b_rows = job.b_panel + plane_b * p.length * p.state;
+    const float* c_rows = job.c_panel + plane_c * p.length * p.state;
+    LoadBlockState(p, first_row, count, a, h);
+    for (int64_t t0 = 0; t0 < p.length; t0 += kChunk) {
+      const int64_t steps = std::min(kChunk, p.length - t0);
+      StageBlock<Io>(p, first_row, count, t0, steps, buf);
+      RecurBlock(a, b_rows + t0 * p.state, c_rows + t0 * p.state, p.state, steps, buf, h);
+      FinishBlock<Io>(p, first_row, count, t0, steps, buf);
+    }
+    for (int w = 0; w < count; ++w) {
+      for (int64_t n = 0; n < p.state; ++n) {
+        p.last_state[(first_row + w) * p.state + n] = h[n * kLanes + w];
+      }
+    }
   }
 }
 
-MAMBA_CPU_CLONES void ScanRows(const RowJob& job, int64_t begin, int64_t end, float* h) {
+MAMBA_CPU_CLONES void ScanBlockRange(const Job& job, int64_t begin, int64_t end, float* a, float* h) {
   switch (job.params->dtype) {
     case ScanDType::kFloat32:
-      return ScanRowsForState<Float32Io>(job, begin, end, h);
+      return ScanBlocks<Float32Io>(job, begin, end, a, h);
     case ScanDType::kFloat16:
-      return ScanRowsForState<Float16Io>(job, begin, end, h);
+      return ScanBlocks<Float16Io>(job, begin, end, a, h);
     case ScanDType::kBFloat16:
-      return ScanRowsForState<BFloat16Io>(job, begin, end, h);
+      return ScanBlocks<BFloat16Io>(job, begin, end, a, h);
   }
 }
 
-void RunRowTask(void* state, size_t task) {
-  const RowJob& job = *static_cast<const RowJob*>(state);
-  const int64_t begin = static_cast<int64_t>(task) * job.rows_per_task;
-  float* h = job.states + static_cast<int64_t>(task) * job.params->state;
-  ScanRows(job, begin, std::min(job.rows, begin + job.rows_per_task), h);
+void RunTask(void* state, size_t task) {
+  const Job& job = *static_cast<const Job*>(state);
+  const int64_t begin = static_cast<int64_t>(task) * job.blocks_per_task;
+  const int64_t end = std::min(job.layout.blocks, begin + job.blocks_per_task);
+  float* a = job.scratch + static_cast<int64_t>(task) * 2 * job.params->state * kLanes;
+  ScanBlockRange(job, begin, end, a, a + job.params->state * kLanes);
 }
 
 // ---- time-major panels of B and C ------------------------------------------------------
@@ -332,18 +308,17 @@ ParallelFor SerialFor() {
 }
 
 void RunSelectiveScanCpu(const SelectiveScanParams& params, const ParallelFor& parallel_for) {
-  const int64_t rows = params.batch * params.dim;
-  if (rows == 0) return;
+  if (params.batch * params.dim == 0) return;
+  const BlockLayout layout = MakeLayout(params);
   const std::vector<float> b_panel = TimeMajorPanel(params, params.B, params.groups_b);
   const std::vector<float> c_panel = TimeMajorPanel(params, params.C, params.groups_c);
-  const int64_t updates_per_row = std::max<int64_t>(1, params.length * std::max<int64_t>(params.state, 1));
-  int64_t rows_per_task = std::max<int64_t>(1, kMinUpdatesPerTask / updates_per_row);
-  rows_per_task = std::max(rows_per_task, (rows + kMaxTasks - 1) / kMaxTasks);
-  const int64_t tasks = (rows + rows_per_task - 1) / rows_per_task;
-  std::vector<float> states(static_cast<size_t>(tasks * params.state));
-  const RowJob job{&params, b_panel.data(), c_panel.data(), states.data(), rows, rows_per_task};
-  parallel_for.run(parallel_for.runner_state, RunRowTask, static_cast<size_t>(tasks),
-                   const_cast<RowJob*>(&job));
+  const int64_t updates_per_block = std::max<int64_t>(1, params.length * params.state * kLanes);
+  int64_t per_task = std::max<int64_t>(1, kMinUpdatesPerTask / updates_per_block);
+  per_task = std::max(per_task, (layout.blocks + kMaxTasks - 1) / kMaxTasks);
+  const int64_t tasks = (layout.blocks + per_task - 1) / per_task;
+  std::vector<float> scratch(static_cast<size_t>(tasks * 2 * params.state * kLanes));
+  const Job job{&params, layout, b_panel.data(), c_panel.data(), scratch.data(), per_task};
+  parallel_for.run(parallel_for.runner_state, RunTask, static_cast<size_t>(tasks), const_cast<Job*>(&job));
 }
 
 }  // namespace mamba_export_ops
