@@ -25,20 +25,30 @@ import numpy as np
 from mamba_export import graph_io
 from mamba_export.runtime.dtypes import BFLOAT16, empty_ort_value, to_ort_value
 
-DEVICE = "cuda"
-DEVICE_ID = 0
 NO_GRAPH = -1
 
 
-def _state_set(spec, batch: int) -> dict:
-    """Device buffers for every layer's state, keyed by kind and layer."""
-    return {(kind, i): empty_ort_value(spec.shape(kind, batch), spec.dtype(kind), DEVICE, DEVICE_ID)
-            for i in range(spec.num_layers) for kind in graph_io.STATE_KINDS}
+@dataclass(frozen=True)
+class Device:
+    """Where the buffers live: ("cuda", 0) in use; ("cpu", 0) lets the CPU tests run this logic."""
+
+    kind: str = "cuda"
+    index: int = 0
+
+    def empty(self, shape: tuple, dtype):
+        return empty_ort_value(shape, dtype, self.kind, self.index)
+
+    def copy_of(self, array: np.ndarray):
+        return to_ort_value(array, self.kind, self.index)
 
 
-def _zero_state_set(spec, batch: int) -> dict:
-    return {(kind, i): to_ort_value(np.zeros(spec.shape(kind, batch), spec.dtype(kind)), DEVICE, DEVICE_ID)
-            for i in range(spec.num_layers) for kind in graph_io.STATE_KINDS}
+def _state_set(spec, batch: int, device: Device, zeros: bool = False) -> dict:
+    """Buffers for every layer's state on ``device``, keyed by (kind, layer)."""
+    def make(kind):
+        shape, dtype = spec.shape(kind, batch), spec.dtype(kind)
+        return device.copy_of(np.zeros(shape, dtype)) if zeros else device.empty(shape, dtype)
+
+    return {(kind, i): make(kind) for i in range(spec.num_layers) for kind in graph_io.STATE_KINDS}
 
 
 def _bind_states(binding, past: dict, present: dict) -> None:
@@ -71,12 +81,12 @@ class DeviceBuffers:
     graph_ids: tuple
 
     @classmethod
-    def allocate(cls, model, batch: int, first_graph_id: int) -> DeviceBuffers:
+    def allocate(cls, model, batch: int, first_graph_id: int, device: Device) -> DeviceBuffers:
         spec, runner, session = model.state_spec, model.runner, model.session
-        sets = (_state_set(spec, batch), _state_set(spec, batch))
-        ids = to_ort_value(np.zeros((batch, 1), np.int64), DEVICE, DEVICE_ID)
-        mask = to_ort_value(np.ones((batch, 1), np.int64), DEVICE, DEVICE_ID)
-        logits = empty_ort_value((batch, 1, runner.head_width), runner.head_dtype, DEVICE, DEVICE_ID)
+        sets = (_state_set(spec, batch, device), _state_set(spec, batch, device))
+        ids = device.copy_of(np.zeros((batch, 1), np.int64))
+        mask = device.copy_of(np.ones((batch, 1), np.int64))
+        logits = device.empty((batch, 1, runner.head_width), runner.head_dtype)
         bindings = []
         for source, target in ((0, 1), (1, 0)):
             binding = session.io_binding()
@@ -86,7 +96,8 @@ class DeviceBuffers:
             _bind_states(binding, sets[source], sets[target])
             bindings.append(binding)
         graph_ids = (first_graph_id, first_graph_id + 1)
-        return cls(batch, _zero_state_set(spec, batch), sets, ids, mask, logits, tuple(bindings), graph_ids)
+        zeros = _state_set(spec, batch, device, zeros=True)
+        return cls(batch, zeros, sets, ids, mask, logits, tuple(bindings), graph_ids)
 
 
 def _to_host(value, dtype: np.dtype, shape: tuple) -> np.ndarray:
@@ -101,9 +112,10 @@ def _to_host(value, dtype: np.dtype, shape: tuple) -> np.ndarray:
 class DeviceDecoder:
     """The generation decoder of ``generation.py`` for provider="cuda" with IO binding."""
 
-    def __init__(self, model, cache: dict):
+    def __init__(self, model, cache: dict, device: Device = Device()):
         self.model = model
         self.cache = cache
+        self.device = device
         self.use_graph = bool(model.options.cuda_graph)
         self.buffers = None
         self.current = 0  # which state set holds the states after the last call
@@ -116,7 +128,7 @@ class DeviceDecoder:
     def _buffers_for(self, batch: int) -> DeviceBuffers:
         if batch not in self.cache:
             first_id = 1 + 2 * len(self.cache)  # graph id 0 is reserved by ONNX Runtime
-            self.cache[batch] = DeviceBuffers.allocate(self.model, batch, first_id)
+            self.cache[batch] = DeviceBuffers.allocate(self.model, batch, first_id, self.device)
         return self.cache[batch]
 
     def prefill(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:

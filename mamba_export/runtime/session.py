@@ -86,16 +86,24 @@ def create_session(folder: ExportFolder, options: RuntimeOptions):
     providers = providers_for(options)
     try:
         session = ort.InferenceSession(str(folder.model_path), sess_options=so, providers=providers)
-    except Exception as error:
-        message = str(error)
-        if folder.info.get("op_domain", "mamba_export") in message and "custom" not in message.lower():
-            raise CustomOpsNotFoundError(
-                f"onnxruntime cannot run the SelectiveScan node of {folder.model_path}: {message}; "
-                f"build the custom-op library with `{BUILD_COMMAND}`") from error
-        if options.cuda_graph:
-            raise BackendUnavailableError(
-                f"onnxruntime refused CUDA graphs for {folder.model_path}: {message}; run with "
-                "cuda_graph=False") from error
-        raise ExportFolderError(f"onnxruntime cannot load {folder.model_path}: {message}") from error
+    except Exception as error:  # onnxruntime raises its own untyped exceptions
+        raise _session_error(str(error), folder, options) from error
     _check_providers(session, options)
     return session
+
+
+def _session_error(message: str, folder: ExportFolder, options: RuntimeOptions) -> Exception:
+    """The typed error for a session onnxruntime refused to build."""
+    if "Could not find an implementation" in message:
+        # e.g. bfloat16 graphs on the CPU provider, which has no bfloat16 arithmetic kernels.
+        return BackendUnavailableError(
+            f"onnxruntime's {options.provider} provider cannot run this {folder.dtype} export "
+            f"({folder.model_path}): {message}; use another provider or export another dtype")
+    if "SelectiveScan" in message or folder.info.get("op_domain", "mamba_export") in message:
+        return CustomOpsNotFoundError(
+            f"onnxruntime cannot run the SelectiveScan node of {folder.model_path}: {message}; "
+            f"build the custom-op library with `{BUILD_COMMAND}`")
+    if options.cuda_graph:
+        return BackendUnavailableError(
+            f"onnxruntime refused CUDA graphs for {folder.model_path}: {message}; run with cuda_graph=False")
+    return ExportFolderError(f"onnxruntime cannot load {folder.model_path}: {message}")
