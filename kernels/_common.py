@@ -9,6 +9,8 @@ devices).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import triton
 import triton.language as tl
@@ -68,3 +70,25 @@ def check_devices(op_name: str, kernel, tensors: dict) -> torch.device:
             "before triton is imported to run the kernel in Triton's (slow) interpreter"
         )
     return device
+
+
+@functools.lru_cache(maxsize=None)
+def _multiprocessors(device_index: int) -> int:
+    return torch.cuda.get_device_properties(device_index).multi_processor_count
+
+
+def launch_config(batch: int, dim: int, block_n: int, device: torch.device) -> tuple[int, int]:
+    """(channels per program, warps per program) for a grid of (batch, channel blocks).
+
+    Each step of the scan depends on the previous one, so a program spends its time
+    waiting on memory, not computing: one warp per program, about four state values
+    per thread, and blocks narrowed until there are at least two programs per
+    multiprocessor to hide each other's waits. Measured on an H200 (D = 1536,
+    N = 16, L = 2048): 4 channels a program at batch 1, 8 at batch 8, were the best
+    of the sizes tried, about twice as fast as one 4-warp program of 16 channels.
+    """
+    block_d = min(max(1, 128 // block_n), triton.next_power_of_2(max(dim, 1)))
+    programs_wanted = 2 * _multiprocessors(device.index or 0) if device.type == "cuda" else 1
+    while block_d > 1 and batch * triton.cdiv(dim, block_d) < programs_wanted:
+        block_d //= 2
+    return block_d, 1

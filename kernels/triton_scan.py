@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from mamba_export.kernels._common import check_devices, dtype_name, silu, softplus
+from mamba_export.kernels._common import check_devices, dtype_name, launch_config, silu, softplus
 
 from mamba_export.ops.selective_scan import OP_TYPE, check_inputs
 
@@ -35,6 +35,26 @@ def _projection_pointers(base, offs_d, offs_n, mask_d, mask_n, block_start, chan
         ptrs = base + group[:, None] * stride_g + offs_n[None, :] * stride_n
         mask = mask_d[:, None] & mask_n[None, :]
     return ptrs, mask
+
+
+@triton.jit
+def _load_step(t, length, u_ptrs, dt_ptrs, z_ptrs, b_ptrs, c_ptrs, su_l, sdt_l, sz_l, sb_l, sc_l,
+               mask_d, b_mask, c_mask, HAS_Z: tl.constexpr):
+    """Step t's u, delta, z, B and C in their I/O dtype (z zeros when absent).
+
+    Past the end it reads the last step again, which is harmless and cheaper than
+    one more mask.
+    """
+    t = tl.minimum(t, length - 1)
+    u = tl.load(u_ptrs + t * su_l, mask=mask_d, other=0.0)
+    dt = tl.load(dt_ptrs + t * sdt_l, mask=mask_d, other=0.0)
+    if HAS_Z:
+        z = tl.load(z_ptrs + t * sz_l, mask=mask_d, other=0.0)
+    else:
+        z = tl.zeros_like(u)
+    b = tl.load(b_ptrs + t * sb_l, mask=b_mask, other=0.0)
+    c = tl.load(c_ptrs + t * sc_l, mask=c_mask, other=0.0)
+    return u, dt, z, b, c
 
 
 @triton.jit
@@ -76,34 +96,30 @@ def _scan_kernel(
     c_ptrs, c_mask = _projection_pointers(c_ptr + pid_b * sc_b, offs_d, offs_n, mask_d, mask_n,
                                           block_start, c_channels_per_group, sc_g, sc_n, C_ONE_GROUP)
 
+    # Loads for step t + 1 are issued before step t is computed: the loop is bound by
+    # memory latency, not arithmetic, and this hides part of it.
+    args = (length, u_ptrs, dt_ptrs, z_ptrs, b_ptrs, c_ptrs, su_l, sdt_l, sz_l, sb_l, sc_l,
+            mask_d, b_mask, c_mask, HAS_Z)
+    ahead = _load_step(0, *args)
     for t in range(length):
-        u_t = tl.load(u_ptrs + t * su_l, mask=mask_d, other=0.0).to(tl.float32)
-        dt = tl.load(dt_ptrs + t * sdt_l, mask=mask_d, other=0.0).to(tl.float32)
-        b_t = tl.load(b_ptrs + t * sb_l, mask=b_mask, other=0.0).to(tl.float32)
-        c_t = tl.load(c_ptrs + t * sc_l, mask=c_mask, other=0.0).to(tl.float32)
+        u_t, dt, z_t, b_t, c_t = ahead
+        ahead = _load_step(t + 1, *args)
+        u_t = u_t.to(tl.float32)
+        dt = dt.to(tl.float32)
         if HAS_BIAS:
             dt = dt + bias
         if SOFTPLUS:
             dt = softplus(dt)
-        h = tl.exp(dt[:, None] * a) * h + (dt * u_t)[:, None] * b_t
-        y_t = tl.sum(h * c_t, axis=1)
+        h = tl.exp(dt[:, None] * a) * h + (dt * u_t)[:, None] * b_t.to(tl.float32)
+        y_t = tl.sum(h * c_t.to(tl.float32), axis=1)
         if HAS_D:
             y_t = y_t + skip * u_t
         if HAS_Z:
-            y_t = y_t * silu(tl.load(z_ptrs + t * sz_l, mask=mask_d, other=0.0).to(tl.float32))
+            y_t = y_t * silu(z_t.to(tl.float32))
         tl.store(y_ptrs + t * sy_l, y_t.to(y_ptr.dtype.element_ty), mask=mask_d)
 
     h_out_ptrs = h_out_ptr + pid_b * sho_b + offs_d[:, None] * sho_d + offs_n[None, :] * sho_n
     tl.store(h_out_ptrs, h, mask=mask_dn)
-
-
-def _block_d(dim: int, block_n: int, batch: int) -> int:
-    """Channels per program.
-
-    A sequential scan is latency bound, so the GPU wants many small programs;
-    keep BLOCK_D * BLOCK_N near 256 values (a few per thread) and no wider than D.
-    """
-    return max(1, min(triton.next_power_of_2(dim), max(1, 256 // block_n)))
 
 
 def _as_groups(x: torch.Tensor) -> torch.Tensor:
@@ -126,15 +142,21 @@ def _initial_or_zero_state(initial_state, batch, dim, state, device):
     return torch.zeros(batch, dim, state, dtype=torch.float32, device=device)
 
 
+def _check_block_d(block_d: int) -> None:
+    if block_d < 1 or block_d & (block_d - 1):
+        raise ValueError(f"block_d must be a power of two, got {block_d}")
+
+
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None,
-                   delta_softplus=False, *, block_d: int | None = None):
+                   delta_softplus=False, *, block_d: int | None = None, num_warps: int | None = None):
     """Run the selective scan on the GPU (or in Triton's interpreter).
 
     u, delta, z: (B, D, L) in float32, float16 or bfloat16; A: (D, N) float32;
     B, C: (B, N, L) or (B, G, N, L) in u's dtype; D, delta_bias: (D,) float32;
     initial_state: (B, D, N) float32. Returns y: (B, D, L) in u's dtype and
-    last_state: (B, D, N) float32. ``block_d`` (a power of two) overrides the
-    number of channels per program; the result does not depend on it.
+    last_state: (B, D, N) float32. ``block_d`` (channels per program, a power of
+    two) and ``num_warps`` override the tuned launch; the result does not depend
+    on them.
     """
     named = dict(u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias,
                  initial_state=initial_state)
@@ -148,14 +170,13 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_s
         return y, _initial_or_zero_state(initial_state, batch, dim, state, device)
     last_state = torch.empty(batch, dim, state, dtype=torch.float32, device=device)
     block_n = triton.next_power_of_2(max(state, 1))
-    if block_d is None:
-        block_d = _block_d(dim, block_n, batch)
-    elif block_d < 1 or block_d & (block_d - 1):
-        raise ValueError(f"block_d must be a power of two, got {block_d}")
+    tuned_block_d, tuned_warps = launch_config(batch, dim, block_n, device)
+    if block_d is not None:
+        _check_block_d(block_d)
+    block_d = block_d or tuned_block_d
     b4, c4 = _as_groups(B), _as_groups(C)
     b_per_group, c_per_group = dim // b4.shape[1], dim // c4.shape[1]
-    grid = (batch, triton.cdiv(dim, block_d))
-    _scan_kernel[grid](
+    _scan_kernel[(batch, triton.cdiv(dim, block_d))](
         u, delta, A, b4, c4,
         D if D is not None else A, z if z is not None else u,
         delta_bias if delta_bias is not None else A,
@@ -168,6 +189,6 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_s
         HAS_H0=initial_state is not None, SOFTPLUS=bool(delta_softplus),
         B_ONE_GROUP=_one_group_per_block(b4, b_per_group, block_d),
         C_ONE_GROUP=_one_group_per_block(c4, c_per_group, block_d),
-        BLOCK_D=block_d, BLOCK_N=block_n,
+        BLOCK_D=block_d, BLOCK_N=block_n, num_warps=num_warps or tuned_warps,
     )
     return y, last_state

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from mamba_export.kernels._common import check_devices, dtype_name, silu, softplus
+from mamba_export.kernels._common import check_devices, dtype_name, launch_config, silu, softplus
 
 from mamba_export.errors import InputShapeError
 from mamba_export.ops.selective_scan import IO_DTYPES
@@ -136,7 +136,7 @@ def selective_state_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, 
     b3 = B.unsqueeze(1) if B.dim() == 2 else B
     c3 = C.unsqueeze(1) if C.dim() == 2 else C
     block_n = triton.next_power_of_2(max(n_state, 1))
-    block_d = max(1, min(triton.next_power_of_2(dim), max(1, 1024 // block_n)))
+    block_d, num_warps = launch_config(batch, dim, block_n, device)
     grid = (batch, triton.cdiv(dim, block_d))
     _state_update_kernel[grid](
         state, x, dt, A, b3, c3, D if D is not None else A, z if z is not None else x,
@@ -146,6 +146,6 @@ def selective_state_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, 
         D.stride(0) if D is not None else 0, *(z.stride() if z is not None else (0, 0)),
         dt_bias.stride(0) if dt_bias is not None else 0, *y.stride(),
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=dt_bias is not None,
-        SOFTPLUS=bool(dt_softplus), BLOCK_D=block_d, BLOCK_N=block_n,
+        SOFTPLUS=bool(dt_softplus), BLOCK_D=block_d, BLOCK_N=block_n, num_warps=num_warps,
     )
     return y

@@ -22,13 +22,16 @@ TOLERANCE = {torch.float32: 1e-5, torch.float16: 5e-3, torch.bfloat16: 1e-2}
 GPU_TOLERANCE = {**TOLERANCE, torch.bfloat16: 5e-3}
 STATE_TOLERANCE = 1e-5
 
+# Without a GPU the kernels run in Triton's interpreter on CPU tensors; with one, every
+# test runs compiled on it.
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 OPTIONAL_INPUTS = ("D", "z", "delta_bias", "initial_state")
 
 
 def make_scan_inputs(batch, dim, length, n_state, groups_b=None, groups_c=None, dtype=torch.float32,
-                     softplus=True, absent=(), seed=0, device="cpu") -> dict:
+                     softplus=True, absent=(), seed=0, device=DEVICE) -> dict:
     """Inputs in the ranges a trained Mamba layer sees; ``absent`` names optional inputs to leave out.
 
     groups_b/groups_c None gives the rank-3 (B, N, L) form, an int G the (B, G, N, L) form.
