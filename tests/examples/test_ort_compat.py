@@ -29,6 +29,8 @@ PROBE = Path(__file__).with_name("ort_probe.py")
 # The oldest release with C API 21 (the one the library is built against) and one between it
 # and the installed release; docs/deploy.md records the outcome.
 OLDER_RELEASES = ("1.21.1", "1.23.2")
+# The newest release before C API 21: the library must refuse it with a message, not crash.
+TOO_OLD_RELEASE = "1.20.1"
 # float32 against the float64 oracle over a 9-step scan: rounding stays near 1e-6; 1e-5 leaves margin.
 SCAN_TOLERANCE = 1e-5
 # The same float32 graph on two releases may pick different kernels (other summation orders).
@@ -47,18 +49,23 @@ def install_release(version: str) -> Path:
     return target
 
 
-def run_probe(library: str, model: Path, feeds: dict, workdir: Path,
-              release_dir: Path | None) -> tuple[dict, dict]:
-    """(outputs, {"version", "file"}) of one session under the release in release_dir (None: installed)."""
-    inputs_path, outputs_path = workdir / "inputs.npz", workdir / "outputs.npz"
-    np.savez(inputs_path, **feeds)
+def start_probe(library: str, model: Path, feeds: dict, workdir: Path,
+                release_dir: Path | None) -> subprocess.CompletedProcess:
+    """Run ort_probe.py under the release in release_dir (None: the installed one)."""
+    np.savez(workdir / "inputs.npz", **feeds)
     env = dict(os.environ)
     if release_dir is not None:
         env["PYTHONPATH"] = str(release_dir)
-    command = [sys.executable, str(PROBE), library, str(model), str(inputs_path), str(outputs_path)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=workdir)
+    command = [sys.executable, str(PROBE), library, str(model), "inputs.npz", "outputs.npz"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=workdir)
+
+
+def run_probe(library: str, model: Path, feeds: dict, workdir: Path,
+              release_dir: Path | None) -> tuple[dict, dict]:
+    """(outputs, {"version", "file"}) of one session under the release in release_dir (None: installed)."""
+    result = start_probe(library, model, feeds, workdir, release_dir)
     assert result.returncode == 0, result.stderr[-3000:]
-    return dict(np.load(outputs_path)), json.loads(result.stdout.strip().splitlines()[-1])
+    return dict(np.load(workdir / "outputs.npz")), json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def scan_model(path: Path) -> None:
@@ -111,6 +118,17 @@ def test_installed_release(ops_library, tmp_path):
 def test_older_release_runs_the_scan(ops_library, tmp_path, version):
     release_dir = install_release(version)
     assert check_scan(ops_library, tmp_path, release_dir) == version
+
+
+@pytest.mark.slow
+def test_release_before_api_21_is_refused_with_a_message(ops_library, tmp_path):
+    model = tmp_path / "scan.onnx"
+    scan_model(model)
+    result = start_probe(ops_library, model, scan_inputs(), tmp_path, install_release(TOO_OLD_RELEASE))
+    assert result.returncode != 0
+    expected = ("needs ONNX Runtime API version 21 (ONNX Runtime 1.21 or newer); "
+                f"this runtime is {TOO_OLD_RELEASE}")
+    assert expected in result.stderr, result.stderr[-2000:]
 
 
 @pytest.mark.slow
