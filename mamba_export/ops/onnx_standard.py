@@ -11,7 +11,8 @@ Everything inside runs in float32 (half-precision inputs are cast on the way in
 and y is cast back on the way out). The closed form that divides by
 exp(cumsum(dt * A)) is avoided on purpose: that product underflows to zero within
 a few hundred steps. Groups of B and C are handled by viewing the channels as
-(G, D/G): B of shape (B, N, L) is simply the one-group case.
+(G, D/G): B of shape (B, N, L) is simply the one-group case. B and C may be
+grouped differently only if one of them has a single group.
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ def _replacement(node: onnx.NodeProto, prefix: str) -> list[onnx.NodeProto]:
               g.op("Concat", batch, minus_one, one, state, length, axis=0))
     c5 = g.op("Reshape", g.op("Cast", given["C"], to=FLOAT),
               g.op("Concat", batch, minus_one, state, one, length, axis=0))
-    groups = g.op("Shape", b5, start=1, end=2)
+    # B and C may differ in grouping when one is ungrouped (G = 1 broadcasts); two different
+    # group counts above 1 are not supported by this form.
+    groups = g.op("Max", g.op("Shape", b5, start=1, end=2), g.op("Shape", c5, start=1, end=2))
     per_group = g.op("Div", dim, groups)
     # Sequences as (B, G, D/G, 1, L): each step's slice broadcasts against (B, G, 1, N).
     seq_shape = g.op("Concat", batch, groups, per_group, one, length, axis=0)
