@@ -129,6 +129,7 @@ ExportInfo ReadExportInfo(const std::string& path) {
   info.needs_custom_ops = needs == "true";
   info.backend = Require(scalars, "backend", path);
   info.model_class = Require(scalars, "model_class", path);
+  info.dtype = Require(scalars, "dtype", path);
   return info;
 }
 

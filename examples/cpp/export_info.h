@@ -10,6 +10,7 @@ struct ExportInfo {
   bool needs_custom_ops = false;
   std::string backend;      // "custom" or "standard"
   std::string model_class;  // "MambaForCausalLM" or "MambaModel"
+  std::string dtype;        // "fp32", "fp16" or "bf16"
 };
 
 // Reads DIR/export_info.json; throws UserError when it is missing or lacks a key.

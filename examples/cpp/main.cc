@@ -22,7 +22,8 @@ namespace {
 
 using mamba_example::UserError;
 
-mamba_example::SessionConfig ConfigFor(const mamba_example::CliArgs& args) {
+// Checks the folder and builds the session settings; `dtype` receives the export dtype.
+mamba_example::SessionConfig ConfigFor(const mamba_example::CliArgs& args, std::string* dtype) {
   namespace fs = std::filesystem;
   if (!fs::is_directory(args.model_dir)) {
     throw UserError("--model: folder " + args.model_dir + " does not exist (export one with `mamba-export export`)");
@@ -33,6 +34,7 @@ mamba_example::SessionConfig ConfigFor(const mamba_example::CliArgs& args) {
                     " is not a complete mamba-export folder (export it again)");
   }
   const auto info = mamba_example::ReadExportInfo((fs::path(args.model_dir) / "export_info.json").string());
+  *dtype = info.dtype;
 
   mamba_example::SessionConfig config;
   config.model_path = model_path.string();
@@ -46,10 +48,26 @@ mamba_example::SessionConfig ConfigFor(const mamba_example::CliArgs& args) {
   return config;
 }
 
+// ONNX Runtime's CPU provider lacks bfloat16 kernels for ops these graphs use; say so
+// in the caller's terms instead of naming the first op it failed on.
+mamba_example::MambaSession OpenSession(const Ort::Env& env, const mamba_example::SessionConfig& config,
+                                        const std::string& dtype) {
+  try {
+    return mamba_example::MambaSession(env, config);
+  } catch (const Ort::Exception& error) {
+    if (dtype == "bf16" && config.provider == "cpu") {
+      throw UserError(std::string("onnxruntime's CPU provider cannot run this bf16 export (") + error.what() +
+                      "); use --provider cuda or export with --dtype fp16 or fp32");
+    }
+    throw;
+  }
+}
+
 int Run(const mamba_example::CliArgs& args) {
-  const auto config = ConfigFor(args);
+  std::string dtype;
+  const auto config = ConfigFor(args, &dtype);
   Ort::Env env(ORT_LOGGING_LEVEL_WARNING, "mamba_generate");
-  mamba_example::MambaSession session(env, config);
+  mamba_example::MambaSession session = OpenSession(env, config, dtype);
   const auto generated = session.GenerateGreedy(args.prompt_ids, args.max_new_tokens, args.eos_id);
   for (size_t i = 0; i < generated.size(); ++i) std::cout << (i ? " " : "") << generated[i];
   std::cout << std::endl;

@@ -51,6 +51,10 @@ async function main(argv) {
     throw new UserError(`${args.model} uses the SelectiveScan custom op, and onnxruntime-node cannot register ` +
       'custom-op libraries; export with `mamba-export export --backend standard` for Node.js');
   }
+  if (info.dtype === 'bf16') {
+    throw new UserError(`${args.model} is a bf16 export, and onnxruntime-node has no bfloat16 tensors; ` +
+      'export with `--dtype fp16` or `--dtype fp32` for Node.js');
+  }
   const generator = await MambaGenerator.create(modelPath, { provider: args.provider });
   const ids = await generator.generateGreedy(args.ids, args.maxNewTokens, args.eosId);
   console.log(ids.join(' '));

@@ -42,6 +42,22 @@ def test_standard_backend_matches_python_runtime(cpp_runner, exported, logits, d
     assert parse_ids(result.stdout) == python_greedy(folder)
 
 
+def test_bf16_export_matches_or_is_refused_clearly(cpp_runner, exported):
+    """Where the Python runtime runs a bf16 export on the CPU the tokens must match; where
+    ONNX Runtime's CPU provider lacks bf16 kernels, the runner must say so in one line."""
+    from mamba_export.errors import BackendUnavailableError
+
+    folder = exported("standard", dtype="bf16")
+    result = run_program([cpp_runner, *generate_args(folder)])
+    try:
+        expected = python_greedy(folder)
+    except BackendUnavailableError:
+        assert_user_error(result, "cannot run this bf16 export", "--provider cuda", "--dtype fp16")
+        return
+    assert result.returncode == 0, result.stderr
+    assert parse_ids(result.stdout) == expected
+
+
 def test_library_found_through_variable_and_beside_model(cpp_runner, exported, ops_library, tmp_path):
     folder = exported("custom")
     expected = python_greedy(folder)

@@ -25,6 +25,11 @@ def test_custom_backend_is_refused_clearly(node_runner, exported):
     assert_user_error(result, "custom op", "--backend standard")
 
 
+def test_bf16_export_is_refused_clearly(node_runner, exported):
+    result = run_program([*node_runner, *generate_args(exported("standard", dtype="bf16"))])
+    assert_user_error(result, "bf16 export", "no bfloat16 tensors", "--dtype fp16")
+
+
 def test_missing_folder(node_runner, tmp_path):
     missing = tmp_path / "no-such-export"
     assert_user_error(run_program([*node_runner, *generate_args(missing)]), str(missing), "does not exist")
