@@ -1,0 +1,142 @@
+"""Malformed inputs to the ORT CPU kernel: an error that names the input, never a crash.
+
+The graph inputs are declared without shapes so malformed tensors reach the
+kernel's own checks (validate.cc) instead of ONNX Runtime's input validation; the
+kernel's message must be exactly the one the Python contract's check_inputs() gives.
+Dtypes are fixed per registration, so ONNX Runtime itself rejects a wrong dtype
+when the session is created, as it does a required input left empty.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnxruntime.capi.onnxruntime_pybind11_state import (
+    Fail,
+    InvalidArgument,
+    InvalidGraph,
+    RuntimeException,
+)
+from scan_cases import make_inputs, reference, relative_error, run
+from support.one_node import selective_scan_model
+
+from mamba_export.errors import InputShapeError
+from mamba_export.ops.selective_scan import check_inputs
+
+
+def contract_message(feeds) -> str | None:
+    """check_inputs()'s message for these tensors, or None when they are valid."""
+    try:
+        check_inputs({name: value.shape for name, value in feeds.items()})
+    except InputShapeError as error:
+        return str(error)
+    return None
+
+
+def with_shape(feeds, name, shape):
+    changed = dict(feeds)
+    changed[name] = np.zeros(shape, dtype=feeds[name].dtype)
+    return changed
+
+
+BAD_SHAPES = {
+    "u rank 2": ("u", (8, 16)),
+    "delta longer": ("delta", (2, 8, 17)),
+    "delta batch": ("delta", (3, 8, 16)),
+    "A rank 3": ("A", (8, 4, 1)),
+    "A channels": ("A", (7, 4)),
+    "B state": ("B", (2, 5, 16)),
+    "B rank 5": ("B", (2, 1, 1, 4, 16)),
+    "B groups do not divide D": ("B", (2, 3, 4, 16)),
+    "C zero groups": ("C", (2, 0, 4, 16)),
+    "C length": ("C", (2, 4, 15)),
+    "D length": ("D", (9,)),
+    "D rank 0": ("D", ()),
+    "z shape": ("z", (2, 8, 15)),
+    "delta_bias rank 2": ("delta_bias", (8, 1)),
+    "initial_state state": ("initial_state", (2, 8, 5)),
+}
+
+
+@pytest.fixture(scope="module")
+def shapeless_session(make_session):
+    return make_session(selective_scan_model(shaped=False), 2)
+
+
+def test_bad_shapes_are_rejected_by_name_then_a_good_call_works(shapeless_session):
+    """Every bad call in one process and one session; the session still works afterwards."""
+    good = make_inputs()
+    for label, (name, shape) in BAD_SHAPES.items():
+        feeds = with_shape(good, name, shape)
+        expected = contract_message(feeds)
+        assert expected is not None, label
+        assert name in expected, label
+        with pytest.raises(InvalidArgument) as caught:
+            shapeless_session.run(None, feeds)
+        assert expected in str(caught.value), f"{label}: {caught.value}"
+    y, last_state = run(shapeless_session, good)
+    ref_y, ref_state = reference(good, False)
+    assert relative_error(y, ref_y) <= 1e-5 and relative_error(last_state, ref_state) <= 1e-5
+
+
+@pytest.mark.parametrize(("name", "dtype"), [("A", "float16"), ("initial_state", "float16"),
+                                             ("D", "float64"), ("u", "float64"), ("z", "int64")])
+def test_wrong_dtype_is_rejected_naming_the_input(make_session, name, dtype):
+    with pytest.raises(InvalidGraph, match=rf"Type Error: Type .* of input parameter \({name}\)"):
+        make_session(selective_scan_model(dtypes={name: dtype}))
+
+
+def test_io_dtypes_that_disagree_match_no_kernel(make_session):
+    """u float32 with delta float16 fits no registration; ORT says so at load time."""
+    with pytest.raises(Fail, match="no kernel def matches node"):
+        make_session(selective_scan_model(dtypes={"delta": "float16"}))
+
+
+@pytest.mark.parametrize("missing", ["u", "delta", "A", "B", "C"])
+def test_missing_required_input_is_rejected_at_load(make_session, missing):
+    """ORT checks required inputs when it loads the graph and names the input's position."""
+    index = ["u", "delta", "A", "B", "C"].index(missing)
+    required = tuple(name for name in ("u", "delta", "A", "B", "C") if name != missing)
+    with pytest.raises(InvalidGraph, match=rf"input {index} is marked single but has an empty string"):
+        make_session(selective_scan_model(required=required))
+
+
+def test_attribute_outside_0_1_is_rejected_when_the_kernel_is_created(make_session):
+    message = "SelectiveScan: attribute delta_softplus is 3, expected 0 or 1"
+    with pytest.raises(RuntimeException, match=message):
+        make_session(selective_scan_model(delta_softplus=3))
+
+
+@st.composite
+def perturbed_feeds(draw):
+    """Valid inputs with one or two tensors given another rank or size."""
+    dims = dict(batch=draw(st.integers(1, 2)), dim=draw(st.sampled_from([2, 4, 6])),
+                length=draw(st.integers(0, 5)), state=draw(st.integers(1, 4)))
+    feeds = make_inputs(**dims, groups_b=draw(st.sampled_from([0, 2])), seed=draw(st.integers(0, 99)))
+    for name in draw(st.lists(st.sampled_from(sorted(feeds)), min_size=1, max_size=2, unique=True)):
+        shape = list(feeds[name].shape)
+        edit = draw(st.sampled_from(["grow", "shrink", "add_dim", "drop_dim"]))
+        if edit in ("grow", "shrink") and shape:
+            axis = draw(st.integers(0, len(shape) - 1))
+            shape[axis] = max(0, shape[axis] + (1 if edit == "grow" else -1))
+        elif edit == "add_dim":
+            shape.insert(draw(st.integers(0, len(shape))), draw(st.integers(1, 3)))
+        elif shape:
+            shape.pop(draw(st.integers(0, len(shape) - 1)))
+        feeds = with_shape(feeds, name, tuple(shape))
+    return feeds
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(feeds=perturbed_feeds())
+def test_fuzzed_shapes_error_exactly_as_the_contract(shapeless_session, feeds):
+    expected = contract_message(feeds)
+    if expected is None:
+        y, last_state = shapeless_session.run(None, feeds)
+        assert y.shape == feeds["u"].shape
+        return
+    with pytest.raises(InvalidArgument) as caught:
+        shapeless_session.run(None, feeds)
+    assert expected in str(caught.value)
