@@ -1,0 +1,168 @@
+"""generate(): greedy against PyTorch, sampling, EOS, padding, settings, and the decoders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mamba_export.errors import InputShapeError, MambaExportError
+from mamba_export.runtime.generation import GenerationSettings, HostDecoder, generate
+from mamba_export.runtime.io_binding import Device, DeviceDecoder
+from mamba_export.runtime.model import ORTMambaForCausalLM
+
+BACKENDS = ["standard", "custom"]
+
+
+def tokens(batch, length, seed=0, vocab=61):
+    return np.random.default_rng(seed).integers(0, vocab, (batch, length))
+
+
+def torch_greedy(model, ids, count):
+    """Greedy continuation by one full forward per token (exact, no cache)."""
+    ids = torch.as_tensor(ids)
+    with torch.no_grad():
+        for _ in range(count):
+            ids = torch.cat([ids, model(ids).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return ids.numpy()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def model(request, exported):
+    return ORTMambaForCausalLM.from_pretrained(exported(request.param))
+
+
+def test_greedy_matches_pytorch(model, reference_model):
+    ids = tokens(2, 5, seed=1)
+    out = model.generate(ids, max_new_tokens=24, eos_token_id=[])
+    assert out.shape == (2, 29) and out.dtype == np.int64
+    np.testing.assert_array_equal(out, torch_greedy(reference_model, ids, 24))
+
+
+def test_left_padded_batch_generates_as_rows_alone(model):
+    long, short = tokens(1, 7, seed=2)[0], tokens(1, 3, seed=3)[0]
+    ids = np.stack([long, np.concatenate([[0, 0, 0, 0], short])])
+    mask = np.array([[1] * 7, [0, 0, 0, 0, 1, 1, 1]])
+    kwargs = dict(max_new_tokens=12, eos_token_id=[])
+    out = model.generate(ids, attention_mask=mask, **kwargs)
+    np.testing.assert_array_equal(out[0], model.generate(long[None], **kwargs)[0])
+    np.testing.assert_array_equal(out[1, 4:], model.generate(short[None], **kwargs)[0])
+
+
+def test_sampling_is_reproducible_with_a_seed(model):
+    ids = tokens(2, 4, seed=4)
+    kwargs = dict(max_new_tokens=20, do_sample=True, temperature=1.5, eos_token_id=[])
+    first = model.generate(ids, seed=11, **kwargs)
+    np.testing.assert_array_equal(first, model.generate(ids, seed=11, **kwargs))
+    assert (first != model.generate(ids, seed=12, **kwargs)).any()
+
+
+def test_top_k_one_is_greedy(model):
+    ids = tokens(2, 4, seed=5)
+    greedy = model.generate(ids, max_new_tokens=16, eos_token_id=[])
+    sampled = model.generate(ids, max_new_tokens=16, do_sample=True, top_k=1, temperature=3.0, seed=0,
+                             eos_token_id=[])
+    np.testing.assert_array_equal(sampled, greedy)
+
+
+def test_tiny_top_p_is_greedy(model):
+    ids = tokens(1, 4, seed=6)
+    greedy = model.generate(ids, max_new_tokens=10, eos_token_id=[])
+    sampled = model.generate(ids, max_new_tokens=10, do_sample=True, top_p=1e-6, seed=0, eos_token_id=[])
+    np.testing.assert_array_equal(sampled, greedy)
+
+
+def test_eos_stops_a_row_and_pads_it(model):
+    ids = tokens(2, 4, seed=7)
+    free = model.generate(ids, max_new_tokens=12, eos_token_id=[])
+    eos = int(free[0, 4 + 2])  # row 0 produces this token at its third step
+    out = model.generate(ids, max_new_tokens=12, eos_token_id=eos, pad_token_id=60)
+    first_eos = int(np.flatnonzero(free[0, 4:] == eos)[0])
+    np.testing.assert_array_equal(out[0, :4 + first_eos + 1], free[0, :4 + first_eos + 1])
+    assert (out[0, 4 + first_eos + 1:] == 60).all()
+    row1_eos = np.flatnonzero(free[1, 4:] == eos)
+    stop = 12 if row1_eos.size == 0 else int(row1_eos[0]) + 1
+    np.testing.assert_array_equal(out[1, :4 + stop], free[1, :4 + stop])
+
+
+def test_generation_stops_when_every_row_finished(model):
+    ids = tokens(1, 4, seed=8)
+    free = model.generate(ids, max_new_tokens=8, eos_token_id=[])
+    out = model.generate(ids, max_new_tokens=8, eos_token_id=[int(free[0, 4])])
+    np.testing.assert_array_equal(out, free[:, :5])
+
+
+def test_eos_defaults_to_the_folder_generation_config(model):
+    assert model.folder.special_token("eos_token_id") == 0
+    ids = tokens(1, 3, seed=9)
+    np.testing.assert_array_equal(model.generate(ids, max_new_tokens=30),
+                                  model.generate(ids, max_new_tokens=30, eos_token_id=0))
+
+
+def test_zero_new_tokens_returns_the_prompt(model):
+    ids = tokens(2, 3)
+    np.testing.assert_array_equal(model.generate(ids, max_new_tokens=0), ids)
+
+
+def test_right_padding_is_refused(model):
+    with pytest.raises(InputShapeError, match="left padding"):
+        model.generate(tokens(1, 3), attention_mask=np.array([[1, 1, 0]]))
+    with pytest.raises(InputShapeError, match="all zeros"):
+        model.generate(tokens(1, 3), attention_mask=np.array([[0, 0, 0]]))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(max_new_tokens=-1), "max_new_tokens"),
+    (dict(do_sample=True, temperature=0.0), "temperature"),
+    (dict(top_k=-2), "top_k"),
+    (dict(top_p=0.0), "top_p"),
+    (dict(top_p=1.5), "top_p"),
+])
+def test_bad_settings(kwargs, match):
+    with pytest.raises(MambaExportError, match=match):
+        GenerationSettings.create(**kwargs)
+
+
+def test_pad_defaults_to_eos():
+    assert GenerationSettings.create(eos_token_id=[7, 9]).pad_token_id == 7
+    assert GenerationSettings.create(eos_token_id=3, pad_token_id=5).eos_token_ids == (3,)
+
+
+def test_device_decoder_double_buffering_matches_host(model):
+    """The CUDA decoder's A/B state buffers and fixed bindings, run on CPU OrtValues."""
+    ids = tokens(3, 6, seed=10)
+    mask = np.ones_like(ids)
+    mask[1, :2] = 0
+    settings = GenerationSettings.create(max_new_tokens=9, do_sample=True, top_k=8, seed=5, eos_token_id=[])
+    expected = generate(HostDecoder(model), ids, mask, settings)
+    cache = {}
+    for _ in range(2):  # the second call reuses the buffers of the first
+        decoder = DeviceDecoder(model, cache, Device("cpu"))
+        np.testing.assert_array_equal(generate(decoder, ids, mask, settings), expected)
+    short = generate(DeviceDecoder(model, cache, Device("cpu")), ids[:1], mask[:1], settings)
+    np.testing.assert_array_equal(short, generate(HostDecoder(model), ids[:1], mask[:1], settings))
+    assert sorted(cache) == [1, 3]
+    assert cache[3].graph_ids == (1, 2) and cache[1].graph_ids == (3, 4)
+
+
+def _cuda_available() -> bool:
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda_available(),
+                    reason="needs onnxruntime-gpu with CUDAExecutionProvider and a GPU")
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_cuda_generation_matches_cpu(exported, cuda_graph):
+    from mamba_export.options import RuntimeOptions
+
+    folder = exported("custom")
+    cpu = ORTMambaForCausalLM.from_pretrained(folder)
+    options = RuntimeOptions(provider="cuda", cuda_graph=cuda_graph)
+    gpu = ORTMambaForCausalLM.from_pretrained(folder, options=options)
+    ids = tokens(2, 6, seed=12)
+    for _ in range(2):  # the second run replays the captured graphs
+        np.testing.assert_array_equal(gpu.generate(ids, max_new_tokens=16, eos_token_id=[]),
+                                      cpu.generate(ids, max_new_tokens=16, eos_token_id=[]))

@@ -1,0 +1,108 @@
+"""Session building: the custom-op library only when needed, no silent CPU fallback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from mamba_export.errors import BackendUnavailableError, CustomOpsNotFoundError, MambaExportError
+from mamba_export.options import RuntimeOptions
+from mamba_export.runtime.folder import load_export_folder
+from mamba_export.runtime.model import ORTMambaForCausalLM, ORTMambaModel, resolve_options
+from mamba_export.runtime.session import create_session, providers_for
+
+
+def _has_cuda_provider() -> bool:
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+@pytest.mark.skipif(_has_cuda_provider(), reason="this onnxruntime has the CUDA provider")
+def test_cuda_without_the_cuda_provider_is_an_error(exported):
+    with pytest.raises(BackendUnavailableError, match="onnxruntime-gpu"):
+        ORTMambaForCausalLM.from_pretrained(exported("standard"), provider="cuda")
+    with pytest.raises(BackendUnavailableError, match="CUDAExecutionProvider"):
+        providers_for(RuntimeOptions(provider="cuda"))
+
+
+def test_cpu_session_runs_on_cpu_only(exported):
+    model = ORTMambaForCausalLM.from_pretrained(exported("standard"))
+    assert model.session.get_providers() == ["CPUExecutionProvider"]
+    assert model.provider == "cpu"
+
+
+def test_standard_export_needs_no_library(exported, monkeypatch):
+    monkeypatch.setenv("MAMBA_EXPORT_OPS_LIBRARY", "/nonexistent/libmamba_export_ops.so")
+    folder = load_export_folder(exported("standard"))
+    assert folder.info["needs_custom_ops"] is False
+    create_session(folder, RuntimeOptions())  # the bad library path is never looked at
+
+
+def test_custom_export_with_missing_library(exported, monkeypatch):
+    folder = exported("custom")
+    monkeypatch.setenv("MAMBA_EXPORT_OPS_LIBRARY", "/nonexistent/libmamba_export_ops.so")
+    with pytest.raises(CustomOpsNotFoundError, match="mamba-export build-ops"):
+        ORTMambaForCausalLM.from_pretrained(folder)
+
+
+def test_custom_export_with_explicit_missing_library(exported):
+    options = RuntimeOptions(library_path="/nonexistent/lib.so")
+    with pytest.raises(CustomOpsNotFoundError, match=r"/nonexistent/lib.so.*build-ops"):
+        ORTMambaForCausalLM.from_pretrained(exported("custom"), options=options)
+
+
+def test_custom_export_with_explicit_library(exported, ops_library):
+    options = RuntimeOptions(library_path=ops_library)
+    model = ORTMambaForCausalLM.from_pretrained(exported("custom"), options=options)
+    assert model(([[1, 2, 3]])).logits.shape == (1, 3, 61)
+
+
+def test_library_that_is_not_one(exported, tmp_path):
+    fake = tmp_path / "libfake.so"
+    fake.write_bytes(b"not a shared library")
+    with pytest.raises(CustomOpsNotFoundError, match="could not load"):
+        ORTMambaForCausalLM.from_pretrained(exported("custom"),
+                                            options=RuntimeOptions(library_path=str(fake)))
+
+
+def test_custom_graph_without_registration_names_the_op(exported, tmp_path):
+    # A folder that claims it needs no library but holds a SelectiveScan node.
+    target = tmp_path / "export"
+    shutil.copytree(exported("custom"), target)
+    info = json.loads((target / "export_info.json").read_text())
+    info["needs_custom_ops"] = False
+    (target / "export_info.json").write_text(json.dumps(info))
+    with pytest.raises(CustomOpsNotFoundError, match="SelectiveScan"):
+        ORTMambaForCausalLM.from_pretrained(target)
+
+
+def test_bf16_export_on_cpu_is_unavailable(exported):
+    with pytest.raises(BackendUnavailableError, match="bf16"):
+        ORTMambaForCausalLM.from_pretrained(exported("standard", dtype="bf16"))
+
+
+def test_wrong_model_class(exported):
+    with pytest.raises(MambaExportError, match="load it with ORTMambaForCausalLM"):
+        ORTMambaModel.from_pretrained(exported("standard"))
+    with pytest.raises(MambaExportError, match="load it with ORTMambaModel"):
+        ORTMambaForCausalLM.from_pretrained(exported("standard", base=True))
+
+
+def test_provider_and_options_must_agree():
+    assert resolve_options(None, None).provider == "cpu"
+    assert resolve_options("cuda", None).provider == "cuda"
+    assert resolve_options(None, RuntimeOptions(intra_op_threads=1)).intra_op_threads == 1
+    with pytest.raises(MambaExportError, match="contradicts"):
+        resolve_options("cuda", RuntimeOptions(provider="cpu"))
+
+
+def test_cuda_graph_needs_io_binding(exported):
+    from mamba_export.runtime.generation import make_decoder
+
+    model = ORTMambaForCausalLM.from_pretrained(exported("standard"))
+    model.options = RuntimeOptions(provider="cuda", cuda_graph=True, io_binding=False)
+    with pytest.raises(MambaExportError, match="io_binding"):
+        make_decoder(model)
