@@ -2,12 +2,8 @@
 #
 # Hopper only: sm_90 machine code plus compute_90 PTX for newer GPUs. The CUDA
 # runtime is linked statically so the library needs no libcudart at load time.
+# The caller has enabled the CUDA language and found CUDAToolkit.
 function(mamba_export_add_cuda_kernels target)
-  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-    set(CMAKE_CUDA_ARCHITECTURES 90)
-  endif()
-  enable_language(CUDA)
-  find_package(CUDAToolkit REQUIRED)
   set(_cuda_source "${CMAKE_CURRENT_SOURCE_DIR}/selective_scan/cuda.cu")
   if(NOT EXISTS "${_cuda_source}")
     message(FATAL_ERROR "MAMBA_EXPORT_WITH_CUDA=ON but ${_cuda_source} does not exist")
