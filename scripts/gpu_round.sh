@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# One GPU round: check the machine and ONNX Runtime's CUDA provider, run the GPU
+# tests, a memory check of the CUDA op tests, and the op benchmark. Every step runs
+# even if an earlier one failed; the exit code says whether all passed.
+#
+# Usage (from the repository root, on a machine with a CUDA GPU):
+#   OUT=results/tmp/gpu bash scripts/gpu_round.sh
+# Environment:
+#   OUT                        folder for the logs and JSON (at most 7 files, flat)
+#   ORT_STAGE                  folder with part* of scripts/stage_ort_gpu.sh: assembled,
+#                              checked and unpacked into ORT_DIR first (optional)
+#   ORT_DIR                    folder holding an unpacked onnxruntime-gpu (put first on
+#                              PYTHONPATH); without it the installed onnxruntime is used
+#   MAMBA_EXPORT_OPS_LIBRARY   the CUDA build of libmamba_export_ops.so
+#                              (default build/custom_ops_cuda/libmamba_export_ops.so;
+#                              built here if missing)
+#   MAMBA_EXPORT_COMMIT        the commit under test, recorded in round.json
+#   ROUND_BUDGET_S             seconds the whole round may take (default 540)
+set -uo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${repo_root}"
+out="${OUT:-${repo_root}/results/tmp/gpu_round}"
+mkdir -p "${out}"
+budget="${ROUND_BUDGET_S:-540}"
+started=$(date +%s)
+failures=()
+export PYTHONUNBUFFERED=1
+
+remaining() { echo $(( budget - ($(date +%s) - started) )); }
+# step NAME CAP_SECONDS COMMAND...: run with a time cap, record a failure.
+step() {
+  local name="$1" cap="$2"; shift 2
+  local left; left=$(remaining)
+  (( cap > left )) && cap=${left}
+  if (( cap < 20 )); then echo "== ${name}: skipped, round budget spent"; failures+=("${name}:skipped"); return; fi
+  echo "== ${name} (at most ${cap}s)"
+  timeout --kill-after=10 "${cap}" "$@"
+  local rc=$?
+  if (( rc != 0 )); then failures+=("${name}:rc=${rc}"); fi
+}
+fail_now() { echo "error: $*" >&2; exit 1; }
+
+# 1. The machine.
+nvidia-smi > "${out}/nvidia_smi.txt" 2>&1 || fail_now "nvidia-smi failed: $(cat "${out}/nvidia_smi.txt")"
+head -n 12 "${out}/nvidia_smi.txt"
+
+# 2. onnxruntime-gpu.
+if [[ -n "${ORT_STAGE:-}" ]]; then
+  ORT_DIR="${ORT_DIR:-/tmp/ort}"
+  (cd "${ORT_STAGE}" && sha256sum -c parts.sha256) || fail_now "staged onnxruntime parts are incomplete or corrupt"
+  mkdir -p "${ORT_DIR}"
+  cat "${ORT_STAGE}"/part* | xz -d -T0 | tar -xf - -C "${ORT_DIR}" || fail_now "unpacking onnxruntime-gpu failed"
+fi
+if [[ -n "${ORT_DIR:-}" ]]; then export PYTHONPATH="${ORT_DIR}${PYTHONPATH:+:${PYTHONPATH}}"; fi
+python3 - <<'EOF' || fail_now "onnxruntime cannot run on the CUDA provider (see above)"
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+if hasattr(ort, "preload_dlls"):
+    ort.preload_dlls()
+print("onnxruntime", ort.__version__, ort.__file__, ort.get_available_providers())
+assert "CUDAExecutionProvider" in ort.get_available_providers(), "no CUDAExecutionProvider in this build"
+graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+model.ir_version = 10
+session = ort.InferenceSession(model.SerializeToString(), providers=["CUDAExecutionProvider"])
+assert "CUDAExecutionProvider" in session.get_providers(), f"CUDA provider did not load: {session.get_providers()}"
+print("CUDA provider loads:", session.get_providers())
+EOF
+
+# 3. The package and the CUDA op library.
+python3 -c "import mamba_export.kernels" 2>/dev/null \
+  || python3 -m pip install -q --no-deps --no-build-isolation -e . > "${out}/setup.log" 2>&1 \
+  || fail_now "pip install -e . failed: $(tail -n 20 "${out}/setup.log")"
+export MAMBA_EXPORT_OPS_LIBRARY="${MAMBA_EXPORT_OPS_LIBRARY:-${repo_root}/build/custom_ops_cuda/libmamba_export_ops.so}"
+if [[ ! -f "${MAMBA_EXPORT_OPS_LIBRARY}" ]]; then
+  echo "== building the CUDA op library here"
+  # CUDA is enabled at the project's top level (CMake ignores enable_language()
+  # inside a function on some versions), through the project-include hook.
+  echo 'enable_language(CUDA)' > /tmp/enable_cuda.cmake
+  build_dir="$(dirname "${MAMBA_EXPORT_OPS_LIBRARY}")"
+  { cmake -S custom_ops -B "${build_dir}" -DCMAKE_BUILD_TYPE=Release -DMAMBA_EXPORT_WITH_CUDA=ON \
+      -DONNXRUNTIME_INCLUDE_DIR="${repo_root}/.ort_headers" -DCMAKE_CUDA_ARCHITECTURES=90 \
+      -DCMAKE_PROJECT_mamba_export_ops_INCLUDE=/tmp/enable_cuda.cmake && cmake --build "${build_dir}" -j 8; } \
+    > "${out}/setup.log" 2>&1 || fail_now "building the op library failed: $(tail -n 30 "${out}/setup.log")"
+fi
+
+# 4. Tests: the CUDA op first, then every other GPU test (4 workers where pytest-xdist is installed).
+parallel=""
+python3 -c "import xdist" 2>/dev/null && parallel="-n 4"
+step pytest_cuda_op 200 bash -o pipefail -c "python3 -m pytest -m gpu tests/custom_ops/test_selective_scan_cuda.py \
+  -q -p no:cacheprovider ${parallel} 2>&1 | tee '${out}/pytest_cuda_op.log'"
+# 5. The op benchmark.
+step bench 200 bash -o pipefail -c "python3 scripts/bench_op_gpu.py --library '${MAMBA_EXPORT_OPS_LIBRARY}' \
+  --iters 20 --json '${out}/bench_op_gpu.json' 2>&1 | tee '${out}/bench_op_gpu.log'"
+# 6. Memory check of a few op tests; no caching allocator, so each tensor is its own allocation.
+memcheck_selection="decode_batch_64 and float32 or chunked_2125_b1 and float16 or short_groups and bfloat16 \
+or chunked_groups and float32 or chunked_17_unaligned and bfloat16 or length_0 or bad_input or empty_batch"
+step memcheck 150 bash -o pipefail -c "PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck \
+  --target-processes all --print-limit 20 --error-exitcode 3 python3 -m pytest -m gpu -q -p no:cacheprovider \
+  tests/custom_ops/test_selective_scan_cuda.py -k '${memcheck_selection}' 2>&1 | tee '${out}/memcheck.log'"
+step pytest_gpu_other 150 bash -o pipefail -c "python3 -m pytest -m gpu tests -q -p no:cacheprovider ${parallel} \
+  --ignore=tests/custom_ops/test_selective_scan_cuda.py 2>&1 | tee '${out}/pytest_gpu_other.log'"
+
+# 7. What ran, where, with what.
+FAILURES="${failures[*]:-}" ROUND_SECONDS=$(( $(date +%s) - started )) python3 - "${out}" <<'EOF'
+import json, os, subprocess, sys, time
+from pathlib import Path
+
+import onnxruntime as ort
+import torch
+
+out = Path(sys.argv[1])
+def last_line(name):
+    path = out / name
+    lines = [l for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+    return lines[-1] if lines else None
+smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                     capture_output=True, text=True).stdout.strip()
+info = dict(date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), commit=os.environ.get("MAMBA_EXPORT_COMMIT"),
+            gpu_and_driver=smi, torch=torch.__version__, torch_cuda=torch.version.cuda,
+            onnxruntime=ort.__version__, library=os.environ.get("MAMBA_EXPORT_OPS_LIBRARY"),
+            seconds=int(os.environ["ROUND_SECONDS"]), failures=os.environ["FAILURES"].split(),
+            results={name: last_line(name) for name in
+                     ("pytest_cuda_op.log", "memcheck.log", "pytest_gpu_other.log")})
+(out / "round.json").write_text(json.dumps(info, indent=1) + "\n")
+print(json.dumps(info, indent=1))
+EOF
+if (( ${#failures[@]} > 0 )); then echo "round finished with failures: ${failures[*]}"; exit 1; fi
+echo "round passed"
