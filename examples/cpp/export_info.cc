@@ -115,7 +115,8 @@ std::string Require(const std::map<std::string, std::string>& scalars, const std
 ExportInfo ReadExportInfo(const std::string& path) {
   std::ifstream file(path);
   if (!file) {
-    throw UserError(path + " not found: the folder is not a mamba-export output (export it with `mamba-export export`)");
+    throw UserError(path + " not found: the folder is not a mamba-export output " +
+                    "(export it with `mamba-export export`)");
   }
   std::stringstream buffer;
   buffer << file.rdbuf();

@@ -7,7 +7,8 @@
 // line on stderr) for a problem the caller can fix, 1 for an ONNX Runtime failure.
 import { MambaGenerator, UserError, readExportFolder } from './mamba.js';
 
-const USAGE = 'usage: node generate.js --model DIR --ids 1,2,3 [--max-new-tokens N] [--provider cpu|cuda] [--eos-id ID]';
+const USAGE = 'usage: node generate.js --model DIR --ids 1,2,3 [--max-new-tokens N] ' +
+  '[--provider cpu|cuda] [--eos-id ID]';
 
 function parseInteger(flag, text) {
   if (!/^-?\d+$/.test(text)) throw new UserError(`${flag} expects an integer, got '${text}'`);

@@ -27,7 +27,8 @@ export function readExportFolder(modelDir) {
   }
   const infoPath = path.join(modelDir, 'export_info.json');
   if (!fs.existsSync(infoPath)) {
-    throw new UserError(`${infoPath} not found: the folder is not a mamba-export output (export it with \`mamba-export export\`)`);
+    throw new UserError(`${infoPath} not found: the folder is not a mamba-export output ` +
+      '(export it with `mamba-export export`)');
   }
   const info = JSON.parse(fs.readFileSync(infoPath, 'utf8'));
   if (typeof info.needs_custom_ops !== 'boolean') {
@@ -72,7 +73,7 @@ function describeStates(session) {
       throw new UserError(`graph input ${meta.name} has no matching output ${present}`);
     }
     if (!(meta.type in ZERO_ARRAYS)) {
-      throw new UserError(`graph input ${meta.name} has type ${meta.type}; onnxruntime-node handles float32/float16 here`);
+      throw new UserError(`graph input ${meta.name} has type ${meta.type}; expected float32 or float16`);
     }
     const dims = meta.shape.map((d, i) => (i === 0 ? 1 : d));
     if (dims.some((d) => typeof d !== 'number')) {
@@ -102,21 +103,27 @@ export class MambaGenerator {
   constructor(session) {
     this.session = session;
     if (!session.outputNames.includes('logits')) {
-      throw new UserError("the graph has no 'logits' output (a MambaModel export); greedy decoding needs MambaForCausalLM");
+      throw new UserError("the graph has no 'logits' output (a MambaModel export); " +
+        'greedy decoding needs MambaForCausalLM');
     }
     this.hasAttentionMask = session.inputNames.includes('attention_mask');
     this.slots = describeStates(session);
   }
 
   zeroStates() {
-    return this.slots.map((s) => new ort.Tensor(s.type, ZERO_ARRAYS[s.type](s.dims.reduce((a, b) => a * b, 1)), s.dims));
+    return this.slots.map((slot) => {
+      const size = slot.dims.reduce((a, b) => a * b, 1);
+      return new ort.Tensor(slot.type, ZERO_ARRAYS[slot.type](size), slot.dims);
+    });
   }
 
   /** One call: returns the next token and replaces `states` with the presents. */
   async step(ids, states) {
     const dims = [1, ids.length];
     const feeds = { input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), dims) };
-    if (this.hasAttentionMask) feeds.attention_mask = new ort.Tensor('int64', new BigInt64Array(ids.length).fill(1n), dims);
+    if (this.hasAttentionMask) {
+      feeds.attention_mask = new ort.Tensor('int64', new BigInt64Array(ids.length).fill(1n), dims);
+    }
     this.slots.forEach((slot, i) => { feeds[slot.past] = states[i]; });
     const outputs = await this.session.run(feeds);
     this.slots.forEach((slot, i) => { states[i] = outputs[slot.present]; });
