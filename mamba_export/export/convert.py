@@ -25,6 +25,8 @@ from mamba_export.export.writing import atomic_folder, check_destination, copy_t
 from mamba_export.options import ExportOptions
 
 MODEL_FILE = "model.onnx"
+# Protocol buffers cannot exceed 2 GiB; past this size the weights go to model.onnx.data.
+EXTERNAL_DATA_THRESHOLD = 2 * 1024**3 - 64 * 1024**2
 
 
 def export(model, output_dir, options: ExportOptions | None = None) -> Path:
@@ -46,7 +48,7 @@ def export(model, output_dir, options: ExportOptions | None = None) -> Path:
                         device=options.device)
     with atomic_folder(destination, options.force) as staging:
         with progress.step(f"Saving {MODEL_FILE} ({options.backend} backend)"):
-            external_data = _save_graph(program, staging, options.backend)
+            external_data = _save_graph(program, staging, options.backend, _weight_bytes(prepared))
         _write_side_files(prepared, loaded, staging)
         info = export_info.build_info(
             model_class=type(prepared).__name__, architecture=loaded.arch.name, dims=dims,
@@ -83,10 +85,14 @@ def _cast(loaded: LoadedModel, options: ExportOptions):
     return model.to(device=options.device, dtype=dtype).eval()
 
 
-def _save_graph(program, staging: Path, backend: str) -> str | None:
-    """Write model.onnx (with external data past 2 GB); returns the data file name or None."""
+def _weight_bytes(model) -> int:
+    return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+
+
+def _save_graph(program, staging: Path, backend: str, weight_bytes: int) -> str | None:
+    """Write model.onnx (weights in model.onnx.data past 2 GB); returns the data file name or None."""
     path = staging / MODEL_FILE
-    program.save(path)
+    program.save(path, external_data=weight_bytes > EXTERNAL_DATA_THRESHOLD)
     if backend == "standard":
         from mamba_export.ops.onnx_standard import rewrite_file
 
