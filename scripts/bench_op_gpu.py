@@ -50,14 +50,16 @@ def require_cuda():
                          f"{ort.get_available_providers()}, torch.cuda {torch.cuda.is_available()}")
 
 
-def cuda_session(library: str, dtype_name: str):
+def cuda_session(library: str, dtype_name: str, decode: bool):
+    """A one-node session on the CUDA provider; decode also takes the state in."""
     import onnxruntime as ort
     from support.one_node import selective_scan_model
 
     options = ort.SessionOptions()
     options.register_custom_ops_library(library)
     options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
-    model = selective_scan_model(dtype_name, delta_softplus=1)
+    present = ("D", "z", "delta_bias") + (("initial_state",) if decode else ())
+    model = selective_scan_model(dtype_name, present=present, delta_softplus=1)
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CUDAExecutionProvider"])
 
 
@@ -279,8 +281,9 @@ def main(argv=None) -> int:
         shapes = PREFILL[:2] + [(b, d, 1) for b, d in DECODE[:2]]
     rows = []
     for dtype_name in DTYPES:
-        session = cuda_session(args.library, dtype_name)
+        sessions = {decode: cuda_session(args.library, dtype_name, decode) for decode in (False, True)}
         for batch, dim, length in shapes:
+            session = sessions[length == 1]
             rows.append(bench_one(session, dtype_name, batch, dim, length, args.iters, copy_gbps))
             print(json.dumps(rows[-1]), flush=True)
             torch.cuda.empty_cache()
