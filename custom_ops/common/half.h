@@ -56,4 +56,24 @@ inline uint16_t FloatToHalf(float value) {
   return static_cast<uint16_t>(sign | ((abs_bits - 0x38000000u + rounding) >> 13));
 }
 
+// Element access by I/O dtype for templated kernels: Load widens to float32,
+// Store rounds back.
+struct Float32Io {
+  using Storage = float;
+  static inline float Load(Storage value) { return value; }
+  static inline Storage Store(float value) { return value; }
+};
+
+struct Float16Io {
+  using Storage = uint16_t;
+  static inline float Load(Storage value) { return HalfToFloat(value); }
+  static inline Storage Store(float value) { return FloatToHalf(value); }
+};
+
+struct BFloat16Io {
+  using Storage = uint16_t;
+  static inline float Load(Storage value) { return BFloat16ToFloat(value); }
+  static inline Storage Store(float value) { return FloatToBFloat16(value); }
+};
+
 }  // namespace mamba_export_ops

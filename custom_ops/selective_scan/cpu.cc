@@ -38,26 +38,6 @@ constexpr int64_t kChunk = 64;   // time steps staged at once: 3 x 4 KiB of bloc
 constexpr int64_t kMinUpdatesPerTask = 1 << 16;  // lane-state updates that pay for a task
 constexpr int64_t kMaxTasks = 1024;
 
-// ---- element types --------------------------------------------------------------
-
-struct Float32Io {
-  using Storage = float;
-  static MAMBA_INLINE float Load(Storage value) { return value; }
-  static MAMBA_INLINE Storage Store(float value) { return value; }
-};
-
-struct Float16Io {
-  using Storage = uint16_t;
-  static MAMBA_INLINE float Load(Storage value) { return HalfToFloat(value); }
-  static MAMBA_INLINE Storage Store(float value) { return FloatToHalf(value); }
-};
-
-struct BFloat16Io {
-  using Storage = uint16_t;
-  static MAMBA_INLINE float Load(Storage value) { return BFloat16ToFloat(value); }
-  static MAMBA_INLINE Storage Store(float value) { return FloatToBFloat16(value); }
-};
-
 // ---- blocks of channels -----------------------------------------------------------
 
 // How the (batch, channel) rows are cut into blocks of at most kLanes channels that
