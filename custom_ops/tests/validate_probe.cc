@@ -1,0 +1,64 @@
+// Runs ValidateSelectiveScanInputs on cases read from stdin, one per line, and prints
+// one result line per case, so tests can compare the C++ messages with the Python
+// contract's word for word (tests/custom_ops/test_validate_messages.py).
+//
+// Case line:   name:dtype:d0,d1,...;name:dtype:...     (absent inputs left out; a
+//              rank-0 input has nothing after its second colon)
+// Result line: "OK batch dim length state groups_b groups_c dtype_index" or the message.
+#include <iostream>
+#include <sstream>
+#include <string>
+
+#include "mamba_export_ops/contract.h"
+#include "selective_scan/validate.h"
+
+namespace {
+
+using mamba_export_ops::InputDesc;
+using mamba_export_ops::kInputNames;
+using mamba_export_ops::kNumInputs;
+
+bool ParseInput(const std::string& item, mamba_export_ops::ScanInputs& inputs) {
+  const size_t first = item.find(':');
+  const size_t second = item.find(':', first + 1);
+  if (first == std::string::npos || second == std::string::npos) return false;
+  const std::string name = item.substr(0, first);
+  for (int i = 0; i < kNumInputs; ++i) {
+    if (name != kInputNames[i]) continue;
+    InputDesc& desc = inputs[i];
+    desc.present = true;
+    desc.dtype = item.substr(first + 1, second - first - 1);
+    std::istringstream dims(item.substr(second + 1));
+    std::string dim;
+    while (std::getline(dims, dim, ',')) desc.shape.push_back(std::stoll(dim));
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+int main() {
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    mamba_export_ops::ScanInputs inputs;
+    std::istringstream items(line);
+    std::string item;
+    bool parsed = true;
+    while (std::getline(items, item, ';')) parsed = parsed && (item.empty() || ParseInput(item, inputs));
+    if (!parsed) {
+      std::cout << "PARSE ERROR " << line << "\n";
+      continue;
+    }
+    mamba_export_ops::SelectiveScanParams params;
+    const std::string error = mamba_export_ops::ValidateSelectiveScanInputs(inputs, &params);
+    if (!error.empty()) {
+      std::cout << error << "\n";
+      continue;
+    }
+    std::cout << "OK " << params.batch << ' ' << params.dim << ' ' << params.length << ' ' << params.state
+              << ' ' << params.groups_b << ' ' << params.groups_c << ' ' << static_cast<int>(params.dtype)
+              << "\n";
+  }
+  return 0;
+}

@@ -1,0 +1,123 @@
+"""validate.cc says exactly what check_inputs() in the Python contract says.
+
+ONNX Runtime rejects wrong dtypes and missing required inputs before the kernel's
+checks run, so those messages cannot be reached through a session. Here the C++
+validation is compiled on its own with a small driver (custom_ops/tests/
+validate_probe.cc) and fed thousands of generated input descriptions, valid and
+not; each must give the Python message word for word, or the same dimensions.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mamba_export.errors import InputShapeError
+from mamba_export.ops.selective_scan import INPUTS, IO_DTYPES, REQUIRED_INPUTS, check_inputs
+
+CUSTOM_OPS = Path(__file__).resolve().parents[2] / "custom_ops"
+DTYPES = ("float32", "float16", "bfloat16", "float64", "int64")
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory) -> Path:
+    compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if compiler is None:
+        pytest.fail("no C++ compiler found (c++, g++ or clang++); the library build needs one too")
+    out = tmp_path_factory.mktemp("probe") / "validate_probe"
+    command = [compiler, "-std=c++17", "-O1", f"-I{CUSTOM_OPS / 'include'}", f"-I{CUSTOM_OPS}",
+               str(CUSTOM_OPS / "selective_scan" / "validate.cc"),
+               str(CUSTOM_OPS / "tests" / "validate_probe.cc"), "-o", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def run_probe(probe: Path, cases: list[dict]) -> list[str]:
+    lines = [";".join(f"{name}:{dtype}:{','.join(str(d) for d in shape)}"
+                     for name, (shape, dtype) in case.items()) for case in cases]
+    result = subprocess.run([str(probe)], input="\n".join(lines) + "\n", capture_output=True, text=True,
+                            check=True)
+    return result.stdout.splitlines()
+
+
+def python_result(case: dict) -> str:
+    shapes = {name: shape for name, (shape, _) in case.items()}
+    dtypes = {name: dtype for name, (_, dtype) in case.items()}
+    try:
+        dims = check_inputs(shapes, dtypes)
+    except InputShapeError as error:
+        return str(error)
+    return (f"OK {dims.batch} {dims.dim} {dims.length} {dims.state} {dims.groups_b} {dims.groups_c} "
+            f"{IO_DTYPES.index(dtypes['u'])}")
+
+
+def valid_case(rng) -> dict:
+    batch, dim, length, state = (int(rng.integers(0, 4)), int(rng.choice([1, 2, 4, 6])),
+                                 int(rng.integers(0, 5)), int(rng.integers(0, 5)))
+    io = str(rng.choice(IO_DTYPES))
+
+    def bc():
+        groups = int(rng.choice([0] + [g for g in range(1, dim + 1) if dim % g == 0]))
+        return (batch, groups, state, length) if groups else (batch, state, length)
+
+    shapes = {"u": (batch, dim, length), "delta": (batch, dim, length), "A": (dim, state), "B": bc(),
+              "C": bc(), "D": (dim,), "z": (batch, dim, length), "delta_bias": (dim,),
+              "initial_state": (batch, dim, state)}
+    return {spec.name: (shapes[spec.name], io if spec.dtype == "T" else "float32") for spec in INPUTS}
+
+
+def break_case(rng, case: dict) -> dict:
+    """Drop, reshape or retype one or two inputs (or none)."""
+    case = dict(case)
+    for _ in range(int(rng.integers(0, 3))):
+        name = str(rng.choice(sorted(case))) if case else "u"
+        if name not in case:
+            continue
+        shape, dtype = case[name]
+        edit = rng.integers(0, 5)
+        if edit == 0 and (name not in REQUIRED_INPUTS or rng.random() < 0.3):
+            del case[name]
+        elif edit == 1:
+            case[name] = (shape, str(rng.choice(DTYPES)))
+        elif edit == 2 and shape:
+            axis = int(rng.integers(0, len(shape)))
+            case[name] = (shape[:axis] + (max(0, shape[axis] + int(rng.choice([-1, 1]))),) + shape[axis + 1:],
+                          dtype)
+        elif edit == 3:
+            case[name] = (shape + (int(rng.integers(1, 3)),), dtype)
+        elif shape:
+            case[name] = (shape[:-1], dtype)
+    return case
+
+
+def test_messages_and_dims_agree_on_generated_cases(probe):
+    rng = np.random.default_rng(2024)
+    cases = [break_case(rng, valid_case(rng)) for _ in range(4000)]
+    expected = [python_result(case) for case in cases]
+    assert sum(line.startswith("OK") for line in expected) > 300, "too few valid cases to compare dims"
+    assert len({line.split(":")[1].split()[0] for line in expected if ":" in line}) >= 8
+    for case, want, got in zip(cases, expected, run_probe(probe, cases), strict=True):
+        assert got == want, f"{case}"
+
+
+@pytest.mark.parametrize(("case_edit", "message"), [
+    (lambda c: c.pop("C"), "SelectiveScan: required input C is missing"),
+    (lambda c: c.update(A=((8, 4), "float16")),
+     "SelectiveScan: A is float16, expected float32 (parameters and state are always float32)"),
+    (lambda c: c.update(delta=((2, 8, 16), "float16")),
+     "SelectiveScan: delta is float16, expected float32 to match u"),
+    (lambda c: c.update(u=((2, 8, 16), "float64")),
+     "SelectiveScan: u is float64, expected one of float32, float16, bfloat16"),
+])
+def test_messages_ort_does_not_let_through(probe, case_edit, message):
+    case = {spec.name: (shape, "float32") for spec, shape in zip(INPUTS, [
+        (2, 8, 16), (2, 8, 16), (8, 4), (2, 4, 16), (2, 4, 16), (8,), (2, 8, 16), (8,), (2, 8, 4)],
+        strict=True)}
+    case_edit(case)
+    assert run_probe(probe, [case]) == [message]
+    assert python_result(case) == message
