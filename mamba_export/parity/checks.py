@@ -23,6 +23,7 @@ from mamba_export.parity.report import CheckResult
 from mamba_export.parity.tolerances import relative_error, tolerance
 from mamba_export.parity.torch_runs import TorchRunner
 
+STATE_KINDS = ("conv_state", "ssm_state")
 DECODE_PROMPT = 8
 DECODE_STEPS = 32
 GREEDY_PROMPT = 8
@@ -140,25 +141,47 @@ def _worst(results: list) -> CheckResult:
     return replace(worst, detail=f"{worst.detail}; {note}" if worst.detail else note)
 
 
+def _padding_references(ctx: ParityContext, rows: list, ids: np.ndarray, mask: np.ndarray) -> list:
+    """Per row: (oracle head, oracle states, PyTorch head, PyTorch states), heads over the row's
+    real positions only. Each row alone when padding is neutral, else the padded batch's row."""
+    if ctx.oracle.padding_is_neutral:
+        return [(ctx.oracle_head(row[None]), ctx.oracle(row[None])[1],
+                 ctx.torch_dtype.full(row[None]), ctx.torch_dtype.states(row[None])) for row in rows]
+    oracle_head, oracle_states = ctx.oracle(ids, mask)
+    torch_head, torch_states = ctx.torch_dtype.full(ids, mask), ctx.torch_dtype.states(ids, mask)
+    references = []
+    for index, row in enumerate(rows):
+        one, real = slice(index, index + 1), slice(ids.shape[1] - len(row), None)
+        references.append((oracle_head.numpy()[one, real], [(c[one], s[one]) for c, s in oracle_states],
+                           torch_head[one, real], [(c[one], s[one]) for c, s in torch_states]))
+    return references
+
+
 def check_padding(ctx: ParityContext) -> list:
-    """(d) Rows of different lengths in one left-padded batch vs each row alone."""
+    """(d) Rows of different lengths in one left-padded batch vs each row alone.
+
+    Where in_proj has a bias, padding is not neutral (transformers feeds the bias of
+    masked positions into the conv too), so each row is compared with its row of the
+    oracle run on the padded batch instead, and the baseline is PyTorch on that batch.
+    """
     full = ctx.tokens(1, PADDING_LENGTH, salt=4)[0]
     rows = [full, full[3:], full[PADDING_LENGTH // 2:]]
     ids, mask = padded_batch(rows)
     output = ctx.export(ids, attention_mask=mask)
     heads, states = [], []
-    for index, row in enumerate(rows):
-        alone = row[None, :]
+    references = _padding_references(ctx, rows, ids, mask)
+    for index, (row, (oracle_head, oracle_states, torch_head, torch_states)) in enumerate(
+            zip(rows, references, strict=True)):
+        one = slice(index, index + 1)
         real = slice(-1, None) if ctx.last_only else slice(ids.shape[1] - len(row), None)
-        head = _head(output, ctx)[index:index + 1, real]
-        heads.append(ctx.compare("padding", f"{ctx.head} (row {index})", head,
-                                 ctx.positions(ctx.oracle_head(alone)),
-                                 ctx.positions(ctx.torch_dtype.full(alone))))
-        exported_states = [(c[index:index + 1], s[index:index + 1]) for c, s in output.states]
-        states += _state_results(ctx, "padding", exported_states, ctx.oracle(alone)[1],
-                                 ctx.torch_dtype.states(alone), suffix=f" (row {index})")
-    worst_states = [_worst([r for r in states if kind in r.output]) for kind in ("conv_state", "ssm_state")]
-    return [_worst(heads)] + worst_states
+        heads.append(ctx.compare("padding", f"{ctx.head} (row {index})", _head(output, ctx)[one, real],
+                                 ctx.positions(oracle_head), ctx.positions(torch_head)))
+        exported_states = [(c[one], s[one]) for c, s in output.states]
+        states += _state_results(ctx, "padding", exported_states, oracle_states, torch_states,
+                                 suffix=f" (row {index})")
+    results = [_worst(heads)] + [_worst([r for r in states if kind in r.output]) for kind in STATE_KINDS]
+    note = "vs rows alone" if ctx.oracle.padding_is_neutral else "vs the padded batch (in_proj bias)"
+    return [replace(r, detail=f"{r.detail}; {note}") for r in results]
 
 
 def _state_results(ctx: ParityContext, check: str, exported, oracle, baseline, suffix: str = "") -> list:
@@ -177,7 +200,7 @@ def check_states(ctx: ParityContext) -> list:
     ids = ctx.tokens(2, length, salt=6)
     results = _state_results(ctx, "states", list(ctx.export(ids).states), ctx.oracle(ids)[1],
                              ctx.torch_dtype.states(ids), suffix=f" L={length}")
-    return [_worst([r for r in results if kind in r.output]) for kind in ("conv_state", "ssm_state")]
+    return [_worst([r for r in results if kind in r.output]) for kind in STATE_KINDS]
 
 
 def _tie_gap(ctx: ParityContext, prefix: np.ndarray, token_a: int, token_b: int) -> tuple:

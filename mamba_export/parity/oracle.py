@@ -105,6 +105,9 @@ class Float64Mamba:
         self.intermediate_size = first.conv_weight.shape[0]
         self.conv_kernel = first.conv_weight.shape[-1]
         self.state_size = first.state_size
+        # Without an in_proj bias a masked position feeds exact zeros to the conv and the scan,
+        # so a left-padded row computes exactly what the row alone does.
+        self.padding_is_neutral = all(layer.in_proj[1] is None for layer in self.layers)
 
     def zero_states(self, batch: int) -> list:
         """Per layer: conv_state (batch, intermediate, kernel - 1), ssm_state (batch, intermediate, N)."""

@@ -61,10 +61,10 @@ class TorchRunner:
         return np.stack(steps, axis=1)
 
     @torch.no_grad()
-    def states(self, input_ids) -> list:
+    def states(self, input_ids, attention_mask=None) -> list:
         """[(conv_state, ssm_state)] per layer after one prefill, in the exported graph's layout
         (the cache keeps conv_kernel inputs; the graph keeps the last conv_kernel - 1)."""
-        _, cache = self._forward(input_ids, use_cache=True)
+        _, cache = self._forward(input_ids, attention_mask, use_cache=True)
         num_layers = len(getattr(self.model, "backbone", self.model).layers)
         return [(_numpy(cache.get_conv_state(layer)[:, :, 1:]), _numpy(cache.get_recurrent_state(layer)))
                 for layer in range(num_layers)]

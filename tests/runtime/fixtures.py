@@ -1,10 +1,9 @@
-"""Tiny exported models shared by the runtime, parity and validation tests.
+"""Fixtures shared by the runtime and parity tests (imported by their conftests).
 
-Tracing takes seconds, so each variant (backend, dtype, logits mode, head) is
-exported once per test session, whichever test folder asks first: the folders
-are remembered here at module level, and the conftests of tests/runtime and
-tests/parity and tests/export/test_validate.py all import these fixtures.
-Exports skip their own validation: the parity suite is tested explicitly.
+Exports come from the suite-wide, session-cached ``export_tiny`` of tests/conftest.py;
+``exported`` only adds the custom-op library (built once per session) for the
+custom backend and passes nothing but the options that differ from the defaults,
+so the exporter's tests and these share folders.
 """
 
 from __future__ import annotations
@@ -15,24 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from mamba_export.options import ExportOptions
 from tests.support.tiny_models import tiny_model
 
-_FOLDERS: dict = {}
-_ROOT: list = []
-
-
-def _export(tmp_path_factory, backend: str, dtype: str, logits: str, base: bool) -> Path:
-    from mamba_export.export.convert import export
-    from mamba_export.options import ExportOptions
-
-    key = (backend, dtype, logits, "base" if base else "lm")
-    if key not in _FOLDERS:
-        if not _ROOT:
-            _ROOT.append(tmp_path_factory.mktemp("tiny-exports"))
-        options = ExportOptions(backend=backend, dtype=dtype, logits=logits, validate=False,
-                                show_progress=False)
-        _FOLDERS[key] = export(tiny_model(base=base), _ROOT[0] / "-".join(key), options)
-    return _FOLDERS[key]
+_DEFAULTS = ExportOptions()
 
 
 @pytest.fixture(scope="session")
@@ -44,21 +29,24 @@ def ops_library() -> str:
 
 
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory, request):
-    """exported(backend="standard", dtype="fp32", logits="all", base=False) -> folder of the
-    tiny model (tests.support.tiny_models.tiny_model(), seed 0) exported that way."""
+def exported(export_tiny, request):
+    """exported(backend="standard", dtype="fp32", logits="all", base=False, name="default") ->
+    folder of ``tests.support.tiny_models.tiny_model(name, base)`` exported so (no validation)."""
 
-    def get(backend: str = "standard", dtype: str = "fp32", logits: str = "all", base: bool = False) -> Path:
+    def get(backend: str = "standard", dtype: str = "fp32", logits: str = "all", base: bool = False,
+            name: str = "default") -> Path:
         if backend == "custom":
             request.getfixturevalue("ops_library")
-        return _export(tmp_path_factory, backend, dtype, logits, base)
+        chosen = dict(backend=backend, dtype=dtype, logits=logits)
+        options = {key: value for key, value in chosen.items() if getattr(_DEFAULTS, key) != value}
+        return export_tiny(name, base=base, **options)
 
     return get
 
 
 @pytest.fixture(scope="session")
 def reference_model():
-    """The PyTorch model every tiny export is made from (float32, eval)."""
+    """The PyTorch model every default tiny export is made from (float32, eval)."""
     return tiny_model()
 
 
