@@ -156,12 +156,18 @@ def _cuda_available() -> bool:
                     reason="needs onnxruntime-gpu with CUDAExecutionProvider and a GPU")
 @pytest.mark.parametrize("cuda_graph", [False, True])
 def test_cuda_generation_matches_cpu(exported, cuda_graph):
+    from mamba_export.errors import BackendUnavailableError
     from mamba_export.options import RuntimeOptions
 
     folder = exported("custom")
     cpu = ORTMambaForCausalLM.from_pretrained(folder)
     options = RuntimeOptions(provider="cuda", cuda_graph=cuda_graph)
-    gpu = ORTMambaForCausalLM.from_pretrained(folder, options=options)
+    try:
+        gpu = ORTMambaForCausalLM.from_pretrained(folder, options=options)
+    except BackendUnavailableError as error:
+        if cuda_graph and "CUDA graphs" in str(error):
+            pytest.skip(f"onnxruntime cannot capture this graph: {error}")
+        raise
     ids = tokens(2, 6, seed=12)
     for _ in range(2):  # the second run replays the captured graphs
         np.testing.assert_array_equal(gpu.generate(ids, max_new_tokens=16, eos_token_id=[]),
