@@ -123,7 +123,8 @@ def load(source, seed: int = presets.DEFAULT_SEED) -> LoadedModel:
         return LoadedModel(source.eval(), arch, "<in-memory model>", None, random_weights=False, preset=None)
     if not isinstance(source, (str, Path)):
         raise UnsupportedModelError(
-            f"model must be a hub id, a folder, a preset name or a transformers model, got {type(source).__name__}")
+            "model must be a hub id, a folder, a preset name or a transformers model, "
+            f"got {type(source).__name__}")
     if presets.is_preset(str(source)):
         name = presets.preset_name(str(source))
         model = presets.build_preset(name, seed)

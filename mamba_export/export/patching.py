@@ -45,7 +45,7 @@ def routed_through_op(model, backend: str = "custom", arch: Architecture | None 
             mixer.forward = types.MethodType(forward, mixer)
         yield model
     finally:
-        for mixer, previous in zip(mixers, saved):
+        for mixer, previous in zip(mixers, saved, strict=True):
             if previous is _MISSING:
                 mixer.__dict__.pop("forward", None)
             else:

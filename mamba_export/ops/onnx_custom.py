@@ -18,7 +18,6 @@ from onnxscript import values
 
 from mamba_export.ops import selective_scan as contract
 
-
 _ONNX_TYPE_NAMES = {"float32": "tensor(float)", "float16": "tensor(float16)", "bfloat16": "tensor(bfloat16)"}
 
 

@@ -41,7 +41,8 @@ class _Builder:
 
     def op(self, op_type: str, *inputs: str, out: str | None = None, **attrs) -> str:
         output = out or self.fresh(op_type.lower())
-        self.nodes.append(helper.make_node(op_type, list(inputs), [output], name=self.fresh(op_type), **attrs))
+        node = helper.make_node(op_type, list(inputs), [output], name=self.fresh(op_type), **attrs)
+        self.nodes.append(node)
         return output
 
     def ints(self, *values: int) -> str:
@@ -79,7 +80,7 @@ def _scan_body(prefix: str, a_grouped: str) -> onnx.GraphProto:
 
 
 def _replacement(node: onnx.NodeProto, prefix: str) -> list[onnx.NodeProto]:
-    given = dict(zip(INPUT_NAMES, list(node.input) + [""] * len(INPUT_NAMES)))
+    given = dict(zip(INPUT_NAMES, list(node.input) + [""] * len(INPUT_NAMES), strict=False))
     softplus = any(a.name == "delta_softplus" and a.i for a in node.attribute)
     g = _Builder(prefix)
     u, a = given["u"], given["A"]

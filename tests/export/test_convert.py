@@ -112,7 +112,8 @@ def test_custom_graph_on_onnxruntime_with_the_library(export_tiny):
                                    providers=["CPUExecutionProvider"])
     config = tiny_config("default")
     ids = tokens(config, 3, 9)
-    assert relative_error(session.run(None, feeds_for(config, ids))[0], oracle("default", ids)) < FLOAT32_GRAPH
+    logits = session.run(None, feeds_for(config, ids))[0]
+    assert relative_error(logits, oracle("default", ids)) < FLOAT32_GRAPH
 
 
 @pytest.mark.parametrize("name", ["default", "no_conv_bias", "untied_head", "one_layer", "falcon_mamba"])
@@ -140,7 +141,7 @@ def test_chunked_prompt_equals_one_pass(export_tiny):
         start += size
     # Both runs are float32 with different step groupings: rounding only.
     assert relative_error(np.concatenate(pieces, axis=1), whole[0]) < 1e-5
-    for got, expected in zip(states, whole[1:]):
+    for got, expected in zip(states, whole[1:], strict=True):
         assert relative_error(got, expected) < 1e-5
 
 
@@ -154,7 +155,7 @@ def test_left_padded_batch_equals_rows_alone(export_tiny):
     for row, alone_ids in enumerate([short, long]):
         alone = session.run(None, feeds_for(config, alone_ids))
         assert relative_error(batch[0][row, -alone_ids.shape[1]:], alone[0][0]) < 1e-5
-        for got, expected in zip(batch[1:], alone[1:]):
+        for got, expected in zip(batch[1:], alone[1:], strict=True):
             assert relative_error(got[row], expected[0]) < 1e-5
 
 
@@ -247,7 +248,8 @@ def test_failed_export_leaves_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(convert, "_save_graph", broken_save)
     with pytest.raises(RuntimeError, match="disk full"):
-        export(tiny_model("one_layer"), tmp_path / "a" / "out", ExportOptions(validate=False, show_progress=False))
+        export(tiny_model("one_layer"), tmp_path / "a" / "out",
+               ExportOptions(validate=False, show_progress=False))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -265,6 +267,8 @@ def test_large_models_keep_weights_in_external_data(tmp_path, monkeypatch):
 
 def test_validation_runs_and_is_recorded(tmp_path):
     folder = export(tiny_model("one_layer"), tmp_path / "out",
-                    ExportOptions(backend="standard", validate=True, show_progress=False, check_lengths=(1, 5)))
+                    ExportOptions(backend="standard", validate=True, show_progress=False,
+                                  check_lengths=(1, 5)))
     parity = json.loads((folder / "export_info.json").read_text())["parity"]
-    assert parity is not None and parity.get("passed", True)
+    assert parity["passed"] is True and parity["folder"] == str(folder)
+    assert parity["results"]

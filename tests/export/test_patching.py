@@ -38,5 +38,6 @@ def test_restored_after_an_error():
 
 
 def test_unknown_backend_is_refused():
-    with pytest.raises(MambaExportError, match="backend"), routed_through_op(tiny_model("default"), "tensorrt"):
+    model = tiny_model("default")
+    with pytest.raises(MambaExportError, match="backend"), routed_through_op(model, "tensorrt"):
         pass

@@ -81,7 +81,7 @@ def test_chunks_carrying_states_equal_one_pass(split):
             pieces.append(logits)
             start += size
     assert relative_error(torch.cat(pieces, dim=1), whole) < FLOAT64
-    for got, expected in zip(states, whole_states):
+    for got, expected in zip(states, whole_states, strict=True):
         assert relative_error(got, expected) < FLOAT64
 
 
@@ -101,7 +101,7 @@ def test_left_padded_rows_equal_rows_alone(name):
         for row, tokens in enumerate([short, long]):
             alone, *alone_states = wrapper(tokens, torch.ones_like(tokens), *wrapper.zero_states(1))
             assert relative_error(batch_logits[row:row + 1, -tokens.shape[1]:], alone) < FLOAT64
-            for got, expected in zip(batch_states, alone_states):
+            for got, expected in zip(batch_states, alone_states, strict=True):
                 assert relative_error(got[row:row + 1], expected) < FLOAT64
 
 

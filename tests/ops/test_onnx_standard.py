@@ -1,4 +1,4 @@
-"""The standard-ops rewrite: only standard ops remain, and plain ONNX Runtime matches the float64 reference."""
+"""The standard-ops rewrite: only standard ops remain; plain ONNX Runtime matches the float64 reference."""
 
 from __future__ import annotations
 
