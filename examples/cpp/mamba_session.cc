@@ -124,6 +124,10 @@ void MambaSession::DescribeGraph() {
     throw UserError("the graph has no 'logits' output (a MambaModel export); greedy decoding needs MambaForCausalLM");
   }
   head_output_ = kLogits;
+  const size_t logits_index = std::find(outputs.begin(), outputs.end(), kLogits) - outputs.begin();
+  const Ort::TypeInfo logits_type = session_.GetOutputTypeInfo(logits_index);
+  const auto logits_shape = logits_type.GetTensorTypeAndShapeInfo().GetShape();
+  vocab_size_ = logits_shape.empty() ? -1 : logits_shape.back();  // -1 when the graph leaves it dynamic
   input_names_ = {kInputIds};
   bool has_input_ids = false;
   for (size_t i = 0; i < session_.GetInputCount(); ++i) {
@@ -200,6 +204,12 @@ int64_t MambaSession::Step(const std::vector<int64_t>& ids, std::vector<Ort::Val
 
 std::vector<int64_t> MambaSession::GenerateGreedy(const std::vector<int64_t>& prompt, int max_new_tokens,
                                                   std::optional<int64_t> eos_id) {
+  for (const int64_t id : prompt) {
+    if (vocab_size_ > 0 && id >= vocab_size_) {
+      throw UserError("--ids: token id " + std::to_string(id) + " is outside the vocabulary (0.." +
+                      std::to_string(vocab_size_ - 1) + ")");
+    }
+  }
   std::vector<int64_t> generated;
   if (max_new_tokens <= 0) return generated;
   std::vector<Ort::Value> states = ZeroStates();

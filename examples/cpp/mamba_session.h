@@ -49,6 +49,7 @@ class MambaSession {
 
   Ort::Session session_;
   bool has_attention_mask_ = false;
+  int64_t vocab_size_ = -1;
   std::string head_output_;
   std::vector<StateSlot> slots_;
   std::vector<std::string> input_names_;   // in feed order

@@ -107,6 +107,8 @@ export class MambaGenerator {
         'greedy decoding needs MambaForCausalLM');
     }
     this.hasAttentionMask = session.inputNames.includes('attention_mask');
+    const logitsShape = session.outputMetadata.find((meta) => meta.name === 'logits').shape;
+    this.vocabSize = typeof logitsShape.at(-1) === 'number' ? logitsShape.at(-1) : null; // null: dynamic
     this.slots = describeStates(session);
   }
 
@@ -132,6 +134,10 @@ export class MambaGenerator {
 
   /** Greedy decoding of one sequence; returns only the new token ids. */
   async generateGreedy(promptIds, maxNewTokens, eosId = null) {
+    const outside = promptIds.find((id) => this.vocabSize !== null && id >= this.vocabSize);
+    if (outside !== undefined) {
+      throw new UserError(`--ids: token id ${outside} is outside the vocabulary (0..${this.vocabSize - 1})`);
+    }
     const generated = [];
     if (maxNewTokens <= 0) return generated;
     const states = this.zeroStates();

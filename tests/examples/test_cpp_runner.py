@@ -3,6 +3,7 @@ backends, and one clear line with exit status 2 for each mistake a caller can ma
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import onnxruntime as ort
@@ -80,6 +81,13 @@ def test_eos_stops_generation(cpp_runner, exported):
     assert result.returncode == 0, result.stderr
     assert parse_ids(result.stdout) == tokens[: tokens.index(tokens[2]) + 1]
 
+
+
+def test_token_id_outside_vocabulary(cpp_runner, exported):
+    folder = exported("standard")
+    vocab = json.loads((folder / "export_info.json").read_text())["vocab_size"]
+    result = run_program([cpp_runner, "--model", folder, "--ids", f"1,{vocab}"])
+    assert_user_error(result, f"token id {vocab} is outside the vocabulary (0..{vocab - 1})")
 
 
 def test_missing_folder(cpp_runner, tmp_path):

@@ -5,6 +5,7 @@ only standard-ops graphs run there; a custom-op graph must fail with one clear l
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -28,6 +29,13 @@ def test_custom_backend_is_refused_clearly(node_runner, exported):
 def test_bf16_export_is_refused_clearly(node_runner, exported):
     result = run_program([*node_runner, *generate_args(exported("standard", dtype="bf16"))])
     assert_user_error(result, "bf16 export", "no bfloat16 tensors", "--dtype fp16")
+
+
+def test_token_id_outside_vocabulary(node_runner, exported):
+    folder = exported("standard")
+    vocab = json.loads((folder / "export_info.json").read_text())["vocab_size"]
+    result = run_program([*node_runner, "--model", folder, "--ids", f"1,{vocab}"])
+    assert_user_error(result, f"token id {vocab} is outside the vocabulary (0..{vocab - 1})")
 
 
 def test_missing_folder(node_runner, tmp_path):
