@@ -12,7 +12,7 @@ PYTHON=${PYTHON:-python3}
 
 bash scripts/build_custom_ops.sh
 if [ -f examples/node/package-lock.json ] && command -v npm >/dev/null; then
-    npm ci --prefix examples/node --no-audit --no-fund --silent
+    ONNXRUNTIME_NODE_INSTALL=skip npm ci --prefix examples/node --no-audit --no-fund --silent
 fi
 if [ -f scripts/build_cpp_example.sh ]; then
     bash scripts/build_cpp_example.sh

@@ -1,0 +1,197 @@
+"""End-to-end benchmark: exported graphs on ONNX Runtime against transformers, side by side in one run.
+
+Measures, for one model (a preset with random weights by default):
+  * export time and peak memory (each export in its own process),
+  * prefill latency at the given lengths, batch 1 (median of --repeats),
+  * decode tokens/s at each batch: (new tokens - 1) / (time(N new) - time(1 new)),
+    so the prompt's prefill cancels out,
+for ORT with the custom op, ORT with standard ops, and transformers in PyTorch
+(with no fused kernels installed). On CUDA the ORT decoder keeps the states on the
+GPU (IO binding), with and without a captured CUDA graph.
+
+    python3 scripts/bench_e2e.py --provider cpu --json results/bench_e2e_cpu.json
+    python3 scripts/bench_e2e.py --provider cuda --dtype fp16 --batches 1 32 --json $OUT/e2e.json
+
+Prints a table and writes JSON (machine, versions, command, every timing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+PEAK_RSS_SNIPPET = (
+    "import resource, sys; from mamba_export.cli.main import main; code = main(sys.argv[1:]); "
+    "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"
+)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="preset:mamba-130m")
+    parser.add_argument("--provider", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32")
+    parser.add_argument("--backends", nargs="+", default=["custom", "standard"])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[512, 2048])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1])
+    parser.add_argument("--decode-tokens", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-torch", action="store_true", help="skip the transformers baseline")
+    parser.add_argument("--workdir", default="build/bench_e2e")
+    parser.add_argument("--json", default=None)
+    return parser.parse_args()
+
+
+def median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up: session start, allocator growth, kernel compilation
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def export_backend(args, backend: str) -> dict:
+    out = Path(args.workdir) / f"{backend}-{args.dtype}"
+    command = [sys.executable, "-c", PEAK_RSS_SNIPPET, "export", "--model", args.model, str(out),
+               "--backend", backend, "--dtype", args.dtype, "--device", args.provider, "--logits", "last",
+               "--no-check", "--force", "--quiet"]
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"export of the {backend} backend failed:\n{result.stderr[-3000:]}")
+    peak_kb = int(result.stdout.split("PEAK_RSS_KB")[-1].split()[0])
+    return {"folder": str(out), "export_seconds": seconds, "export_peak_rss_mb": peak_kb / 1024}
+
+
+def ort_runs(folder: str, args, cuda_graph: bool = False) -> dict:
+    from mamba_export.options import RuntimeOptions
+    from mamba_export.runtime.model import ORTMambaForCausalLM
+
+    options = RuntimeOptions(provider=args.provider, cuda_graph=cuda_graph)
+    model = ORTMambaForCausalLM.from_pretrained(folder, options=options)
+    rng = np.random.default_rng(0)
+    vocab = int(model.info["vocab_size"])
+    result = {"prefill_ms": {}, "decode_tokens_per_s": {}}
+    if not cuda_graph:
+        for length in args.lengths:
+            ids = rng.integers(2, vocab, size=(1, length), dtype=np.int64)
+            result["prefill_ms"][length] = 1e3 * median_seconds(lambda: model(ids), args.repeats)
+    for batch in args.batches:
+        prompt = rng.integers(2, vocab, size=(batch, 16), dtype=np.int64)
+
+        def generate(n, prompt=prompt):
+            return model.generate(prompt, max_new_tokens=n, eos_token_id=[])
+
+        result["decode_tokens_per_s"][batch] = decode_rate(generate, batch, args)
+    return result
+
+
+def decode_rate(generate, batch: int, args) -> float:
+    """Tokens per second of the decode loop alone, all rows counted."""
+    n = args.decode_tokens
+    full = median_seconds(lambda: generate(n), args.repeats)
+    one = median_seconds(lambda: generate(1), args.repeats)
+    return batch * (n - 1) / max(full - one, 1e-9)
+
+
+def torch_runs(args) -> dict:
+    import torch
+
+    from mamba_export.export.loading import load
+
+    device = "cuda" if args.provider == "cuda" else "cpu"
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
+    model = load(args.model).model.to(device=device, dtype=dtype).eval()
+    vocab = model.config.vocab_size
+    generator = torch.Generator().manual_seed(0)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    result = {"prefill_ms": {}, "decode_tokens_per_s": {}}
+    with torch.inference_mode():
+        for length in args.lengths:
+            ids = torch.randint(2, vocab, (1, length), generator=generator).to(device)
+
+            def prefill(ids=ids):
+                model(input_ids=ids, logits_to_keep=1)
+                sync()
+
+            result["prefill_ms"][length] = 1e3 * median_seconds(prefill, args.repeats)
+        for batch in args.batches:
+            prompt = torch.randint(2, vocab, (batch, 16), generator=generator).to(device)
+
+            def generate(n, prompt=prompt):
+                model.generate(prompt, max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                               pad_token_id=0, use_cache=True)
+                sync()
+
+            result["decode_tokens_per_s"][batch] = decode_rate(generate, batch, args)
+    return result
+
+
+def versions() -> dict:
+    import onnxruntime
+    import torch
+    import transformers
+
+    import mamba_export
+
+    found = {"python": platform.python_version(), "torch": torch.__version__,
+             "transformers": transformers.__version__, "onnxruntime": onnxruntime.__version__,
+             "mamba_export": mamba_export.__version__}
+    if torch.cuda.is_available():
+        found["gpu"] = torch.cuda.get_device_name(0)
+    return found
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    import os
+
+    return f"{os.cpu_count()} cores, {cpu}"
+
+
+def print_table(rows: dict, args) -> None:
+    head = ["engine"] + [f"prefill L={n} ms" for n in args.lengths] + [f"decode b={b} tok/s" for b in args.batches]
+    print(" | ".join(head))
+    print(" | ".join("---" for _ in head))
+    for name, row in rows.items():
+        cells = [name] + [f"{row['prefill_ms'].get(n, float('nan')):.1f}" for n in args.lengths]
+        cells += [f"{row['decode_tokens_per_s'].get(b, float('nan')):.1f}" for b in args.batches]
+        print(" | ".join(cells))
+
+
+def main() -> int:
+    args = parse_args()
+    exports = {backend: export_backend(args, backend) for backend in args.backends}
+    rows = {}
+    for backend, exported in exports.items():
+        rows[f"ort-{backend}"] = ort_runs(exported["folder"], args)
+        if args.provider == "cuda":
+            rows[f"ort-{backend}-cudagraph"] = ort_runs(exported["folder"], args, cuda_graph=True)
+    if not args.no_torch:
+        rows["transformers"] = torch_runs(args)
+    print_table(rows, args)
+    for backend, exported in exports.items():
+        print(f"export {backend}: {exported['export_seconds']:.1f} s, peak RSS {exported['export_peak_rss_mb']:.0f} MB")
+    report = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "versions": versions(),
+              "command": " ".join([Path(sys.executable).name] + sys.argv), "args": vars(args),
+              "exports": exports, "results": rows}
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
