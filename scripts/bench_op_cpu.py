@@ -6,8 +6,9 @@ The PyTorch side is the scan transformers runs when no fused kernels are install
 materialised for all steps, then a Python loop over L doing h = dA_t * h + dBu_t and
 y_t = h @ C_t; softplus(delta + bias) before and the D skip and silu(z) gate after
 are timed on both sides. Both sides get float32 inputs with D, z, delta_bias and
-softplus on, and all CPU cores. Prints a table and writes JSON (median of --repeats
-runs after one warm-up run, plus the relative error between the two outputs).
+softplus on, and all CPU cores. Prints a table and writes JSON (medians after one
+warm-up run, the relative error between the two outputs, and the load average,
+since other processes on a small machine slow both sides).
 
 Usage: python scripts/bench_op_cpu.py [--lengths 128 512 2048] [--json PATH]
 """
@@ -35,7 +36,8 @@ def parse_args(argv=None):
     parser.add_argument("--dim", type=int, default=1536)
     parser.add_argument("--state", type=int, default=16)
     parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 2048])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs of the PyTorch scan")
+    parser.add_argument("--ort-repeats", type=int, default=20, help="timed runs of the ORT op (cheap)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--library", default=None, help="custom-op library (default: the built one)")
     parser.add_argument("--json", default=str(REPO / "results" / "bench_op_cpu.json"))
@@ -100,7 +102,7 @@ def bench_length(session, args, length):
     import torch
 
     inputs = make_inputs(args.batch, args.dim, length, args.state)
-    ort_time, ort_runs = median_seconds(lambda: session.run(None, inputs), args.repeats)
+    ort_time, ort_runs = median_seconds(lambda: session.run(None, inputs), args.ort_repeats)
     tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
     tensors["B"] = tensors["B"].transpose(1, 2)
     tensors["C"] = tensors["C"].transpose(1, 2)
@@ -145,8 +147,9 @@ def main(argv=None) -> int:
     library = args.library or get_library_path()
     session = ort_session(library, args.threads)
     rows = []
+    load_before = os.getloadavg()
     print(f"SelectiveScan fp32, B={args.batch} D={args.dim} N={args.state}, D/z/delta_bias/softplus on, "
-          f"{args.threads} threads, median of {args.repeats}")
+          f"{args.threads} threads, median of {args.ort_repeats} (ORT) / {args.repeats} (PyTorch) runs")
     print(f"{'L':>6} {'ORT op (ms)':>12} {'PyTorch (ms)':>13} {'speedup':>8} {'rel. error':>11}")
     for length in args.lengths:
         row = bench_length(session, args, length)
@@ -159,8 +162,9 @@ def main(argv=None) -> int:
         "command": "python " + " ".join([os.path.relpath(__file__, REPO)] + (argv or sys.argv[1:])),
         "config": {"batch": args.batch, "dim": args.dim, "state": args.state, "dtype": "float32",
                    "optional_inputs": ["D", "z", "delta_bias"], "delta_softplus": True,
-                   "threads": args.threads, "repeats": args.repeats, "statistic": "median"},
-        "machine": machine(),
+                   "threads": args.threads, "repeats": {"ort": args.ort_repeats, "torch": args.repeats},
+                   "statistic": "median"},
+        "machine": machine() | {"load_average_before": load_before, "load_average_after": os.getloadavg()},
         "versions": versions(),
         "results": rows,
     }

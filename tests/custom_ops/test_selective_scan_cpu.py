@@ -90,7 +90,7 @@ def test_threads_do_not_change_results(make_session):
     case = dict(batch=2, dim=64, length=100, state=16)
     single = check_parity(make_session, "float32", True, threads=1, **case)
     parallel = check_parity(make_session, "float32", True, threads=2, **case)
-    for a, b in zip(single, parallel):
+    for a, b in zip(single, parallel, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
