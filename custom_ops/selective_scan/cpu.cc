@@ -69,31 +69,32 @@ struct Job {
   int64_t blocks_per_task;
 };
 
-// Buffers of one chunk of one block, time-major: value[t * kLanes + lane].
+// Buffers of one chunk of one block, one row per lane: value[lane * kChunk + t].
+// Staging and finishing run along time (contiguous, vectorised); the recurrence
+// reads and writes them across lanes once per step, which its N state updates
+// per step amortise.
 struct ChunkBuffers {
-  alignas(64) float dt[kChunk * kLanes];
-  alignas(64) float dtu[kChunk * kLanes];
-  alignas(64) float y[kChunk * kLanes];
-  alignas(64) float row[kChunk];
-  alignas(64) float row_input[kChunk];
+  alignas(64) float dt[kLanes * kChunk];
+  alignas(64) float dtu[kLanes * kChunk];
+  alignas(64) float y[kLanes * kChunk];
 };
 
 // dt = softplus?(delta + bias) and dt * u along time for one channel (row).
 template <typename Io>
 MAMBA_INLINE void StageRow(const SelectiveScanParams& p, int64_t row, int64_t t0, int64_t steps,
-                           ChunkBuffers& buf) {
+                           float* __restrict dt, float* __restrict dtu) {
   using S = typename Io::Storage;
   const S* u = static_cast<const S*>(p.u) + row * p.length + t0;
   const S* delta = static_cast<const S*>(p.delta) + row * p.length + t0;
   const float bias = p.delta_bias ? p.delta_bias[row % p.dim] : 0.0f;
   if (p.delta_softplus) {
     for (int64_t t = 0; t < steps; ++t) {
-      buf.row[t] = FastSoftplus(Io::Load(delta[t]) + bias, kSoftplusThreshold);
+      dt[t] = FastSoftplus(Io::Load(delta[t]) + bias, kSoftplusThreshold);
     }
   } else {
-    for (int64_t t = 0; t < steps; ++t) buf.row[t] = Io::Load(delta[t]) + bias;
+    for (int64_t t = 0; t < steps; ++t) dt[t] = Io::Load(delta[t]) + bias;
   }
-  for (int64_t t = 0; t < steps; ++t) buf.row_input[t] = buf.row[t] * Io::Load(u[t]);
+  for (int64_t t = 0; t < steps; ++t) dtu[t] = dt[t] * Io::Load(u[t]);
 }
 
 // The lanes of a block: lane w is channel d0 + w; lanes past `count` are padding with
@@ -102,15 +103,13 @@ template <typename Io>
 MAMBA_INLINE void StageBlock(const SelectiveScanParams& p, int64_t first_row, int count, int64_t t0,
                              int64_t steps, ChunkBuffers& buf) {
   for (int w = 0; w < kLanes; ++w) {
+    float* dt = buf.dt + w * kChunk;
+    float* dtu = buf.dtu + w * kChunk;
     if (w < count) {
-      StageRow<Io>(p, first_row + w, t0, steps, buf);
+      StageRow<Io>(p, first_row + w, t0, steps, dt, dtu);
     } else {
-      std::fill_n(buf.row, steps, 0.0f);
-      std::fill_n(buf.row_input, steps, 0.0f);
-    }
-    for (int64_t t = 0; t < steps; ++t) {
-      buf.dt[t * kLanes + w] = buf.row[t];
-      buf.dtu[t * kLanes + w] = buf.row_input[t];
+      std::fill_n(dt, steps, 0.0f);
+      std::fill_n(dtu, steps, 0.0f);
     }
   }
 }
@@ -125,8 +124,8 @@ MAMBA_INLINE void RecurBlock(const float* __restrict a, const float* __restrict 
     const float* __restrict ct = c + t * state;
     float dt[kLanes], dtu[kLanes], acc[kLanes];
     for (int w = 0; w < kLanes; ++w) {
-      dt[w] = buf.dt[t * kLanes + w];
-      dtu[w] = buf.dtu[t * kLanes + w];
+      dt[w] = buf.dt[w * kChunk + t];
+      dtu[w] = buf.dtu[w * kChunk + t];
       acc[w] = 0.0f;
     }
     for (int64_t n = 0; n < state; ++n) {
@@ -139,7 +138,7 @@ MAMBA_INLINE void RecurBlock(const float* __restrict a, const float* __restrict 
         acc[w] += next * cn;
       }
     }
-    for (int w = 0; w < kLanes; ++w) buf.y[t * kLanes + w] = acc[w];
+    for (int w = 0; w < kLanes; ++w) buf.y[w * kChunk + t] = acc[w];
   }
 }
 
@@ -168,10 +167,7 @@ MAMBA_INLINE void FinishRow(const SelectiveScanParams& p, int64_t row, int64_t t
 template <typename Io>
 MAMBA_INLINE void FinishBlock(const SelectiveScanParams& p, int64_t first_row, int count, int64_t t0,
                               int64_t steps, ChunkBuffers& buf) {
-  for (int w = 0; w < count; ++w) {
-    for (int64_t t = 0; t < steps; ++t) buf.row[t] = buf.y[t * kLanes + w];
-    FinishRow<Io>(p, first_row + w, t0, steps, buf.row);
-  }
+  for (int w = 0; w < count; ++w) FinishRow<Io>(p, first_row + w, t0, steps, buf.y + w * kChunk);
 }
 
 // Loads A and the initial state of the block's lanes into (N, kLanes) layout.
