@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 
 #include "common/half.h"
 
@@ -20,14 +19,16 @@ namespace mamba_export_ops {
 
 // exp(x) for every float x. x = n ln2 + r with |r| <= ln2 / 2; exp(r) by its Taylor
 // series to r^7 (truncation below 1e-8 relative); 2^n applied as two normal powers of
-// two so n may reach -149..128 and subnormal and near-overflow results come out right.
+// two so n may reach -150..128. The clamp bounds are chosen so the last multiply
+// itself rounds to 0 below exp(-104) and overflows to inf above exp(89): no selects,
+// and NaN passes through the clamp unchanged.
 MAMBA_INLINE float FastExp(float x) {
   constexpr float kLog2e = 1.44269504088896341f;
   constexpr float kLn2Hi = 0.693359375f;  // few mantissa bits: n * kLn2Hi is exact
   constexpr float kLn2Lo = -2.12194440e-4f;
   constexpr float kRoundMagic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  constexpr float kMaxArg = 88.72283935546875f;
-  constexpr float kMinArg = -103.972076416015625f;
+  constexpr float kMaxArg = 89.0f;            // n = 128, p > 1: p * 2^128 overflows to inf
+  constexpr float kMinArg = -104.0f;          // n = -150, p < 1: p * 2^-150 rounds to 0
   const float xc = std::min(std::max(x, kMinArg), kMaxArg);
   const float n = (xc * kLog2e + kRoundMagic) - kRoundMagic;
   const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
@@ -43,10 +44,7 @@ MAMBA_INLINE float FastExp(float x) {
   const int32_t half = ni >> 1;
   const float scale_a = BitsToFloat(static_cast<uint32_t>(half + 127) << 23);
   const float scale_b = BitsToFloat(static_cast<uint32_t>(ni - half + 127) << 23);
-  float result = p * scale_a * scale_b;
-  result = x < kMinArg ? 0.0f : result;
-  result = x > kMaxArg ? std::numeric_limits<float>::infinity() : result;
-  return result;
+  return p * scale_a * scale_b;
 }
 
 // log1p(e) for e in [0, 1]. log(1 + e) by the atanh series of the mantissa, then
