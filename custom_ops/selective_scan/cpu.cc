@@ -23,8 +23,9 @@
 #include "mamba_export_ops/contract.h"
 
 // Compile the block loop for AVX-512 and AVX2+FMA machines as well as for baseline
-// x86-64; the loader picks the best one the CPU supports.
-#if defined(MAMBA_EXPORT_CPU_DISPATCH) && defined(__GNUC__) && defined(__x86_64__)
+// x86-64; the loader picks the best one the CPU supports (GCC; other compilers build
+// the baseline only).
+#if defined(MAMBA_EXPORT_CPU_DISPATCH) && defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define MAMBA_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define MAMBA_CPU_CLONES
