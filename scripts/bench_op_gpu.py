@@ -125,8 +125,11 @@ def call_time_us(call, iters):
     return statistics.median(times)
 
 
-def kernel_time_us(call, name_part, iters):
-    """Median GPU duration of the kernels whose name contains name_part (None if none traced)."""
+def kernel_time_us(call, name_part, iters, names=None):
+    """Median GPU duration of the kernels whose name contains name_part (None if none traced).
+
+    The names of those kernels are added to ``names`` when a set is given.
+    """
     from torch.profiler import ProfilerActivity, profile
 
     for _ in range(3):
@@ -140,13 +143,19 @@ def kernel_time_us(call, name_part, iters):
         trace = Path(folder) / "trace.json"
         prof.export_chrome_trace(str(trace))
         events = json.loads(trace.read_text()).get("traceEvents", [])
-    durations = [e["dur"] for e in events if e.get("cat") == "kernel" and name_part in e.get("name", "")]
-    return statistics.median(durations) if durations else None
+    kernels = [e for e in events if e.get("cat") == "kernel" and name_part in e.get("name", "")]
+    if names is not None:
+        names.update(e["name"].split("<")[0].split("::")[-1] for e in kernels)
+    return statistics.median(e["dur"] for e in kernels) if kernels else None
 
 
 def relative_error(out, ref) -> float:
     out, ref = out.double(), ref.double()
     return float((out - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
+
+
+def nonfinite(tensor) -> int:
+    return int((~torch.isfinite(tensor)).sum())
 
 
 def copy_bandwidth_gbps(size=2 << 30, iters=20):
@@ -188,6 +197,7 @@ def triton_prefill(row, sets, ours, iters):
     y, state = selective_scan(**sets[0], delta_softplus=True)
     row["rel_err_y_vs_triton"] = relative_error(ours["y"], y)
     row["rel_err_state_vs_triton"] = relative_error(ours["last_state"], state)
+    row["nonfinite_triton"] = nonfinite(y) + nonfinite(state)
 
 
 def triton_decode(row, sets, ours, iters):
@@ -210,10 +220,13 @@ def bench_one(session, dtype_name, batch, dim, length, iters, copy_gbps):
     call = rotating(lambda pair: session.run_with_iobinding(pair[0]), bindings)
     row = dict(kind="decode" if decode else "prefill", dtype=dtype_name, batch=batch, dim=dim,
                length=length, state=STATE, input_sets=len(sets))
-    row["ort_kernel_us"] = kernel_time_us(call, "ScanKernel", iters)
+    names = set()
+    row["ort_kernel_us"] = kernel_time_us(call, "ScanKernel", iters, names)
+    row["ort_kernel"] = ",".join(sorted(names))
     row["ort_call_us"] = call_time_us(call, iters)
     session.run_with_iobinding(bindings[0][0])  # outputs of set 0 for the parity checks
     torch.cuda.synchronize()
+    row["nonfinite_ours"] = sum(nonfinite(t) for t in bindings[0][1].values())
     try:
         (triton_decode if decode else triton_prefill)(row, sets, bindings[0][1], iters)
     except Exception as error:  # report and go on: one failing comparison must not lose the rest

@@ -50,7 +50,7 @@ if [[ -n "${ORT_STAGE:-}" ]]; then
   ORT_DIR="${ORT_DIR:-/tmp/ort}"
   (cd "${ORT_STAGE}" && sha256sum -c parts.sha256) || fail_now "staged onnxruntime parts are incomplete or corrupt"
   mkdir -p "${ORT_DIR}"
-  cat "${ORT_STAGE}"/part* | xz -d -T0 | tar -xf - -C "${ORT_DIR}" || fail_now "unpacking onnxruntime-gpu failed"
+  cat "${ORT_STAGE}"/part[0-9]* | xz -d -T0 | tar -xf - -C "${ORT_DIR}" || fail_now "unpacking onnxruntime-gpu failed"
 fi
 if [[ -n "${ORT_DIR:-}" ]]; then export PYTHONPATH="${ORT_DIR}${PYTHONPATH:+:${PYTHONPATH}}"; fi
 python3 - <<'EOF' || fail_now "onnxruntime cannot run on the CUDA provider (see above)"
@@ -98,7 +98,8 @@ step bench 200 bash -o pipefail -c "python3 scripts/bench_op_gpu.py --library '$
   --iters 20 --json '${out}/bench_op_gpu.json' 2>&1 | tee '${out}/bench_op_gpu.log'"
 # 6. Memory check of a few op tests; no caching allocator, so each tensor is its own allocation.
 memcheck_selection="decode_batch_64 and float32 or chunked_2125_b1 and float16 or short_groups and bfloat16 \
-or chunked_groups and float32 or chunked_17_unaligned and bfloat16 or length_0 or bad_input or empty_batch"
+or chunked_groups and float32 or chunked_17_unaligned and bfloat16 or length_0 or bad_input or empty_batch \
+or parallel_partial_warp and float16 or parallel_unaligned_77 and bfloat16 or parallel_state_3 and float32"
 step memcheck 150 bash -o pipefail -c "PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck \
   --target-processes all --print-limit 20 --error-exitcode 3 python3 -m pytest -m gpu -q -p no:cacheprovider \
   tests/custom_ops/test_selective_scan_cuda.py -k '${memcheck_selection}' 2>&1 | tee '${out}/memcheck.log'"

@@ -48,4 +48,4 @@ du -sh "${tree}"/onnxruntime/capi/*.so* | sort -h | tail -n 5
 (cd "${tree}" && tar -cf - . | xz -T0 -9e > "${stage}/ort.tar.xz")
 echo "archive: $(du -h "${stage}/ort.tar.xz" | cut -f1)"
 (cd "${stage}" && split -b "${part_size}" -d ort.tar.xz part && rm -f ort.tar.xz)
-(cd "${stage}" && sha256sum part* > parts.sha256 && ls -l part*)
+(cd "${stage}" && sha256sum part[0-9]* > parts.sha256 && ls -l part[0-9]*)

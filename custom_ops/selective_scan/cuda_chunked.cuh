@@ -55,7 +55,7 @@ __device__ __forceinline__ float ScanOneState(int lane, float a2, float carry_in
   float state = 0.0f;
 #pragma unroll
   for (int i = 0; i < kItems; ++i) {
-    const float decay = exp2f(dt[i] * a2);
+    const float decay = FastExp2(dt[i] * a2);
     prod *= decay;
     state = fmaf(decay, state, dtu[i] * ToFloat(b_raw[i]));
     prods[i] = prod;

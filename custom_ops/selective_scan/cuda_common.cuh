@@ -19,6 +19,14 @@ constexpr int kWarpSize = 32;
 // exp(x) = exp2(x * log2(e)): exp2 is one special-function instruction.
 constexpr float kLog2e = 1.4426950408889634f;
 
+// 2^x in one special-function instruction. Results below 2^-126 flush to zero,
+// which only drops decay factors far too small to change a float32 state.
+__device__ __forceinline__ float FastExp2(float x) {
+  float result;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(result) : "f"(x));
+  return result;
+}
+
 __device__ __forceinline__ float ToFloat(float x) { return x; }
 __device__ __forceinline__ float ToFloat(__half x) { return __half2float(x); }
 __device__ __forceinline__ float ToFloat(__nv_bfloat16 x) { return __bfloat162float(x); }

@@ -69,7 +69,7 @@ __global__ void __launch_bounds__(kSequentialThreads)
     for (int k = 0; k < kStatesPerLane; ++k) {
       if (active && n0 + k < N) {
         const int64_t at = (n0 + k) * L + t;
-        h[k] = fmaf(exp2f(dt * a2[k]), h[k], dtu * ToFloat(b_rows[at]));
+        h[k] = fmaf(FastExp2(dt * a2[k]), h[k], dtu * ToFloat(b_rows[at]));
         partial = fmaf(ToFloat(c_rows[at]), h[k], partial);
       }
     }
