@@ -126,3 +126,17 @@ def test_rewrite_file_in_place(tmp_path):
     onnx.save(selective_scan_model("float32", present=OPTIONAL, delta_softplus=1), path)
     assert rewrite_file(path) == 1
     assert all(node.domain == "" for node in onnx.load(path).graph.node)
+
+
+def test_softplus_threshold_and_extremes():
+    # Time steps far beyond both sides of the threshold (20): no overflow, and softplus is
+    # the identity above it, as in torch.
+    model = selective_scan_model("float32", present=OPTIONAL, delta_softplus=1)
+    feeds = _inputs(np.random.default_rng(3), "float32", length=6, a_scale=0.01)
+    wide = 60.0 * np.random.default_rng(4).standard_normal(feeds["delta"].shape)
+    feeds["delta"] = wide.astype(np.float32)
+    feeds["delta_bias"][:] = 0.0
+    y, state = _run_rewritten(model, feeds)
+    y_ref, state_ref = _expected(feeds, OPTIONAL, True)
+    assert np.isfinite(y).all()
+    assert _relative(y, y_ref) < 1e-5 and _relative(state, state_ref) < 1e-5
