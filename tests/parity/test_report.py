@@ -1,0 +1,53 @@
+"""ParityReport: verdict, JSON form and the terminal table."""
+
+from __future__ import annotations
+
+import json
+
+from mamba_export.parity.report import CheckResult, ParityReport
+
+
+def _report(*passed: bool) -> ParityReport:
+    report = ParityReport("/tmp/out", "custom", "fp32", "cpu", "preset:mamba-130m (random weights, seed 0)")
+    for index, ok in enumerate(passed):
+        error = 1e-7 if ok else 1e-3
+        report.add([CheckResult("logits", f"logits L={index + 1}", error, 1e-7, 8.8e-7, ok)])
+    return report
+
+
+def test_passed_needs_results_and_no_failure():
+    assert not ParityReport("f", "custom", "fp32", "cpu", "r").passed  # nothing checked
+    assert _report(True, True).passed
+    failing = _report(True, False)
+    assert not failing.passed and [r.output for r in failing.failures] == ["logits L=2"]
+
+
+def test_to_dict_is_json_with_every_result():
+    data = json.loads(json.dumps(_report(True, False).to_dict()))
+    assert data["passed"] is False and data["dtype"] == "fp32"
+    assert [r["output"] for r in data["results"]] == ["logits L=1", "logits L=2"]
+    assert data["results"][1]["error"] == 1e-3 and "4 * baseline" in data["rule"]
+
+
+def test_table_has_a_row_per_result_and_the_verdict():
+    table = _report(True, False).format_table()
+    lines = table.splitlines()
+    assert "against preset:mamba-130m" in lines[0]
+    assert lines[1].split()[:6] == ["check", "output", "error", "baseline", "tolerance", "result"]
+    assert "logits L=1" in lines[2] and lines[2].rstrip().endswith("ok")
+    assert "1.00e-03" in lines[3] and "FAIL" in lines[3]
+    assert lines[-1] == "FAILED (1 of 2 outputs)"
+    assert _report(True).format_table().splitlines()[-1] == "PASSED"
+
+
+def test_token_results_and_details():
+    report = _report(True)
+    report.add([CheckResult("greedy", "64 new tokens", 0, None, 0, True, "identical", unit="tokens")])
+    row = report.format_table().splitlines()[-2]
+    assert "0 tok" in row and "identical" in row and " - " in row
+
+
+def test_failure_description_names_output_error_and_tolerance():
+    result = CheckResult("decode", "logits 32 steps", 2e-3, 1e-4, 4e-4, False, "after a 8-token prefill")
+    assert result.describe_failure() == ("decode: logits 32 steps has error 0.002 > tolerance 0.0004 "
+                                         "(after a 8-token prefill)")
