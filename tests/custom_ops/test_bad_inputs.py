@@ -140,3 +140,12 @@ def test_fuzzed_shapes_error_exactly_as_the_contract(shapeless_session, feeds):
     with pytest.raises(InvalidArgument) as caught:
         shapeless_session.run(None, feeds)
     assert expected in str(caught.value)
+
+
+def test_attribute_of_another_type_is_rejected(make_session):
+    from onnx import helper
+
+    model = selective_scan_model(delta_softplus=None)
+    model.graph.node[0].attribute.append(helper.make_attribute("delta_softplus", 1.0))
+    with pytest.raises(RuntimeException, match="SelectiveScan: attribute delta_softplus must be an int"):
+        make_session(model)
