@@ -38,6 +38,7 @@ def export(model, output_dir, options: ExportOptions | None = None) -> Path:
     options = options or ExportOptions()
     progress = Progress(options.show_progress)
     destination = check_destination(output_dir, options.force)
+    check_provider = _check_provider(options) if options.validate else None
     loaded = _load(model, progress)
     prepared = _cast(loaded, options)
     dims = loaded.arch.dims(prepared.config)
@@ -56,7 +57,7 @@ def export(model, output_dir, options: ExportOptions | None = None) -> Path:
             external_data=external_data)
         export_info.write_info(staging, info)
         if options.validate:
-            _check(staging, destination, prepared, options, info, progress)
+            _check(staging, destination, prepared, options, check_provider, info, progress)
     progress.note(f"Exported to {destination}")
     return destination
 
@@ -117,14 +118,30 @@ def _source_record(loaded: LoadedModel) -> dict:
     return record
 
 
-def _check(staging: Path, destination: Path, model, options: ExportOptions, info: dict,
+def _check_provider(options: ExportOptions) -> str:
+    """The ONNX Runtime provider the check runs on, decided before any slow step.
+
+    CUDA when the export was traced on CUDA and onnxruntime has it, else the CPU; a bfloat16
+    graph has no CPU kernels in ONNX Runtime, so checking one needs CUDA.
+    """
+    import onnxruntime as ort
+
+    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if options.dtype == "bf16" and not has_cuda:
+        raise BackendUnavailableError(
+            "checking a bf16 export needs onnxruntime with the CUDA execution provider "
+            "(ONNX Runtime has no bfloat16 CPU kernels); install onnxruntime-gpu, or export "
+            "without the check (validate=False, --no-check)")
+    return "cuda" if has_cuda and (options.device == "cuda" or options.dtype == "bf16") else "cpu"
+
+
+def _check(staging: Path, destination: Path, model, options: ExportOptions, provider: str, info: dict,
            progress: Progress) -> None:
     """Run the parity suite on the staged folder, so a failing export is never put in place."""
     from mamba_export.export.validate import validate
 
-    with progress.step("Checking the ONNX graph against PyTorch"):
-        report = validate(staging, reference=model, options=options,
-                          provider="cuda" if options.device == "cuda" else "cpu")
+    with progress.step(f"Checking the ONNX graph against PyTorch ({provider})"):
+        report = validate(staging, reference=model, options=options, provider=provider)
     parity = report.to_dict()
     if "folder" in parity:
         parity["folder"] = str(destination)  # the staged folder is renamed into place next

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from mamba_export import graph_io
-from mamba_export.errors import CustomOpsNotFoundError, OutputExistsError
+from mamba_export.errors import BackendUnavailableError, CustomOpsNotFoundError, OutputExistsError
 from mamba_export.export import convert, presets
 from mamba_export.export.convert import export
 from mamba_export.ops.selective_scan import DOMAIN, OP_TYPE
@@ -272,3 +272,20 @@ def test_validation_runs_and_is_recorded(tmp_path):
     parity = json.loads((folder / "export_info.json").read_text())["parity"]
     assert parity["passed"] is True and parity["folder"] == str(folder)
     assert parity["results"]
+
+
+def test_bfloat16_check_without_cuda_is_refused_before_loading(tmp_path, monkeypatch):
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("onnxruntime here has CUDA: a bf16 export can be checked")
+    monkeypatch.setattr(convert, "load", lambda source: pytest.fail("loaded before refusing"))
+    with pytest.raises(BackendUnavailableError, match="bf16"):
+        export("preset:mamba-130m", tmp_path / "out", ExportOptions(dtype="bf16", show_progress=False))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bfloat16_export_without_check(export_tiny):
+    folder = export_tiny("one_layer", dtype="bf16")
+    model = onnx.load(folder / "model.onnx")
+    conv_state = next(i for i in model.graph.input if i.name == "past.0.conv_state")
+    assert conv_state.type.tensor_type.elem_type == onnx.TensorProto.BFLOAT16
+    assert json.loads((folder / "export_info.json").read_text())["dtype"] == "bf16"

@@ -128,14 +128,17 @@ def test_rewrite_file_in_place(tmp_path):
     assert all(node.domain == "" for node in onnx.load(path).graph.node)
 
 
-def test_softplus_threshold_and_extremes():
-    # Time steps far beyond both sides of the threshold (20): no overflow, and softplus is
-    # the identity above it, as in torch.
+@pytest.mark.parametrize("center,spread", [(0.0, 60.0), (-8.0, 1.0)])
+def test_softplus_threshold_extremes_and_small_steps(center, spread):
+    # (0, 60): time steps far beyond both sides of the threshold (20): no overflow, and
+    # softplus is the identity above it, as in torch. (-8, 1): the small steps of real
+    # checkpoints (dt ~ 3e-4), where log(1 + exp(x)) in float32 would lose 2e-4 of dt.
     model = selective_scan_model("float32", present=OPTIONAL, delta_softplus=1)
     feeds = _inputs(np.random.default_rng(3), "float32", length=6, a_scale=0.01)
-    wide = 60.0 * np.random.default_rng(4).standard_normal(feeds["delta"].shape)
+    wide = center + spread * np.random.default_rng(4).standard_normal(feeds["delta"].shape)
     feeds["delta"] = wide.astype(np.float32)
     feeds["delta_bias"][:] = 0.0
+    feeds["initial_state"][:] = 0.0  # the state is then made of dt-weighted inputs only
     y, state = _run_rewritten(model, feeds)
     y_ref, state_ref = _expected(feeds, OPTIONAL, True)
     assert np.isfinite(y).all()
