@@ -3,32 +3,28 @@
 // nothing and never synchronises, so ONNX Runtime can overlap it with other work.
 //
 // Paths (see the headers for how each works):
-//   sequential     (cuda_sequential.cuh):     short sequences (decode), N <= 128;
-//   state-parallel (cuda_state_parallel.cuh): longer sequences with N <= 16 and
-//                                             enough (batch, channel, state) lanes;
-//   chunked        (cuda_chunked.cuh):        everything else (few channels, N > 16).
+//   sequential (cuda_sequential.cuh): short sequences (decode), N <= 128;
+//   chunked    (cuda_chunked.cuh):    everything else, any N.
+// A third path, one state per lane walking the whole sequence (no combine of
+// partial scans), measured 1.6 to 1.9 times slower than the chunked scan on an
+// H200 at D = 1536, N = 16 (its shared-memory and shuffle traffic per step stall
+// it), so it was dropped; see docs/gpu.md.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include "cuda.h"
 #include "cuda_chunked.cuh"
 #include "cuda_sequential.cuh"
-#include "cuda_state_parallel.cuh"
 
 namespace mamba_export_ops {
 namespace {
 
 using cuda_scan::ChunkedScanKernel;
 using cuda_scan::SequentialScanKernel;
-using cuda_scan::StateParallelScanKernel;
 
 // Up to this length a step-by-step walk beats the chunked scan, whose warp-wide
 // combine costs about as much as a few sequential steps per state index.
 constexpr int64_t kSequentialMaxLength = 16;
-// Below this many (batch, channel, state) lanes a walk per lane leaves most of
-// the GPU idle (about 4 warps per multiprocessor on an H100/H200) and the
-// chunked scan, which splits the sequence too, is faster.
-constexpr int64_t kStateParallelMinLanes = 16384;
 // The dynamic shared memory a block may have without opting in.
 constexpr size_t kDefaultSharedLimit = 48 * 1024;
 
@@ -76,28 +72,6 @@ cudaError_t LaunchChunkedWith(const SelectiveScanParams& p, cudaStream_t stream)
   return cudaGetLastError();
 }
 
-template <typename T, int kLanes>
-cudaError_t LaunchStateParallelWith(const SelectiveScanParams& p, cudaStream_t stream) {
-  constexpr int64_t kChannelsPerBlock = cuda_scan::kStateParallelThreads / kLanes;
-  const int64_t blocks = (p.batch * p.dim + kChannelsPerBlock - 1) / kChannelsPerBlock;
-  if (blocks > INT32_MAX) return cudaErrorInvalidConfiguration;
-  StateParallelScanKernel<T, kLanes>
-      <<<static_cast<unsigned>(blocks), cuda_scan::kStateParallelThreads, 0, stream>>>(p, RowsAreAligned<T>(p));
-  return cudaGetLastError();
-}
-
-template <typename T>
-cudaError_t LaunchStateParallel(const SelectiveScanParams& p, cudaStream_t stream) {
-  switch (cuda_scan::StateParallelLanes(p.state)) {
-    case 4:
-      return LaunchStateParallelWith<T, 4>(p, stream);
-    case 8:
-      return LaunchStateParallelWith<T, 8>(p, stream);
-    default:
-      return LaunchStateParallelWith<T, 16>(p, stream);
-  }
-}
-
 // Longer runs per lane amortise the warp-wide combine; shorter ones keep lanes
 // busy when the sequence is short.
 template <typename T>
@@ -111,10 +85,6 @@ template <typename T>
 cudaError_t LaunchTyped(const SelectiveScanParams& p, cudaStream_t stream) {
   if (p.length <= kSequentialMaxLength && p.state <= cuda_scan::kSequentialMaxState) {
     return LaunchSequential<T>(p, stream);
-  }
-  if (p.state <= cuda_scan::kStateParallelMaxState &&
-      p.batch * p.dim * cuda_scan::StateParallelLanes(p.state) >= kStateParallelMinLanes) {
-    return LaunchStateParallel<T>(p, stream);
   }
   return LaunchChunked<T>(p, stream);
 }
