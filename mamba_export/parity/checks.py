@@ -7,7 +7,8 @@ export dtype the same seeded tokens, and turns the errors into
     logits    full-prompt outputs at several lengths (1 and a long one included)
     decode    a prefill then single-token steps carrying the states, vs one full pass
     chunked   a prompt fed in chunks carrying the states, vs one pass
-    padding   a left-padded batch vs each row alone (outputs and final states)
+    padding   a left-padded batch vs each row alone (outputs and final states; vs the
+              padded batch where an in_proj bias makes padding leak, as in transformers)
     greedy    greedy tokens vs the PyTorch float32 greedy run
     states    final states vs the oracle's
 """

@@ -35,8 +35,9 @@ def _rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch
 
 
 def _weight(module, name: str = "weight"):
+    """A float64 CPU copy of a parameter (the reference may live on a GPU, in any dtype)."""
     value = getattr(module, name, None)
-    return None if value is None else value.detach().to(DTYPE).clone()
+    return None if value is None else value.detach().to(device="cpu", dtype=DTYPE).clone()
 
 
 class _Layer:
@@ -52,7 +53,7 @@ class _Layer:
         self.activation = mixer.act
         self.x_proj = _weight(mixer.x_proj)
         self.dt_proj = (_weight(mixer.dt_proj), _weight(mixer.dt_proj, "bias"))
-        self.a = -torch.exp(mixer.A_log.detach().to(DTYPE))
+        self.a = -torch.exp(_weight(mixer, "A_log"))
         self.d = _weight(mixer, "D")
         self.out_proj = (_weight(mixer.out_proj), _weight(mixer.out_proj, "bias"))
         self.state_size = self.a.shape[1]
