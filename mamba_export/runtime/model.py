@@ -130,8 +130,11 @@ class ORTMambaForCausalLM(ORTMambaModel):
 
     ``generate`` takes transformers' keyword names (``max_new_tokens``, ``do_sample``,
     ``temperature``, ``top_k``, ``top_p``, ``eos_token_id``, ``pad_token_id``) plus
-    ``seed``; it runs its own loop rather than transformers' ``GenerationMixin``,
-    whose cache protocol is tied to PyTorch tensors and to the version of transformers.
+    ``seed``. It runs its own loop: transformers 5.x's ``GenerationMixin`` (and so
+    ``pipeline("text-generation")``) wants a ``PreTrainedModel`` and drives it through a
+    ``DynamicCache`` of torch tensors in transformers' own state layout, so an adapter
+    would copy every layer's state between the session and torch on every token and
+    depend on cache internals that change between 5.x releases.
     Differences from transformers: ``top_k`` defaults to 0 (off), sampling uses NumPy's
     generator seeded by ``seed``, and ``eos_token_id=[]`` turns stopping off.
     """
