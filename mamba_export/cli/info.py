@@ -13,9 +13,9 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import json
 
-    from mamba_export.folder import read_export_info
+    from mamba_export.runtime.folder import load_export_folder
 
-    info = read_export_info(args.folder)
+    info = load_export_folder(args.folder).info
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

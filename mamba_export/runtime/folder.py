@@ -79,7 +79,7 @@ def _read_json(folder: Path, name: str, required: bool = True) -> dict:
         if not required:
             return {}
         raise ExportFolderError(f"{folder} is not a complete export: {name} is missing "
-                                f"(re-export with `mamba-export export MODEL {folder} --force`)")
+                                f"(re-export with `mamba-export export --model MODEL {folder} --force`)")
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as error:
@@ -112,7 +112,7 @@ def load_export_folder(path) -> ExportFolder:
     missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
     if missing:
         raise ExportFolderError(f"{folder} is not a complete export: missing {', '.join(missing)} "
-                                f"(re-export with `mamba-export export MODEL {folder} --force`)")
+                                f"(re-export with `mamba-export export --model MODEL {folder} --force`)")
     info = _read_json(folder, INFO_FILE)
     _check_info(folder, info)
     return ExportFolder(folder, info, _read_json(folder, CONFIG_FILE),
