@@ -57,9 +57,10 @@ cudaError_t LaunchSequential(const SelectiveScanParams& p, cudaStream_t stream) 
 
 template <typename T, int kItems>
 cudaError_t LaunchChunkedWith(const SelectiveScanParams& p, cudaStream_t stream) {
-  const int64_t blocks = (p.batch * p.dim + cuda_scan::kChunkedWarps - 1) / cuda_scan::kChunkedWarps;
+  constexpr int kWarps = cuda_scan::ChunkedWarps<T>();
+  const int64_t blocks = (p.batch * p.dim + kWarps - 1) / kWarps;
   if (blocks > INT32_MAX) return cudaErrorInvalidConfiguration;
-  const size_t shared = cuda_scan::ChunkedSharedBytes(p.state);
+  const size_t shared = cuda_scan::ChunkedSharedBytes<T>(p.state);
   if (shared > kDefaultSharedLimit) {
     // Only very large N get here; the attribute is per function, not per stream.
     const cudaError_t raised = cudaFuncSetAttribute(
@@ -67,7 +68,7 @@ cudaError_t LaunchChunkedWith(const SelectiveScanParams& p, cudaStream_t stream)
         static_cast<int>(shared));
     if (raised != cudaSuccess) return raised;
   }
-  ChunkedScanKernel<T, kItems><<<static_cast<unsigned>(blocks), cuda_scan::kChunkedThreads, shared, stream>>>(
+  ChunkedScanKernel<T, kItems><<<static_cast<unsigned>(blocks), kWarps * cuda_scan::kWarpSize, shared, stream>>>(
       p, RowsAreAligned<T>(p));
   return cudaGetLastError();
 }

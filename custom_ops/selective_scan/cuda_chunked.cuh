@@ -21,15 +21,20 @@
 namespace mamba_export_ops {
 namespace cuda_scan {
 
-// Two warps (channels) per block: small blocks spread the last wave of a grid
-// more evenly over the multiprocessors; measured on an H200 2 to 5 % faster than
-// four-warp blocks at D = 1536 and 2560 (docs/gpu.md).
-constexpr int kChunkedWarps = 2;
-constexpr int kChunkedThreads = kChunkedWarps * kWarpSize;
+// Warps (channels) per block. Half-precision I/O: two, as small blocks spread the
+// last wave of a grid more evenly over the multiprocessors (measured on an H200,
+// 2 to 5 % faster than four-warp blocks at D = 1536 and 2560). float32 I/O: four;
+// its kernel needs more registers, so two-warp blocks of it fit fewer warps on a
+// multiprocessor (10 against 12) and ran slower (docs/gpu.md).
+template <typename T>
+__host__ __device__ constexpr int ChunkedWarps() {
+  return sizeof(T) == 4 ? 4 : 2;
+}
 
 // Shared memory of one block: two carry buffers of N floats for each warp.
-inline size_t ChunkedSharedBytes(int64_t state) {
-  return static_cast<size_t>(2 * kChunkedWarps) * static_cast<size_t>(state) * sizeof(float);
+template <typename T>
+size_t ChunkedSharedBytes(int64_t state) {
+  return static_cast<size_t>(2 * ChunkedWarps<T>()) * static_cast<size_t>(state) * sizeof(float);
 }
 
 // The warp-wide inclusive scan of the lanes' (decay product, state) pairs.
@@ -83,13 +88,13 @@ __device__ __forceinline__ float ScanOneState(int lane, float a2, float carry_in
 }
 
 template <typename T, int kItems>
-__global__ void __launch_bounds__(kChunkedThreads, 1)
+__global__ void __launch_bounds__(ChunkedWarps<T>() * kWarpSize, 1)
     ChunkedScanKernel(const SelectiveScanParams p, bool vector_ok) {
   extern __shared__ float carry_shared[];
   constexpr int64_t kTile = static_cast<int64_t>(kWarpSize) * kItems;
   const int warp = static_cast<int>(threadIdx.x) / kWarpSize;
   const int lane = static_cast<int>(threadIdx.x) % kWarpSize;
-  const int64_t channel = static_cast<int64_t>(blockIdx.x) * kChunkedWarps + warp;
+  const int64_t channel = static_cast<int64_t>(blockIdx.x) * ChunkedWarps<T>() + warp;
   // Whole warps leave together; the kernel has no block-wide barrier.
   if (channel >= p.batch * p.dim) return;
   const int64_t b = channel / p.dim;
