@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from mamba_export.kernels._common import check_devices, dtype_name, launch_config, silu, softplus
 
+from mamba_export.kernels._common import check_devices, dtype_name, launch_config, silu, softplus
 from mamba_export.ops.selective_scan import OP_TYPE, check_inputs
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from mamba_export.kernels._common import check_devices, dtype_name, launch_config, silu, softplus
 
 from mamba_export.errors import InputShapeError
+from mamba_export.kernels._common import check_devices, dtype_name, launch_config, silu, softplus
 from mamba_export.ops.selective_scan import IO_DTYPES
 
 _OP = "selective_state_update"

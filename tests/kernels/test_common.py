@@ -4,10 +4,10 @@ import pytest
 import torch
 import triton
 import triton.language as tl
-from mamba_export.kernels import _common
-from mamba_export.kernels._common import check_devices
 
 from mamba_export.errors import BackendUnavailableError, InputShapeError
+from mamba_export.kernels import _common
+from mamba_export.kernels._common import check_devices
 
 
 @triton.jit

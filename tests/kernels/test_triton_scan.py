@@ -19,9 +19,9 @@ from kernel_cases import (
     relative_error,
     tolerance,
 )
-from mamba_export.kernels.triton_scan import selective_scan
 
 from mamba_export.errors import InputShapeError
+from mamba_export.kernels.triton_scan import selective_scan
 
 
 def assert_matches_reference(inputs, softplus, block_d=None):

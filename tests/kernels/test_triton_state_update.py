@@ -14,10 +14,10 @@ from kernel_cases import (
     relative_error,
     tolerance,
 )
-from mamba_export.kernels.triton_scan import selective_scan
-from mamba_export.kernels.triton_state_update import selective_state_update
 
 from mamba_export.errors import InputShapeError
+from mamba_export.kernels.triton_scan import selective_scan
+from mamba_export.kernels.triton_state_update import selective_state_update
 
 
 def step_through(inputs, softplus, state=None, start=0):
