@@ -178,7 +178,12 @@ def main() -> int:
     for backend, exported in exports.items():
         rows[f"ort-{backend}"] = ort_runs(exported["folder"], args)
         if args.provider == "cuda":
-            rows[f"ort-{backend}-cudagraph"] = ort_runs(exported["folder"], args, cuda_graph=True)
+            try:
+                rows[f"ort-{backend}-cudagraph"] = ort_runs(exported["folder"], args, cuda_graph=True)
+            except Exception as error:  # recorded, not fatal: the other rows still stand
+                print(f"ort-{backend}-cudagraph failed: {error}", file=sys.stderr)
+                rows[f"ort-{backend}-cudagraph"] = {"prefill_ms": {}, "decode_tokens_per_s": {},
+                                                    "error": str(error)[:2000]}
     if not args.no_torch:
         rows["transformers"] = torch_runs(args)
     print_table(rows, args)

@@ -17,6 +17,9 @@
 #   MAMBA_EXPORT_COMMIT        the commit under test, recorded in round.json
 #   ROUND_BUDGET_S             seconds the whole round may take (default 540)
 #   SKIP_OTHER_GPU_TESTS=1     run only the op's GPU tests (when device time is short)
+#   ROUND_STEPS                "op" (op tests, memcheck, op benchmark), "e2e" (export mamba-130m
+#                              on CUDA, parity on the CUDA provider, greedy against transformers
+#                              on the GPU, end-to-end benchmark) or "op e2e" (default)
 set -uo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -89,6 +92,8 @@ if [[ ! -f "${MAMBA_EXPORT_OPS_LIBRARY}" ]]; then
     > "${out}/setup.log" 2>&1 || fail_now "building the op library failed: $(tail -n 30 "${out}/setup.log")"
 fi
 
+steps=" ${ROUND_STEPS:-op e2e} "
+if [[ "${steps}" == *" op "* ]]; then
 # 4. Tests: the CUDA op first, then every other GPU test (8 workers where pytest-xdist is installed).
 parallel=""
 python3 -c "import xdist" 2>/dev/null && parallel="-n 8"
@@ -107,7 +112,26 @@ step memcheck 150 bash -o pipefail -c "PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-
 [[ "${SKIP_OTHER_GPU_TESTS:-0}" == 1 ]] || step pytest_gpu_other 150 bash -o pipefail -c "python3 -m pytest -m gpu tests -q -p no:cacheprovider ${parallel} \
   --ignore=tests/custom_ops/test_selective_scan_cuda.py 2>&1 | tee '${out}/pytest_gpu_other.log'"
 
-# 7. What ran, where, with what.
+fi
+
+# 7. End to end: mamba-130m (random weights) exported on the GPU, checked and timed there.
+if [[ "${steps}" == *" e2e "* ]]; then
+  e2e=/tmp/e2e
+  log="${out}/e2e.log"
+  step export_fp32 150 bash -o pipefail -c "python3 -m mamba_export export --model preset:mamba-130m ${e2e}/fp32 \
+    --device cuda --no-check --force 2>&1 | tee -a '${log}'"
+  step parity_fp32 200 bash -o pipefail -c "python3 -m mamba_export check ${e2e}/fp32 --provider cuda \
+    --json '${out}/parity_fp32.json' 2>&1 | tee -a '${log}'"
+  step greedy_fp32 120 bash -o pipefail -c "python3 scripts/gpu_greedy_check.py ${e2e}/fp32 --tokens 64 \
+    --json '${out}/greedy_fp32.json' 2>&1 | tee -a '${log}'"
+  step bench_e2e 300 bash -o pipefail -c "python3 scripts/bench_e2e.py --provider cuda --dtype fp16 \
+    --backends custom --lengths 2048 --batches 1 32 --decode-tokens 32 --repeats 3 --workdir ${e2e}/bench \
+    --json '${out}/bench_e2e_gpu.json' 2>&1 | tee -a '${log}'"
+  step parity_fp16 150 bash -o pipefail -c "python3 -m mamba_export check ${e2e}/bench/custom-fp16 \
+    --provider cuda --json '${out}/parity_fp16.json' 2>&1 | tee -a '${log}'"
+fi
+
+# 8. What ran, where, with what.
 FAILURES="${failures[*]:-}" ROUND_SECONDS=$(( $(date +%s) - started )) python3 - "${out}" <<'EOF'
 import json, os, subprocess, sys, time
 from pathlib import Path
@@ -127,7 +151,7 @@ info = dict(date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), commit=os.environ.get("MA
             onnxruntime=ort.__version__, library=os.environ.get("MAMBA_EXPORT_OPS_LIBRARY"),
             seconds=int(os.environ["ROUND_SECONDS"]), failures=os.environ["FAILURES"].split(),
             results={name: last_line(name) for name in
-                     ("pytest_cuda_op.log", "memcheck.log", "pytest_gpu_other.log")})
+                     ("pytest_cuda_op.log", "memcheck.log", "pytest_gpu_other.log", "e2e.log")})
 (out / "round.json").write_text(json.dumps(info, indent=1) + "\n")
 print(json.dumps(info, indent=1))
 EOF
