@@ -16,6 +16,8 @@ import copy
 import numpy as np
 import torch
 
+from mamba_export.parity import hf_cache
+
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -37,9 +39,10 @@ class TorchRunner:
     def _forward(self, ids, mask=None, cache=None, use_cache=False):
         ids = torch.as_tensor(np.asarray(ids), dtype=torch.long)
         mask = None if mask is None else torch.as_tensor(np.asarray(mask), dtype=torch.long)
-        out = self.base(input_ids=ids, attention_mask=mask, cache=cache, use_cache=use_cache)
+        keyword = {hf_cache.cache_keyword(self.base): cache} if cache is not None else {}
+        out = self.base(input_ids=ids, attention_mask=mask, use_cache=use_cache, **keyword)
         head = out.logits if self.with_head else out.last_hidden_state
-        return head, out.cache
+        return head, hf_cache.output_cache(out)
 
     @torch.no_grad()
     def full(self, input_ids, attention_mask=None) -> np.ndarray:
@@ -66,8 +69,8 @@ class TorchRunner:
         (the cache keeps conv_kernel inputs; the graph keeps the last conv_kernel - 1)."""
         _, cache = self._forward(input_ids, attention_mask, use_cache=True)
         num_layers = len(getattr(self.model, "backbone", self.model).layers)
-        return [(_numpy(cache.get_conv_state(layer)[:, :, 1:]), _numpy(cache.get_recurrent_state(layer)))
-                for layer in range(num_layers)]
+        states = [hf_cache.layer_states(cache, layer) for layer in range(num_layers)]
+        return [(_numpy(conv[:, :, 1:]), _numpy(ssm)) for conv, ssm in states]
 
     @torch.no_grad()
     def greedy(self, input_ids, max_new_tokens: int) -> np.ndarray:
