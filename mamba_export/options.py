@@ -65,6 +65,7 @@ class RuntimeOptions:
     cuda_graph: bool = False
     library_path: str | None = None
     intra_op_threads: int = 0
+    allow_tf32: bool = False  # CUDA float32 MatMul in TF32: faster, about 1e-3 off
 
     def __post_init__(self):
         _choose("provider", self.provider, PROVIDERS)

@@ -47,7 +47,11 @@ def providers_for(options: RuntimeOptions) -> list:
             f"provider 'cuda' needs onnxruntime with {CUDA_PROVIDER}, but this onnxruntime "
             f"{ort.__version__} offers only {', '.join(available)}; install onnxruntime-gpu "
             "(pip install 'mamba-export[gpu]') or use provider='cpu'")
-    cuda_options = {"enable_cuda_graph": "1"} if options.cuda_graph else {}
+    # TF32 is ONNX Runtime's CUDA default for float32 MatMul; PyTorch's is off, and TF32's
+    # 10-bit mantissa moves float32 logits by about 1e-3, enough to flip greedy tokens.
+    cuda_options = {"use_tf32": "1" if options.allow_tf32 else "0"}
+    if options.cuda_graph:
+        cuda_options["enable_cuda_graph"] = "1"
     # The CPU provider stays listed for the shape arithmetic ONNX Runtime keeps on the host.
     return [(CUDA_PROVIDER, cuda_options), CPU_PROVIDER]
 

@@ -106,3 +106,14 @@ def test_cuda_graph_needs_io_binding(exported):
     model.options = RuntimeOptions(provider="cuda", cuda_graph=True, io_binding=False)
     with pytest.raises(MambaExportError, match="io_binding"):
         make_decoder(model)
+
+
+@pytest.mark.parametrize("allow_tf32, expected", [(False, "0"), (True, "1")])
+def test_cuda_provider_options_keep_float32_exact_unless_tf32_is_allowed(monkeypatch, allow_tf32, expected):
+    import onnxruntime as ort
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    providers = providers_for(RuntimeOptions(provider="cuda", allow_tf32=allow_tf32, cuda_graph=True))
+    name, cuda_options = providers[0]
+    assert name == "CUDAExecutionProvider"
+    assert cuda_options == {"use_tf32": expected, "enable_cuda_graph": "1"}
