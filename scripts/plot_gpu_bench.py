@@ -26,15 +26,15 @@ def main(source: str, target: str) -> int:
     rows = [r for r in data["rows"] if r["kind"] == "prefill"]
     dtypes = sorted({r["dtype"] for r in rows})
     figure, axes = plt.subplots(1, len(dtypes), figsize=(6 * len(dtypes), 4.5), squeeze=False)
-    for axis, dtype in zip(axes[0], dtypes):
+    for axis, dtype in zip(axes[0], dtypes, strict=True):
         for engine, key, style in (("ORT CUDA op", "ort_kernel_us", "-o"), ("Triton", "triton_kernel_us", "--x")):
             for batch, dim in sorted({(r["batch"], r["dim"]) for r in rows}):
                 line = sorted((r["length"], r[key]) for r in rows
                               if r["dtype"] == dtype and r["batch"] == batch and r["dim"] == dim and r.get(key))
                 if line:
-                    axis.plot(*zip(*line), style, label=f"{engine} B={batch} D={dim}")
+                    axis.plot(*zip(*line, strict=True), style, label=f"{engine} B={batch} D={dim}")
         if dtype == "float16":
-            for (batch, dim, length), us in MAMBA_SSM_FP16_US.items():
+            for (_, _, length), us in MAMBA_SSM_FP16_US.items():
                 axis.plot(length, us, "k*", markersize=10)
             axis.plot([], [], "k*", label="mamba-ssm CUDA (quoted)")
         axis.set(xscale="log", yscale="log", xlabel="sequence length L", ylabel="kernel time (us)",

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from mamba_export.parity import hf_cache
 from mamba_export.parity.oracle import Float64Mamba
 from tests.support.tiny_models import tiny_model
 
@@ -51,12 +52,13 @@ def test_states_match_the_transformers_cache(pair):
     model, model64 = pair
     tokens = ids(2, 9, seed=2)
     with torch.no_grad():
-        cache = model64(tokens, use_cache=True).cache
+        cache = hf_cache.output_cache(model64(tokens, use_cache=True))
     _, states = Float64Mamba(model)(tokens)
     for layer, (conv, ssm) in enumerate(states):
         assert conv.shape == (2, 32, 3) and ssm.shape == (2, 32, 8)
-        assert rel(conv, cache.get_conv_state(layer)[:, :, 1:]) < NORM_ROUNDING
-        assert rel(ssm, cache.get_recurrent_state(layer)) < NORM_ROUNDING
+        cached_conv, cached_ssm = hf_cache.layer_states(cache, layer)
+        assert rel(conv, cached_conv[:, :, 1:]) < NORM_ROUNDING
+        assert rel(ssm, cached_ssm) < NORM_ROUNDING
 
 
 def test_chunks_continue_exactly(pair):
