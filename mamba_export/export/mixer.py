@@ -42,7 +42,12 @@ def causal_conv(mixer, arch: Architecture, x: torch.Tensor, conv_state: torch.Te
     # (PyTorch accumulates its bfloat16 conv in float32 too, so only the rounding order differs).
     dtype = torch.float32 if conv.weight.dtype == torch.bfloat16 else conv.weight.dtype
     bias = conv.bias.to(dtype) if conv.bias is not None else None
-    out = F.conv1d(window.to(dtype), conv.weight.to(dtype), bias, groups=conv.weight.shape[0])
+    # The same conv written over an image one row high: ONNX Runtime's CPU provider runs a
+    # 2-D depthwise Conv with its blocked-channel kernels, but a 1-D grouped Conv as one
+    # small matrix product per channel (measured for 1536 channels: 5 against 100 us per
+    # decode step, and faster at 2048 steps too).
+    out = F.conv2d(window.to(dtype).unsqueeze(2), conv.weight.to(dtype).unsqueeze(2), bias,
+                   groups=conv.weight.shape[0]).squeeze(2)
     out = get_path(mixer, arch.activation)(out)
     return out.to(x.dtype), new_state
 
