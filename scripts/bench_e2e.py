@@ -9,6 +9,11 @@ for ORT with the custom op, ORT with standard ops, and transformers in PyTorch
 (with no fused kernels installed). On CUDA the ORT decoder keeps the states on the
 GPU (IO binding), with and without a captured CUDA graph.
 
+On the CPU both engines get the same number of threads (--threads, by default
+PyTorch's own default, its count of physical cores): ONNX Runtime's intra-op pool
+and torch.set_num_threads. The load average before and after the run is recorded,
+since other work on the machine changes every number.
+
     python3 scripts/bench_e2e.py --provider cpu --json results/bench_e2e_cpu.json
     python3 scripts/bench_e2e.py --provider cuda --dtype fp16 --batches 1 32 --json $OUT/e2e.json
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -44,6 +50,8 @@ def parse_args():
     parser.add_argument("--batches", type=int, nargs="+", default=[1])
     parser.add_argument("--decode-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for both engines (0: PyTorch's default, its physical cores)")
     parser.add_argument("--no-torch", action="store_true", help="skip the transformers baseline")
     parser.add_argument("--workdir", default="build/bench_e2e")
     parser.add_argument("--json", default=None)
@@ -78,7 +86,7 @@ def ort_runs(folder: str, args, cuda_graph: bool = False) -> dict:
     from mamba_export.options import RuntimeOptions
     from mamba_export.runtime.model import ORTMambaForCausalLM
 
-    options = RuntimeOptions(provider=args.provider, cuda_graph=cuda_graph)
+    options = RuntimeOptions(provider=args.provider, cuda_graph=cuda_graph, intra_op_threads=args.threads)
     model = ORTMambaForCausalLM.from_pretrained(folder, options=options)
     rng = np.random.default_rng(0)
     vocab = int(model.info["vocab_size"])
@@ -86,7 +94,7 @@ def ort_runs(folder: str, args, cuda_graph: bool = False) -> dict:
     if not cuda_graph:
         for length in args.lengths:
             ids = rng.integers(2, vocab, size=(1, length), dtype=np.int64)
-            result["prefill_ms"][length] = 1e3 * median_seconds(lambda: model(ids), args.repeats)
+            result["prefill_ms"][length] = 1e3 * median_seconds(lambda ids=ids: model(ids), args.repeats)
     for batch in args.batches:
         prompt = rng.integers(2, vocab, size=(batch, 16), dtype=np.int64)
 
@@ -138,6 +146,19 @@ def torch_runs(args) -> dict:
     return result
 
 
+def resolve_threads(args) -> None:
+    """Fix args.threads to a number, used by both engines."""
+    import torch
+
+    if args.threads <= 0:
+        args.threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+
+
+def load_average() -> list:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
 def versions() -> dict:
     import onnxruntime
     import torch
@@ -156,8 +177,6 @@ def versions() -> dict:
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    import os
-
     return f"{os.cpu_count()} cores, {cpu}"
 
 
@@ -169,11 +188,24 @@ def print_table(rows: dict, args) -> None:
         cells = [name] + [f"{row['prefill_ms'].get(n, float('nan')):.1f}" for n in args.lengths]
         cells += [f"{row['decode_tokens_per_s'].get(b, float('nan')):.1f}" for b in args.batches]
         print(" | ".join(cells))
+    baseline = rows.get("transformers")
+    if baseline:
+        for name, row in rows.items():
+            if name == "transformers":
+                continue
+            ratios = [f"prefill L={n} x{baseline['prefill_ms'][n] / row['prefill_ms'][n]:.2f}"
+                      for n in args.lengths if n in row["prefill_ms"]]
+            ratios += [f"decode b={b} x{row['decode_tokens_per_s'][b] / baseline['decode_tokens_per_s'][b]:.2f}"
+                       for b in args.batches]
+            print(f"{name} against transformers: {', '.join(ratios)}")
 
 
 def main() -> int:
     args = parse_args()
+    load_before = load_average()
     exports = {backend: export_backend(args, backend) for backend in args.backends}
+    if args.provider == "cpu":
+        resolve_threads(args)
     rows = {}
     for backend, exported in exports.items():
         rows[f"ort-{backend}"] = ort_runs(exported["folder"], args)
@@ -189,8 +221,11 @@ def main() -> int:
     print_table(rows, args)
     for backend, exported in exports.items():
         print(f"export {backend}: {exported['export_seconds']:.1f} s, peak RSS {exported['export_peak_rss_mb']:.0f} MB")
+    load_after = load_average()
+    print(f"load average (1, 5, 15 min): before {load_before}, after {load_after}")
     report = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "versions": versions(),
               "command": " ".join([Path(sys.executable).name] + sys.argv), "args": vars(args),
+              "load_average": {"before": load_before, "after": load_after},
               "exports": exports, "results": rows}
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
