@@ -159,6 +159,16 @@ def load_average() -> list:
     return [round(value, 2) for value in os.getloadavg()]
 
 
+def with_load(runs, *args, **kwargs) -> dict:
+    """runs(...)'s timings with the 1-minute load average when they start and end: the
+    benchmark's own threads count there too, so a value well above --threads means
+    other work shared the machine."""
+    start = os.getloadavg()[0]
+    result = runs(*args, **kwargs)
+    result["load_1min"] = {"start": round(start, 2), "end": round(os.getloadavg()[0], 2)}
+    return result
+
+
 def versions() -> dict:
     import onnxruntime
     import torch
@@ -188,6 +198,10 @@ def print_table(rows: dict, args) -> None:
         cells = [name] + [f"{row['prefill_ms'].get(n, float('nan')):.1f}" for n in args.lengths]
         cells += [f"{row['decode_tokens_per_s'].get(b, float('nan')):.1f}" for b in args.batches]
         print(" | ".join(cells))
+    for name, row in rows.items():
+        if "load_1min" in row:
+            load = row["load_1min"]
+            print(f"{name}: 1-minute load average {load['start']} at start, {load['end']} at end")
     baseline = rows.get("transformers")
     if baseline:
         for name, row in rows.items():
@@ -208,16 +222,16 @@ def main() -> int:
         resolve_threads(args)
     rows = {}
     for backend, exported in exports.items():
-        rows[f"ort-{backend}"] = ort_runs(exported["folder"], args)
+        rows[f"ort-{backend}"] = with_load(ort_runs, exported["folder"], args)
         if args.provider == "cuda":
             try:
-                rows[f"ort-{backend}-cudagraph"] = ort_runs(exported["folder"], args, cuda_graph=True)
+                rows[f"ort-{backend}-cudagraph"] = with_load(ort_runs, exported["folder"], args, cuda_graph=True)
             except Exception as error:  # recorded, not fatal: the other rows still stand
                 print(f"ort-{backend}-cudagraph failed: {error}", file=sys.stderr)
                 rows[f"ort-{backend}-cudagraph"] = {"prefill_ms": {}, "decode_tokens_per_s": {},
                                                     "error": str(error)[:2000]}
     if not args.no_torch:
-        rows["transformers"] = torch_runs(args)
+        rows["transformers"] = with_load(torch_runs, args)
     print_table(rows, args)
     for backend, exported in exports.items():
         print(f"export {backend}: {exported['export_seconds']:.1f} s, peak RSS {exported['export_peak_rss_mb']:.0f} MB")
