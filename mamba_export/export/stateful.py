@@ -15,24 +15,6 @@ import torch
 
 from mamba_export.export.architectures import Architecture, get_path
 
-RMS_NORM_CLASSES = ("MambaRMSNorm", "FalconMambaRMSNorm")
-
-
-def rms_norm(norm, hidden: torch.Tensor) -> torch.Tensor:
-    """``norm(hidden)`` for the RMS norms of RMS_NORM_CLASSES, other norms run as they are.
-
-    Same math as transformers (float32, then weight * normed in the input dtype), but
-    written x / sqrt(mean(x^2) + eps): ONNX Runtime fuses that form into one
-    SimplifiedLayerNormalization node, and leaves transformers' x * rsqrt(...) as seven
-    element-wise nodes. The two differ by float32 rounding of the reciprocal only.
-    """
-    if type(norm).__name__ not in RMS_NORM_CLASSES:
-        return norm(hidden)
-    dtype = hidden.dtype
-    x = hidden.to(torch.float32)
-    normed = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon)
-    return norm.weight * normed.to(dtype)
-
 
 class StatefulModel(torch.nn.Module):
     """input_ids, attention_mask: (batch, sequence) int64; past_states: per layer
@@ -54,7 +36,7 @@ class StatefulModel(torch.nn.Module):
     def _block(self, block, hidden, attention_mask, conv_state, ssm_state):
         norm = get_path(block, self.arch.block_norm)
         residual = hidden.to(torch.float32) if self.residual_in_fp32 else hidden
-        normed = rms_norm(norm, hidden.to(norm.weight.dtype))
+        normed = norm(hidden.to(norm.weight.dtype))
         out, conv_state, ssm_state = get_path(block, self.arch.mixer)(
             normed, attention_mask, conv_state, ssm_state)
         return residual + out, conv_state, ssm_state
@@ -67,7 +49,7 @@ class StatefulModel(torch.nn.Module):
             conv_state, ssm_state = past_states[2 * index], past_states[2 * index + 1]
             hidden, conv_state, ssm_state = self._block(block, hidden, attention_mask, conv_state, ssm_state)
             presents += [conv_state, ssm_state]
-        hidden = rms_norm(get_path(base, self.arch.final_norm), hidden)
+        hidden = get_path(base, self.arch.final_norm)(hidden)
         if self.last_logits_only:
             hidden = hidden[:, -1:, :]
         if self.with_lm_head:
