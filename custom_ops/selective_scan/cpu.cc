@@ -42,10 +42,6 @@ constexpr int kLanes = 16;       // channels per block: one 512-bit or two 256-b
 constexpr int64_t kChunk = 64;   // time steps staged at once: 3 x 4 KiB of block buffers
 constexpr int64_t kMinUpdatesPerTask = 1 << 16;  // lane-state updates that pay for a task
 constexpr int64_t kMaxTasks = 1024;
-// Up to this many time steps the row path of cpu_rows.h is faster (measured with
-// D = 1536, N = 16 on an AVX-512 machine: 28 against 65 us at L = 1, 118 against
-// 145 us at L = 4, 237 against 139 us at L = 8).
-constexpr int64_t kMaxRowPathLength = 4;
 
 struct Job {
   const SelectiveScanParams* params;
@@ -255,6 +251,27 @@ void RunTasks(const ParallelFor& parallel_for, void (*task)(void*, size_t), int6
   parallel_for.run(parallel_for.runner_state, task, static_cast<size_t>(tasks), job);
 }
 
+// The longest sequence the row path of cpu_rows.h takes: up to it the row path is the
+// faster one for the clone the loader picked. Measured per call with D = 1536, N = 16,
+// one thread (row against block path): x86-64-v4 26 against 72 us at L = 1, 89
+// against 123 at L = 3, 149 against 179 at L = 5, 236 against 139 at L = 8; x86-64-v3
+// 43 against 66 at L = 1, 92 against 97 at L = 2, 137 against 128 at L = 3; baseline
+// x86-64 (SSE2) 190 against 108 at L = 1. Builds without the clones keep the block path.
+int64_t RowPathMaxLength() {
+#if defined(MAMBA_EXPORT_CPU_DISPATCH) && defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+  static const int64_t limit = [] {
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) {
+      return 4;
+    }
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 2 : 0;
+  }();
+  return limit;
+#else
+  return 0;
+#endif
+}
+
 void RunSerially(void*, void (*task)(void*, size_t), size_t count, void* task_state) {
   for (size_t i = 0; i < count; ++i) task(task_state, i);
 }
@@ -271,7 +288,7 @@ void RunSelectiveScanCpu(const SelectiveScanParams& params, const ParallelFor& p
   if (params.batch * params.dim == 0) return;
   const std::vector<float> b_panel = TimeMajorPanel(params, params.B, params.groups_b);
   const std::vector<float> c_panel = TimeMajorPanel(params, params.C, params.groups_c);
-  const bool short_rows = params.length <= kMaxRowPathLength && params.state <= rows::kMaxState;
+  const bool short_rows = params.length <= RowPathMaxLength() && params.state <= rows::kMaxState;
   const BlockLayout layout = MakeLayout(params, short_rows ? rows::kRowChunk : kLanes);
   const int64_t per_task = ItemsPerTask(layout.blocks, params.length * params.state * layout.width);
   if (short_rows) {

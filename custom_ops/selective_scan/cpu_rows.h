@@ -3,9 +3,11 @@
 // With few time steps the block path of cpu.cc spends its time on staging, not on the
 // recurrence: it gathers A and the state of 16 channels into (N, lanes) order, moves
 // dt, u and y through lane buffers and scatters the state back, for one step of work.
-// Here each (batch, channel) row is scanned alone with its N states as the vector:
+// Here each (batch, channel) row runs its recurrence with its N states as the vector:
 // A[d], the state and last_state are contiguous rows of (D, N) and (B, D, N), so
 // nothing is gathered or scattered, and the state lives in last_state while it runs.
+// Only the per-channel scalars (softplus of dt, the D skip, the silu gate) are staged,
+// across 64 channels at a time, so that they vectorise over channels.
 //
 // The arithmetic per step is the block path's (same FastExp, FastSoftplus, FastSilu
 // and update formula); only the order of the N products summed into y_t differs
@@ -30,8 +32,9 @@ namespace rows {
 // The row path keeps the N products of a step on the stack.
 constexpr int64_t kMaxState = 256;
 
-// Generic vectors, lowered to whatever the target has: a horizontal sum written as
-// folds, because the vectoriser leaves a reduction's last 16 lanes to a serial chain.
+// GCC/Clang generic vectors, lowered to whatever the target has: the horizontal sum is
+// written as folds of halves, because the vectoriser leaves a reduction's last 16 lanes
+// to a serial chain of scalar adds.
 typedef float Vec16 __attribute__((vector_size(64)));
 typedef float Vec8 __attribute__((vector_size(32)));
 typedef float Vec4 __attribute__((vector_size(16)));
@@ -47,9 +50,14 @@ MAMBA_INLINE float Sum(const float* x, int64_t count) {
   }
   float tail = 0.0f;
   for (; i < count; ++i) tail += x[i];
-  const Vec8 s8 = __builtin_shufflevector(acc, acc, 0, 1, 2, 3, 4, 5, 6, 7) +
-                  __builtin_shufflevector(acc, acc, 8, 9, 10, 11, 12, 13, 14, 15);
-  const Vec4 s4 = __builtin_shufflevector(s8, s8, 0, 1, 2, 3) + __builtin_shufflevector(s8, s8, 4, 5, 6, 7);
+  Vec8 low8, high8;
+  std::memcpy(&low8, &acc, sizeof low8);
+  std::memcpy(&high8, reinterpret_cast<const char*>(&acc) + sizeof low8, sizeof high8);
+  const Vec8 s8 = low8 + high8;
+  Vec4 low4, high4;
+  std::memcpy(&low4, &s8, sizeof low4);
+  std::memcpy(&high4, reinterpret_cast<const char*>(&s8) + sizeof low4, sizeof high4);
+  const Vec4 s4 = low4 + high4;
   return ((s4[0] + s4[2]) + (s4[1] + s4[3])) + tail;
 }
 

@@ -1,7 +1,9 @@
-"""The two CPU scan paths: rows for short sequences (L <= 4, decode), blocks of 16
-channels for longer ones. Each is checked against the float64 reference on the
-shapes that reach its corners, and prompts cut into calls that cross from one path
-to the other must continue the same scan.
+"""The two CPU scan paths: rows for short sequences (decode), blocks of 16 channels
+for longer ones. Where one ends depends on the CPU (L <= 4 with AVX-512, L <= 2 with
+AVX2, rows never on baseline x86-64; RowPathMaxLength in cpu.cc), so the lengths
+below straddle every one of those limits. Each path is checked against the float64
+reference on the shapes that reach its corners, and prompts cut into calls that
+cross from one path to the other must continue the same scan.
 
 Tolerances are those of test_selective_scan_cpu.py, for the same reasons: 1e-5 for
 float32 outputs and every last_state (float32 arithmetic only), 5e-3 for float16 y
@@ -17,7 +19,7 @@ from support.one_node import selective_scan_model
 
 Y_TOLERANCE = {"float32": 1e-5, "float16": 5e-3, "bfloat16": 2.0**-7}
 STATE_TOLERANCE = 1e-5
-ROW_PATH_MAX_LENGTH = 4  # kMaxRowPathLength in custom_ops/selective_scan/cpu.cc
+LENGTHS = [1, 2, 3, 4, 5, 8]  # both sides of each CPU's row-path limit
 
 CORNERS = {
     # channels per group run (100) not a multiple of the 64-row chunk
@@ -46,7 +48,7 @@ def check(make_session, io_dtype="float32", delta_softplus=True, threads=1, **ca
     return y, last_state
 
 
-@pytest.mark.parametrize("length", [1, 2, ROW_PATH_MAX_LENGTH, ROW_PATH_MAX_LENGTH + 1, 8])
+@pytest.mark.parametrize("length", LENGTHS)
 @pytest.mark.parametrize("corner", sorted(CORNERS))
 def test_both_paths_match_reference(make_session, corner, length):
     check(make_session, length=length, **CORNERS[corner])
@@ -62,7 +64,7 @@ def test_row_path_dtypes(make_session, io_dtype, delta_softplus, length):
 
 def test_row_path_threads_do_not_change_results(make_session):
     """Enough rows for several tasks: two threads must give one thread's bits."""
-    case = dict(batch=8, dim=512, state=16, length=ROW_PATH_MAX_LENGTH)
+    case = dict(batch=8, dim=512, state=16, length=2)
     single = check(make_session, threads=1, **case)
     parallel = check(make_session, threads=2, **case)
     for a, b in zip(single, parallel, strict=True):
