@@ -44,8 +44,8 @@ def causal_conv(mixer, arch: Architecture, x: torch.Tensor, conv_state: torch.Te
     bias = conv.bias.to(dtype) if conv.bias is not None else None
     # The same conv written over an image one row high: ONNX Runtime's CPU provider runs a
     # 2-D depthwise Conv with its blocked-channel kernels, but a 1-D grouped Conv as one
-    # small matrix product per channel (measured for 1536 channels: 5 against 100 us per
-    # decode step, and faster at 2048 steps too).
+    # small matrix product per channel. Measured on mamba-130m: a decode step 22.0 -> 19.4
+    # ms; a 2048-token prompt 3 % slower (the layout reorders around the blocked conv).
     out = F.conv2d(window.to(dtype).unsqueeze(2), conv.weight.to(dtype).unsqueeze(2), bias,
                    groups=conv.weight.shape[0]).squeeze(2)
     out = get_path(mixer, arch.activation)(out)
