@@ -106,3 +106,27 @@ def run(session: ort.InferenceSession, inputs: dict):
     binding.bind_ortvalue_output("last_state", _to_ort(last_state))
     session.run_with_iobinding(binding)
     return y.astype(np.float64), last_state.astype(np.float64)
+
+
+def fuzzed_cases(lengths, states):
+    """A hypothesis strategy of scan cases (keyword arguments of ``make_inputs``): up to 12 channels,
+    every group count that divides them for B and C independently, any subset of the optional
+    inputs; ``lengths`` and ``states`` are the strategies for L and N."""
+    from hypothesis import strategies as st
+
+    @st.composite
+    def case(draw):
+        dim = draw(st.integers(1, 12))
+        divisors = [g for g in range(1, dim + 1) if dim % g == 0]
+        return dict(
+            batch=draw(st.integers(1, 3)),
+            dim=dim,
+            length=draw(lengths),
+            state=draw(states),
+            groups_b=draw(st.sampled_from([0] + divisors)),
+            groups_c=draw(st.sampled_from([0] + divisors)),
+            present=tuple(name for name in ALL_OPTIONAL if draw(st.booleans())),
+            seed=draw(st.integers(0, 2**31 - 1)),
+        )
+
+    return case()

@@ -13,12 +13,14 @@ Tolerances (relative error as defined in scan_cases.relative_error):
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import onnx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scan_cases import ALL_OPTIONAL, cpu_session, make_inputs, reference, relative_error, run
+from scan_cases import ALL_OPTIONAL, cpu_session, fuzzed_cases, make_inputs, reference, relative_error, run
 from support.one_node import selective_scan_model
 
 Y_TOLERANCE = {"float32": 1e-5, "float16": 5e-3, "bfloat16": 2.0**-7}
@@ -135,20 +137,8 @@ def test_session_helper_uses_our_library(ops_library):
                                                       "delta_bias", "initial_state"]
 
 
-@st.composite
-def scan_shapes(draw):
-    dim = draw(st.integers(1, 12))
-    divisors = [g for g in range(1, dim + 1) if dim % g == 0]
-    return dict(
-        batch=draw(st.integers(1, 3)),
-        dim=dim,
-        length=draw(st.integers(0, 40)),
-        state=draw(st.integers(1, 20)),
-        groups_b=draw(st.sampled_from([0] + divisors)),
-        groups_c=draw(st.sampled_from([0] + divisors)),
-        present=tuple(name for name in ALL_OPTIONAL if draw(st.booleans())),
-        seed=draw(st.integers(0, 2**31 - 1)),
-    )
+# Short sequences: the fuzzing is about shapes, groups and optional inputs.
+scan_shapes = partial(fuzzed_cases, lengths=st.integers(0, 40), states=st.integers(1, 20))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
