@@ -14,11 +14,17 @@ import numpy as np
 import onnxruntime as ort
 import torch
 from onnx import TensorProto
+from support.one_node import selective_scan_model
 
 from mamba_export.ops.reference import selective_scan as reference_scan
 from mamba_export.ops.selective_scan import INPUT_NAMES
 
 NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
+# Max relative error against float64: float32 rounding; half-precision output rounding of y
+# (bfloat16: 2^-9 per element, a 4x margin); the state is float32 for every I/O dtype.
+Y_TOLERANCE = {"float32": 1e-5, "float16": 5e-3, "bfloat16": 2.0**-7}
+STATE_TOLERANCE = 1e-5
+
 ALL_OPTIONAL = ("D", "z", "delta_bias", "initial_state")
 
 
@@ -130,3 +136,20 @@ def fuzzed_cases(lengths, states):
         )
 
     return case()
+
+
+def check_parity(make_session, io_dtype, delta_softplus, threads=1, **case):
+    """Run one case through the ORT kernel and hold y and last_state to the float64 reference;
+    returns (y, last_state)."""
+    inputs = make_inputs(io_dtype=io_dtype, delta_softplus=delta_softplus, **case)
+    present = tuple(name for name in ALL_OPTIONAL if name in inputs)
+    model = selective_scan_model(io_dtype, present=present, groups_b=case.get("groups_b", 0),
+                                 groups_c=case.get("groups_c", 0), delta_softplus=int(delta_softplus))
+    y, last_state = run(make_session(model, threads), inputs)
+    ref_y, ref_state = reference(inputs, delta_softplus)
+    assert y.shape == ref_y.shape and last_state.shape == ref_state.shape
+    assert np.all(np.isfinite(y)) and np.all(np.isfinite(last_state))
+    y_error, state_error = relative_error(y, ref_y), relative_error(last_state, ref_state)
+    assert y_error <= Y_TOLERANCE[io_dtype], f"y relative error {y_error:.3g}"
+    assert state_error <= STATE_TOLERANCE, f"last_state relative error {state_error:.3g}"
+    return y, last_state

@@ -20,11 +20,18 @@ import onnx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scan_cases import ALL_OPTIONAL, cpu_session, fuzzed_cases, make_inputs, reference, relative_error, run
+from scan_cases import (
+    Y_TOLERANCE,
+    check_parity,
+    cpu_session,
+    fuzzed_cases,
+    make_inputs,
+    reference,
+    relative_error,
+    run,
+)
 from support.one_node import selective_scan_model
 
-Y_TOLERANCE = {"float32": 1e-5, "float16": 5e-3, "bfloat16": 2.0**-7}
-STATE_TOLERANCE = 1e-5
 DTYPES = tuple(Y_TOLERANCE)
 
 # name -> make_inputs arguments; every case runs with softplus on and off, in every dtype.
@@ -50,21 +57,6 @@ CASES = {
     "state_64_generic": dict(state=64),
     "empty_batch": dict(batch=0),
 }
-
-
-def check_parity(make_session, io_dtype, delta_softplus, threads=1, **case):
-    inputs = make_inputs(io_dtype=io_dtype, delta_softplus=delta_softplus, **case)
-    present = tuple(name for name in ALL_OPTIONAL if name in inputs)
-    model = selective_scan_model(io_dtype, present=present, groups_b=case.get("groups_b", 0),
-                                 groups_c=case.get("groups_c", 0), delta_softplus=int(delta_softplus))
-    y, last_state = run(make_session(model, threads), inputs)
-    ref_y, ref_state = reference(inputs, delta_softplus)
-    assert y.shape == ref_y.shape and last_state.shape == ref_state.shape
-    assert np.all(np.isfinite(y)) and np.all(np.isfinite(last_state))
-    y_error, state_error = relative_error(y, ref_y), relative_error(last_state, ref_state)
-    assert y_error <= Y_TOLERANCE[io_dtype], f"y relative error {y_error:.3g}"
-    assert state_error <= STATE_TOLERANCE, f"last_state relative error {state_error:.3g}"
-    return y, last_state
 
 
 @pytest.mark.parametrize("io_dtype", DTYPES)

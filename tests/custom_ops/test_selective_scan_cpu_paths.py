@@ -14,11 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scan_cases import ALL_OPTIONAL, make_inputs, reference, relative_error, run
+from scan_cases import (
+    ALL_OPTIONAL,
+    STATE_TOLERANCE,
+    Y_TOLERANCE,
+    check_parity,
+    make_inputs,
+    reference,
+    relative_error,
+    run,
+)
 from support.one_node import selective_scan_model
 
-Y_TOLERANCE = {"float32": 1e-5, "float16": 5e-3, "bfloat16": 2.0**-7}
-STATE_TOLERANCE = 1e-5
 LENGTHS = [1, 2, 3, 4, 5, 8]  # both sides of each CPU's row-path limit
 
 CORNERS = {
@@ -36,37 +43,25 @@ CORNERS = {
 }
 
 
-def check(make_session, io_dtype="float32", delta_softplus=True, threads=1, **case):
-    inputs = make_inputs(io_dtype=io_dtype, delta_softplus=delta_softplus, **case)
-    present = tuple(name for name in ALL_OPTIONAL if name in inputs)
-    model = selective_scan_model(io_dtype, present=present, groups_b=case.get("groups_b", 0),
-                                 groups_c=case.get("groups_c", 0), delta_softplus=int(delta_softplus))
-    y, last_state = run(make_session(model, threads), inputs)
-    ref_y, ref_state = reference(inputs, delta_softplus)
-    assert relative_error(y, ref_y) <= Y_TOLERANCE[io_dtype], f"y error {relative_error(y, ref_y):.3g}"
-    assert relative_error(last_state, ref_state) <= STATE_TOLERANCE
-    return y, last_state
-
-
 @pytest.mark.parametrize("length", LENGTHS)
 @pytest.mark.parametrize("corner", sorted(CORNERS))
 def test_both_paths_match_reference(make_session, corner, length):
-    check(make_session, length=length, **CORNERS[corner])
+    check_parity(make_session, "float32", True, length=length, **CORNERS[corner])
 
 
 @pytest.mark.parametrize("io_dtype", sorted(Y_TOLERANCE))
 @pytest.mark.parametrize("delta_softplus", [False, True], ids=["linear", "softplus"])
 @pytest.mark.parametrize("length", [1, 3])
 def test_row_path_dtypes(make_session, io_dtype, delta_softplus, length):
-    check(make_session, io_dtype=io_dtype, delta_softplus=delta_softplus, length=length, batch=2, dim=80,
+    check_parity(make_session, io_dtype, delta_softplus, length=length, batch=2, dim=80,
           state=16)
 
 
 def test_row_path_threads_do_not_change_results(make_session):
     """Enough rows for several tasks: two threads must give one thread's bits."""
     case = dict(batch=8, dim=512, state=16, length=2)
-    single = check(make_session, threads=1, **case)
-    parallel = check(make_session, threads=2, **case)
+    single = check_parity(make_session, "float32", True, threads=1, **case)
+    parallel = check_parity(make_session, "float32", True, threads=2, **case)
     for a, b in zip(single, parallel, strict=True):
         np.testing.assert_array_equal(a, b)
 
