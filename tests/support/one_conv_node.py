@@ -10,11 +10,12 @@ reach the kernel's own checks instead of ONNX Runtime's input validation.
 from __future__ import annotations
 
 import onnx
-from onnx import helper
+from onnx import TensorProto, helper
 
 from mamba_export.ops.causal_conv import DOMAIN, INPUTS, OP_TYPE, OP_VERSION, OUTPUTS
 from tests.support.one_node import IR_VERSION, ONNX_DTYPES, OPSET
 
+DTYPES = ONNX_DTYPES | {"int32": TensorProto.INT32}
 OPTIONAL_INPUTS = tuple(spec.name for spec in INPUTS if not spec.required)
 REQUIRED_INPUTS = tuple(spec.name for spec in INPUTS if spec.required)
 SYMBOLIC_SHAPES = {
@@ -53,7 +54,7 @@ def causal_conv_model(io_dtype: str = "float32", present=OPTIONAL_INPUTS, activa
     node = helper.make_node(OP_TYPE, node_inputs, outputs, domain=DOMAIN, **attributes)
 
     def value_info(name):
-        return helper.make_tensor_value_info(name, ONNX_DTYPES[declared[name]],
+        return helper.make_tensor_value_info(name, DTYPES[declared[name]],
                                              SYMBOLIC_SHAPES[name] if shaped else None)
 
     graph = helper.make_graph([node], "causal_conv1d", [value_info(n) for n in node_inputs if n],
