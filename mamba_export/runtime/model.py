@@ -19,7 +19,7 @@ from mamba_export.options import RuntimeOptions
 from mamba_export.runtime.folder import ExportFolder, load_export_folder
 from mamba_export.runtime.inputs import check_attention_mask, check_input_ids
 from mamba_export.runtime.runner import GraphRunner, state_spec
-from mamba_export.runtime.session import create_session
+from mamba_export.runtime.session import create_session, graph_run_options
 from mamba_export.runtime.states import MambaStates, check_states
 
 
@@ -65,9 +65,10 @@ class ORTMambaModel:
         self.options = options
         self.session = create_session(folder, options)
         self.state_spec = state_spec(folder, self.session)
-        self.runner = GraphRunner(self.session, folder, self.state_spec)
-        # Device buffers per batch size, kept across generate() calls (CUDA with IO binding).
+        self.runner = GraphRunner(self.session, folder, self.state_spec, graph_run_options(options))
+        # Device buffers (and captured CUDA graphs) per batch size, kept across generate() calls.
         self.decode_cache: dict = {}
+        self._token_head = None
 
     @classmethod
     def from_pretrained(cls, path, provider: str | None = None, options: RuntimeOptions | None = None):
@@ -78,6 +79,16 @@ class ORTMambaModel:
         built) or BackendUnavailableError (CUDA requested but not usable).
         """
         return cls(load_export_folder(path), resolve_options(provider, options))
+
+    @property
+    def token_head(self):
+        """The small session that picks tokens next to the logits (token_head.py), built on first use."""
+        if self._token_head is None:
+            from mamba_export.runtime.session import providers_for
+            from mamba_export.runtime.token_head import TokenHead
+
+            self._token_head = TokenHead(self.runner.head_dtype, providers_for(self.options, head=True))
+        return self._token_head
 
     @property
     def path(self) -> Path:

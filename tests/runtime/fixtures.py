@@ -29,6 +29,29 @@ def ops_library() -> str:
 
 
 @pytest.fixture(scope="session")
+def cpu_only_library() -> str:
+    """A library built without CUDA kernels (build/custom_ops, built once per session)."""
+    from mamba_export.runtime.library import build_library, has_cuda_kernels
+
+    path = build_library()
+    if has_cuda_kernels(path):
+        pytest.fail(f"{path} should be the CPU-only build but holds CUDA kernels")
+    return path
+
+
+@pytest.fixture(scope="session")
+def cuda_library() -> str:
+    """A library built with CUDA kernels ($MAMBA_EXPORT_OPS_LIBRARY or build/custom_ops_cuda);
+    building one needs nvcc but no GPU, so tests that only load it skip when it is not built."""
+    from mamba_export.runtime.library import ENV_VAR, LIBRARY_NAME, cuda_build_dir, has_cuda_kernels
+
+    for candidate in (os.environ.get(ENV_VAR), str(cuda_build_dir() / LIBRARY_NAME)):
+        if candidate and Path(candidate).is_file() and has_cuda_kernels(candidate):
+            return candidate
+    pytest.skip("no custom-op library with CUDA kernels is built (mamba-export build-ops --cuda)")
+
+
+@pytest.fixture(scope="session")
 def exported(export_tiny, request):
     """exported(backend="standard", dtype="fp32", logits="all", base=False, name="default") ->
     folder of ``tests.support.tiny_models.tiny_model(name, base)`` exported so (no validation)."""
