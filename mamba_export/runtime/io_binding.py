@@ -80,6 +80,8 @@ class DeviceBuffers:
     decode_bindings: tuple
     graph_ids: tuple
     captured: list
+    graph_options: tuple  # the RunOptions naming each binding's graph, built once
+    head_binding: object = None  # the token head's greedy binding on ``logits`` -> ``ids``, built on first use
 
     @classmethod
     def allocate(cls, model, batch: int, first_graph_id: int, device: Device) -> DeviceBuffers:
@@ -98,7 +100,8 @@ class DeviceBuffers:
             bindings.append(binding)
         graph_ids = (first_graph_id, first_graph_id + 1)
         zeros = _state_set(spec, batch, device, zeros=True)
-        return cls(batch, zeros, sets, ids, mask, logits, tuple(bindings), graph_ids, [False, False])
+        graph_options = tuple(run_options(graph_id) for graph_id in graph_ids)
+        return cls(batch, zeros, sets, ids, mask, logits, tuple(bindings), graph_ids, [False, False], graph_options)
 
 
 class DeviceDecoder:
@@ -147,11 +150,16 @@ class DeviceDecoder:
 
     def next_tokens(self, settings, rng: np.random.Generator) -> np.ndarray:
         """The tokens chosen from the last call's logits, (batch,) int64 on the host."""
-        head = self.model.token_head
+        head, buffers = self.model.token_head, self.buffers
         if settings.do_sample:
             return settings.choose(head.last_logits(self.pending), rng)
-        head.greedy(self.pending, self.buffers.ids)
-        self.chosen = self.buffers.ids.numpy().reshape(-1)
+        if self.pending is buffers.logits:  # a decode step: the same buffers every time
+            if buffers.head_binding is None:
+                buffers.head_binding = head.greedy_binding(buffers.logits, buffers.ids)
+            head.run(buffers.head_binding)
+        else:
+            head.greedy(self.pending, buffers.ids)
+        self.chosen = buffers.ids.numpy().reshape(-1)
         return self.chosen.copy()
 
     def step(self, tokens: np.ndarray) -> None:
@@ -167,7 +175,7 @@ class DeviceDecoder:
                 for _ in range(WARMUP_RUNS):
                     session.run_with_iobinding(binding, run_options(NO_GRAPH))
                 buffers.captured[self.current] = True
-            session.run_with_iobinding(binding, run_options(buffers.graph_ids[self.current]))
+            session.run_with_iobinding(binding, buffers.graph_options[self.current])
         else:
             session.run_with_iobinding(binding)
         self.current = 1 - self.current

@@ -55,13 +55,21 @@ class TokenHead:
 
         self.session = ort.InferenceSession(head_graph(dtype).SerializeToString(), providers=providers)
 
-    def greedy(self, logits, tokens) -> None:
-        """logits: OrtValue (batch, sequence, vocab); writes the argmax of the last position into
-        ``tokens``, an OrtValue (batch, 1) int64 on the same device."""
+    def greedy_binding(self, logits, tokens):
+        """An IO binding that writes the argmax of the last position of ``logits``, an OrtValue
+        (batch, sequence, vocab), into ``tokens``, an OrtValue (batch, 1) int64 on the same device.
+        A caller whose buffers stay put keeps it and runs it with :meth:`run`."""
         binding = self.session.io_binding()
         binding.bind_ortvalue_input(LOGITS, logits)
         binding.bind_ortvalue_output(NEXT_TOKENS, tokens)
+        return binding
+
+    def run(self, binding) -> None:
         self.session.run_with_iobinding(binding)
+
+    def greedy(self, logits, tokens) -> None:
+        """:meth:`greedy_binding` run once."""
+        self.run(self.greedy_binding(logits, tokens))
 
     def last_logits(self, logits) -> np.ndarray:
         """logits: OrtValue (batch, sequence, vocab) -> host (batch, vocab) float32 of the last position."""
