@@ -10,12 +10,9 @@ from mamba_export.errors import InputShapeError, MambaExportError
 from mamba_export.runtime.generation import GenerationSettings, HostDecoder, generate
 from mamba_export.runtime.io_binding import WARMUP_RUNS, Device, DeviceDecoder
 from mamba_export.runtime.model import ORTMambaForCausalLM
+from tests.support.prompts import left_padded_batch, tokens
 
 BACKENDS = ["standard", "custom"]
-
-
-def tokens(batch, length, seed=0, vocab=61):
-    return np.random.default_rng(seed).integers(0, vocab, (batch, length))
 
 
 def torch_greedy(model, ids, count):
@@ -178,18 +175,6 @@ def test_eos_rows_overwrite_the_device_tokens(model):
     mask = np.ones_like(ids)
     np.testing.assert_array_equal(generate(DeviceDecoder(model, {}, Device("cpu")), ids, mask, settings),
                                   generate(HostDecoder(model), ids, mask, settings))
-
-
-def left_padded_batch(batch: int, seed: int, longest: int = 9):
-    """(ids, mask, prompts): rows of lengths 1..longest, left-padded with token 0."""
-    rng = np.random.default_rng(seed)
-    prompts = [rng.integers(1, 61, int(rng.integers(1, longest + 1))) for _ in range(batch)]
-    ids = np.zeros((batch, longest), np.int64)
-    mask = np.zeros((batch, longest), np.int64)
-    for row, prompt in enumerate(prompts):
-        ids[row, longest - len(prompt):] = prompt
-        mask[row, longest - len(prompt):] = 1
-    return ids, mask, prompts
 
 
 @pytest.mark.parametrize("batch", [32, 128])
