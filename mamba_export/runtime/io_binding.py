@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mamba_export import graph_io
+from mamba_export.errors import BackendUnavailableError
 from mamba_export.runtime.dtypes import empty_ort_value, to_ort_value
 from mamba_export.runtime.session import NO_GRAPH, run_options
 
@@ -170,13 +171,26 @@ class DeviceDecoder:
         self.chosen = None
         binding = buffers.decode_bindings[self.current]
         session = self.model.session
-        if self.use_graph:
-            if not buffers.captured[self.current]:
-                for _ in range(WARMUP_RUNS):
-                    session.run_with_iobinding(binding, run_options(NO_GRAPH))
-                buffers.captured[self.current] = True
+        if not self.use_graph:
+            session.run_with_iobinding(binding)
+        elif buffers.captured[self.current]:
             session.run_with_iobinding(binding, buffers.graph_options[self.current])
         else:
-            session.run_with_iobinding(binding)
+            self._capture(binding)
         self.current = 1 - self.current
         self.pending = buffers.logits
+
+    def _capture(self, binding) -> None:
+        """Warm the current binding up without a graph, then run it with its graph id (ONNX Runtime
+        captures on that run and replays the graph on every later run with the id)."""
+        buffers, session = self.buffers, self.model.session
+        try:
+            for _ in range(WARMUP_RUNS):
+                session.run_with_iobinding(binding, run_options(NO_GRAPH))
+            session.run_with_iobinding(binding, buffers.graph_options[self.current])
+        except Exception as error:  # onnxruntime raises its own untyped exceptions
+            raise BackendUnavailableError(
+                f"capturing the decode step at batch {buffers.batch} in a CUDA graph (id "
+                f"{buffers.graph_ids[self.current]}) failed: {error}; RuntimeOptions(provider='cuda', "
+                "cuda_graph=False) decodes without graphs") from error
+        buffers.captured[self.current] = True

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mamba_export.errors import InputShapeError, MambaExportError
+from mamba_export.errors import BackendUnavailableError, InputShapeError, MambaExportError
 from mamba_export.runtime.generation import GenerationSettings, HostDecoder, generate
 from mamba_export.runtime.io_binding import WARMUP_RUNS, Device, DeviceDecoder
 from mamba_export.runtime.model import ORTMambaForCausalLM
@@ -164,6 +164,24 @@ def test_device_decoder_capture_bookkeeping(model):
                                                ids, np.ones_like(ids), settings), expected)
     # prefill + 6 steps, plus 2 warm-up runs for each of the two bindings the first time only
     assert first == 1 + 6 + 2 * WARMUP_RUNS and len(runs) - first == 1 + 6
+
+
+def test_a_refused_capture_is_a_clear_error(model, monkeypatch):
+    real_run = model.session.run_with_iobinding
+
+    def run(binding, options=None):
+        if options is not None and options.get_run_config_entry("gpu_graph_id") not in ("", "-1"):
+            raise RuntimeError("operation not permitted when stream is capturing")
+        return real_run(binding, options)
+
+    monkeypatch.setattr(model.session, "run_with_iobinding", run)
+    cache = {}
+    decoder = DeviceDecoder(model, cache, Device("cpu"), use_graph=True)
+    settings = GenerationSettings.create(max_new_tokens=3, eos_token_id=[])
+    ids = tokens(1, 4)
+    with pytest.raises(BackendUnavailableError, match=r"batch 1 in a CUDA graph \(id 1\).*cuda_graph=False"):
+        generate(decoder, ids, np.ones_like(ids), settings)
+    assert cache[1].captured == [False, False]
 
 
 def test_eos_rows_overwrite_the_device_tokens(model):
