@@ -78,8 +78,9 @@ class RuntimeOptions:
     """How to run an exported folder: provider, IO binding, CUDA graphs, provider options, library path.
 
     cuda_graph: capture each decode step of ``generate()`` in a CUDA graph, one per batch
-        size (provider "cuda" with io_binding). None (the default) means on for CUDA;
-        False opts out; True on the CPU or without io_binding is an error.
+        size (provider "cuda" with io_binding). None (the default) means on for CUDA where
+        the export allows it (not the standard backend, whose Scan ONNX Runtime cannot
+        capture); False opts out; True on the CPU or without io_binding is an error.
     cuda_options: CUDA provider options laid over the runtime's defaults (documented in
         ``runtime/session.py``, ``CUDA_DEFAULTS``), e.g. ``{"device_id": 1}``.
     allow_tf32: CUDA float32 MatMul in TF32: faster, about 1e-3 off.

@@ -19,7 +19,7 @@ from mamba_export.options import RuntimeOptions
 from mamba_export.runtime.folder import ExportFolder, load_export_folder
 from mamba_export.runtime.inputs import check_attention_mask, check_input_ids
 from mamba_export.runtime.runner import GraphRunner, state_spec
-from mamba_export.runtime.session import create_session, graph_run_options
+from mamba_export.runtime.session import create_session, graph_run_options, options_for_folder
 from mamba_export.runtime.states import MambaStates, check_states
 
 
@@ -62,7 +62,7 @@ class ORTMambaModel:
             raise ExportFolderError(f"{folder.path} holds a {folder.info['model_class']}; "
                                     f"load it with {right}")
         self.folder = folder
-        self.options = options
+        self.options = options = options_for_folder(folder, options)
         self.session = create_session(folder, options)
         self.state_spec = state_spec(folder, self.session)
         self.runner = GraphRunner(self.session, folder, self.state_spec, graph_run_options(options))

@@ -14,6 +14,8 @@ run only when its ``gpu_graph_id`` run option names a graph; every other run pas
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from pathlib import Path
 
 from mamba_export.errors import BackendUnavailableError, CustomOpsNotFoundError, ExportFolderError, MambaExportError
@@ -27,6 +29,9 @@ BUILD_COMMAND_CUDA = "mamba-export build-ops --cuda"
 # ONNX Runtime's run option that picks a CUDA graph; -1 runs without capture or replay.
 GRAPH_ID_KEY = "gpu_graph_id"
 NO_GRAPH = -1
+
+# Backends whose graphs hold control flow (an ONNX Scan for the recurrence).
+SCAN_BACKENDS = ("standard",)
 
 # The CUDA provider options a session gets unless RuntimeOptions.cuda_options says otherwise.
 CUDA_DEFAULTS = {
@@ -111,6 +116,22 @@ def run_options(graph_id: int | None = None):
     if graph_id is not None:
         chosen.add_run_config_entry(GRAPH_ID_KEY, str(graph_id))
     return chosen
+
+
+def options_for_folder(folder: ExportFolder, options: RuntimeOptions) -> RuntimeOptions:
+    """``options`` with the CUDA-graph default settled for this export.
+
+    ONNX Runtime captures no graph that holds control flow, and the standard backend's
+    SelectiveScan is an ONNX ``Scan``: for it the default (cuda_graph=None) becomes False,
+    logged and visible in ``model.options``. An explicit cuda_graph=True is left for ONNX
+    Runtime to refuse (:func:`create_session` turns that into BackendUnavailableError).
+    """
+    if options.cuda_graph is None and options.use_cuda_graph and folder.info.get("backend") in SCAN_BACKENDS:
+        logging.getLogger(__name__).info(
+            "%s: no CUDA graphs for the %s backend (its ONNX Scan is control flow, which ONNX Runtime "
+            "cannot capture)", folder.path, folder.info["backend"])
+        return dataclasses.replace(options, cuda_graph=False)
+    return options
 
 
 def checks_placement(folder: ExportFolder, options: RuntimeOptions) -> bool:

@@ -11,7 +11,13 @@ from mamba_export.errors import BackendUnavailableError, CustomOpsNotFoundError,
 from mamba_export.options import RuntimeOptions
 from mamba_export.runtime.folder import load_export_folder
 from mamba_export.runtime.model import ORTMambaForCausalLM, ORTMambaModel, resolve_options
-from mamba_export.runtime.session import create_session, cuda_device_id, library_path, providers_for
+from mamba_export.runtime.session import (
+    create_session,
+    cuda_device_id,
+    library_path,
+    options_for_folder,
+    providers_for,
+)
 
 
 def _has_cuda_provider() -> bool:
@@ -174,3 +180,19 @@ def test_cuda_session_refuses_a_library_without_cuda_kernels(cpu_only_library):
 
 def test_cuda_session_takes_a_library_with_cuda_kernels(cuda_library):
     assert library_path(RuntimeOptions(provider="cuda", library_path=cuda_library)) == cuda_library
+
+
+def test_the_graph_default_is_off_for_the_scan_backend(exported, caplog):
+    """ONNX Runtime captures no control flow; the standard backend's recurrence is an ONNX Scan."""
+    import logging
+
+    standard, custom = load_export_folder(exported("standard")), load_export_folder(exported("custom"))
+    cuda = RuntimeOptions(provider="cuda")
+    with caplog.at_level(logging.INFO, logger="mamba_export.runtime.session"):
+        settled = options_for_folder(standard, cuda)
+    assert settled.cuda_graph is False and not settled.use_cuda_graph
+    assert "no CUDA graphs for the standard backend" in caplog.text
+    assert options_for_folder(custom, cuda) == cuda and cuda.use_cuda_graph
+    explicit = RuntimeOptions(provider="cuda", cuda_graph=True)
+    assert options_for_folder(standard, explicit) == explicit  # asked for: ONNX Runtime's refusal is reported
+    assert options_for_folder(standard, RuntimeOptions()) == RuntimeOptions()
