@@ -67,10 +67,15 @@ def parse_args():
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for both engines (0: PyTorch's default, its physical cores)")
     parser.add_argument("--no-torch", action="store_true", help="skip the transformers baseline")
+    parser.add_argument("--cuda-option", action="append", default=[], metavar="NAME=VALUE",
+                        help="CUDA provider option over the runtime's defaults (RuntimeOptions.cuda_options), "
+                             "e.g. cudnn_conv_algo_search=EXHAUSTIVE; repeatable")
     parser.add_argument("--workdir", default="build/bench_e2e")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     cuda = args.provider == "cuda"
+    if any("=" not in option for option in args.cuda_option):
+        parser.error("--cuda-option takes NAME=VALUE")
     if args.lengths is None:
         args.lengths = [512, 2048, 8192] if cuda else [512, 2048]
     if args.batches is None:
@@ -107,7 +112,9 @@ def ort_runs(folder: str, args, cuda_graph: bool | None = None) -> dict:
     from mamba_export.options import RuntimeOptions
     from mamba_export.runtime.model import ORTMambaForCausalLM
 
-    options = RuntimeOptions(provider=args.provider, cuda_graph=cuda_graph, intra_op_threads=args.threads)
+    cuda_options = dict(option.split("=", 1) for option in args.cuda_option)
+    options = RuntimeOptions(provider=args.provider, cuda_graph=cuda_graph, intra_op_threads=args.threads,
+                             cuda_options=cuda_options)
     model = ORTMambaForCausalLM.from_pretrained(folder, options=options)
     rng = np.random.default_rng(0)
     vocab = int(model.info["vocab_size"])
