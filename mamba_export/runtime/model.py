@@ -8,6 +8,7 @@ with the same sequences (a long prompt in chunks, or decoding).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,8 +67,10 @@ class ORTMambaModel:
         self.session = create_session(folder, options)
         self.state_spec = state_spec(folder, self.session)
         self.runner = GraphRunner(self.session, folder, self.state_spec, graph_run_options(options))
-        # Device buffers (and captured CUDA graphs) per batch size, kept across generate() calls.
+        # Device buffers (and captured CUDA graphs) per batch size, kept across generate() calls;
+        # one generate() at a time may use them.
         self.decode_cache: dict = {}
+        self._decode_lock = threading.Lock()
         self._token_head = None
 
     @classmethod
@@ -165,7 +168,7 @@ class ORTMambaForCausalLM(ORTMambaModel):
         the folder's generation_config.json (then config.json); pass ``eos_token_id=[]``
         to never stop early. ``seed`` makes sampling reproducible.
         """
-        from mamba_export.runtime.generation import GenerationSettings, generate, make_decoder
+        from mamba_export.runtime.generation import GenerationSettings, HostDecoder, generate, make_decoder
 
         settings = GenerationSettings.create(
             max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, top_k=top_k,
@@ -173,7 +176,11 @@ class ORTMambaForCausalLM(ORTMambaModel):
             pad_token_id=self._default("pad_token_id", pad_token_id), seed=seed)
         ids = check_input_ids(input_ids, int(self.info["vocab_size"]))
         mask = check_attention_mask(attention_mask, ids.shape)
-        return generate(make_decoder(self), ids, mask, settings)
+        decoder = make_decoder(self)
+        if isinstance(decoder, HostDecoder):  # its states are its own: calls may overlap
+            return generate(decoder, ids, mask, settings)
+        with self._decode_lock:
+            return generate(decoder, ids, mask, settings)
 
     def _default(self, name: str, value):
         return self.folder.special_token(name) if value is None else value
