@@ -23,8 +23,8 @@ from mamba_export import graph_io
 from mamba_export.errors import BackendUnavailableError
 from mamba_export.ops.selective_scan import DOMAIN
 from mamba_export.runtime.dtypes import from_ort_type, to_ort_value
-
-CUDA_PROVIDER = "CUDAExecutionProvider"
+from mamba_export.runtime.library import CUDA_BUILD_COMMAND
+from mamba_export.runtime.session import CUDA_PROVIDER
 
 
 def custom_op_types(model_path: Path) -> dict:
@@ -97,4 +97,4 @@ def check_placement(ours: dict, placed: dict) -> None:
                            for op, where in sorted(wrong.items()))
         raise BackendUnavailableError(
             f"custom nodes did not run on {CUDA_PROVIDER}: {listed}; the custom-op library registered no "
-            "CUDA kernel for them (build it with `mamba-export build-ops --cuda`), or use provider='cpu'")
+            f"CUDA kernel for them (build it with `{CUDA_BUILD_COMMAND}`), or use provider='cpu'")

@@ -21,11 +21,10 @@ from pathlib import Path
 from mamba_export.errors import BackendUnavailableError, CustomOpsNotFoundError, ExportFolderError, MambaExportError
 from mamba_export.options import RuntimeOptions
 from mamba_export.runtime.folder import ExportFolder
+from mamba_export.runtime.library import BUILD_COMMAND, CUDA_BUILD_COMMAND
 
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
-BUILD_COMMAND = "mamba-export build-ops"
-BUILD_COMMAND_CUDA = "mamba-export build-ops --cuda"
 # ONNX Runtime's run option that picks a CUDA graph; -1 runs without capture or replay.
 GRAPH_ID_KEY = "gpu_graph_id"
 NO_GRAPH = -1
@@ -56,7 +55,7 @@ def library_path(options: RuntimeOptions) -> str:
         return get_library_path(cuda=cuda)
     path = Path(options.library_path).expanduser()
     if not path.is_file():
-        command = BUILD_COMMAND_CUDA if cuda else BUILD_COMMAND
+        command = CUDA_BUILD_COMMAND if cuda else BUILD_COMMAND
         raise CustomOpsNotFoundError(
             f"custom-op library {path} (RuntimeOptions.library_path) does not exist; build it with "
             f"`{command}` or leave library_path unset to use the built one")
