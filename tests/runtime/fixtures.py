@@ -30,10 +30,12 @@ def ops_library() -> str:
 
 @pytest.fixture(scope="session")
 def cpu_only_library() -> str:
-    """A library built without CUDA kernels (build/custom_ops, built once per session)."""
-    from mamba_export.runtime.library import build_library, has_cuda_kernels
+    """A library built without CUDA kernels: build/custom_ops as it is, else built there once
+    (a machine without the ONNX Runtime headers can be handed a built one)."""
+    from mamba_export.runtime.library import LIBRARY_NAME, build_library, default_build_dir, has_cuda_kernels
 
-    path = build_library()
+    built = default_build_dir() / LIBRARY_NAME
+    path = str(built) if built.is_file() else build_library()
     if has_cuda_kernels(path):
         pytest.fail(f"{path} should be the CPU-only build but holds CUDA kernels")
     return path
