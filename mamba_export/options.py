@@ -80,7 +80,8 @@ class RuntimeOptions:
     cuda_graph: capture each decode step of ``generate()`` in a CUDA graph, one per batch
         size (provider "cuda" with io_binding). None (the default) means on for CUDA where
         the export allows it (not the standard backend, whose Scan ONNX Runtime cannot
-        capture); False opts out; True on the CPU or without io_binding is an error.
+        capture; a refused capture is logged and the model's options say False); False
+        opts out; True on the CPU or without io_binding is an error.
     cuda_options: CUDA provider options laid over the runtime's defaults (documented in
         ``runtime/session.py``, ``CUDA_DEFAULTS``), e.g. ``{"device_id": 1}``.
     allow_tf32: CUDA float32 MatMul in TF32: faster, about 1e-3 off.

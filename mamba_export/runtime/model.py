@@ -20,7 +20,7 @@ from mamba_export.options import RuntimeOptions
 from mamba_export.runtime.folder import ExportFolder, load_export_folder
 from mamba_export.runtime.inputs import check_attention_mask, check_input_ids
 from mamba_export.runtime.runner import GraphRunner, state_spec
-from mamba_export.runtime.session import create_session, graph_run_options, options_for_folder
+from mamba_export.runtime.session import graph_run_options, open_session
 from mamba_export.runtime.states import MambaStates, check_states
 
 
@@ -63,10 +63,9 @@ class ORTMambaModel:
             raise ExportFolderError(f"{folder.path} holds a {folder.info['model_class']}; "
                                     f"load it with {right}")
         self.folder = folder
-        self.options = options = options_for_folder(folder, options)
-        self.session = create_session(folder, options)
+        self.options, self.session = open_session(folder, options)
         self.state_spec = state_spec(folder, self.session)
-        self.runner = GraphRunner(self.session, folder, self.state_spec, graph_run_options(options))
+        self.runner = GraphRunner(self.session, folder, self.state_spec, graph_run_options(self.options))
         # Device buffers (and captured CUDA graphs) per batch size, kept across generate() calls;
         # one generate() at a time may use them.
         self.decode_cache: dict = {}

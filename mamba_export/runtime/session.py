@@ -29,6 +29,9 @@ CUDA_PROVIDER = "CUDAExecutionProvider"
 GRAPH_ID_KEY = "gpu_graph_id"
 NO_GRAPH = -1
 
+# What ONNX Runtime's refusal of a session with CUDA graphs says ("... cannot use the graph
+# capture feature ...").
+GRAPH_CAPTURE_WORDS = "graph capture"
 # Backends whose graphs hold control flow (an ONNX Scan for the recurrence).
 SCAN_BACKENDS = ("standard",)
 
@@ -188,6 +191,30 @@ def create_session(folder: ExportFolder, options: RuntimeOptions):
     return session
 
 
+def open_session(folder: ExportFolder, options: RuntimeOptions) -> tuple:
+    """(options, session) for ``folder``: :func:`options_for_folder`, then :func:`create_session`.
+
+    With the CUDA-graph default (cuda_graph=None), a graph ONNX Runtime refuses to capture
+    (control flow, or nodes it keeps on the CPU behind copies) gets a session without
+    graphs; a warning names the reason and the returned options say cuda_graph=False.
+    An explicit cuda_graph=True keeps the refusal as an error.
+    """
+    options = options_for_folder(folder, options)
+    try:
+        return options, create_session(folder, options)
+    except BackendUnavailableError as error:
+        if options.cuda_graph is not None or not _graphs_refused(error):
+            raise
+        logging.getLogger(__name__).warning("%s; decoding without CUDA graphs", error)
+    options = dataclasses.replace(options, cuda_graph=False)
+    return options, create_session(folder, options)
+
+
+def _graphs_refused(error: Exception) -> bool:
+    """Whether ONNX Runtime refused the session because it cannot capture the graph."""
+    return GRAPH_CAPTURE_WORDS in str(error.__cause__ or "")
+
+
 def graph_run_options(options: RuntimeOptions):
     """The run options of every run outside generate()'s decode steps: no CUDA graph when graphs are on."""
     return run_options(NO_GRAPH) if options.use_cuda_graph else None
@@ -204,7 +231,7 @@ def _session_error(message: str, folder: ExportFolder, options: RuntimeOptions) 
         return CustomOpsNotFoundError(
             f"onnxruntime cannot run the SelectiveScan node of {folder.model_path}: {message}; "
             f"build the custom-op library with `{BUILD_COMMAND}`")
-    if options.use_cuda_graph:
+    if options.use_cuda_graph and GRAPH_CAPTURE_WORDS in message:
         return BackendUnavailableError(
             f"onnxruntime refused CUDA graphs for {folder.model_path}: {message}; run with "
             "RuntimeOptions(provider='cuda', cuda_graph=False)")

@@ -196,3 +196,46 @@ def test_the_graph_default_is_off_for_the_scan_backend(exported, caplog):
     explicit = RuntimeOptions(provider="cuda", cuda_graph=True)
     assert options_for_folder(standard, explicit) == explicit  # asked for: ONNX Runtime's refusal is reported
     assert options_for_folder(standard, RuntimeOptions()) == RuntimeOptions()
+
+
+REFUSAL = ("This session cannot use the graph capture feature as requested by the user as all compute graph "
+           "nodes have not been partitioned to the CUDAExecutionProvider")
+
+
+def _refusing(calls):
+    """A create_session that refuses CUDA graphs the way onnxruntime words it, and records its options."""
+    def create(folder, options):
+        calls.append(options)
+        if options.use_cuda_graph:
+            raise BackendUnavailableError("onnxruntime refused CUDA graphs") from RuntimeError(REFUSAL)
+        return "session"
+
+    return create
+
+
+def test_a_refused_graph_default_opens_a_session_without_graphs(exported, monkeypatch, caplog):
+    from mamba_export.runtime import session
+
+    calls = []
+    monkeypatch.setattr(session, "create_session", _refusing(calls))
+    folder = load_export_folder(exported("custom"))
+    options, opened = session.open_session(folder, RuntimeOptions(provider="cuda"))
+    assert opened == "session" and options.cuda_graph is False
+    assert [c.use_cuda_graph for c in calls] == [True, False]
+    assert "decoding without CUDA graphs" in caplog.text
+
+
+def test_a_refusal_of_explicit_graphs_or_another_error_stays_an_error(exported, monkeypatch):
+    from mamba_export.runtime import session
+
+    folder = load_export_folder(exported("custom"))
+    monkeypatch.setattr(session, "create_session", _refusing([]))
+    with pytest.raises(BackendUnavailableError, match="refused CUDA graphs"):
+        session.open_session(folder, RuntimeOptions(provider="cuda", cuda_graph=True))
+
+    def no_cuda(folder, options):
+        raise BackendUnavailableError("onnxruntime did not enable CUDAExecutionProvider")
+
+    monkeypatch.setattr(session, "create_session", no_cuda)
+    with pytest.raises(BackendUnavailableError, match="did not enable"):
+        session.open_session(folder, RuntimeOptions(provider="cuda"))
