@@ -20,7 +20,7 @@ from mamba_export.options import RuntimeOptions
 from mamba_export.runtime.folder import ExportFolder, load_export_folder
 from mamba_export.runtime.inputs import check_attention_mask, check_input_ids
 from mamba_export.runtime.runner import GraphRunner, state_spec
-from mamba_export.runtime.session import graph_run_options, open_session
+from mamba_export.runtime.session import graph_run_options, open_session, providers_for
 from mamba_export.runtime.states import MambaStates, check_states
 
 
@@ -86,7 +86,6 @@ class ORTMambaModel:
     def token_head(self):
         """The small session that picks tokens next to the logits (token_head.py), built on first use."""
         if self._token_head is None:
-            from mamba_export.runtime.session import providers_for
             from mamba_export.runtime.token_head import TokenHead
 
             self._token_head = TokenHead(self.runner.head_dtype, providers_for(self.options, head=True))
