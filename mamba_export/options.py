@@ -56,21 +56,59 @@ class ExportOptions:
         return asdict(self)
 
 
+# CUDA provider options RuntimeOptions sets through its own fields, never through cuda_options.
+RESERVED_CUDA_OPTIONS = {"enable_cuda_graph": "cuda_graph", "use_tf32": "allow_tf32"}
+
+
+def _cuda_option_pairs(value) -> tuple:
+    """cuda_options as sorted (name, value) string pairs: hashable, and what ONNX Runtime takes."""
+    try:
+        items = dict(value).items()
+    except (TypeError, ValueError) as error:
+        raise MambaExportError(f"cuda_options must be a dict of CUDA provider options, got {value!r}") from error
+    for name in dict(value):
+        if name in RESERVED_CUDA_OPTIONS:
+            raise MambaExportError(f"cuda_options may not set {name!r}; use RuntimeOptions."
+                                   f"{RESERVED_CUDA_OPTIONS[name]} instead")
+    return tuple(sorted((str(name), str(option)) for name, option in items))
+
+
 @dataclass(frozen=True)
 class RuntimeOptions:
-    """How to run an exported folder: provider, IO binding, CUDA graph, library path."""
+    """How to run an exported folder: provider, IO binding, CUDA graphs, provider options, library path.
+
+    cuda_graph: capture each decode step of ``generate()`` in a CUDA graph, one per batch
+        size (provider "cuda" with io_binding). None (the default) means on for CUDA where
+        the export allows it (not the standard backend, whose Scan ONNX Runtime cannot
+        capture; a refused capture is logged and the model's options say False); False
+        opts out; True on the CPU or without io_binding is an error.
+    cuda_options: CUDA provider options laid over the runtime's defaults (documented in
+        ``runtime/session.py``, ``CUDA_DEFAULTS``), e.g. ``{"device_id": 1}``.
+    allow_tf32: CUDA float32 MatMul in TF32: faster, about 1e-3 off.
+    """
 
     provider: str = "cpu"
     io_binding: bool = True
-    cuda_graph: bool = False
+    cuda_graph: bool | None = None
     library_path: str | None = None
     intra_op_threads: int = 0
-    allow_tf32: bool = False  # CUDA float32 MatMul in TF32: faster, about 1e-3 off
+    allow_tf32: bool = False
+    cuda_options: tuple = ()
 
     def __post_init__(self):
         _choose("provider", self.provider, PROVIDERS)
         if self.cuda_graph and self.provider != "cuda":
             raise MambaExportError("cuda_graph=True needs provider='cuda'")
+        if self.cuda_graph and not self.io_binding:
+            raise MambaExportError("cuda_graph=True needs io_binding=True (the graph replays fixed device buffers)")
+        object.__setattr__(self, "cuda_options", _cuda_option_pairs(self.cuda_options))
+        if self.cuda_options and self.provider != "cuda":
+            raise MambaExportError(f"cuda_options apply to provider='cuda', not {self.provider!r}")
+
+    @property
+    def use_cuda_graph(self) -> bool:
+        """Whether generate() captures its decode steps (the default for CUDA with IO binding)."""
+        return self.provider == "cuda" and self.io_binding and self.cuda_graph is not False
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return dict(asdict(self), cuda_options=dict(self.cuda_options))

@@ -1,13 +1,19 @@
 """End-to-end benchmark: exported graphs on ONNX Runtime against transformers, side by side in one run.
 
-Measures, for one model (a preset with random weights by default):
+Measures, for one model (a preset with random weights by default), through the public
+API (``ORTMambaForCausalLM``):
   * export time and peak memory (each export in its own process),
-  * prefill latency at the given lengths, batch 1 (median of --repeats),
+  * prefill latency at the given lengths, batch 1 (median of --repeats): ``model(ids)``
+    on the CPU; on CUDA ``generate(ids, max_new_tokens=1)``, which keeps the states on
+    the GPU as a user's generation does,
   * decode tokens/s at each batch: (new tokens - 1) / (time(N new) - time(1 new)),
     so the prompt's prefill cancels out,
+  * on CUDA, the first call at each of --first-call-lengths (prompt lengths the session
+    has not seen) against the second call at that length,
 for ORT with the custom op, ORT with standard ops, and transformers in PyTorch
-(with no fused kernels installed). On CUDA the ORT decoder keeps the states on the
-GPU (IO binding), with and without a captured CUDA graph.
+(with no fused kernels installed). On CUDA each backend runs twice: with the runtime's
+defaults (states on the GPU through IO binding, decode steps in CUDA graphs) and with
+``cuda_graph=False`` (decode only).
 
 On the CPU both engines get the same number of threads (--threads, by default
 PyTorch's own default, its count of physical cores): ONNX Runtime's intra-op pool
@@ -15,7 +21,8 @@ and torch.set_num_threads. The load average before and after the run is recorded
 since other work on the machine changes every number.
 
     python3 scripts/bench_e2e.py --provider cpu --json results/bench_e2e_cpu.json
-    python3 scripts/bench_e2e.py --provider cuda --dtype fp16 --batches 1 32 --json $OUT/e2e.json
+    python3 scripts/bench_e2e.py --provider cuda --dtype fp16 --json $OUT/e2e.json
+      (CUDA defaults: --lengths 512 2048 8192 --batches 1 32 128)
 
 Prints a table and writes JSON (machine, versions, command, every timing).
 """
@@ -46,16 +53,34 @@ def parse_args():
     parser.add_argument("--provider", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32")
     parser.add_argument("--backends", nargs="+", default=["custom", "standard"])
-    parser.add_argument("--lengths", type=int, nargs="+", default=[512, 2048])
-    parser.add_argument("--batches", type=int, nargs="+", default=[1])
+    parser.add_argument("--lengths", type=int, nargs="+", default=None,
+                        help="prefill lengths (default 512 2048 on the CPU, 512 2048 8192 on CUDA)")
+    parser.add_argument("--batches", type=int, nargs="+", default=None,
+                        help="decode batch sizes (default 1 on the CPU, 1 32 128 on CUDA)")
+    parser.add_argument("--first-call-lengths", type=int, nargs="+", default=[17, 33, 65, 129, 1025],
+                        help="CUDA: new prompt lengths whose first call is timed against the second")
+    parser.add_argument("--torch-max-length", type=int, default=2048,
+                        help="longest prefill run through transformers (its scan without kernels is a "
+                             "Python loop over the tokens)")
     parser.add_argument("--decode-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for both engines (0: PyTorch's default, its physical cores)")
     parser.add_argument("--no-torch", action="store_true", help="skip the transformers baseline")
+    parser.add_argument("--cuda-option", action="append", default=[], metavar="NAME=VALUE",
+                        help="CUDA provider option over the runtime's defaults (RuntimeOptions.cuda_options), "
+                             "e.g. cudnn_conv_algo_search=EXHAUSTIVE; repeatable")
     parser.add_argument("--workdir", default="build/bench_e2e")
     parser.add_argument("--json", default=None)
-    return parser.parse_args()
+    args = parser.parse_args()
+    cuda = args.provider == "cuda"
+    if any("=" not in option for option in args.cuda_option):
+        parser.error("--cuda-option takes NAME=VALUE")
+    if args.lengths is None:
+        args.lengths = [512, 2048, 8192] if cuda else [512, 2048]
+    if args.batches is None:
+        args.batches = [1, 32, 128] if cuda else [1]
+    return args
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -82,19 +107,32 @@ def export_backend(args, backend: str) -> dict:
     return {"folder": str(out), "export_seconds": seconds, "export_peak_rss_mb": peak_kb / 1024}
 
 
-def ort_runs(folder: str, args, cuda_graph: bool = False) -> dict:
+def ort_runs(folder: str, args, cuda_graph: bool | None = None) -> dict:
+    """Timings through ORTMambaForCausalLM; cuda_graph=False (CUDA only) times decode alone."""
     from mamba_export.options import RuntimeOptions
     from mamba_export.runtime.model import ORTMambaForCausalLM
 
-    options = RuntimeOptions(provider=args.provider, cuda_graph=cuda_graph, intra_op_threads=args.threads)
+    cuda_options = dict(option.split("=", 1) for option in args.cuda_option)
+    options = RuntimeOptions(provider=args.provider, cuda_graph=cuda_graph, intra_op_threads=args.threads,
+                             cuda_options=cuda_options)
     model = ORTMambaForCausalLM.from_pretrained(folder, options=options)
     rng = np.random.default_rng(0)
     vocab = int(model.info["vocab_size"])
-    result = {"prefill_ms": {}, "decode_tokens_per_s": {}}
-    if not cuda_graph:
+    result = {"options": options.to_dict(), "prefill_ms": {}, "decode_tokens_per_s": {}}
+    cuda = args.provider == "cuda"
+    if cuda and cuda_graph is not False:
+        model.generate(rng.integers(2, vocab, size=(1, 16)), max_new_tokens=2, eos_token_id=[])
+        result["first_call_ms"] = first_calls(model, rng, vocab, args)
+    if cuda_graph is not False:
         for length in args.lengths:
             ids = rng.integers(2, vocab, size=(1, length), dtype=np.int64)
-            result["prefill_ms"][length] = 1e3 * median_seconds(lambda ids=ids: model(ids), args.repeats)
+            if cuda:
+                def prefill(ids=ids):
+                    return model.generate(ids, max_new_tokens=1, eos_token_id=[])
+            else:
+                def prefill(ids=ids):
+                    return model(ids)
+            result["prefill_ms"][length] = 1e3 * median_seconds(prefill, args.repeats)
     for batch in args.batches:
         prompt = rng.integers(2, vocab, size=(batch, 16), dtype=np.int64)
 
@@ -103,6 +141,20 @@ def ort_runs(folder: str, args, cuda_graph: bool = False) -> dict:
 
         result["decode_tokens_per_s"][batch] = decode_rate(generate, batch, args)
     return result
+
+
+def first_calls(model, rng, vocab: int, args) -> dict:
+    """generate(max_new_tokens=1) at prompt lengths the session has not seen: first and second call, ms."""
+    timings = {}
+    for length in args.first_call_lengths:
+        ids = rng.integers(2, vocab, size=(1, length), dtype=np.int64)
+        calls = []
+        for _ in range(2):
+            start = time.perf_counter()
+            model.generate(ids, max_new_tokens=1, eos_token_id=[])
+            calls.append(1e3 * (time.perf_counter() - start))
+        timings[length] = {"first": calls[0], "second": calls[1]}
+    return timings
 
 
 def decode_rate(generate, batch: int, args) -> float:
@@ -127,6 +179,8 @@ def torch_runs(args) -> dict:
     result = {"prefill_ms": {}, "decode_tokens_per_s": {}}
     with torch.inference_mode():
         for length in args.lengths:
+            if length > args.torch_max_length:
+                continue
             ids = torch.randint(2, vocab, (1, length), generator=generator).to(device)
 
             def prefill(ids=ids):
@@ -202,15 +256,19 @@ def print_table(rows: dict, args) -> None:
         if "load_1min" in row:
             load = row["load_1min"]
             print(f"{name}: 1-minute load average {load['start']} at start, {load['end']} at end")
+    for name, row in rows.items():
+        for length, calls in row.get("first_call_ms", {}).items():
+            print(f"{name}: first call at new length {length}: {calls['first']:.1f} ms, "
+                  f"second {calls['second']:.1f} ms (x{calls['first'] / calls['second']:.1f})")
     baseline = rows.get("transformers")
     if baseline:
         for name, row in rows.items():
             if name == "transformers":
                 continue
             ratios = [f"prefill L={n} x{baseline['prefill_ms'][n] / row['prefill_ms'][n]:.2f}"
-                      for n in args.lengths if n in row["prefill_ms"]]
+                      for n in args.lengths if n in row["prefill_ms"] and n in baseline["prefill_ms"]]
             ratios += [f"decode b={b} x{row['decode_tokens_per_s'][b] / baseline['decode_tokens_per_s'][b]:.2f}"
-                       for b in args.batches]
+                       for b in args.batches if b in row["decode_tokens_per_s"]]
             print(f"{name} against transformers: {', '.join(ratios)}")
 
 
@@ -225,11 +283,11 @@ def main() -> int:
         rows[f"ort-{backend}"] = with_load(ort_runs, exported["folder"], args)
         if args.provider == "cuda":
             try:
-                rows[f"ort-{backend}-cudagraph"] = with_load(ort_runs, exported["folder"], args, cuda_graph=True)
+                rows[f"ort-{backend}-nograph"] = with_load(ort_runs, exported["folder"], args, cuda_graph=False)
             except Exception as error:  # recorded, not fatal: the other rows still stand
-                print(f"ort-{backend}-cudagraph failed: {error}", file=sys.stderr)
-                rows[f"ort-{backend}-cudagraph"] = {"prefill_ms": {}, "decode_tokens_per_s": {},
-                                                    "error": str(error)[:2000]}
+                print(f"ort-{backend}-nograph failed: {error}", file=sys.stderr)
+                rows[f"ort-{backend}-nograph"] = {"prefill_ms": {}, "decode_tokens_per_s": {},
+                                                  "error": str(error)[:2000]}
     if not args.no_torch:
         rows["transformers"] = with_load(torch_runs, args)
     print_table(rows, args)

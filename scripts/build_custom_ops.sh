@@ -5,11 +5,12 @@
 #   --cuda            also build and register the CUDA kernels (needs nvcc, sm_90)
 #   --include-dir DIR folder with onnxruntime_c_api.h; without it the headers are
 #                     fetched into .ort_headers/ (scripts/fetch_ort_headers.sh) if missing
-#   --build-dir DIR   CMake build folder (default build/custom_ops)
+#   --build-dir DIR   CMake build folder (default build/custom_ops, or build/custom_ops_cuda with
+#                     --cuda: where the runtime looks first for provider "cuda")
 # The build is incremental. The last line printed is the path of the library.
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-build_dir="${repo_root}/build/custom_ops"
+build_dir=""
 include_dir=""
 cuda="OFF"
 
@@ -18,10 +19,15 @@ while [[ $# -gt 0 ]]; do
     --cuda) cuda="ON"; shift ;;
     --include-dir) include_dir="${2:?--include-dir needs a folder}"; shift 2 ;;
     --build-dir) build_dir="${2:?--build-dir needs a folder}"; shift 2 ;;
-    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+
+if [[ -z "${build_dir}" ]]; then
+  build_dir="${repo_root}/build/custom_ops"
+  [[ "${cuda}" == "ON" ]] && build_dir="${repo_root}/build/custom_ops_cuda"
+fi
 
 command -v cmake >/dev/null || { echo "error: cmake not found; install CMake >= 3.18" >&2; exit 1; }
 if [[ -z "${include_dir}" ]]; then

@@ -24,7 +24,7 @@ function(mamba_export_add_cuda_kernels target)
   target_compile_options(${target} PRIVATE
     $<$<COMPILE_LANGUAGE:CUDA>:-O3 --Werror default-stream-launch -Xcompiler=-fvisibility=hidden>
   )
-  # register.cc calls RegisterCudaOps only in this configuration.
-  set_property(SOURCE register.cc APPEND PROPERTY COMPILE_DEFINITIONS MAMBA_EXPORT_WITH_CUDA=1)
+  # register.cc calls RegisterCudaOps only in this configuration; build_info.cc reports it.
+  set_property(SOURCE register.cc build_info.cc APPEND PROPERTY COMPILE_DEFINITIONS MAMBA_EXPORT_WITH_CUDA=1)
   target_link_libraries(${target} PRIVATE CUDA::cudart_static)
 endfunction()

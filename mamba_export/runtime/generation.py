@@ -1,11 +1,12 @@
 """The generation loop: read the prompt once, then one token per call.
 
-The loop only talks to a *decoder* with two methods, ``prefill(input_ids,
-attention_mask) -> logits`` and ``step(tokens) -> logits`` (last position,
-(batch, vocab)), which keeps the states itself. :class:`HostDecoder` carries them
-as NumPy arrays through :meth:`ORTMambaModel.__call__`; on CUDA with IO binding
-the decoder of ``io_binding.py`` keeps them on the device. Everything else
-(settings, token choice, EOS and padding) is shared, so the CPU tests cover it.
+The loop only talks to a *decoder* with three methods: ``prefill(input_ids,
+attention_mask)`` reads the prompt, ``next_tokens(settings, rng)`` chooses one token
+per row from the last call's logits, and ``step(tokens)`` feeds them; the decoder
+keeps the states and the logits itself. :class:`HostDecoder` carries them as NumPy
+arrays through :meth:`ORTMambaModel.__call__`; on CUDA with IO binding the decoder of
+``io_binding.py`` keeps them on the device and picks greedy tokens there. Everything
+else (settings, EOS and padding) is shared, so the CPU tests cover it.
 """
 
 from __future__ import annotations
@@ -74,18 +75,22 @@ class HostDecoder:
     def __init__(self, model):
         self.model = model
         self.states = None
+        self.logits = None  # (batch, vocab) float32 of the last position
 
-    def _last_logits(self, output) -> np.ndarray:
+    def _keep(self, output) -> None:
         self.states = output.states
-        return np.asarray(output.logits[:, -1, :], dtype=np.float32)
+        self.logits = np.asarray(output.logits[:, -1, :], dtype=np.float32)
 
-    def prefill(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        return self._last_logits(self.model(input_ids, attention_mask, None))
+    def prefill(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> None:
+        self._keep(self.model(input_ids, attention_mask, None))
 
-    def step(self, tokens: np.ndarray) -> np.ndarray:
+    def next_tokens(self, settings: GenerationSettings, rng: np.random.Generator) -> np.ndarray:
+        return settings.choose(self.logits, rng)
+
+    def step(self, tokens: np.ndarray) -> None:
         ids = tokens.reshape(-1, 1).astype(np.int64)
         # Decode steps always see a real token (finished rows get padding ids, not masked positions).
-        return self._last_logits(self.model(ids, np.ones_like(ids), self.states))
+        self._keep(self.model(ids, np.ones_like(ids), self.states))
 
 
 def make_decoder(model):
@@ -94,9 +99,6 @@ def make_decoder(model):
         from mamba_export.runtime.io_binding import DeviceDecoder
 
         return DeviceDecoder.for_model(model)
-    if model.options.cuda_graph:
-        raise MambaExportError("cuda_graph=True needs io_binding=True "
-                               "(the graph replays fixed device buffers)")
     return HostDecoder(model)
 
 
@@ -110,12 +112,12 @@ def generate(decoder, input_ids: np.ndarray, attention_mask: np.ndarray,
     eos = np.asarray(settings.eos_token_ids, dtype=np.int64)
     finished = np.zeros(input_ids.shape[0], dtype=bool)
     new_tokens = []
-    logits = decoder.prefill(input_ids, attention_mask)
+    decoder.prefill(input_ids, attention_mask)
     for index in range(settings.max_new_tokens):
-        tokens = np.where(finished, settings.pad_token_id, settings.choose(logits, rng))
+        tokens = np.where(finished, settings.pad_token_id, decoder.next_tokens(settings, rng))
         new_tokens.append(tokens)
         finished |= np.isin(tokens, eos)
         if finished.all() or index == settings.max_new_tokens - 1:
             break
-        logits = decoder.step(tokens)
+        decoder.step(tokens)
     return np.concatenate([input_ids, np.stack(new_tokens, axis=1)], axis=1)

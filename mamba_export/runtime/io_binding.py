@@ -5,15 +5,21 @@ A host round trip per token would copy every layer's state to the CPU and back
 states live in two sets of device OrtValues, A and B, and two IO bindings are
 built once per batch size: one reads A and writes B, the other reads B and
 writes A. Each decode step runs the binding whose input set holds the current
-states, so nothing is copied or rebound between tokens; only the next tokens go
-up (batch int64s) and the last logits come down.
+states, so nothing is copied or rebound between tokens. Per step only the chosen
+tokens cross to the host (batch int64s): the token head (``token_head.py``) takes
+the argmax next to the logits and writes it into the next step's input buffer.
+Sampling brings back the float32 logits of the last position instead.
 
-With ``RuntimeOptions(cuda_graph=True)`` the two decode bindings are captured as
-two CUDA graphs (``gpu_graph_id`` run option), which is legal because each one
-always sees the same device addresses. The prefill has a different length every
-time and runs outside any graph (``gpu_graph_id = -1``). CUDA graphs also need
-every node of the graph on the CUDA provider; ONNX Runtime refuses the session
-otherwise, and :mod:`mamba_export.runtime.session` reports it.
+With CUDA graphs (the default for provider "cuda") the two decode bindings of each
+batch size are captured as two graphs (``gpu_graph_id`` run option), which is legal
+because each always sees the same device addresses and shapes. Before its capture,
+each binding runs ``WARMUP_RUNS`` times without a graph, so that allocations and
+per-shape library set-up (cuBLAS, cuDNN plans) happen outside the capture; the runs
+read one set and write the other, so repeating one changes nothing. The prefill
+has a new length every time and runs outside any graph (``gpu_graph_id = -1``), as
+does every other run of the session. ONNX Runtime also needs every node of the
+graph on the CUDA provider for graphs; :mod:`mamba_export.runtime.session` reports
+a refusal.
 """
 
 from __future__ import annotations
@@ -23,9 +29,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from mamba_export import graph_io
-from mamba_export.runtime.dtypes import BFLOAT16, empty_ort_value, to_ort_value
+from mamba_export.errors import BackendUnavailableError
+from mamba_export.runtime.dtypes import empty_ort_value, to_ort_value
+from mamba_export.runtime.session import NO_GRAPH, run_options
 
-NO_GRAPH = -1
+# Runs of each decode binding without a graph before its capture.
+WARMUP_RUNS = 2
 
 
 @dataclass(frozen=True)
@@ -58,18 +67,10 @@ def _bind_states(binding, past: dict, present: dict) -> None:
         binding.bind_ortvalue_output(graph_io.present_name(i, kind), value)
 
 
-def _run_options(graph_id: int | None):
-    import onnxruntime as ort
-
-    options = ort.RunOptions()
-    if graph_id is not None:
-        options.add_run_config_entry("gpu_graph_id", str(graph_id))
-    return options
-
-
 @dataclass
 class DeviceBuffers:
-    """Everything bound for one batch size: zeros, the A/B state sets, token and logits buffers."""
+    """Everything bound for one batch size: zeros, the A/B state sets, token and logits buffers,
+    the two decode bindings, their graph ids and whether each has been captured."""
 
     batch: int
     zeros: dict
@@ -79,6 +80,9 @@ class DeviceBuffers:
     logits: object
     decode_bindings: tuple
     graph_ids: tuple
+    captured: list
+    graph_options: tuple  # the RunOptions naming each binding's graph, built once
+    head_binding: object = None  # the token head's greedy binding on ``logits`` -> ``ids``, built on first use
 
     @classmethod
     def allocate(cls, model, batch: int, first_graph_id: int, device: Device) -> DeviceBuffers:
@@ -97,62 +101,96 @@ class DeviceBuffers:
             bindings.append(binding)
         graph_ids = (first_graph_id, first_graph_id + 1)
         zeros = _state_set(spec, batch, device, zeros=True)
-        return cls(batch, zeros, sets, ids, mask, logits, tuple(bindings), graph_ids)
-
-
-def _to_host(value, dtype: np.dtype, shape: tuple) -> np.ndarray:
-    """Copy a device OrtValue to a host array (bfloat16 through an OrtValue-to-OrtValue copy)."""
-    if np.dtype(dtype) != BFLOAT16:
-        return value.numpy()
-    host = np.empty(shape, BFLOAT16)
-    to_ort_value(host).update_inplace(value)
-    return host
+        graph_options = tuple(run_options(graph_id) for graph_id in graph_ids)
+        return cls(batch, zeros, sets, ids, mask, logits, tuple(bindings), graph_ids, [False, False], graph_options)
 
 
 class DeviceDecoder:
-    """The generation decoder of ``generation.py`` for provider="cuda" with IO binding."""
+    """The generation decoder of ``generation.py`` for provider="cuda" with IO binding.
 
-    def __init__(self, model, cache: dict, device: Device = Device()):
+    ``use_graph`` defaults to the model's options; the CPU tests set it to run the capture
+    bookkeeping on CPU OrtValues (the CPU provider ignores graph ids).
+    """
+
+    def __init__(self, model, cache: dict, device: Device = Device(), use_graph: bool | None = None):
         self.model = model
         self.cache = cache
         self.device = device
-        self.use_graph = bool(model.options.cuda_graph)
+        self.use_graph = model.options.use_cuda_graph if use_graph is None else bool(use_graph)
         self.buffers = None
         self.current = 0  # which state set holds the states after the last call
+        self.pending = None  # the logits OrtValue of the last call, (batch, positions, vocab)
+        self.chosen = None  # host copy of the tokens the head wrote into buffers.ids, if it did
 
     @classmethod
     def for_model(cls, model) -> DeviceDecoder:
+        from mamba_export.runtime.session import cuda_device_id
+
         # Buffers (and captured CUDA graphs) are kept per batch size across generate() calls.
-        return cls(model, model.decode_cache)
+        return cls(model, model.decode_cache, Device("cuda", cuda_device_id(model.options)))
 
     def _buffers_for(self, batch: int) -> DeviceBuffers:
         if batch not in self.cache:
-            first_id = 1 + 2 * len(self.cache)  # graph id 0 is reserved by ONNX Runtime
+            first_id = 1 + 2 * len(self.cache)  # graph id 0 is ONNX Runtime's default, -1 means none
             self.cache[batch] = DeviceBuffers.allocate(self.model, batch, first_id, self.device)
         return self.cache[batch]
 
-    def prefill(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """Read the prompt from the zero state; the states land in set A."""
+    def prefill(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> None:
+        """Read the prompt from the zero state; the states land in set A, the logits stay on the device."""
         runner = self.model.runner
-        self.buffers = self._buffers_for(input_ids.shape[0])
+        batch, length = input_ids.shape
+        self.buffers = self._buffers_for(batch)
         binding = self.model.session.io_binding()
         binding.bind_cpu_input(graph_io.INPUT_IDS, input_ids)
         binding.bind_cpu_input(graph_io.ATTENTION_MASK, attention_mask)
-        shape = (input_ids.shape[0], runner.head_positions(input_ids.shape[1]), runner.head_width)
-        logits = np.empty(shape, runner.head_dtype)
-        binding.bind_ortvalue_output(runner.head_output, to_ort_value(logits))
+        logits = self.device.empty((batch, runner.head_positions(length), runner.head_width), runner.head_dtype)
+        binding.bind_ortvalue_output(runner.head_output, logits)
         _bind_states(binding, self.buffers.zeros, self.buffers.sets[0])
-        self.model.session.run_with_iobinding(binding, _run_options(NO_GRAPH if self.use_graph else None))
-        self.current = 0
-        return np.asarray(logits[:, -1, :], dtype=np.float32)
+        self.model.session.run_with_iobinding(binding, run_options(NO_GRAPH) if self.use_graph else None)
+        self.current, self.pending, self.chosen = 0, logits, None
 
-    def step(self, tokens: np.ndarray) -> np.ndarray:
+    def next_tokens(self, settings, rng: np.random.Generator) -> np.ndarray:
+        """The tokens chosen from the last call's logits, (batch,) int64 on the host."""
+        head, buffers = self.model.token_head, self.buffers
+        if settings.do_sample:
+            return settings.choose(head.last_logits(self.pending), rng)
+        if self.pending is buffers.logits:  # a decode step: the same buffers every time
+            if buffers.head_binding is None:
+                buffers.head_binding = head.greedy_binding(buffers.logits, buffers.ids)
+            head.run(buffers.head_binding)
+        else:
+            head.greedy(self.pending, buffers.ids)
+        self.chosen = buffers.ids.numpy().reshape(-1)
+        return self.chosen.copy()
+
+    def step(self, tokens: np.ndarray) -> None:
         """One token per row; the states move from the current set to the other one."""
         buffers = self.buffers
-        buffers.ids.update_inplace(np.ascontiguousarray(tokens.reshape(-1, 1), dtype=np.int64))
-        graph_id = buffers.graph_ids[self.current] if self.use_graph else None
-        self.model.session.run_with_iobinding(buffers.decode_bindings[self.current], _run_options(graph_id))
+        if self.chosen is None or not np.array_equal(tokens, self.chosen):
+            buffers.ids.update_inplace(np.ascontiguousarray(tokens.reshape(-1, 1), dtype=np.int64))
+        self.chosen = None
+        binding = buffers.decode_bindings[self.current]
+        session = self.model.session
+        if not self.use_graph:
+            session.run_with_iobinding(binding)
+        elif buffers.captured[self.current]:
+            session.run_with_iobinding(binding, buffers.graph_options[self.current])
+        else:
+            self._capture(binding)
         self.current = 1 - self.current
-        runner = self.model.runner
-        host = _to_host(buffers.logits, runner.head_dtype, (buffers.batch, 1, runner.head_width))
-        return np.asarray(host[:, -1, :], dtype=np.float32)
+        self.pending = buffers.logits
+
+    def _capture(self, binding) -> None:
+        """Warm the current binding up without a graph, then run it with its graph id (ONNX Runtime
+        captures on that run and replays the graph on every later run with the id)."""
+        buffers, session = self.buffers, self.model.session
+        try:
+            for _ in range(WARMUP_RUNS):
+                session.run_with_iobinding(binding, run_options(NO_GRAPH))
+            session.run_with_iobinding(binding, buffers.graph_options[self.current])
+        except Exception as error:  # onnxruntime raises its own untyped exceptions
+            raise BackendUnavailableError(
+                f"capturing the decode step at batch {buffers.batch} in a CUDA graph (id "
+                f"{buffers.graph_ids[self.current]}) failed: {error}; RuntimeOptions(provider='cuda', "
+                "cuda_graph=False) decodes without graphs") from error
+        buffers.captured[self.current] = True

@@ -8,6 +8,7 @@ with the same sequences (a long prompt in chunks, or decoding).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from mamba_export.options import RuntimeOptions
 from mamba_export.runtime.folder import ExportFolder, load_export_folder
 from mamba_export.runtime.inputs import check_attention_mask, check_input_ids
 from mamba_export.runtime.runner import GraphRunner, state_spec
-from mamba_export.runtime.session import create_session
+from mamba_export.runtime.session import graph_run_options, open_session, providers_for
 from mamba_export.runtime.states import MambaStates, check_states
 
 
@@ -62,12 +63,14 @@ class ORTMambaModel:
             raise ExportFolderError(f"{folder.path} holds a {folder.info['model_class']}; "
                                     f"load it with {right}")
         self.folder = folder
-        self.options = options
-        self.session = create_session(folder, options)
+        self.options, self.session = open_session(folder, options)
         self.state_spec = state_spec(folder, self.session)
-        self.runner = GraphRunner(self.session, folder, self.state_spec)
-        # Device buffers per batch size, kept across generate() calls (CUDA with IO binding).
+        self.runner = GraphRunner(self.session, folder, self.state_spec, graph_run_options(self.options))
+        # Device buffers (and captured CUDA graphs) per batch size, kept across generate() calls;
+        # one generate() at a time may use them.
         self.decode_cache: dict = {}
+        self._decode_lock = threading.Lock()
+        self._token_head = None
 
     @classmethod
     def from_pretrained(cls, path, provider: str | None = None, options: RuntimeOptions | None = None):
@@ -78,6 +81,15 @@ class ORTMambaModel:
         built) or BackendUnavailableError (CUDA requested but not usable).
         """
         return cls(load_export_folder(path), resolve_options(provider, options))
+
+    @property
+    def token_head(self):
+        """The small session that picks tokens next to the logits (token_head.py), built on first use."""
+        if self._token_head is None:
+            from mamba_export.runtime.token_head import TokenHead
+
+            self._token_head = TokenHead(self.runner.head_dtype, providers_for(self.options, head=True))
+        return self._token_head
 
     @property
     def path(self) -> Path:
@@ -154,7 +166,7 @@ class ORTMambaForCausalLM(ORTMambaModel):
         the folder's generation_config.json (then config.json); pass ``eos_token_id=[]``
         to never stop early. ``seed`` makes sampling reproducible.
         """
-        from mamba_export.runtime.generation import GenerationSettings, generate, make_decoder
+        from mamba_export.runtime.generation import GenerationSettings, HostDecoder, generate, make_decoder
 
         settings = GenerationSettings.create(
             max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, top_k=top_k,
@@ -162,7 +174,11 @@ class ORTMambaForCausalLM(ORTMambaModel):
             pad_token_id=self._default("pad_token_id", pad_token_id), seed=seed)
         ids = check_input_ids(input_ids, int(self.info["vocab_size"]))
         mask = check_attention_mask(attention_mask, ids.shape)
-        return generate(make_decoder(self), ids, mask, settings)
+        decoder = make_decoder(self)
+        if isinstance(decoder, HostDecoder):  # its states are its own: calls may overlap
+            return generate(decoder, ids, mask, settings)
+        with self._decode_lock:
+            return generate(decoder, ids, mask, settings)
 
     def _default(self, name: str, value):
         return self.folder.special_token(name) if value is None else value

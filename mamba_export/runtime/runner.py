@@ -33,8 +33,11 @@ def state_spec(folder: ExportFolder, session) -> StateSpec:
 class GraphRunner:
     """Runs the session of one export on host arrays; knows every output's shape and dtype."""
 
-    def __init__(self, session, folder: ExportFolder, spec: StateSpec):
+    def __init__(self, session, folder: ExportFolder, spec: StateSpec, run_options=None):
         self.session = session
+        # With CUDA graphs on, these say "no graph" (gpu_graph_id -1): a plain call must neither
+        # capture nor replay, since its shapes and buffers change from call to call.
+        self.run_options = run_options
         self.folder = folder
         self.spec = spec
         self.input_names = [meta.name for meta in session.get_inputs()]
@@ -73,5 +76,5 @@ class GraphRunner:
             binding.bind_ortvalue_input(name, to_ort_value(feeds[name]))
         for name, buffer in outputs.items():
             binding.bind_ortvalue_output(name, to_ort_value(buffer))
-        self.session.run_with_iobinding(binding)
+        self.session.run_with_iobinding(binding, self.run_options)
         return outputs

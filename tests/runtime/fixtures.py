@@ -29,6 +29,37 @@ def ops_library() -> str:
 
 
 @pytest.fixture(scope="session")
+def cpu_only_library() -> str:
+    """A library built without CUDA kernels: build/custom_ops as it is, else built there once
+    (a machine without the ONNX Runtime headers can be handed a built one)."""
+    from mamba_export.errors import CustomOpsNotFoundError
+    from mamba_export.runtime.library import LIBRARY_NAME, build_library, default_build_dir, has_cuda_kernels
+
+    built = default_build_dir() / LIBRARY_NAME
+    path = str(built) if built.is_file() else build_library()
+    try:
+        has_cuda = has_cuda_kernels(path)
+    except CustomOpsNotFoundError:  # an older build that cannot answer: bring it up to date
+        path = build_library()
+        has_cuda = has_cuda_kernels(path)
+    if has_cuda:
+        pytest.fail(f"{path} should be the CPU-only build but holds CUDA kernels")
+    return path
+
+
+@pytest.fixture(scope="session")
+def cuda_library() -> str:
+    """A library built with CUDA kernels ($MAMBA_EXPORT_OPS_LIBRARY or build/custom_ops_cuda);
+    building one needs nvcc but no GPU, so tests that only load it skip when it is not built."""
+    from mamba_export.runtime.library import ENV_VAR, LIBRARY_NAME, cuda_build_dir, has_cuda_kernels
+
+    for candidate in (os.environ.get(ENV_VAR), str(cuda_build_dir() / LIBRARY_NAME)):
+        if candidate and Path(candidate).is_file() and has_cuda_kernels(candidate):
+            return candidate
+    pytest.skip("no custom-op library with CUDA kernels is built (mamba-export build-ops --cuda)")
+
+
+@pytest.fixture(scope="session")
 def exported(export_tiny, request):
     """exported(backend="standard", dtype="fp32", logits="all", base=False, name="default") ->
     folder of ``tests.support.tiny_models.tiny_model(name, base)`` exported so (no validation)."""

@@ -6,16 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from mamba_export.errors import InputShapeError, MambaExportError
+from mamba_export.errors import BackendUnavailableError, InputShapeError, MambaExportError
 from mamba_export.runtime.generation import GenerationSettings, HostDecoder, generate
-from mamba_export.runtime.io_binding import Device, DeviceDecoder
+from mamba_export.runtime.io_binding import WARMUP_RUNS, Device, DeviceDecoder
 from mamba_export.runtime.model import ORTMambaForCausalLM
+from tests.support.prompts import left_padded_batch, tokens
 
 BACKENDS = ["standard", "custom"]
-
-
-def tokens(batch, length, seed=0, vocab=61):
-    return np.random.default_rng(seed).integers(0, vocab, (batch, length))
 
 
 def torch_greedy(model, ids, count):
@@ -129,20 +126,87 @@ def test_pad_defaults_to_eos():
 
 
 def test_device_decoder_double_buffering_matches_host(model):
-    """The CUDA decoder's A/B state buffers and fixed bindings, run on CPU OrtValues."""
+    """The CUDA decoder's A/B state buffers, fixed bindings and token head, run on CPU OrtValues."""
     ids = tokens(3, 6, seed=10)
     mask = np.ones_like(ids)
     mask[1, :2] = 0
-    settings = GenerationSettings.create(max_new_tokens=9, do_sample=True, top_k=8, seed=5, eos_token_id=[])
-    expected = generate(HostDecoder(model), ids, mask, settings)
+    for do_sample in (True, False):
+        settings = GenerationSettings.create(max_new_tokens=9, do_sample=do_sample, top_k=8, seed=5,
+                                             eos_token_id=[])
+        expected = generate(HostDecoder(model), ids, mask, settings)
+        cache = {}
+        for _ in range(2):  # the second call reuses the buffers of the first
+            decoder = DeviceDecoder(model, cache, Device("cpu"))
+            np.testing.assert_array_equal(generate(decoder, ids, mask, settings), expected)
+        short = generate(DeviceDecoder(model, cache, Device("cpu")), ids[:1], mask[:1], settings)
+        np.testing.assert_array_equal(short, generate(HostDecoder(model), ids[:1], mask[:1], settings))
+        assert sorted(cache) == [1, 3]
+        assert cache[3].graph_ids == (1, 2) and cache[1].graph_ids == (3, 4)
+
+
+def test_device_decoder_capture_bookkeeping(model):
+    """With graphs on, each binding's first step adds warm-up runs; repeating a run that reads one
+    state set and writes the other changes nothing (the CPU provider ignores the graph ids)."""
+    ids = tokens(2, 5, seed=13)
+    settings = GenerationSettings.create(max_new_tokens=7, eos_token_id=[])
+    expected = generate(HostDecoder(model), ids, np.ones_like(ids), settings)
     cache = {}
-    for _ in range(2):  # the second call reuses the buffers of the first
-        decoder = DeviceDecoder(model, cache, Device("cpu"))
-        np.testing.assert_array_equal(generate(decoder, ids, mask, settings), expected)
-    short = generate(DeviceDecoder(model, cache, Device("cpu")), ids[:1], mask[:1], settings)
-    np.testing.assert_array_equal(short, generate(HostDecoder(model), ids[:1], mask[:1], settings))
-    assert sorted(cache) == [1, 3]
-    assert cache[3].graph_ids == (1, 2) and cache[1].graph_ids == (3, 4)
+    decoder = DeviceDecoder(model, cache, Device("cpu"), use_graph=True)
+    runs = []
+    real_run = model.session.run_with_iobinding
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(model.session, "run_with_iobinding",
+                      lambda binding, options=None: runs.append(options) or real_run(binding, options))
+        np.testing.assert_array_equal(generate(decoder, ids, np.ones_like(ids), settings), expected)
+        assert cache[2].captured == [True, True]
+        first = len(runs)
+        np.testing.assert_array_equal(generate(DeviceDecoder(model, cache, Device("cpu"), use_graph=True),
+                                               ids, np.ones_like(ids), settings), expected)
+    # prefill + 6 steps, plus 2 warm-up runs for each of the two bindings the first time only
+    assert first == 1 + 6 + 2 * WARMUP_RUNS and len(runs) - first == 1 + 6
+
+
+def test_a_refused_capture_is_a_clear_error(model, monkeypatch):
+    real_run = model.session.run_with_iobinding
+
+    def run(binding, options=None):
+        if options is not None and options.get_run_config_entry("gpu_graph_id") not in ("", "-1"):
+            raise RuntimeError("operation not permitted when stream is capturing")
+        return real_run(binding, options)
+
+    monkeypatch.setattr(model.session, "run_with_iobinding", run)
+    cache = {}
+    decoder = DeviceDecoder(model, cache, Device("cpu"), use_graph=True)
+    settings = GenerationSettings.create(max_new_tokens=3, eos_token_id=[])
+    ids = tokens(1, 4)
+    with pytest.raises(BackendUnavailableError, match=r"batch 1 in a CUDA graph \(id 1\).*cuda_graph=False"):
+        generate(decoder, ids, np.ones_like(ids), settings)
+    assert cache[1].captured == [False, False]
+
+
+def test_eos_rows_overwrite_the_device_tokens(model):
+    """A finished row's pad token replaces the head's argmax in the device input buffer."""
+    ids = tokens(2, 4, seed=7)
+    free = model.generate(ids, max_new_tokens=12, eos_token_id=[])
+    eos = int(free[0, 4 + 2])
+    settings = GenerationSettings.create(max_new_tokens=12, eos_token_id=eos, pad_token_id=60)
+    mask = np.ones_like(ids)
+    np.testing.assert_array_equal(generate(DeviceDecoder(model, {}, Device("cpu")), ids, mask, settings),
+                                  generate(HostDecoder(model), ids, mask, settings))
+
+
+@pytest.mark.parametrize("batch", [32, 128])
+def test_left_padded_batches_on_the_device_path_equal_rows_alone(model, batch):
+    """Batch 32 and 128 through the IO-binding decoder (CPU OrtValues): each row's greedy
+    continuation is the one it gets alone."""
+    ids, mask, prompts = left_padded_batch(batch, seed=batch)
+    settings = GenerationSettings.create(max_new_tokens=6, eos_token_id=[])
+    cache = {}
+    out = generate(DeviceDecoder(model, cache, Device("cpu"), use_graph=True), ids, mask, settings)
+    for row, prompt in enumerate(prompts):
+        alone = generate(DeviceDecoder(model, cache, Device("cpu"), use_graph=True), prompt[None],
+                         np.ones((1, len(prompt)), np.int64), settings)
+        np.testing.assert_array_equal(out[row, ids.shape[1]:], alone[0, len(prompt):], err_msg=f"row {row}")
 
 
 def _cuda_available() -> bool:

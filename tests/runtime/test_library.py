@@ -17,8 +17,16 @@ def nowhere(monkeypatch, tmp_path):
     """No library anywhere: the default locations point into an empty folder."""
     monkeypatch.delenv(library.ENV_VAR, raising=False)
     monkeypatch.setattr(library, "default_build_dir", lambda: tmp_path / "build")
+    monkeypatch.setattr(library, "cuda_build_dir", lambda: tmp_path / "build_cuda")
     monkeypatch.setattr(library, "packaged_library", lambda: tmp_path / "_lib" / library.LIBRARY_NAME)
     return tmp_path
+
+
+def _place(path: Path, source: str | None = None) -> Path:
+    """A library at ``path``: a copy of a real build, or an empty file when only its place matters."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(Path(source).read_bytes() if source else b"")
+    return path
 
 
 def test_import_has_no_side_effects():
@@ -95,3 +103,70 @@ def test_build_ops_command_prints_the_path(monkeypatch, capsys):
     assert main(["build-ops", "--cuda", "--build-dir", "out"]) == 0
     assert calls == [(True, None, "out")]
     assert capsys.readouterr().out.strip() == "/built/libmamba_export_ops.so"
+
+
+def test_cpu_search_falls_back_to_the_cuda_build(nowhere):
+    """A CUDA build holds the CPU kernels too, so it serves the CPU when it is the only build."""
+    cuda_build = _place(nowhere / "build_cuda" / library.LIBRARY_NAME)
+    assert library.get_library_path() == str(cuda_build)
+    cpu_build = _place(nowhere / "build" / library.LIBRARY_NAME)
+    assert library.get_library_path() == str(cpu_build)
+
+
+def test_cuda_search_prefers_the_cuda_build(nowhere, cpu_only_library, cuda_library):
+    cpu_build = _place(nowhere / "build" / library.LIBRARY_NAME, cpu_only_library)
+    with pytest.raises(CustomOpsNotFoundError, match=r"without CUDA kernels.*build-ops --cuda"):
+        library.get_library_path(cuda=True)  # only the CPU build exists: refused, not used
+    cuda_build = _place(nowhere / "build_cuda" / library.LIBRARY_NAME, cuda_library)
+    assert library.get_library_path(cuda=True) == str(cuda_build)
+    assert library.get_library_path() == str(cpu_build)
+
+
+def test_cuda_search_with_nothing_built_names_the_cuda_command(nowhere):
+    with pytest.raises(CustomOpsNotFoundError) as caught:
+        library.get_library_path(cuda=True)
+    message = str(caught.value)
+    assert message.index(str(nowhere / "build_cuda")) < message.index(str(nowhere / "build" / library.LIBRARY_NAME))
+    assert "mamba-export build-ops --cuda" in message
+
+
+def test_env_library_without_cuda_kernels_is_refused_for_cuda(nowhere, monkeypatch, cpu_only_library):
+    monkeypatch.setenv(library.ENV_VAR, cpu_only_library)
+    assert library.get_library_path() == str(Path(cpu_only_library).resolve())
+    with pytest.raises(CustomOpsNotFoundError, match="without CUDA kernels"):
+        library.get_library_path(cuda=True)
+
+
+def test_the_library_says_whether_it_has_cuda_kernels(cpu_only_library, cuda_library):
+    assert library.has_cuda_kernels(cpu_only_library) is False
+    assert library.has_cuda_kernels(cuda_library) is True
+
+
+def test_has_cuda_kernels_of_a_file_that_is_not_a_library(tmp_path):
+    fake = _place(tmp_path / "libfake.so")
+    with pytest.raises(CustomOpsNotFoundError, match="could not load"):
+        library.has_cuda_kernels(str(fake))
+
+
+def test_has_cuda_kernels_of_a_library_without_the_symbol(tmp_path):
+    """An older build (or any other shared library) cannot answer: rebuild, never guess."""
+    import ctypes.util
+
+    libm = ctypes.util.find_library("m")
+    if libm is None:
+        pytest.skip("no libm to stand in for an old build")
+    with pytest.raises(CustomOpsNotFoundError, match="older build.*build-ops --cuda"):
+        library.has_cuda_kernels(libm)
+
+
+def test_cuda_build_goes_to_its_own_folder(monkeypatch):
+    calls = []
+
+    def fake_run(command, **kwargs):
+        calls.append(command)
+        raise OSError("not really running")
+
+    monkeypatch.setattr(library.subprocess, "run", fake_run)
+    with pytest.raises(BuildError):
+        library.build_library(cuda=True)
+    assert calls[0][-2:] == ["--build-dir", str(library.cuda_build_dir())]

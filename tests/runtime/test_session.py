@@ -11,7 +11,13 @@ from mamba_export.errors import BackendUnavailableError, CustomOpsNotFoundError,
 from mamba_export.options import RuntimeOptions
 from mamba_export.runtime.folder import load_export_folder
 from mamba_export.runtime.model import ORTMambaForCausalLM, ORTMambaModel, resolve_options
-from mamba_export.runtime.session import create_session, providers_for
+from mamba_export.runtime.session import (
+    create_session,
+    cuda_device_id,
+    library_path,
+    options_for_folder,
+    providers_for,
+)
 
 
 def _has_cuda_provider() -> bool:
@@ -99,21 +105,137 @@ def test_provider_and_options_must_agree():
         resolve_options("cuda", RuntimeOptions(provider="cpu"))
 
 
-def test_cuda_graph_needs_io_binding(exported):
-    from mamba_export.runtime.generation import make_decoder
-
-    model = ORTMambaForCausalLM.from_pretrained(exported("standard"))
-    model.options = RuntimeOptions(provider="cuda", cuda_graph=True, io_binding=False)
+def test_cuda_graphs_are_on_by_default_for_cuda_only():
+    assert RuntimeOptions(provider="cuda").use_cuda_graph
+    assert not RuntimeOptions(provider="cuda", cuda_graph=False).use_cuda_graph
+    assert not RuntimeOptions(provider="cuda", io_binding=False).use_cuda_graph
+    assert not RuntimeOptions().use_cuda_graph
+    with pytest.raises(MambaExportError, match="needs provider='cuda'"):
+        RuntimeOptions(cuda_graph=True)
     with pytest.raises(MambaExportError, match="io_binding"):
-        make_decoder(model)
+        RuntimeOptions(provider="cuda", cuda_graph=True, io_binding=False)
 
 
-@pytest.mark.parametrize("allow_tf32, expected", [(False, "0"), (True, "1")])
-def test_cuda_provider_options_keep_float32_exact_unless_tf32_is_allowed(monkeypatch, allow_tf32, expected):
+@pytest.fixture
+def cuda_listed(monkeypatch):
+    """onnxruntime claims the CUDA provider (only the provider list is built, no session)."""
     import onnxruntime as ort
 
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    providers = providers_for(RuntimeOptions(provider="cuda", allow_tf32=allow_tf32, cuda_graph=True))
+
+
+@pytest.mark.parametrize("allow_tf32, expected", [(False, "0"), (True, "1")])
+def test_cuda_provider_options_keep_float32_exact_unless_tf32_is_allowed(cuda_listed, allow_tf32, expected):
+    providers = providers_for(RuntimeOptions(provider="cuda", allow_tf32=allow_tf32))
     name, cuda_options = providers[0]
-    assert name == "CUDAExecutionProvider"
-    assert cuda_options == {"use_tf32": expected, "enable_cuda_graph": "1"}
+    assert name == "CUDAExecutionProvider" and providers[1] == "CPUExecutionProvider"
+    assert cuda_options == {"use_tf32": expected, "enable_cuda_graph": "1", "cudnn_conv_algo_search": "HEURISTIC"}
+
+
+def test_cuda_options_override_the_defaults(cuda_listed):
+    options = RuntimeOptions(provider="cuda", cuda_graph=False,
+                             cuda_options={"cudnn_conv_algo_search": "EXHAUSTIVE", "device_id": 1})
+    assert providers_for(options)[0][1] == {"use_tf32": "0", "cudnn_conv_algo_search": "EXHAUSTIVE",
+                                            "device_id": "1"}
+    assert cuda_device_id(options) == 1
+    assert RuntimeOptions(provider="cuda", cuda_options={"device_id": 1}) == \
+        RuntimeOptions(provider="cuda", cuda_options=(("device_id", "1"),))
+    assert RuntimeOptions(provider="cuda", cuda_options={"device_id": 1}).to_dict()["cuda_options"] == \
+        {"device_id": "1"}
+
+
+def test_token_head_session_captures_no_graphs(cuda_listed):
+    options = RuntimeOptions(provider="cuda", cuda_options={"device_id": 2})
+    assert providers_for(options, head=True)[0][1] == {"use_tf32": "0", "cudnn_conv_algo_search": "HEURISTIC",
+                                                       "device_id": "2"}
+
+
+@pytest.mark.parametrize("cuda_options, match", [
+    ({"enable_cuda_graph": "1"}, "RuntimeOptions.cuda_graph"),
+    ({"use_tf32": "1"}, "RuntimeOptions.allow_tf32"),
+    ("HEURISTIC", "dict of CUDA provider options"),
+])
+def test_bad_cuda_options(cuda_options, match):
+    with pytest.raises(MambaExportError, match=match):
+        RuntimeOptions(provider="cuda", cuda_options=cuda_options)
+
+
+def test_cuda_options_need_the_cuda_provider():
+    with pytest.raises(MambaExportError, match="apply to provider='cuda'"):
+        RuntimeOptions(cuda_options={"device_id": 0})
+
+
+def test_bad_device_id(cuda_listed):
+    with pytest.raises(MambaExportError, match="device_id must be an integer"):
+        providers_for(RuntimeOptions(provider="cuda", cuda_options={"device_id": "first"}))
+
+
+def test_cuda_session_refuses_a_library_without_cuda_kernels(cpu_only_library):
+    """Checked before any session exists, so it holds on machines without a GPU too."""
+    options = RuntimeOptions(provider="cuda", library_path=cpu_only_library)
+    with pytest.raises(CustomOpsNotFoundError, match=r"without CUDA kernels.*build-ops --cuda"):
+        library_path(options)
+    assert library_path(RuntimeOptions(library_path=cpu_only_library)) == cpu_only_library
+
+
+def test_cuda_session_takes_a_library_with_cuda_kernels(cuda_library):
+    assert library_path(RuntimeOptions(provider="cuda", library_path=cuda_library)) == cuda_library
+
+
+def test_the_graph_default_is_off_for_the_scan_backend(exported, caplog):
+    """ONNX Runtime captures no control flow; the standard backend's recurrence is an ONNX Scan."""
+    import logging
+
+    standard, custom = load_export_folder(exported("standard")), load_export_folder(exported("custom"))
+    cuda = RuntimeOptions(provider="cuda")
+    with caplog.at_level(logging.INFO, logger="mamba_export.runtime.session"):
+        settled = options_for_folder(standard, cuda)
+    assert settled.cuda_graph is False and not settled.use_cuda_graph
+    assert "no CUDA graphs for the standard backend" in caplog.text
+    assert options_for_folder(custom, cuda) == cuda and cuda.use_cuda_graph
+    explicit = RuntimeOptions(provider="cuda", cuda_graph=True)
+    assert options_for_folder(standard, explicit) == explicit  # asked for: ONNX Runtime's refusal is reported
+    assert options_for_folder(standard, RuntimeOptions()) == RuntimeOptions()
+
+
+REFUSAL = ("This session cannot use the graph capture feature as requested by the user as all compute graph "
+           "nodes have not been partitioned to the CUDAExecutionProvider")
+
+
+def _refusing(calls):
+    """A create_session that refuses CUDA graphs the way onnxruntime words it, and records its options."""
+    def create(folder, options):
+        calls.append(options)
+        if options.use_cuda_graph:
+            raise BackendUnavailableError("onnxruntime refused CUDA graphs") from RuntimeError(REFUSAL)
+        return "session"
+
+    return create
+
+
+def test_a_refused_graph_default_opens_a_session_without_graphs(exported, monkeypatch, caplog):
+    from mamba_export.runtime import session
+
+    calls = []
+    monkeypatch.setattr(session, "create_session", _refusing(calls))
+    folder = load_export_folder(exported("custom"))
+    options, opened = session.open_session(folder, RuntimeOptions(provider="cuda"))
+    assert opened == "session" and options.cuda_graph is False
+    assert [c.use_cuda_graph for c in calls] == [True, False]
+    assert "decoding without CUDA graphs" in caplog.text
+
+
+def test_a_refusal_of_explicit_graphs_or_another_error_stays_an_error(exported, monkeypatch):
+    from mamba_export.runtime import session
+
+    folder = load_export_folder(exported("custom"))
+    monkeypatch.setattr(session, "create_session", _refusing([]))
+    with pytest.raises(BackendUnavailableError, match="refused CUDA graphs"):
+        session.open_session(folder, RuntimeOptions(provider="cuda", cuda_graph=True))
+
+    def no_cuda(folder, options):
+        raise BackendUnavailableError("onnxruntime did not enable CUDAExecutionProvider")
+
+    monkeypatch.setattr(session, "create_session", no_cuda)
+    with pytest.raises(BackendUnavailableError, match="did not enable"):
+        session.open_session(folder, RuntimeOptions(provider="cuda"))

@@ -1,0 +1,118 @@
+"""The runtime on CUDA (marked gpu): IO binding, CUDA graphs, new prompt lengths, placement.
+
+Run with ``pytest -m gpu tests/runtime/test_cuda_runtime.py -s`` on a machine with
+onnxruntime-gpu and the CUDA build of the library ($MAMBA_EXPORT_OPS_LIBRARY or
+build/custom_ops_cuda). Timings are printed, never asserted (scripts/bench_e2e.py
+measures them); the assertions are about tokens.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from mamba_export.errors import BackendUnavailableError, CustomOpsNotFoundError
+from mamba_export.options import RuntimeOptions
+from mamba_export.runtime.model import ORTMambaForCausalLM
+from tests.support.prompts import left_padded_batch, tokens
+
+
+def _cuda_available() -> bool:
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not _cuda_available(),
+                                                  reason="needs onnxruntime-gpu with CUDAExecutionProvider and a GPU")]
+NEW_LENGTHS = (17, 33, 65, 129, 257)
+
+
+def on_cuda(folder, **options) -> ORTMambaForCausalLM:
+    return ORTMambaForCausalLM.from_pretrained(folder, options=RuntimeOptions(provider="cuda", **options))
+
+
+@pytest.fixture(scope="module", params=["custom", "standard"])
+def folder(request, exported):
+    return exported(request.param)
+
+
+@pytest.fixture(scope="module")
+def cpu_model(folder):
+    return ORTMambaForCausalLM.from_pretrained(folder)
+
+
+def test_first_calls_at_new_prompt_lengths(folder, cpu_model, capsys):
+    """Five prompt lengths the session has never seen: each first call gives the CPU's tokens;
+    first- and second-call times are printed (the stall the CUDA defaults avoid)."""
+    model = on_cuda(folder)
+    model.generate(tokens(1, 8), max_new_tokens=4, eos_token_id=[])
+    for length in NEW_LENGTHS:
+        ids = tokens(1, length, seed=length)
+        times, outputs = [], []
+        for _ in range(2):
+            start = time.perf_counter()
+            outputs.append(model.generate(ids, max_new_tokens=8, eos_token_id=[]))
+            times.append(time.perf_counter() - start)
+        np.testing.assert_array_equal(outputs[0], cpu_model.generate(ids, max_new_tokens=8, eos_token_id=[]))
+        np.testing.assert_array_equal(outputs[1], outputs[0])
+        with capsys.disabled():
+            print(f"\n{folder.name} L={length}: first call {1e3 * times[0]:.1f} ms, second {1e3 * times[1]:.1f} ms")
+
+
+def test_cuda_graph_decode_equals_the_path_without_graphs(folder):
+    graphs, plain = on_cuda(folder), on_cuda(folder, cuda_graph=False)
+    if graphs.info["backend"] == "standard":  # its ONNX Scan cannot be captured: graphs stay off
+        assert not graphs.options.use_cuda_graph
+        with pytest.raises(BackendUnavailableError, match="cuda_graph=False"):
+            on_cuda(folder, cuda_graph=True)
+        return
+    assert graphs.options.use_cuda_graph and not plain.options.use_cuda_graph
+    for batch in (1, 4, 1, 4):  # a second visit to a batch size replays the graphs captured on the first
+        ids, mask, _ = left_padded_batch(batch, seed=batch)
+        kwargs = dict(attention_mask=mask, max_new_tokens=24, eos_token_id=[])
+        np.testing.assert_array_equal(graphs.generate(ids, **kwargs), plain.generate(ids, **kwargs))
+        sampled = dict(kwargs, do_sample=True, top_k=10, seed=3)
+        np.testing.assert_array_equal(graphs.generate(ids, **sampled), plain.generate(ids, **sampled))
+    assert sorted(graphs.decode_cache) == [1, 4] and all(graphs.decode_cache[b].captured == [True, True]
+                                                         for b in (1, 4))
+
+
+def test_plain_calls_on_a_graph_session_never_replay(folder, cpu_model):
+    """model(ids) at changing lengths runs with gpu_graph_id -1: a replay would return stale shapes.
+    Float32 on both providers with TF32 off: the logits differ by rounding only (1e-4 is generous)."""
+    model = on_cuda(folder)
+    for length in (3, 5, 3, 7, 5):
+        ids = tokens(2, length, seed=length)
+        got, expected = model(ids), cpu_model(ids)
+        assert got.logits.shape == expected.logits.shape
+        np.testing.assert_allclose(got.logits, expected.logits, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("batch", [32, 128])
+def test_left_padded_batches_with_graphs_equal_rows_alone(folder, batch):
+    model = on_cuda(folder)
+    ids, mask, prompts = left_padded_batch(batch, seed=batch)
+    out = model.generate(ids, attention_mask=mask, max_new_tokens=12, eos_token_id=[])
+    for row, prompt in enumerate(prompts):
+        alone = model.generate(prompt[None], max_new_tokens=12, eos_token_id=[])
+        np.testing.assert_array_equal(out[row, ids.shape[1]:], alone[0, len(prompt):], err_msg=f"row {row}")
+
+
+def test_cpu_only_library_is_refused_for_cuda(exported, cpu_only_library):
+    with pytest.raises(CustomOpsNotFoundError, match="without CUDA kernels"):
+        on_cuda(exported("custom"), library_path=cpu_only_library)
+
+
+def test_placement_probe_catches_custom_nodes_on_the_cpu(exported, cpu_only_library, monkeypatch):
+    """Past the library check (patched out), the CPU-only kernels land on the CPU provider and the
+    session is refused: by the probe, or by ONNX Runtime itself when CUDA graphs are on."""
+    from mamba_export.runtime import library
+
+    monkeypatch.setattr(library, "check_cuda_kernels", lambda path: None)
+    with pytest.raises(BackendUnavailableError, match=r"SelectiveScan \(\d+ nodes\) ran on CPUExecutionProvider"):
+        on_cuda(exported("custom"), library_path=cpu_only_library, cuda_graph=False)
+    with pytest.raises(BackendUnavailableError):
+        on_cuda(exported("custom"), library_path=cpu_only_library)
