@@ -15,7 +15,7 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON=${PYTHON:-python3}
 work="$(mktemp -d)"
 trap 'rm -rf "${work}"' EXIT
-step() { echo "== $*"; }
+step() { echo "== [${SECONDS}s] $*"; }
 
 step "building the wheel"
 "${PYTHON}" -m pip wheel "${repo_root}" --no-deps -q -w "${work}/dist"
