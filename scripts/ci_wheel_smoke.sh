@@ -23,7 +23,8 @@ wheel="$(ls "${work}"/dist/mamba_export-*.whl)"
 case "$(basename "${wheel}")" in
   *-none-any.whl) echo "error: ${wheel} is a pure wheel; it must be platform-tagged" >&2; exit 1 ;;
 esac
-"${PYTHON}" -m zipfile -l "${wheel}" | grep -q "mamba_export/_lib/libmamba_export_ops.so" \
+# (grep -c reads the whole listing: grep -q would stop early and break the pipe under pipefail)
+"${PYTHON}" -m zipfile -l "${wheel}" | grep -c "mamba_export/_lib/libmamba_export_ops.so" >/dev/null \
   || { echo "error: ${wheel} does not carry mamba_export/_lib/libmamba_export_ops.so" >&2; exit 1; }
 
 step "installing $(basename "${wheel}") into a fresh environment (no compiler on PATH)"
@@ -34,8 +35,10 @@ venv_bin="${work}/venv/bin"
 isolated=(env -u PYTHONPATH -u MAMBA_EXPORT_OPS_LIBRARY PATH="${venv_bin}")
 cd "${work}"
 # torch first, pinned as in scripts/setup.sh (a bare requirement would pull a CUDA build).
-"${isolated[@]}" pip install -q "torch==${TORCH_VERSION:-2.13.0}"
-"${isolated[@]}" pip install -q "${wheel}"
+# --no-compile: byte-compiling all of torch up front is most of an install's time; Python
+# compiles the modules it imports anyway.
+"${isolated[@]}" pip install -q --no-compile "torch==${TORCH_VERSION:-2.13.0}"
+"${isolated[@]}" pip install -q --no-compile "${wheel}"
 
 step "checking that the package and its library come from the wheel"
 site="$("${isolated[@]}" python -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')"
