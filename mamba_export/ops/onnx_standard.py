@@ -13,6 +13,11 @@ exp(cumsum(dt * A)) is avoided on purpose: that product underflows to zero withi
 a few hundred steps. Groups of B and C are handled by viewing the channels as
 (G, D/G): B of shape (B, N, L) is simply the one-group case. B and C may be
 grouped differently only if one of them has a single group.
+
+The ``Scan`` itself (:func:`time_major_scan`) runs over axis 0 of time-major
+sequences and its body reads nothing from the enclosing graph: the form that ONNX
+Runtime, ``onnx.reference`` and OpenVINO all run (docs/deploy.md). The op's
+(B, D, L) layout is transposed into it and back.
 """
 
 from __future__ import annotations
