@@ -7,7 +7,9 @@
 # with that library, and `mamba-export generate` runs the export.
 #
 # Usage: scripts/ci_wheel_smoke.sh        (PYTHON picks the interpreter, default python3;
-#                                         TORCH_VERSION the CPU torch, as in scripts/setup.sh)
+#                                         TORCH_VERSION the CPU torch, as in scripts/setup.sh;
+#                                         MAMBA_EXPORT_WITH_CUDA=1 builds and checks a CUDA wheel,
+#                                         whose export still runs on the CPU)
 # Building needs what scripts/build_custom_ops.sh needs; the fresh environment installs the
 # wheel's dependencies from pip's index (and cache). A few minutes on a 2-core machine.
 set -euo pipefail
@@ -50,6 +52,12 @@ library="$("${isolated[@]}" mamba-export info --library)"
   || { echo "error: the op library found is ${library}, not the wheel's" >&2; exit 1; }
 echo "package ${package}"
 echo "library ${library}"
+# MAMBA_EXPORT_WITH_CUDA=1 (read by setup.py) builds the CUDA kernels into the wheel: check they are there.
+cuda_kernels="$("${isolated[@]}" python -c 'from mamba_export.cli.info import has_cuda_kernels as h; import sys; print(str(h(sys.argv[1])).lower())' "${library}")"
+case "$(tr "[:upper:]" "[:lower:]" <<<"${MAMBA_EXPORT_WITH_CUDA:-0}" | tr -d "[:space:]")" in 1|on|true|yes) want=true ;; *) want=false ;; esac
+[[ "${cuda_kernels}" == "${want}" ]] \
+  || { echo "error: the wheel's library has CUDA kernels: ${cuda_kernels}, expected ${want}" >&2; exit 1; }
+echo "CUDA kernels ${cuda_kernels}"
 
 step "export (custom op, parity check on) and generate"
 "${isolated[@]}" python - "${work}/model" <<'PY'
