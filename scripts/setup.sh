@@ -8,6 +8,7 @@ PYTHON=${PYTHON:-python3}
 # torch first, pinned: the CPU build lies on this kind of machine's disk, while a
 # bare `torch` requirement would pull a multi-GB CUDA build.
 "$PYTHON" -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
+# dev brings the test tools and OpenVINO, one of the three runtimes the standard graph is tested on.
 "$PYTHON" -m pip install -q -e ".[dev,optimum]"
 
 bash scripts/build_custom_ops.sh

@@ -1,18 +1,34 @@
-"""``mamba-export info``: describe an exported folder (backend, dtype, I/O, versions, parity)."""
+"""``mamba-export info``: describe an exported folder (backend, dtype, I/O, versions, parity), or
+with ``--library`` say where the custom-op library is (for C++ and other hosts that load it)."""
 
 from __future__ import annotations
 
-HELP = "Describe an exported folder: backend, dtype, graph inputs and outputs, versions, parity summary."
+from pathlib import Path
+
+HELP = ("Describe an exported folder: backend, dtype, graph inputs and outputs, versions, parity summary; "
+        "or with --library print the custom-op library's path.")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("folder", metavar="DIR", help="folder written by `mamba-export export`")
-    parser.add_argument("--json", action="store_true", help="print export_info.json as it is")
+    parser.add_argument("folder", metavar="DIR", nargs="?", help="folder written by `mamba-export export`")
+    parser.add_argument("--json", action="store_true",
+                        help="print export_info.json as it is (with --library: the path and whether the "
+                             "library has CUDA kernels, as JSON)")
+    parser.add_argument("--library", action="store_true",
+                        help="print the path of the SelectiveScan library this installation uses (the one a "
+                             "wheel carries, a development build, or $MAMBA_EXPORT_OPS_LIBRARY)")
 
 
 def run(args) -> int:
     import json
 
+    if args.library:
+        return _print_library(args.json)
+    if args.folder is None:
+        from mamba_export.errors import ExportFolderError
+
+        raise ExportFolderError("no folder given: `mamba-export info DIR` describes an export folder, "
+                                "`mamba-export info --library` prints the custom-op library's path")
     from mamba_export.runtime.folder import load_export_folder
 
     info = load_export_folder(args.folder).info
@@ -21,6 +37,27 @@ def run(args) -> int:
         return 0
     print(format_info(info))
     return 0
+
+
+def _print_library(as_json: bool) -> int:
+    import json
+
+    from mamba_export.runtime.library import get_library_path
+
+    path = get_library_path()
+    if as_json:
+        print(json.dumps({"path": path, "cuda_kernels": has_cuda_kernels(path)}, indent=2))
+    else:
+        print(path)
+    return 0
+
+
+def has_cuda_kernels(path) -> bool:
+    """Whether the library registers CUDA kernels: only a CUDA build holds the CUDA provider's name,
+    which it needs to register them (a byte search of a file of a few MB; nothing is loaded)."""
+    from mamba_export.runtime.session import CUDA_PROVIDER
+
+    return CUDA_PROVIDER.encode() in Path(path).read_bytes()
 
 
 def format_info(info: dict) -> str:

@@ -14,6 +14,11 @@ exp(cumsum(dt * A)) is avoided on purpose: that product underflows to zero withi
 a few hundred steps. Groups of B and C are handled by viewing the channels as
 (G, D/G): B of shape (B, N, L) is simply the one-group case. B and C may be
 grouped differently only if one of them has a single group.
+
+The ``Scan`` itself (:func:`time_major_scan`) runs over axis 0 of time-major
+sequences and its body reads nothing from the enclosing graph: the form that ONNX
+Runtime, ``onnx.reference`` and OpenVINO all run (docs/deploy.md). The op's
+(B, D, L) layout is transposed into it and back.
 """
 
 from __future__ import annotations
@@ -42,21 +47,39 @@ def _time_step(g: _Builder, delta: str, delta_bias: str, softplus: bool) -> str:
     return dt
 
 
-def _scan_body(prefix: str, a_grouped: str) -> onnx.GraphProto:
-    """One step. State h: (B, G, D/G, N). Per-step slices: dt, dt*u: (B, G, D/G, 1);
-    B_t: (B, G, 1, N); C_t: (B, G, N, 1). Outer-scope value: A as (G, D/G, N).
+def _scan_body(prefix: str) -> onnx.GraphProto:
+    """One step. State h: (B, G, D/G, N) and A: (G, D/G, N), carried unchanged. Per-step slices:
+    dt, dt*u: (B, G, D/G, 1); B_t: (B, G, 1, N); C_t: (B, G, N, 1).
+    A is a carried state rather than an outer-scope value because OpenVINO's Scan importer counts
+    outer-scope values as body inputs and then finds the node short of inputs.
     y_t comes out of a MatMul (B, G, D/G, 1), much faster in ONNX Runtime than Mul + ReduceSum,
     and the outer product (dt*u) B_t is a MatMul with an inner size of 1 (faster than a
     broadcasting Mul)."""
     g = _Builder(prefix + "/step")
-    names = {k: f"{prefix}/step/{k}" for k in ("h", "dt", "dtu", "b", "c", "h_next", "y")}
-    decay = g.op("Exp", g.op("Mul", names["dt"], a_grouped))
+    names = {k: f"{prefix}/step/{k}" for k in ("h", "a", "dt", "dtu", "b", "c", "h_next", "a_next", "y")}
+    decay = g.op("Exp", g.op("Mul", names["dt"], names["a"]))
     drive = g.op("MatMul", names["dtu"], names["b"])
     g.op("Add", g.op("Mul", decay, names["h"]), drive, out=names["h_next"])
+    g.op("Identity", names["a"], out=names["a_next"])
     g.op("MatMul", names["h_next"], names["c"], out=names["y"])
-    inputs = [helper.make_tensor_value_info(names[k], FLOAT, None) for k in ("h", "dt", "dtu", "b", "c")]
-    outputs = [helper.make_tensor_value_info(names[k], FLOAT, None) for k in ("h_next", "y")]
+    inputs = [helper.make_tensor_value_info(names[k], FLOAT, None) for k in ("h", "a", "dt", "dtu", "b", "c")]
+    outputs = [helper.make_tensor_value_info(names[k], FLOAT, None) for k in ("h_next", "a_next", "y")]
     return helper.make_graph(g.nodes, f"{prefix}/step", inputs, outputs)
+
+
+def time_major_scan(g: _Builder, h0: str, a_grouped: str, dt: str, dtu: str, b: str, c: str) -> tuple[str, str]:
+    """The recurrence as one ``Scan`` over axis 0 of time-major float32 sequences.
+
+    h0: (B, G, D/G, N); a_grouped: (G, D/G, N); dt and dt*u: (L, B, G, D/G, 1);
+    b: (L, B, G, 1, N); c: (L, B, G, N, 1). Returns (h_last (B, G, D/G, N), y (L, B, G, D/G, 1)).
+    Time-major on axis 0 is the one Scan form every runtime implements (onnx.reference
+    refuses any other axis), so each layout transposes into it rather than scanning in place.
+    """
+    h_last, a_last, y_steps = g.fresh("h_last"), g.fresh("a_last"), g.fresh("y_steps")
+    g.nodes.append(helper.make_node(
+        "Scan", [h0, a_grouped, dt, dtu, b, c], [h_last, a_last, y_steps], name=g.fresh("Scan"),
+        body=_scan_body(g.prefix), num_scan_inputs=4, scan_input_axes=[0, 0, 0, 0], scan_output_axes=[0]))
+    return h_last, y_steps
 
 
 def _replacement(node: onnx.NodeProto, prefix: str) -> list[onnx.NodeProto]:
@@ -93,11 +116,12 @@ def _replacement(node: onnx.NodeProto, prefix: str) -> list[onnx.NodeProto]:
     else:
         h0 = g.op("Expand", g.scalar(0.0), state_shape)
 
-    body = _scan_body(prefix, a_grouped)
-    h_last, y_steps = g.fresh("h_last"), g.fresh("y_steps")
-    g.nodes.append(helper.make_node(
-        "Scan", [h0, dt5, dtu5, b5, c5], [h_last, y_steps], name=g.fresh("Scan"), body=body,
-        num_scan_inputs=4, scan_input_axes=[4, 4, 4, 4], scan_output_axes=[4]))
+    # (B, G, D/G, 1, L) -> time-major (L, B, G, D/G, 1); likewise for B_t and C_t.
+    time_first = [4, 0, 1, 2, 3]
+    h_last, y_steps = time_major_scan(
+        g, h0, a_grouped, g.op("Transpose", dt5, perm=time_first), g.op("Transpose", dtu5, perm=time_first),
+        g.op("Transpose", b5, perm=time_first), g.op("Transpose", c5, perm=time_first))
+    y_steps = g.op("Transpose", y_steps, perm=[1, 2, 3, 4, 0])  # back to (B, G, D/G, 1, L)
 
     y = g.op("Reshape", y_steps, g.op("Shape", u))  # (B, G, D/G, 1, L) -> (B, D, L)
     if given["D"]:

@@ -1,16 +1,17 @@
-"""The standard-ops rewrite: only standard ops remain; plain ONNX Runtime matches the float64 reference."""
+"""The standard-ops rewrite: only standard ops remain, and ONNX Runtime, onnx.reference and OpenVINO
+all match the float64 reference on it."""
 
 from __future__ import annotations
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
 
 from mamba_export.ops import reference
 from mamba_export.ops.onnx_standard import rewrite_file, rewrite_model
 from mamba_export.ops.selective_scan import DOMAIN
+from tests.support import standard_runtimes
 from tests.support.one_node import selective_scan_model
 
 OPTIONAL = ("D", "z", "delta_bias", "initial_state")
@@ -36,12 +37,12 @@ def _inputs(rng, io_dtype, groups_b=0, groups_c=0, batch=2, dim=12, state=5, len
     }
 
 
-def _run_rewritten(model: onnx.ModelProto, feeds: dict):
+def _run_rewritten(model: onnx.ModelProto, feeds: dict, runtime: str = "onnxruntime"):
     rewrite_model(model)
     onnx.checker.check_model(model, full_check=True)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = {i.name for i in session.get_inputs()}
-    return session.run(None, {k: v for k, v in feeds.items() if k in names})
+    names = {i.name for i in model.graph.input}
+    outputs = standard_runtimes.run(runtime, model, {k: v for k, v in feeds.items() if k in names})
+    return outputs["y"], outputs["last_state"]
 
 
 def _expected(feeds: dict, present, softplus: bool):
@@ -61,10 +62,11 @@ def _relative(actual, expected) -> float:
 TOLERANCE = {"float32": (1e-5, 1e-5), "float16": (2e-3, 1e-5)}
 
 
+@pytest.mark.parametrize("runtime", standard_runtimes.RUNTIMES)
 @pytest.mark.parametrize("io_dtype", ["float32", "float16"])
 @pytest.mark.parametrize("groups", [(0, 0), (3, 3), (0, 3), (3, 0)])
 @pytest.mark.parametrize("present", [(), OPTIONAL])
-def test_rewritten_node_matches_reference(io_dtype, groups, present):
+def test_rewritten_node_matches_reference(io_dtype, groups, present, runtime):
     rng = np.random.default_rng(sum(groups) + len(present))
     feeds = _inputs(rng, io_dtype, *groups)
     softplus = bool(present)
@@ -72,7 +74,7 @@ def test_rewritten_node_matches_reference(io_dtype, groups, present):
         feeds["delta"] = np.abs(feeds["delta"])  # a positive time step without softplus
     model = selective_scan_model(io_dtype, present=present, groups_b=groups[0], groups_c=groups[1],
                                  delta_softplus=int(softplus))
-    y, state = _run_rewritten(model, feeds)
+    y, state = _run_rewritten(model, feeds, runtime)
     y_ref, state_ref = _expected(feeds, present, softplus)
     assert y.dtype == NUMPY[io_dtype] and state.dtype == np.float32
     y_tol, state_tol = TOLERANCE[io_dtype]
@@ -80,13 +82,12 @@ def test_rewritten_node_matches_reference(io_dtype, groups, present):
     assert _relative(state, state_ref) < state_tol
 
 
+@pytest.mark.parametrize("runtime", standard_runtimes.RUNTIMES)
 @pytest.mark.parametrize("length", [1, 2, 17])
-def test_any_length_runs_in_one_graph(length):
+def test_any_length_runs_in_one_graph(length, runtime):
     model = selective_scan_model("float32", present=OPTIONAL, delta_softplus=1)
-    rewrite_model(model)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     feeds = _inputs(np.random.default_rng(length), "float32", length=length)
-    y, state = session.run(None, feeds)
+    y, state = _run_rewritten(model, feeds, runtime)
     y_ref, state_ref = _expected(feeds, OPTIONAL, True)
     assert y.shape == (2, 12, length)
     assert _relative(y, y_ref) < 1e-5 and _relative(state, state_ref) < 1e-5
