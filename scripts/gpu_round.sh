@@ -17,9 +17,12 @@
 #   MAMBA_EXPORT_COMMIT        the commit under test, recorded in round.json
 #   ROUND_BUDGET_S             seconds the whole round may take (default 540)
 #   SKIP_OTHER_GPU_TESTS=1     run only the op's GPU tests (when device time is short)
-#   ROUND_STEPS                "op" (op tests, memcheck, op benchmark), "e2e" (export mamba-130m
-#                              on CUDA, parity on the CUDA provider, greedy against transformers
-#                              on the GPU, end-to-end benchmark) or "op e2e" (default)
+#   ROUND_STEPS                any of: "op" (CUDA op tests, memcheck, every other GPU test),
+#                              "bench" (op benchmark), "e2e" (mamba-130m exported on CUDA in fp32/fp16/bf16,
+#                              node counts, parity on the CUDA provider, greedy against transformers),
+#                              "e2e_bench" (scripts/bench_e2e.py through generate(), fp16, against
+#                              transformers eager), "e2e_big" (bf16 and the 1.4b config); default "op e2e".
+#                              Each group fits one 10-minute device command; a warm machine keeps /tmp.
 set -uo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -93,42 +96,58 @@ if [[ ! -f "${MAMBA_EXPORT_OPS_LIBRARY}" ]]; then
 fi
 
 steps=" ${ROUND_STEPS:-op e2e} "
-if [[ "${steps}" == *" op "* ]]; then
-# 4. Tests: the CUDA op first, then every other GPU test (8 workers where pytest-xdist is installed).
 parallel=""
 python3 -c "import xdist" 2>/dev/null && parallel="-n 8"
-step pytest_cuda_op 200 bash -o pipefail -c "python3 -m pytest -m gpu tests/custom_ops/test_selective_scan_cuda.py \
+op_tests="tests/custom_ops/test_selective_scan_cuda.py tests/custom_ops/test_causal_conv_cuda.py"
+if [[ "${steps}" == *" op "* ]]; then
+# 4. Tests: the CUDA ops first, then every other GPU test (8 workers where pytest-xdist is installed).
+step pytest_cuda_op 240 bash -o pipefail -c "python3 -m pytest -m gpu ${op_tests} \
   -q -p no:cacheprovider ${parallel} 2>&1 | tee '${out}/pytest_cuda_op.log'"
-# 5. The op benchmark.
-step bench 200 bash -o pipefail -c "python3 scripts/bench_op_gpu.py --library '${MAMBA_EXPORT_OPS_LIBRARY}' \
-  --iters 20 --json '${out}/bench_op_gpu.json' 2>&1 | tee '${out}/bench_op_gpu.log'"
-# 6. Memory check of a few op tests; no caching allocator, so each tensor is its own allocation.
+# 5. Memory check of a few op tests; no caching allocator, so each tensor is its own allocation.
 memcheck_selection="decode_batch_64 and float32 or chunked_2125_b1 and float16 or short_groups and bfloat16 \
 or chunked_groups and float32 or chunked_17_unaligned and bfloat16 or length_0 or bad_input or empty_batch \
-or wide_odd_channels and float16 or wide_unaligned_77 and bfloat16 or wide_state_3 and float32"
+or wide_odd_channels and float16 or wide_unaligned_77 and bfloat16 or wide_state_3 and float32 \
+or channels_last or matches_reference and float16"
 step memcheck 150 bash -o pipefail -c "PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck \
   --target-processes all --print-limit 20 --error-exitcode 3 python3 -m pytest -m gpu -q -p no:cacheprovider \
-  tests/custom_ops/test_selective_scan_cuda.py -k '${memcheck_selection}' 2>&1 | tee '${out}/memcheck.log'"
-[[ "${SKIP_OTHER_GPU_TESTS:-0}" == 1 ]] || step pytest_gpu_other 150 bash -o pipefail -c "python3 -m pytest -m gpu tests -q -p no:cacheprovider ${parallel} \
-  --ignore=tests/custom_ops/test_selective_scan_cuda.py 2>&1 | tee '${out}/pytest_gpu_other.log'"
-
+  ${op_tests} -k '${memcheck_selection}' 2>&1 | tee '${out}/memcheck.log'"
+[[ "${SKIP_OTHER_GPU_TESTS:-0}" == 1 ]] || step pytest_gpu_other 240 bash -o pipefail -c "python3 -m pytest -m gpu tests -q -s -p no:cacheprovider \
+  $(for t in ${op_tests}; do printf -- '--ignore=%s ' "$t"; done) 2>&1 | tee '${out}/pytest_gpu_other.log'"
 fi
 
-# 7. End to end: mamba-130m (random weights) exported on the GPU, checked and timed there.
+# 6. The op benchmarks.
+if [[ "${steps}" == *" bench "* ]]; then
+step bench 200 bash -o pipefail -c "python3 scripts/bench_op_gpu.py --library '${MAMBA_EXPORT_OPS_LIBRARY}' \
+  --iters 20 --json '${out}/bench_op_gpu.json' 2>&1 | tee '${out}/bench_op_gpu.log'"
+fi
+
+# 7. End to end: mamba-130m (random weights) exported on the GPU, checked and timed there
+#    through the public API (export, check, generate).
+e2e=/tmp/e2e
+log="${out}/e2e.log"
 if [[ "${steps}" == *" e2e "* ]]; then
-  e2e=/tmp/e2e
-  log="${out}/e2e.log"
-  step export_fp32 150 bash -o pipefail -c "python3 -m mamba_export export --model preset:mamba-130m ${e2e}/fp32 \
-    --device cuda --no-check --force 2>&1 | tee -a '${log}'"
-  step parity_fp32 200 bash -o pipefail -c "python3 -m mamba_export check ${e2e}/fp32 --provider cuda \
-    --json '${out}/parity_fp32.json' 2>&1 | tee -a '${log}'"
+  for dtype in fp32 fp16 bf16; do
+    step "export_${dtype}" 150 bash -o pipefail -c "python3 -m mamba_export export --model preset:mamba-130m \
+      ${e2e}/${dtype} --device cuda --dtype ${dtype} --no-check --force 2>&1 | tee -a '${log}' \
+      && python3 -m mamba_export info ${e2e}/${dtype} 2>&1 | tee -a '${log}'"
+    step "parity_${dtype}" 200 bash -o pipefail -c "python3 -m mamba_export check ${e2e}/${dtype} --provider cuda \
+      --json '${out}/parity_${dtype}.json' 2>&1 | tee -a '${log}'"
+  done
   step greedy_fp32 120 bash -o pipefail -c "python3 scripts/gpu_greedy_check.py ${e2e}/fp32 --tokens 64 \
     --json '${out}/greedy_fp32.json' 2>&1 | tee -a '${log}'"
-  step bench_e2e 300 bash -o pipefail -c "python3 scripts/bench_e2e.py --provider cuda --dtype fp16 \
-    --backends custom --lengths 2048 --batches 1 32 --decode-tokens 32 --repeats 3 --workdir ${e2e}/bench \
+fi
+if [[ "${steps}" == *" e2e_bench "* ]]; then
+  step bench_e2e 420 bash -o pipefail -c "python3 scripts/bench_e2e.py --provider cuda --dtype fp16 \
+    --backends custom --decode-tokens 64 --repeats 3 --workdir ${e2e}/bench \
     --json '${out}/bench_e2e_gpu.json' 2>&1 | tee -a '${log}'"
-  step parity_fp16 150 bash -o pipefail -c "python3 -m mamba_export check ${e2e}/bench/custom-fp16 \
-    --provider cuda --json '${out}/parity_fp16.json' 2>&1 | tee -a '${log}'"
+fi
+if [[ "${steps}" == *" e2e_big "* ]]; then
+  step bench_e2e_bf16 240 bash -o pipefail -c "python3 scripts/bench_e2e.py --provider cuda --dtype bf16 \
+    --backends custom --no-torch --lengths 2048 --batches 1 32 --decode-tokens 64 --repeats 3 \
+    --workdir ${e2e}/bench_bf16 --json '${out}/bench_e2e_gpu_bf16.json' 2>&1 | tee -a '${log}'"
+  step bench_e2e_1_4b 300 bash -o pipefail -c "python3 scripts/bench_e2e.py --model preset:mamba-1.4b \
+    --provider cuda --dtype fp16 --backends custom --lengths 2048 --batches 1 32 --decode-tokens 64 --repeats 3 \
+    --workdir ${e2e}/bench_1_4b --json '${out}/bench_e2e_gpu_1_4b.json' 2>&1 | tee -a '${log}'"
 fi
 
 # 8. What ran, where, with what.
@@ -151,7 +170,7 @@ info = dict(date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), commit=os.environ.get("MA
             onnxruntime=ort.__version__, library=os.environ.get("MAMBA_EXPORT_OPS_LIBRARY"),
             seconds=int(os.environ["ROUND_SECONDS"]), failures=os.environ["FAILURES"].split(),
             results={name: last_line(name) for name in
-                     ("pytest_cuda_op.log", "memcheck.log", "pytest_gpu_other.log", "e2e.log")})
+                     ("pytest_cuda_op.log", "memcheck.log", "pytest_gpu_other.log", "e2e.log", "bench_op_gpu.log")})
 (out / "round.json").write_text(json.dumps(info, indent=1) + "\n")
 print(json.dumps(info, indent=1))
 EOF
