@@ -7,8 +7,10 @@
 // dependency chains per step. Channels of a block share their batch and their groups
 // of B and C, so B[n, t] and C[n, t] are the same for every lane.
 //
-// B and C arrive as (..., N, L), n strided by L; they are copied once into time-major
-// float32 panels (..., L, N). Those panels (the size of B and C) and the per-block
+// B and C arrive as (..., N, L), n strided by L, or channels last as (B, L, (G,) N);
+// either way they are copied once into time-major float32 panels (..., L, N). The
+// sequences are read in place in either layout (channels last: the lanes of a block
+// are neighbours in memory). Those panels (the size of B and C) and the per-block
 // states (the size of last_state) are the only scratch memory; nothing of size
 // B * D * L * N exists.
 //
@@ -62,34 +64,44 @@ struct ChunkBuffers {
   alignas(64) float y[kLanes * kChunk];
 };
 
+// The distance between steps of a sequence: 1 (channels first, a compile-time constant
+// so the loops along time vectorise) or D (channels last, where the 16 lanes of a block
+// read 16 neighbouring values of each step).
+template <bool kChannelsLast>
+MAMBA_INLINE int64_t TimeStride(const SelectiveScanParams& p) {
+  return kChannelsLast ? p.seq.time : 1;
+}
+
 // dt = softplus?(delta + bias) and dt * u along time for one channel (row).
-template <typename Io>
+template <typename Io, bool kChannelsLast>
 MAMBA_INLINE void StageRow(const SelectiveScanParams& p, int64_t row, int64_t t0, int64_t steps,
                            float* __restrict dt, float* __restrict dtu) {
   using S = typename Io::Storage;
-  const S* u = static_cast<const S*>(p.u) + row * p.length + t0;
-  const S* delta = static_cast<const S*>(p.delta) + row * p.length + t0;
+  const int64_t st = TimeStride<kChannelsLast>(p);
+  const int64_t start = SequenceRowOffset(p, row) + t0 * st;
+  const S* u = static_cast<const S*>(p.u) + start;
+  const S* delta = static_cast<const S*>(p.delta) + start;
   const float bias = p.delta_bias ? p.delta_bias[row % p.dim] : 0.0f;
   if (p.delta_softplus) {
     for (int64_t t = 0; t < steps; ++t) {
-      dt[t] = FastSoftplus(Io::Load(delta[t]) + bias, kSoftplusThreshold);
+      dt[t] = FastSoftplus(Io::Load(delta[t * st]) + bias, kSoftplusThreshold);
     }
   } else {
-    for (int64_t t = 0; t < steps; ++t) dt[t] = Io::Load(delta[t]) + bias;
+    for (int64_t t = 0; t < steps; ++t) dt[t] = Io::Load(delta[t * st]) + bias;
   }
-  for (int64_t t = 0; t < steps; ++t) dtu[t] = dt[t] * Io::Load(u[t]);
+  for (int64_t t = 0; t < steps; ++t) dtu[t] = dt[t] * Io::Load(u[t * st]);
 }
 
 // The lanes of a block: lane w is channel d0 + w; lanes past `count` are padding with
 // dt = 0, so exp(0) = 1 keeps their zero state at zero.
-template <typename Io>
+template <typename Io, bool kChannelsLast>
 MAMBA_INLINE void StageBlock(const SelectiveScanParams& p, int64_t first_row, int count, int64_t t0,
                              int64_t steps, ChunkBuffers& buf) {
   for (int w = 0; w < kLanes; ++w) {
     float* dt = buf.dt + w * kChunk;
     float* dtu = buf.dtu + w * kChunk;
     if (w < count) {
-      StageRow<Io>(p, first_row + w, t0, steps, dt, dtu);
+      StageRow<Io, kChannelsLast>(p, first_row + w, t0, steps, dt, dtu);
     } else {
       std::fill_n(dt, steps, 0.0f);
       std::fill_n(dtu, steps, 0.0f);
@@ -126,31 +138,35 @@ MAMBA_INLINE void RecurBlock(const float* __restrict a, const float* __restrict 
 }
 
 // y = (scan + D * u) * silu(z) along time for one channel, stored in the I/O dtype.
-template <typename Io>
+template <typename Io, bool kChannelsLast>
 MAMBA_INLINE void FinishRow(const SelectiveScanParams& p, int64_t row, int64_t t0, int64_t steps,
                             const float* scan) {
   using S = typename Io::Storage;
-  const S* u = static_cast<const S*>(p.u) + row * p.length + t0;
-  S* y = static_cast<S*>(p.y) + row * p.length + t0;
+  const int64_t st = TimeStride<kChannelsLast>(p);
+  const int64_t start = SequenceRowOffset(p, row) + t0 * st;
+  const S* u = static_cast<const S*>(p.u) + start;
+  S* y = static_cast<S*>(p.y) + start;
   const float skip = p.D ? p.D[row % p.dim] : 0.0f;
   const bool has_skip = p.D != nullptr;
   if (p.z) {
-    const S* z = static_cast<const S*>(p.z) + row * p.length + t0;
+    const S* z = static_cast<const S*>(p.z) + start;
     for (int64_t t = 0; t < steps; ++t) {
-      const float out = has_skip ? scan[t] + skip * Io::Load(u[t]) : scan[t];
-      y[t] = Io::Store(out * FastSilu(Io::Load(z[t])));
+      const float out = has_skip ? scan[t] + skip * Io::Load(u[t * st]) : scan[t];
+      y[t * st] = Io::Store(out * FastSilu(Io::Load(z[t * st])));
     }
   } else {
     for (int64_t t = 0; t < steps; ++t) {
-      y[t] = Io::Store(has_skip ? scan[t] + skip * Io::Load(u[t]) : scan[t]);
+      y[t * st] = Io::Store(has_skip ? scan[t] + skip * Io::Load(u[t * st]) : scan[t]);
     }
   }
 }
 
-template <typename Io>
+template <typename Io, bool kChannelsLast>
 MAMBA_INLINE void FinishBlock(const SelectiveScanParams& p, int64_t first_row, int count, int64_t t0,
                               int64_t steps, ChunkBuffers& buf) {
-  for (int w = 0; w < count; ++w) FinishRow<Io>(p, first_row + w, t0, steps, buf.y + w * kChunk);
+  for (int w = 0; w < count; ++w) {
+    FinishRow<Io, kChannelsLast>(p, first_row + w, t0, steps, buf.y + w * kChunk);
+  }
 }
 
 // Loads A and the initial state of the block's lanes into (N, kLanes) layout.
@@ -167,7 +183,7 @@ MAMBA_INLINE void LoadBlockState(const SelectiveScanParams& p, int64_t first_row
   }
 }
 
-template <typename Io>
+template <typename Io, bool kChannelsLast>
 MAMBA_INLINE void ScanBlocks(const Job& job, int64_t begin, int64_t end, float* a, float* h) {
   const SelectiveScanParams& p = *job.params;
   const BlockLayout& layout = job.layout;
@@ -181,9 +197,9 @@ MAMBA_INLINE void ScanBlocks(const Job& job, int64_t begin, int64_t end, float* 
     LoadBlockState(p, first_row, count, a, h);
     for (int64_t t0 = 0; t0 < p.length; t0 += kChunk) {
       const int64_t steps = std::min(kChunk, p.length - t0);
-      StageBlock<Io>(p, first_row, count, t0, steps, buf);
+      StageBlock<Io, kChannelsLast>(p, first_row, count, t0, steps, buf);
       RecurBlock(a, b_rows + t0 * p.state, c_rows + t0 * p.state, p.state, steps, buf, h);
-      FinishBlock<Io>(p, first_row, count, t0, steps, buf);
+      FinishBlock<Io, kChannelsLast>(p, first_row, count, t0, steps, buf);
     }
     for (int w = 0; w < count; ++w) {
       for (int64_t n = 0; n < p.state; ++n) {
@@ -193,15 +209,21 @@ MAMBA_INLINE void ScanBlocks(const Job& job, int64_t begin, int64_t end, float* 
   }
 }
 
-MAMBA_CPU_CLONES void ScanBlockRange(const Job& job, int64_t begin, int64_t end, float* a, float* h) {
+template <bool kChannelsLast>
+MAMBA_INLINE void ScanBlockRangeIn(const Job& job, int64_t begin, int64_t end, float* a, float* h) {
   switch (job.params->dtype) {
     case ScanDType::kFloat32:
-      return ScanBlocks<Float32Io>(job, begin, end, a, h);
+      return ScanBlocks<Float32Io, kChannelsLast>(job, begin, end, a, h);
     case ScanDType::kFloat16:
-      return ScanBlocks<Float16Io>(job, begin, end, a, h);
+      return ScanBlocks<Float16Io, kChannelsLast>(job, begin, end, a, h);
     case ScanDType::kBFloat16:
-      return ScanBlocks<BFloat16Io>(job, begin, end, a, h);
+      return ScanBlocks<BFloat16Io, kChannelsLast>(job, begin, end, a, h);
   }
+}
+
+MAMBA_CPU_CLONES void ScanBlockRange(const Job& job, int64_t begin, int64_t end, float* a, float* h) {
+  if (job.params->layout == kLayoutChannelsLast) return ScanBlockRangeIn<true>(job, begin, end, a, h);
+  ScanBlockRangeIn<false>(job, begin, end, a, h);
 }
 
 void RunTask(void* state, size_t task) {
