@@ -44,6 +44,7 @@ constexpr int kLanes = 16;       // channels per block: one 512-bit or two 256-b
 constexpr int64_t kChunk = 64;   // time steps staged at once: 3 x 4 KiB of block buffers
 constexpr int64_t kMinUpdatesPerTask = 1 << 16;  // lane-state updates that pay for a task
 constexpr int64_t kMaxTasks = 1024;
+constexpr int64_t kPrefetchSteps = 16;  // channels last: steps ahead to prefetch
 
 struct Job {
   const SelectiveScanParams* params;
@@ -54,42 +55,80 @@ struct Job {
   int64_t blocks_per_task;
 };
 
-// Buffers of one chunk of one block, one row per lane: value[lane * kChunk + t].
-// Staging and finishing run along time (contiguous, vectorised); the recurrence
-// reads and writes them across lanes once per step, which its N state updates
-// per step amortise.
+// Buffers of one chunk of one block. Channels first, one row per lane,
+// value[lane * kChunk + t]: staging and finishing run along time (contiguous,
+// vectorised), and the recurrence reads and writes across lanes once per step, which
+// its N state updates per step amortise. Channels last, one row per step,
+// value[t * kLanes + lane]: staging and finishing run across the lanes, which are
+// neighbours in memory in every step.
 struct ChunkBuffers {
   alignas(64) float dt[kLanes * kChunk];
   alignas(64) float dtu[kLanes * kChunk];
   alignas(64) float y[kLanes * kChunk];
 };
 
-// The distance between steps of a sequence: 1 (channels first, a compile-time constant
-// so the loops along time vectorise) or D (channels last, where the 16 lanes of a block
-// read 16 neighbouring values of each step).
 template <bool kChannelsLast>
-MAMBA_INLINE int64_t TimeStride(const SelectiveScanParams& p) {
-  return kChannelsLast ? p.seq.time : 1;
+MAMBA_INLINE int64_t BufferAt(int w, int64_t t) {
+  return kChannelsLast ? t * kLanes + w : w * kChunk + t;
 }
 
-// dt = softplus?(delta + bias) and dt * u along time for one channel (row).
-template <typename Io, bool kChannelsLast>
+// dt = softplus?(delta + bias) and dt * u along time for one channel (row), channels first.
+template <typename Io>
 MAMBA_INLINE void StageRow(const SelectiveScanParams& p, int64_t row, int64_t t0, int64_t steps,
                            float* __restrict dt, float* __restrict dtu) {
   using S = typename Io::Storage;
-  const int64_t st = TimeStride<kChannelsLast>(p);
-  const int64_t start = SequenceRowOffset(p, row) + t0 * st;
+  const int64_t start = SequenceRowOffset(p, row) + t0;
   const S* u = static_cast<const S*>(p.u) + start;
   const S* delta = static_cast<const S*>(p.delta) + start;
   const float bias = p.delta_bias ? p.delta_bias[row % p.dim] : 0.0f;
   if (p.delta_softplus) {
     for (int64_t t = 0; t < steps; ++t) {
-      dt[t] = FastSoftplus(Io::Load(delta[t * st]) + bias, kSoftplusThreshold);
+      dt[t] = FastSoftplus(Io::Load(delta[t]) + bias, kSoftplusThreshold);
     }
   } else {
-    for (int64_t t = 0; t < steps; ++t) dt[t] = Io::Load(delta[t * st]) + bias;
+    for (int64_t t = 0; t < steps; ++t) dt[t] = Io::Load(delta[t]) + bias;
   }
-  for (int64_t t = 0; t < steps; ++t) dtu[t] = dt[t] * Io::Load(u[t * st]);
+  for (int64_t t = 0; t < steps; ++t) dtu[t] = dt[t] * Io::Load(u[t]);
+}
+
+// The same for all lanes of a block, channels last: step by step across the lanes.
+// Lanes past `count` get dt = 0 and dt * u = 0.
+template <typename Io>
+MAMBA_INLINE void StageStepsLast(const SelectiveScanParams& p, int64_t first_row, int count, int64_t t0,
+                                 int64_t steps, ChunkBuffers& buf) {
+  using S = typename Io::Storage;
+  const int64_t d0 = first_row % p.dim;
+  alignas(64) float bias[kLanes] = {};
+  if (p.delta_bias) {
+    for (int w = 0; w < count; ++w) bias[w] = p.delta_bias[d0 + w];
+  }
+  const int64_t start = SequenceRowOffset(p, first_row) + t0 * p.seq.time;
+  for (int64_t t = 0; t < steps; ++t) {
+    const S* u = static_cast<const S*>(p.u) + start + t * p.seq.time;
+    const S* delta = static_cast<const S*>(p.delta) + start + t * p.seq.time;
+    float* __restrict dt = buf.dt + t * kLanes;
+    float* __restrict dtu = buf.dtu + t * kLanes;
+    // Each step's lanes are one cache line a whole row (D values) away from the last:
+    // ask for the lines a few steps ahead, which the hardware prefetcher does not.
+    __builtin_prefetch(u + kPrefetchSteps * p.seq.time);
+    __builtin_prefetch(delta + kPrefetchSteps * p.seq.time);
+    // Whole blocks run all kLanes lanes with a compile-time trip count, so the loops
+    // vectorise; a short last block of a group masks its spare lanes afterwards.
+    if (count == kLanes) {
+      for (int w = 0; w < kLanes; ++w) dt[w] = Io::Load(delta[w]) + bias[w];
+      if (p.delta_softplus) {
+        for (int w = 0; w < kLanes; ++w) dt[w] = FastSoftplus(dt[w], kSoftplusThreshold);
+      }
+      for (int w = 0; w < kLanes; ++w) dtu[w] = dt[w] * Io::Load(u[w]);
+      continue;
+    }
+    for (int w = 0; w < count; ++w) {
+      const float x = Io::Load(delta[w]) + bias[w];
+      dt[w] = p.delta_softplus ? FastSoftplus(x, kSoftplusThreshold) : x;
+      dtu[w] = dt[w] * Io::Load(u[w]);
+    }
+    for (int w = count; w < kLanes; ++w) dt[w] = dtu[w] = 0.0f;
+  }
 }
 
 // The lanes of a block: lane w is channel d0 + w; lanes past `count` are padding with
@@ -97,11 +136,12 @@ MAMBA_INLINE void StageRow(const SelectiveScanParams& p, int64_t row, int64_t t0
 template <typename Io, bool kChannelsLast>
 MAMBA_INLINE void StageBlock(const SelectiveScanParams& p, int64_t first_row, int count, int64_t t0,
                              int64_t steps, ChunkBuffers& buf) {
+  if (kChannelsLast) return StageStepsLast<Io>(p, first_row, count, t0, steps, buf);
   for (int w = 0; w < kLanes; ++w) {
     float* dt = buf.dt + w * kChunk;
     float* dtu = buf.dtu + w * kChunk;
     if (w < count) {
-      StageRow<Io, kChannelsLast>(p, first_row + w, t0, steps, dt, dtu);
+      StageRow<Io>(p, first_row + w, t0, steps, dt, dtu);
     } else {
       std::fill_n(dt, steps, 0.0f);
       std::fill_n(dtu, steps, 0.0f);
@@ -111,6 +151,7 @@ MAMBA_INLINE void StageBlock(const SelectiveScanParams& p, int64_t first_row, in
 
 // h = exp(dt * A) * h + dt * u * B_t and y_t = <C_t, h> for `steps` steps, lane-wise.
 // a and h are (N, kLanes); b and c point at step t0 of time-major panels.
+template <bool kChannelsLast>
 MAMBA_INLINE void RecurBlock(const float* __restrict a, const float* __restrict b,
                              const float* __restrict c, int64_t state, int64_t steps,
                              ChunkBuffers& __restrict buf, float* __restrict h) {
@@ -119,8 +160,8 @@ MAMBA_INLINE void RecurBlock(const float* __restrict a, const float* __restrict 
     const float* __restrict ct = c + t * state;
     float dt[kLanes], dtu[kLanes], acc[kLanes];
     for (int w = 0; w < kLanes; ++w) {
-      dt[w] = buf.dt[w * kChunk + t];
-      dtu[w] = buf.dtu[w * kChunk + t];
+      dt[w] = buf.dt[BufferAt<kChannelsLast>(w, t)];
+      dtu[w] = buf.dtu[BufferAt<kChannelsLast>(w, t)];
       acc[w] = 0.0f;
     }
     for (int64_t n = 0; n < state; ++n) {
@@ -133,17 +174,17 @@ MAMBA_INLINE void RecurBlock(const float* __restrict a, const float* __restrict 
         acc[w] += next * cn;
       }
     }
-    for (int w = 0; w < kLanes; ++w) buf.y[w * kChunk + t] = acc[w];
+    for (int w = 0; w < kLanes; ++w) buf.y[BufferAt<kChannelsLast>(w, t)] = acc[w];
   }
 }
 
-// y = (scan + D * u) * silu(z) along time for one channel, stored in the I/O dtype.
-template <typename Io, bool kChannelsLast>
+// y = (scan + D * u) * silu(z) along time for one channel, stored in the I/O dtype
+// (channels first).
+template <typename Io>
 MAMBA_INLINE void FinishRow(const SelectiveScanParams& p, int64_t row, int64_t t0, int64_t steps,
                             const float* scan) {
   using S = typename Io::Storage;
-  const int64_t st = TimeStride<kChannelsLast>(p);
-  const int64_t start = SequenceRowOffset(p, row) + t0 * st;
+  const int64_t start = SequenceRowOffset(p, row) + t0;
   const S* u = static_cast<const S*>(p.u) + start;
   S* y = static_cast<S*>(p.y) + start;
   const float skip = p.D ? p.D[row % p.dim] : 0.0f;
@@ -151,12 +192,47 @@ MAMBA_INLINE void FinishRow(const SelectiveScanParams& p, int64_t row, int64_t t
   if (p.z) {
     const S* z = static_cast<const S*>(p.z) + start;
     for (int64_t t = 0; t < steps; ++t) {
-      const float out = has_skip ? scan[t] + skip * Io::Load(u[t * st]) : scan[t];
-      y[t * st] = Io::Store(out * FastSilu(Io::Load(z[t * st])));
+      const float out = has_skip ? scan[t] + skip * Io::Load(u[t]) : scan[t];
+      y[t] = Io::Store(out * FastSilu(Io::Load(z[t])));
     }
   } else {
     for (int64_t t = 0; t < steps; ++t) {
-      y[t * st] = Io::Store(has_skip ? scan[t] + skip * Io::Load(u[t * st]) : scan[t]);
+      y[t] = Io::Store(has_skip ? scan[t] + skip * Io::Load(u[t]) : scan[t]);
+    }
+  }
+}
+
+// The same for all lanes of a block, channels last: step by step across the lanes.
+template <typename Io>
+MAMBA_INLINE void FinishStepsLast(const SelectiveScanParams& p, int64_t first_row, int count, int64_t t0,
+                                  int64_t steps, const ChunkBuffers& buf) {
+  using S = typename Io::Storage;
+  const int64_t d0 = first_row % p.dim;
+  alignas(64) float skip[kLanes] = {};
+  if (p.D) {
+    for (int w = 0; w < count; ++w) skip[w] = p.D[d0 + w];
+  }
+  const int64_t start = SequenceRowOffset(p, first_row) + t0 * p.seq.time;
+  for (int64_t t = 0; t < steps; ++t) {
+    const int64_t at = start + t * p.seq.time;
+    const S* u = static_cast<const S*>(p.u) + at;
+    S* y = static_cast<S*>(p.y) + at;
+    const float* scan = buf.y + t * kLanes;
+    __builtin_prefetch(u + kPrefetchSteps * p.seq.time);
+    __builtin_prefetch(y + kPrefetchSteps * p.seq.time, 1);
+    if (p.z) __builtin_prefetch(static_cast<const S*>(p.z) + at + kPrefetchSteps * p.seq.time);
+    if (p.z && count == kLanes) {
+      const S* z = static_cast<const S*>(p.z) + at;
+      alignas(64) float out[kLanes];
+      for (int w = 0; w < kLanes; ++w) out[w] = (scan[w] + skip[w] * Io::Load(u[w])) * FastSilu(Io::Load(z[w]));
+      for (int w = 0; w < kLanes; ++w) y[w] = Io::Store(out[w]);
+    } else if (p.z) {
+      const S* z = static_cast<const S*>(p.z) + at;
+      for (int w = 0; w < count; ++w) {
+        y[w] = Io::Store((scan[w] + skip[w] * Io::Load(u[w])) * FastSilu(Io::Load(z[w])));
+      }
+    } else {
+      for (int w = 0; w < count; ++w) y[w] = Io::Store(scan[w] + skip[w] * Io::Load(u[w]));
     }
   }
 }
@@ -164,9 +240,8 @@ MAMBA_INLINE void FinishRow(const SelectiveScanParams& p, int64_t row, int64_t t
 template <typename Io, bool kChannelsLast>
 MAMBA_INLINE void FinishBlock(const SelectiveScanParams& p, int64_t first_row, int count, int64_t t0,
                               int64_t steps, ChunkBuffers& buf) {
-  for (int w = 0; w < count; ++w) {
-    FinishRow<Io, kChannelsLast>(p, first_row + w, t0, steps, buf.y + w * kChunk);
-  }
+  if (kChannelsLast) return FinishStepsLast<Io>(p, first_row, count, t0, steps, buf);
+  for (int w = 0; w < count; ++w) FinishRow<Io>(p, first_row + w, t0, steps, buf.y + w * kChunk);
 }
 
 // Loads A and the initial state of the block's lanes into (N, kLanes) layout.
@@ -198,7 +273,7 @@ MAMBA_INLINE void ScanBlocks(const Job& job, int64_t begin, int64_t end, float* 
     for (int64_t t0 = 0; t0 < p.length; t0 += kChunk) {
       const int64_t steps = std::min(kChunk, p.length - t0);
       StageBlock<Io, kChannelsLast>(p, first_row, count, t0, steps, buf);
-      RecurBlock(a, b_rows + t0 * p.state, c_rows + t0 * p.state, p.state, steps, buf, h);
+      RecurBlock<kChannelsLast>(a, b_rows + t0 * p.state, c_rows + t0 * p.state, p.state, steps, buf, h);
       FinishBlock<Io, kChannelsLast>(p, first_row, count, t0, steps, buf);
     }
     for (int w = 0; w < count; ++w) {
