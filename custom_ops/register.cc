@@ -6,6 +6,7 @@
 #include "mamba_export_ops/contract.h"
 #include "mamba_export_ops/status.h"
 #include "register.h"
+#include "causal_conv/ort_kernel.h"
 #include "selective_scan/ort_kernel.h"
 
 namespace mamba_export_ops {
@@ -20,7 +21,13 @@ void AddCpuKernels(OrtCustomOpDomain* domain) {
       {kCpu, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16, RunScanOnCpu},
       {kCpu, ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16, RunScanOnCpu},
   };
+  static const CausalConvOp kConvOps[] = {
+      {kCpu, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, RunConvOnCpu},
+      {kCpu, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16, RunConvOnCpu},
+      {kCpu, ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16, RunConvOnCpu},
+  };
   for (const auto& op : kOps) AddOp(domain, &op);
+  for (const auto& op : kConvOps) AddOp(domain, &op);
 }
 
 // The domain is built once per process and shared by every session options object

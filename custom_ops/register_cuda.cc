@@ -1,5 +1,6 @@
 // The CUDA kernels of the library: one line per (op, dtype). Built only with
 // MAMBA_EXPORT_WITH_CUDA=ON; same op name, domain and version as on the CPU.
+#include "causal_conv/ort_kernel.h"
 #include "register.h"
 #include "selective_scan/ort_kernel.h"
 
@@ -12,7 +13,13 @@ void AddCudaKernels(OrtCustomOpDomain* domain) {
       {kCuda, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16, RunScanOnCuda},
       {kCuda, ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16, RunScanOnCuda},
   };
+  static const CausalConvOp kConvOps[] = {
+      {kCuda, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, RunConvOnCuda},
+      {kCuda, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16, RunConvOnCuda},
+      {kCuda, ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16, RunConvOnCuda},
+  };
   for (const auto& op : kOps) AddOp(domain, &op);
+  for (const auto& op : kConvOps) AddOp(domain, &op);
 }
 
 }  // namespace mamba_export_ops

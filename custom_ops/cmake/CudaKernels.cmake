@@ -1,4 +1,4 @@
-# Adds the CUDA kernels of SelectiveScan to the op library (MAMBA_EXPORT_WITH_CUDA=ON).
+# Adds the CUDA kernels of SelectiveScan and CausalConv1d to the op library (MAMBA_EXPORT_WITH_CUDA=ON).
 #
 # Hopper only: sm_90 machine code plus compute_90 PTX for newer GPUs. The CUDA
 # runtime is linked statically so the library needs no libcudart at load time.
@@ -12,6 +12,8 @@ function(mamba_export_add_cuda_kernels target)
     register_cuda.cc
     selective_scan/ort_kernel_cuda.cc
     selective_scan/cuda.cu
+    causal_conv/ort_kernel_cuda.cc
+    causal_conv/cuda.cu
   )
   set_target_properties(${target} PROPERTIES
     CUDA_ARCHITECTURES "90-real;90-virtual"

@@ -5,16 +5,10 @@
 
 #include <cstddef>
 
+#include "common/parallel_for.h"
 #include "selective_scan/params.h"
 
 namespace mamba_export_ops {
-
-// Calls task(task_state, i) for every i in [0, count), possibly in parallel, and
-// returns when all calls are done.
-struct ParallelFor {
-  void (*run)(void* runner_state, void (*task)(void*, size_t), size_t count, void* task_state) = nullptr;
-  void* runner_state = nullptr;
-};
 
 // A parallel-for that runs the tasks one after another on the calling thread.
 ParallelFor SerialFor();

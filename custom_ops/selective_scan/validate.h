@@ -9,16 +9,10 @@
 #include <vector>
 
 #include "mamba_export_ops/contract.h"
+#include "mamba_export_ops/input_desc.h"
 #include "selective_scan/params.h"
 
 namespace mamba_export_ops {
-
-// What the binding knows about one input before reading it.
-struct InputDesc {
-  bool present = false;
-  std::vector<int64_t> shape;
-  std::string dtype;  // "float32", "float16", "bfloat16", "int64", ...
-};
 
 using ScanInputs = InputDesc[kNumInputs];
 

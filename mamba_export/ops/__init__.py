@@ -1,1 +1,2 @@
-"""SelectiveScan on the Python side: the contract, the float64 reference, the torch op and its ONNX forms."""
+"""Our ONNX ops on the Python side (SelectiveScan, CausalConv1d): contracts, float64 references,
+torch ops and their ONNX forms."""

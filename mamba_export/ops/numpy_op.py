@@ -1,10 +1,11 @@
-"""SelectiveScan in numpy, as a node implementation for ``onnx.reference``.
+"""Our ops in numpy, as node implementations for ``onnx.reference``.
 
-``onnx.reference.ReferenceEvaluator(model, new_ops=[SelectiveScan])`` then runs
-graphs that contain our custom node without the compiled library or PyTorch: a
-portable second implementation of the contract in
-:mod:`mamba_export.ops.selective_scan`. Like every implementation it checks the
-inputs with ``check_inputs`` and computes in float32 whatever the I/O dtype.
+``onnx.reference.ReferenceEvaluator(model, new_ops=list(NUMPY_OPS))`` then runs
+graphs that contain our custom nodes without the compiled library or PyTorch: a
+portable second implementation of the contracts in
+:mod:`mamba_export.ops.selective_scan` and :mod:`mamba_export.ops.causal_conv`.
+Like every implementation each checks its inputs with the contract's
+``check_inputs`` and computes in float32 whatever the I/O dtype.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 from onnx.reference.op_run import OpRun
 
 from mamba_export.errors import InputShapeError
+from mamba_export.ops import causal_conv as conv_contract
 from mamba_export.ops.selective_scan import (
     DOMAIN,
     LAYOUT_CHANNELS_LAST,
@@ -104,3 +106,53 @@ class SelectiveScan(OpRun):
         return selective_scan(u, delta, A, B, C, D, z, delta_bias, initial_state, bool(delta_softplus),
                               check_layout(layout))
 
+
+
+def causal_conv1d(x, weight, bias=None, conv_state=None, mask=None, activation=0):
+    """The causal depthwise convolution on numpy arrays.
+
+    x: (B, L, C); weight: (C, K) float32; bias: (C,) float32; conv_state: (B, C, K-1);
+    mask: (B, L) int64. Returns y: (B, L, C) and new_conv_state: (B, C, K-1) in x's dtype.
+    """
+    named = dict(x=x, weight=weight, bias=bias, conv_state=conv_state, mask=mask)
+    present = {k: v for k, v in named.items() if v is not None}
+    dims = conv_contract.check_inputs({k: np.shape(v) for k, v in present.items()},
+                                      {k: _dtype_name(v) for k, v in present.items()})
+    conv_contract.check_activation(activation)
+    f32 = np.float32
+    xs = np.asarray(x, dtype=f32)
+    if mask is not None:
+        keep = (np.asarray(mask) != 0)[:, :, None]
+        xs = np.where(keep, xs, f32(0))  # a select: inf/NaN under the mask never reach the sum
+    if conv_state is None:
+        state = np.zeros((dims.batch, dims.width - 1, dims.channels), dtype=f32)
+    else:
+        state = np.asarray(conv_state, dtype=f32).transpose(0, 2, 1)
+    window = np.concatenate([state, xs], axis=1)  # (B, K-1+L, C), oldest first
+    taps = np.asarray(weight, dtype=f32)
+    v = np.zeros((dims.batch, dims.length, dims.channels), dtype=f32)
+    for k in range(dims.width):
+        v = v + taps[:, k] * window[:, k:k + dims.length]
+    if bias is not None:
+        v = v + np.asarray(bias, dtype=f32)
+    if activation == 1:
+        with np.errstate(over="ignore"):  # exp(-v) = inf gives silu(v) = -0, as it should
+            v = v / (f32(1) + np.exp(-v))
+    if mask is not None:
+        v = np.where(keep, v, f32(0))
+    io_dtype = np.asarray(x).dtype
+    new_state = window[:, dims.length:].transpose(0, 2, 1)
+    return v.astype(io_dtype), np.ascontiguousarray(new_state).astype(io_dtype)
+
+
+class CausalConv1d(OpRun):
+    """The CausalConv1d node for ``onnx.reference.ReferenceEvaluator(new_ops=[...])``."""
+
+    op_domain = DOMAIN
+
+    def _run(self, x, weight, bias=None, conv_state=None, mask=None, activation=0):
+        return causal_conv1d(x, weight, bias, conv_state, mask, activation)
+
+
+# Every custom node of our domain, for ``ReferenceEvaluator(model, new_ops=list(NUMPY_OPS))``.
+NUMPY_OPS = (SelectiveScan, CausalConv1d)

@@ -1,12 +1,13 @@
-"""The ONNX form of the torch op: one ``SelectiveScan`` node of the contract's domain.
+"""The ONNX form of the torch ops: one node of the contract's domain per call.
 
 ``torch.onnx.export(dynamo=True)`` needs to be told how to write
-``torch.ops.mamba_export.selective_scan``; :func:`custom_translation_table` gives
-it a translation that emits a single node of ``DOMAIN``/``OP_TYPE`` at
-``OP_VERSION``. The node is described to onnxscript with an ``onnx.defs.OpSchema``
-built from the contract, so the input order, the optional inputs (absent ones
-become empty input names) and the attribute all come from
-``mamba_export.ops.selective_scan`` and are never spelled twice.
+``torch.ops.mamba_export.selective_scan`` and ``torch.ops.mamba_export.causal_conv1d``;
+:func:`custom_translation_table` gives it translations that each emit a single
+node of the contract's ``DOMAIN``/``OP_TYPE`` at its ``OP_VERSION``. Each node is
+described to onnxscript with an ``onnx.defs.OpSchema`` built from its contract
+module, so the input order, the optional inputs (absent ones become empty input
+names) and the attributes come from ``mamba_export.ops.selective_scan`` and
+``mamba_export.ops.causal_conv`` and are never spelled twice.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import functools
 import onnx
 from onnxscript import values
 
+from mamba_export.ops import causal_conv as conv_contract
 from mamba_export.ops import selective_scan as contract
 
-_ONNX_TYPE_NAMES = {"float32": "tensor(float)", "float16": "tensor(float16)", "bfloat16": "tensor(bfloat16)"}
+_ONNX_TYPE_NAMES = {"float32": "tensor(float)", "float16": "tensor(float16)", "bfloat16": "tensor(bfloat16)",
+                    "int64": "tensor(int64)"}
 
 
 def _type_string(dtype: str) -> str:
-    return "T" if dtype == "T" else "tensor(float)"
+    return "T" if dtype == "T" else _ONNX_TYPE_NAMES[dtype]
 
 
 def _formal(spec: contract.TensorSpec) -> onnx.defs.OpSchema.FormalParameter:
@@ -32,20 +35,29 @@ def _formal(spec: contract.TensorSpec) -> onnx.defs.OpSchema.FormalParameter:
                                               param_option=option)
 
 
-@functools.lru_cache(maxsize=1)
-def op_schema() -> onnx.defs.OpSchema:
-    """The contract as an ONNX operator schema (not registered globally)."""
-    io_types = [_ONNX_TYPE_NAMES[name] for name in contract.IO_DTYPES]
+def _schema(module, summary: str) -> onnx.defs.OpSchema:
+    io_types = [_ONNX_TYPE_NAMES[name] for name in module.IO_DTYPES]
     attributes = [onnx.defs.OpSchema.Attribute(name, onnx.helper.make_attribute(name, default), "")
-                  for name, (_, default) in contract.ATTRIBUTES.items()]
+                  for name, (_, default) in module.ATTRIBUTES.items()]
     return onnx.defs.OpSchema(
-        contract.OP_TYPE, contract.DOMAIN, contract.OP_VERSION,
-        "Selective state-space scan (see docs/selective_scan_op.md).",
-        inputs=[_formal(spec) for spec in contract.INPUTS],
-        outputs=[_formal(spec) for spec in contract.OUTPUTS],
+        module.OP_TYPE, module.DOMAIN, module.OP_VERSION, summary,
+        inputs=[_formal(spec) for spec in module.INPUTS],
+        outputs=[_formal(spec) for spec in module.OUTPUTS],
         type_constraints=[("T", io_types, "the I/O dtype")],
         attributes=attributes,
     )
+
+
+@functools.lru_cache(maxsize=1)
+def op_schema() -> onnx.defs.OpSchema:
+    """The SelectiveScan contract as an ONNX operator schema (not registered globally)."""
+    return _schema(contract, "Selective state-space scan (see docs/selective_scan_op.md).")
+
+
+@functools.lru_cache(maxsize=1)
+def causal_conv_schema() -> onnx.defs.OpSchema:
+    """The CausalConv1d contract as an ONNX operator schema (not registered globally)."""
+    return _schema(conv_contract, "Causal depthwise convolution with state and mask (see docs/causal_conv_op.md).")
 
 
 @functools.lru_cache(maxsize=1)
@@ -62,10 +74,23 @@ def selective_scan_to_onnx(u, delta, A, B, C, D=None, z=None, delta_bias=None, i
               layout=int(layout))
 
 
+@functools.lru_cache(maxsize=1)
+def _causal_conv_op() -> values.Op:
+    opset = values.Opset(conv_contract.DOMAIN, conv_contract.OP_VERSION)
+    return values.Op(opset, conv_contract.OP_TYPE, causal_conv_schema())
+
+
+def causal_conv1d_to_onnx(x, weight, bias=None, conv_state=None, mask=None, activation: int = 0):
+    """Translation of ``torch.ops.mamba_export.causal_conv1d.default`` into one custom node."""
+    op = _causal_conv_op()
+    return op(x, weight, bias, conv_state, mask, activation=int(activation))
+
+
 def custom_translation_table() -> dict:
-    """The ``custom_translation_table`` argument of ``torch.onnx.export`` for our op."""
+    """The ``custom_translation_table`` argument of ``torch.onnx.export`` for our ops."""
     import torch
 
-    import mamba_export.ops.torch_op  # noqa: F401  (registers the op)
+    import mamba_export.ops.torch_op  # noqa: F401  (registers the ops)
 
-    return {torch.ops.mamba_export.selective_scan.default: selective_scan_to_onnx}
+    return {torch.ops.mamba_export.selective_scan.default: selective_scan_to_onnx,
+            torch.ops.mamba_export.causal_conv1d.default: causal_conv1d_to_onnx}

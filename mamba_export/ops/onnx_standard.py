@@ -1,8 +1,9 @@
-"""The standard-ops form of SelectiveScan: a graph rewrite any ONNX runtime can run.
+"""The standard-ops form of our ops: a graph rewrite any ONNX runtime can run.
 
-:func:`rewrite_model` replaces every ``SelectiveScan`` node of our domain with
-standard ONNX ops only, keeping the node's input and output names, so the graph
-I/O does not change. The recurrence is an ONNX ``Scan`` whose body performs one
+:func:`rewrite_model` replaces every node of our domain with standard ONNX ops
+only, keeping the node's input and output names, so the graph I/O does not
+change. ``CausalConv1d`` nodes take the form of :mod:`onnx_standard_conv`; this
+module writes ``SelectiveScan``'s. The recurrence is an ONNX ``Scan`` whose body performs one
 step for every (batch, channel) at once::
 
     h = exp(dt_t * A) * h + (dt_t * u_t) * B_t        y_t = sum_n h * C_t
@@ -22,8 +23,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import onnx
-from onnx import TensorProto, helper
+from onnx import helper
 
+from mamba_export.ops import onnx_standard_conv
+from mamba_export.ops.onnx_builder import FLOAT
+from mamba_export.ops.onnx_builder import GraphBuilder as _Builder
 from mamba_export.ops.selective_scan import (
     DOMAIN,
     INPUT_NAMES,
@@ -34,34 +38,6 @@ from mamba_export.ops.selective_scan import (
     TO_CHANNELS_LAST,
     check_layout,
 )
-
-FLOAT = TensorProto.FLOAT
-
-
-class _Builder:
-    """Appends nodes with fresh, prefixed value names."""
-
-    def __init__(self, prefix: str):
-        self.prefix = prefix
-        self.nodes: list[onnx.NodeProto] = []
-        self._count = 0
-
-    def fresh(self, hint: str) -> str:
-        self._count += 1
-        return f"{self.prefix}/{hint}_{self._count}"
-
-    def op(self, op_type: str, *inputs: str, out: str | None = None, **attrs) -> str:
-        output = out or self.fresh(op_type.lower())
-        node = helper.make_node(op_type, list(inputs), [output], name=self.fresh(op_type), **attrs)
-        self.nodes.append(node)
-        return output
-
-    def ints(self, *values: int) -> str:
-        tensor = helper.make_tensor(self.fresh("const"), TensorProto.INT64, [len(values)], list(values))
-        return self.op("Constant", value=tensor)
-
-    def scalar(self, value: float) -> str:
-        return self.op("Constant", value=helper.make_tensor(self.fresh("const"), FLOAT, [], [value]))
 
 
 def _time_step(g: _Builder, delta: str, delta_bias: str, softplus: bool) -> str:
@@ -172,13 +148,19 @@ def _is_selective_scan(node: onnx.NodeProto) -> bool:
 
 
 def rewrite_model(model: onnx.ModelProto) -> int:
-    """Replace every SelectiveScan node of ``model`` (in place); returns how many were replaced."""
+    """Replace every SelectiveScan and CausalConv1d node of ``model`` (in place); returns how many
+    were replaced."""
     graph = model.graph
+    widths = onnx_standard_conv.static_widths(model)
     new_nodes, replaced = [], 0
     for node in graph.node:
         if _is_selective_scan(node):
             prefix = f"{node.name or 'selective_scan'}/standard{replaced}"
             new_nodes.extend(_replacement(node, prefix))
+            replaced += 1
+        elif onnx_standard_conv.is_causal_conv(node):
+            prefix = f"{node.name or 'causal_conv1d'}/standard{replaced}"
+            new_nodes.extend(onnx_standard_conv.replacement(node, prefix, widths))
             replaced += 1
         else:
             new_nodes.append(node)

@@ -1,8 +1,9 @@
-"""The plain sequential selective scan in PyTorch: the parity oracle.
+"""The plain ops in PyTorch, written for trust rather than speed: the parity oracles.
 
-Same signature as ``mamba_export.kernels.triton_scan.selective_scan``. It follows
-the contract in :mod:`mamba_export.ops.selective_scan` step by step, with no
-tricks, so it can be trusted; run it on float64 inputs to get the reference every
+``selective_scan`` has the signature of ``mamba_export.kernels.triton_scan.selective_scan``
+and ``causal_conv1d`` that of ``torch.ops.mamba_export.causal_conv1d``. Each follows
+its contract (:mod:`mamba_export.ops.selective_scan`, :mod:`mamba_export.ops.causal_conv`)
+step by step, with no tricks, so it can be trusted; run it on float64 inputs to get the reference every
 other implementation is compared with. Half-precision inputs are computed in
 float32, as the contract requires.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from mamba_export.ops import causal_conv as conv_contract
 from mamba_export.ops.selective_scan import (
     LAYOUT_CHANNELS_LAST,
     SOFTPLUS_THRESHOLD,
@@ -78,3 +80,38 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_s
     if z is not None:
         y = y * torch.nn.functional.silu(z.to(cdt))
     return y.to(u.dtype), h
+
+
+def causal_conv1d(x, weight, bias=None, conv_state=None, mask=None, activation=0):
+    """The causal depthwise convolution of :mod:`mamba_export.ops.causal_conv`, tap by tap.
+
+    x: (B, L, C); weight: (C, K) float32; bias: (C,) float32; conv_state: (B, C, K-1);
+    mask: (B, L) int64. Returns y: (B, L, C) and new_conv_state: (B, C, K-1), both in x's
+    dtype (computed in float64 for float64 inputs, else in float32).
+    """
+    named = dict(x=x, weight=weight, bias=bias, conv_state=conv_state, mask=mask)
+    dims = conv_contract.check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()})
+    conv_contract.check_activation(activation)
+    cdt = _compute_dtype(x.dtype)
+    xs = x.to(cdt).transpose(1, 2)  # (B, C, L)
+    if mask is not None:
+        # A select, not a product: whatever sits under the mask (inf, NaN) never reaches the sum.
+        xs = torch.where((mask != 0)[:, None, :], xs, torch.zeros((), dtype=cdt, device=x.device))
+    if conv_state is None:
+        state = torch.zeros(dims.batch, dims.channels, dims.width - 1, dtype=cdt, device=x.device)
+    else:
+        state = conv_state.to(cdt)
+    window = torch.cat([state, xs], dim=2)  # (B, C, K-1+L), oldest first
+    taps = weight.to(cdt)
+    v = torch.zeros(dims.batch, dims.channels, dims.length, dtype=cdt, device=x.device)
+    for k in range(dims.width):
+        v = v + taps[None, :, k, None] * window[:, :, k:k + dims.length]
+    if bias is not None:
+        v = v + bias.to(cdt)[None, :, None]
+    if activation == 1:
+        v = torch.nn.functional.silu(v)
+    y = v.transpose(1, 2)
+    if mask is not None:
+        y = torch.where((mask != 0)[:, :, None], y, torch.zeros((), dtype=cdt, device=x.device))
+    new_state = window[:, :, dims.length:]
+    return y.to(x.dtype).contiguous(), new_state.to(x.dtype).contiguous()

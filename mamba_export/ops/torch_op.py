@@ -1,18 +1,19 @@
-"""SelectiveScan as a PyTorch operator, so the exporter can trace it as one node.
+"""Our ops as PyTorch operators, so the exporter can trace each as one node.
 
-``torch.ops.mamba_export.selective_scan`` is opaque to ``torch.export``: the graph
-keeps it as a single call (shapes come from the fake implementation below), and
-``mamba_export.ops.onnx_translation`` turns that call into one ONNX node of the
-contract's domain. Run eagerly, it computes the scan: on CPU with the sequential
-reference, on CUDA with the Triton kernel (imported only when first needed, so a
-CPU-only machine never loads triton).
+``torch.ops.mamba_export.selective_scan`` and ``torch.ops.mamba_export.causal_conv1d``
+are opaque to ``torch.export``: the graph keeps each as a single call (shapes come
+from the fake implementations below), and ``mamba_export.ops.onnx_translation``
+turns that call into one ONNX node of the contract's domain. Run eagerly, the scan
+runs on CPU with the sequential reference, on CUDA with the Triton kernel (imported
+only when first needed, so a CPU-only machine never loads triton); the convolution
+runs the reference on either device, in float32 arithmetic for every I/O dtype.
 """
 
 from __future__ import annotations
 
 import torch
 
-from mamba_export.ops import reference
+from mamba_export.ops import causal_conv, reference
 from mamba_export.ops.selective_scan import (
     LAYOUT_CHANNELS_LAST,
     TO_CHANNELS_FIRST,
@@ -22,6 +23,7 @@ from mamba_export.ops.selective_scan import (
 )
 
 OP_QUALNAME = "mamba_export::selective_scan"
+CONV_QUALNAME = "mamba_export::causal_conv1d"
 
 
 def _state_dtype(io_dtype: torch.dtype) -> torch.dtype:
@@ -85,3 +87,33 @@ def _selective_scan_fake(u, delta, A, B, C, D, z, delta_bias, initial_state, del
     y = u.new_empty(u.shape)
     last_state = u.new_empty((batch, dim, A.shape[1]), dtype=_state_dtype(u.dtype))
     return y, last_state
+
+
+@torch.library.custom_op(CONV_QUALNAME, mutates_args=())
+def causal_conv1d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    conv_state: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    activation: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The contract's convolution. x: (B, L, C); weight: (C, K) float32; bias: (C,) float32;
+    conv_state: (B, C, K-1) in x's dtype; mask: (B, L) int64. Returns y: (B, L, C) and
+    new_conv_state: (B, C, K-1), both in x's dtype."""
+    y, new_state = reference.causal_conv1d(x, weight, bias, conv_state, mask, activation)
+    # A custom op may not return its inputs (or views of them): L = 0 hands the state back.
+    if conv_state is not None and new_state.data_ptr() == conv_state.data_ptr() and new_state.numel():
+        new_state = new_state.clone()
+    return y, new_state
+
+
+@causal_conv1d.register_fake
+def _causal_conv1d_fake(x, weight, bias, conv_state, mask, activation):
+    causal_conv.check_activation(activation)
+    # Shape checks with concrete sizes only: under export B and L are symbolic.
+    if all(isinstance(s, int) for s in x.shape):
+        named = dict(x=x, weight=weight, bias=bias, conv_state=conv_state, mask=mask)
+        causal_conv.check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()})
+    batch, _, channels = x.shape
+    return x.new_empty(x.shape), x.new_empty((batch, channels, weight.shape[1] - 1))

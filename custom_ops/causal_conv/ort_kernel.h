@@ -1,0 +1,59 @@
+// The ONNX Runtime binding of CausalConv1d: the op definition ORT registers and the
+// kernel it runs. The kernel reads the tensors, checks them with validate.h, fills
+// CausalConvParams and hands them to a provider's runner (CPU or CUDA); it is the
+// only place, with register*.cc, that sees ONNX Runtime types.
+#pragma once
+
+#include <onnxruntime_cxx_api.h>
+
+#include "causal_conv/params.h"
+
+namespace mamba_export_ops {
+
+// Computes a validated convolution whose outputs are allocated; returns nullptr or an error.
+using ConvRunner = OrtStatus* (*)(const CausalConvParams& params, const Ort::KernelContext& context);
+
+// On the session's intra-op threads.
+OrtStatus* RunConvOnCpu(const CausalConvParams& params, const Ort::KernelContext& context);
+// On ORT's CUDA compute stream; defined in ort_kernel_cuda.cc, built only with CUDA.
+OrtStatus* RunConvOnCuda(const CausalConvParams& params, const Ort::KernelContext& context);
+
+class CausalConvKernel {
+ public:
+  CausalConvKernel(bool silu, ConvRunner runner) : silu_(silu), runner_(runner) {}
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) const;
+
+ private:
+  OrtStatus* Compute(OrtKernelContext* context) const;
+
+  bool silu_;
+  ConvRunner runner_;
+};
+
+// One registration of CausalConv1d: an execution provider and the I/O dtype of x,
+// conv_state and both outputs (weight and bias are always float32, the mask int64).
+class CausalConvOp : public Ort::CustomOpBase<CausalConvOp, CausalConvKernel, true> {
+ public:
+  CausalConvOp(const char* execution_provider, ONNXTensorElementDataType io_type, ConvRunner runner);
+
+  OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const;
+  const char* GetName() const;
+  const char* GetExecutionProviderType() const { return execution_provider_; }
+
+  size_t GetInputTypeCount() const;
+  ONNXTensorElementDataType GetInputType(size_t index) const;
+  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const;
+  // Every input stays where the provider keeps tensors (device memory for CUDA).
+  OrtMemType GetInputMemoryType(size_t) const { return OrtMemTypeDefault; }
+
+  size_t GetOutputTypeCount() const;
+  ONNXTensorElementDataType GetOutputType(size_t index) const;
+  OrtCustomOpInputOutputCharacteristic GetOutputCharacteristic(size_t index) const;
+
+ private:
+  const char* execution_provider_;
+  ONNXTensorElementDataType io_type_;
+  ConvRunner runner_;
+};
+
+}  // namespace mamba_export_ops

@@ -1,0 +1,22 @@
+// Checks the inputs of one CausalConv1d call against the contract before any tensor
+// memory is touched. Shared by the CPU and CUDA bindings; it sees only shapes and
+// dtype names, never ONNX Runtime. The messages repeat the wording of check_inputs()
+// in mamba_export/ops/causal_conv.py.
+#pragma once
+
+#include <string>
+
+#include "causal_conv/params.h"
+#include "mamba_export_ops/causal_conv.h"
+#include "mamba_export_ops/input_desc.h"
+
+namespace mamba_export_ops {
+
+using ConvInputs = InputDesc[kConvNumInputs];
+
+// Returns "" when the inputs are valid, and then sets the sizes and dtype of params
+// (pointers are left alone). Otherwise returns the error message, which names the
+// input, the expected and the actual value.
+std::string ValidateCausalConvInputs(const ConvInputs& inputs, CausalConvParams* params);
+
+}  // namespace mamba_export_ops

@@ -1,0 +1,133 @@
+"""Malformed inputs to the ORT CPU kernel of CausalConv1d: an error that names the input, never a crash.
+
+The graph inputs are declared without shapes so malformed tensors reach the kernel's
+own checks (causal_conv/validate.cc) instead of ONNX Runtime's input validation; the
+kernel's message must be exactly the one the Python contract's check_inputs() gives,
+and the session must keep working afterwards.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conv_cases import check_parity, make_inputs, run
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidGraph, RuntimeException
+
+from mamba_export.errors import InputShapeError
+from mamba_export.ops.causal_conv import check_inputs
+from tests.support.one_conv_node import causal_conv_model
+
+
+def contract_message(feeds) -> str | None:
+    """check_inputs()'s message for these tensors, or None when they are valid."""
+    try:
+        check_inputs({name: value.shape for name, value in feeds.items()})
+    except InputShapeError as error:
+        return str(error)
+    return None
+
+
+def with_shape(feeds, name, shape):
+    return dict(feeds) | {name: np.zeros(shape, dtype=feeds[name].dtype)}
+
+
+BAD_SHAPES = {
+    "x rank 2": ("x", (9, 6)),
+    "x rank 4": ("x", (2, 9, 6, 1)),
+    "weight channels": ("weight", (5, 4)),
+    "weight width 0": ("weight", (6, 0)),
+    "weight rank 1": ("weight", (6,)),
+    "bias length": ("bias", (7,)),
+    "bias rank 0": ("bias", ()),
+    "conv_state columns": ("conv_state", (2, 6, 4)),
+    "conv_state batch": ("conv_state", (3, 6, 3)),
+    "mask length": ("mask", (2, 8)),
+    "mask rank 3": ("mask", (2, 9, 1)),
+}
+
+
+@pytest.fixture(scope="module")
+def shapeless_session(make_session):
+    return make_session(causal_conv_model(shaped=False, activation=1), 2)
+
+
+def test_bad_shapes_are_rejected_by_name_then_a_good_call_works(shapeless_session):
+    good = make_inputs()
+    for label, (name, shape) in BAD_SHAPES.items():
+        feeds = with_shape(good, name, shape)
+        expected = contract_message(feeds)
+        assert expected is not None and name in expected, label
+        with pytest.raises(InvalidArgument) as caught:
+            shapeless_session.run(None, feeds)
+        assert expected in str(caught.value), f"{label}: {caught.value}"
+    check_parity(lambda inputs, _: run(shapeless_session, inputs), "float32", 1)
+
+
+@pytest.mark.parametrize(("name", "dtype"), [("weight", "float16"), ("bias", "float64"), ("mask", "int32"),
+                                             ("mask", "float32"), ("x", "float64")])
+def test_wrong_dtype_is_rejected_naming_the_input(make_session, name, dtype):
+    with pytest.raises(InvalidGraph, match=rf"Type Error: Type .* of input parameter \({name}\)"):
+        make_session(causal_conv_model(dtypes={name: dtype}))
+
+
+def test_state_dtype_other_than_x_matches_no_kernel(make_session):
+    with pytest.raises(Fail, match="no kernel def matches node"):
+        make_session(causal_conv_model(dtypes={"conv_state": "float16"}))
+
+
+@pytest.mark.parametrize("missing", ["x", "weight"])
+def test_missing_required_input_is_rejected_at_load(make_session, missing):
+    index = ["x", "weight"].index(missing)
+    required = tuple(name for name in ("x", "weight") if name != missing)
+    with pytest.raises(InvalidGraph, match=rf"input {index} is marked single but has an empty string"):
+        make_session(causal_conv_model(required=required))
+
+
+def test_activation_outside_the_table_is_rejected_when_the_kernel_is_created(make_session):
+    message = r"CausalConv1d: attribute activation is 2, expected one of 0 \(none\), 1 \(silu\)"
+    with pytest.raises(RuntimeException, match=message):
+        make_session(causal_conv_model(activation=2))
+
+
+def test_activation_of_another_type_is_rejected(make_session):
+    from onnx import helper
+
+    model = causal_conv_model(activation=None)
+    model.graph.node[0].attribute.append(helper.make_attribute("activation", 1.0))
+    with pytest.raises(RuntimeException, match="CausalConv1d: attribute activation must be an int"):
+        make_session(model)
+
+
+@st.composite
+def perturbed_feeds(draw):
+    """Valid inputs with one or two tensors given another rank or size."""
+    feeds = make_inputs(batch=draw(st.integers(1, 2)), length=draw(st.integers(0, 5)),
+                        channels=draw(st.integers(1, 5)), width=draw(st.integers(1, 4)),
+                        seed=draw(st.integers(0, 99)))
+    for name in draw(st.lists(st.sampled_from(sorted(feeds)), min_size=1, max_size=2, unique=True)):
+        shape = list(feeds[name].shape)
+        edit = draw(st.sampled_from(["grow", "shrink", "add_dim", "drop_dim"]))
+        if edit in ("grow", "shrink") and shape:
+            axis = draw(st.integers(0, len(shape) - 1))
+            shape[axis] = max(0, shape[axis] + (1 if edit == "grow" else -1))
+        elif edit == "add_dim":
+            shape.insert(draw(st.integers(0, len(shape))), draw(st.integers(1, 3)))
+        elif shape:
+            shape.pop(draw(st.integers(0, len(shape) - 1)))
+        feeds = with_shape(feeds, name, tuple(shape))
+    return feeds
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(feeds=perturbed_feeds())
+def test_fuzzed_shapes_error_exactly_as_the_contract(shapeless_session, feeds):
+    expected = contract_message(feeds)
+    if expected is None:
+        y, _ = shapeless_session.run(None, feeds)
+        assert y.shape == feeds["x"].shape
+        return
+    with pytest.raises(InvalidArgument) as caught:
+        shapeless_session.run(None, feeds)
+    assert expected in str(caught.value)
