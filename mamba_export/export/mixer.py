@@ -14,7 +14,8 @@ Padding: transformers zeroes padded positions of the mixer input and of the conv
 output. The conv op treats masked inputs as zeros and writes zeros there, which gives
 every state and every kept position the same values; only outputs at padded positions
 differ (the gate there is in_proj of the unmasked input). When ``in_proj`` has a bias,
-in_proj of a zeroed input is that bias, not zero, so the input is still masked first.
+transformers' conv sees that bias at padded positions, not zero; there the mixer masks
+its input and the conv output as transformers does and gives the conv no mask.
 """
 
 from __future__ import annotations
@@ -41,12 +42,12 @@ def _weightless_rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 def causal_conv(mixer, arch: Architecture, x: torch.Tensor, conv_state: torch.Tensor,
-                attention_mask: torch.Tensor):
+                attention_mask: torch.Tensor | None):
     """Depthwise causal conv with SiLU continuing from ``conv_state``, as one CausalConv1d node.
 
     x: (batch, sequence, channels); conv_state: (batch, channels, conv_kernel - 1), the last
-    inputs seen. Returns the activated, masked output (batch, sequence, channels) in x's dtype
-    and the new state.
+    inputs seen; attention_mask: (batch, sequence) or None. Returns the activated output
+    (batch, sequence, channels, zero where masked) in x's dtype and the new state.
     """
     conv = get_path(mixer, arch.conv1d)
     activation = get_path(mixer, arch.activation)
@@ -66,10 +67,13 @@ def mixer_forward(mixer, arch: Architecture, hidden: torch.Tensor, attention_mas
     """
     dtype = hidden.dtype
     in_proj = get_path(mixer, arch.in_proj)
-    if in_proj.bias is not None:
-        hidden = _mask(hidden, attention_mask)
-    x, gate = in_proj(hidden).chunk(2, dim=-1)
-    x, new_conv_state = causal_conv(mixer, arch, x, conv_state, attention_mask)
+    if in_proj.bias is None:
+        x, gate = in_proj(hidden).chunk(2, dim=-1)
+        x, new_conv_state = causal_conv(mixer, arch, x, conv_state, attention_mask)
+    else:
+        x, gate = in_proj(_mask(hidden, attention_mask)).chunk(2, dim=-1)
+        x, new_conv_state = causal_conv(mixer, arch, x, conv_state, None)
+        x = _mask(x, attention_mask)
 
     x_proj = get_path(mixer, arch.x_proj)
     state_size = get_path(mixer, arch.a_log).shape[1]
