@@ -10,7 +10,10 @@ softplus on, and all CPU cores. Prints a table and writes JSON (medians after on
 warm-up run, the relative error between the two outputs, and the load average,
 since other processes on a small machine slow both sides).
 
-Usage: python scripts/bench_op_cpu.py [--lengths 128 512 2048] [--json PATH]
+``--layout 1`` feeds the op channels-last tensors (u, delta, z, y (B, L, D); B, C
+(B, L, N)), the layout the exported graph uses; the PyTorch side is unchanged.
+
+Usage: python scripts/bench_op_cpu.py [--lengths 128 512 2048] [--layout 0|1] [--json PATH]
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of the PyTorch scan")
     parser.add_argument("--ort-repeats", type=int, default=20, help="timed runs of the ORT op (cheap)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--layout", type=int, choices=(0, 1), default=0,
+                        help="the op's layout attribute: 0 channels first, 1 channels last")
     parser.add_argument("--library", default=None, help="custom-op library (default: the built one)")
     parser.add_argument("--json", default=str(REPO / "results" / "bench_op_cpu.json"))
     return parser.parse_args(argv)
@@ -85,7 +90,7 @@ def median_seconds(run, repeats):
     return statistics.median(times), times
 
 
-def ort_session(library, threads):
+def ort_session(library, threads, layout=0):
     import onnxruntime as ort
 
     sys.path.insert(0, str(REPO / "tests"))
@@ -94,7 +99,7 @@ def ort_session(library, threads):
     options = ort.SessionOptions()
     options.register_custom_ops_library(library)
     options.intra_op_num_threads = threads
-    model = selective_scan_model(present=("D", "z", "delta_bias"), delta_softplus=1)
+    model = selective_scan_model(present=("D", "z", "delta_bias"), delta_softplus=1, layout=layout)
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
@@ -102,14 +107,19 @@ def bench_length(session, args, length):
     import torch
 
     inputs = make_inputs(args.batch, args.dim, length, args.state)
-    ort_time, ort_runs = median_seconds(lambda: session.run(None, inputs), args.ort_repeats)
+    # Channels last: every (B, X, L) tensor becomes (B, L, X).
+    feeds = {k: (np.ascontiguousarray(v.transpose(0, 2, 1)) if args.layout == 1 and v.ndim == 3 else v)
+             for k, v in inputs.items()}
+    ort_time, ort_runs = median_seconds(lambda: session.run(None, feeds), args.ort_repeats)
     tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
     tensors["B"] = tensors["B"].transpose(1, 2)
     tensors["C"] = tensors["C"].transpose(1, 2)
     with torch.inference_mode():
         torch_time, torch_runs = median_seconds(lambda: torch_sequential_scan(**tensors), args.repeats)
         y_torch = torch_sequential_scan(**tensors).numpy()
-    y_ort = session.run(None, inputs)[0]
+    y_ort = session.run(None, feeds)[0]
+    if args.layout == 1:
+        y_ort = y_ort.transpose(0, 2, 1)
     error = float(np.max(np.abs(y_ort - y_torch)) / np.max(np.abs(y_torch)))
     return {"length": length, "ort_ms": ort_time * 1e3, "torch_ms": torch_time * 1e3,
             "speedup": torch_time / ort_time, "relative_error": error,
@@ -145,10 +155,11 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     library = args.library or get_library_path()
-    session = ort_session(library, args.threads)
+    session = ort_session(library, args.threads, args.layout)
     rows = []
     load_before = os.getloadavg()
-    print(f"SelectiveScan fp32, B={args.batch} D={args.dim} N={args.state}, D/z/delta_bias/softplus on, "
+    print(f"SelectiveScan fp32 layout {args.layout}, B={args.batch} D={args.dim} N={args.state}, "
+          "D/z/delta_bias/softplus on, "
           f"{args.threads} threads, median of {args.ort_repeats} (ORT) / {args.repeats} (PyTorch) runs")
     print(f"{'L':>6} {'ORT op (ms)':>12} {'PyTorch (ms)':>13} {'speedup':>8} {'rel. error':>11}")
     for length in args.lengths:
@@ -161,7 +172,7 @@ def main(argv=None) -> int:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python " + " ".join([os.path.relpath(__file__, REPO)] + (argv or sys.argv[1:])),
         "config": {"batch": args.batch, "dim": args.dim, "state": args.state, "dtype": "float32",
-                   "optional_inputs": ["D", "z", "delta_bias"], "delta_softplus": True,
+                   "optional_inputs": ["D", "z", "delta_bias"], "delta_softplus": True, "layout": args.layout,
                    "threads": args.threads, "repeats": {"ort": args.ort_repeats, "torch": args.repeats},
                    "statistic": "median"},
         "machine": machine() | {"load_average_before": load_before, "load_average_after": os.getloadavg()},

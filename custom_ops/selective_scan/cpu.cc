@@ -7,8 +7,10 @@
 // dependency chains per step. Channels of a block share their batch and their groups
 // of B and C, so B[n, t] and C[n, t] are the same for every lane.
 //
-// B and C arrive as (..., N, L), n strided by L; they are copied once into time-major
-// float32 panels (..., L, N). Those panels (the size of B and C) and the per-block
+// B and C arrive as (..., N, L), n strided by L, or channels last as (B, L, (G,) N);
+// either way they are copied once into time-major float32 panels (..., L, N). The
+// sequences are read in place in either layout (channels last: the lanes of a block
+// are neighbours in memory). Those panels (the size of B and C) and the per-block
 // states (the size of last_state) are the only scratch memory; nothing of size
 // B * D * L * N exists.
 //
@@ -37,6 +39,7 @@ constexpr int kLanes = 16;       // channels per block: one 512-bit or two 256-b
 constexpr int64_t kChunk = 64;   // time steps staged at once: 3 x 4 KiB of block buffers
 constexpr int64_t kMinUpdatesPerTask = 1 << 16;  // lane-state updates that pay for a task
 constexpr int64_t kMaxTasks = 1024;
+constexpr int64_t kPrefetchSteps = 16;  // channels last: steps ahead to prefetch
 
 struct Job {
   const SelectiveScanParams* params;
@@ -47,23 +50,31 @@ struct Job {
   int64_t blocks_per_task;
 };
 
-// Buffers of one chunk of one block, one row per lane: value[lane * kChunk + t].
-// Staging and finishing run along time (contiguous, vectorised); the recurrence
-// reads and writes them across lanes once per step, which its N state updates
-// per step amortise.
+// Buffers of one chunk of one block. Channels first, one row per lane,
+// value[lane * kChunk + t]: staging and finishing run along time (contiguous,
+// vectorised), and the recurrence reads and writes across lanes once per step, which
+// its N state updates per step amortise. Channels last, one row per step,
+// value[t * kLanes + lane]: staging and finishing run across the lanes, which are
+// neighbours in memory in every step.
 struct ChunkBuffers {
   alignas(64) float dt[kLanes * kChunk];
   alignas(64) float dtu[kLanes * kChunk];
   alignas(64) float y[kLanes * kChunk];
 };
 
-// dt = softplus?(delta + bias) and dt * u along time for one channel (row).
+template <bool kChannelsLast>
+MAMBA_INLINE int64_t BufferAt(int w, int64_t t) {
+  return kChannelsLast ? t * kLanes + w : w * kChunk + t;
+}
+
+// dt = softplus?(delta + bias) and dt * u along time for one channel (row), channels first.
 template <typename Io>
 MAMBA_INLINE void StageRow(const SelectiveScanParams& p, int64_t row, int64_t t0, int64_t steps,
                            float* __restrict dt, float* __restrict dtu) {
   using S = typename Io::Storage;
-  const S* u = static_cast<const S*>(p.u) + row * p.length + t0;
-  const S* delta = static_cast<const S*>(p.delta) + row * p.length + t0;
+  const int64_t start = SequenceRowOffset(p, row) + t0;
+  const S* u = static_cast<const S*>(p.u) + start;
+  const S* delta = static_cast<const S*>(p.delta) + start;
   const float bias = p.delta_bias ? p.delta_bias[row % p.dim] : 0.0f;
   if (p.delta_softplus) {
     for (int64_t t = 0; t < steps; ++t) {
@@ -75,11 +86,52 @@ MAMBA_INLINE void StageRow(const SelectiveScanParams& p, int64_t row, int64_t t0
   for (int64_t t = 0; t < steps; ++t) dtu[t] = dt[t] * Io::Load(u[t]);
 }
 
+// The same for all lanes of a block, channels last: step by step across the lanes.
+// Lanes past `count` get dt = 0 and dt * u = 0.
+template <typename Io>
+MAMBA_INLINE void StageStepsLast(const SelectiveScanParams& p, int64_t first_row, int count, int64_t t0,
+                                 int64_t steps, ChunkBuffers& buf) {
+  using S = typename Io::Storage;
+  const int64_t d0 = first_row % p.dim;
+  alignas(64) float bias[kLanes] = {};
+  if (p.delta_bias) {
+    for (int w = 0; w < count; ++w) bias[w] = p.delta_bias[d0 + w];
+  }
+  const int64_t start = SequenceRowOffset(p, first_row) + t0 * p.seq.time;
+  for (int64_t t = 0; t < steps; ++t) {
+    const S* u = static_cast<const S*>(p.u) + start + t * p.seq.time;
+    const S* delta = static_cast<const S*>(p.delta) + start + t * p.seq.time;
+    float* __restrict dt = buf.dt + t * kLanes;
+    float* __restrict dtu = buf.dtu + t * kLanes;
+    // Each step's lanes are one cache line a whole row (D values) away from the last:
+    // ask for the lines a few steps ahead, which the hardware prefetcher does not.
+    __builtin_prefetch(u + kPrefetchSteps * p.seq.time);
+    __builtin_prefetch(delta + kPrefetchSteps * p.seq.time);
+    // Whole blocks run all kLanes lanes with a compile-time trip count, so the loops
+    // vectorise; a short last block of a group masks its spare lanes afterwards.
+    if (count == kLanes) {
+      for (int w = 0; w < kLanes; ++w) dt[w] = Io::Load(delta[w]) + bias[w];
+      if (p.delta_softplus) {
+        for (int w = 0; w < kLanes; ++w) dt[w] = FastSoftplus(dt[w], kSoftplusThreshold);
+      }
+      for (int w = 0; w < kLanes; ++w) dtu[w] = dt[w] * Io::Load(u[w]);
+      continue;
+    }
+    for (int w = 0; w < count; ++w) {
+      const float x = Io::Load(delta[w]) + bias[w];
+      dt[w] = p.delta_softplus ? FastSoftplus(x, kSoftplusThreshold) : x;
+      dtu[w] = dt[w] * Io::Load(u[w]);
+    }
+    for (int w = count; w < kLanes; ++w) dt[w] = dtu[w] = 0.0f;
+  }
+}
+
 // The lanes of a block: lane w is channel d0 + w; lanes past `count` are padding with
 // dt = 0, so exp(0) = 1 keeps their zero state at zero.
-template <typename Io>
+template <typename Io, bool kChannelsLast>
 MAMBA_INLINE void StageBlock(const SelectiveScanParams& p, int64_t first_row, int count, int64_t t0,
                              int64_t steps, ChunkBuffers& buf) {
+  if (kChannelsLast) return StageStepsLast<Io>(p, first_row, count, t0, steps, buf);
   for (int w = 0; w < kLanes; ++w) {
     float* dt = buf.dt + w * kChunk;
     float* dtu = buf.dtu + w * kChunk;
@@ -94,6 +146,7 @@ MAMBA_INLINE void StageBlock(const SelectiveScanParams& p, int64_t first_row, in
 
 // h = exp(dt * A) * h + dt * u * B_t and y_t = <C_t, h> for `steps` steps, lane-wise.
 // a and h are (N, kLanes); b and c point at step t0 of time-major panels.
+template <bool kChannelsLast>
 MAMBA_INLINE void RecurBlock(const float* __restrict a, const float* __restrict b,
                              const float* __restrict c, int64_t state, int64_t steps,
                              ChunkBuffers& __restrict buf, float* __restrict h) {
@@ -102,8 +155,8 @@ MAMBA_INLINE void RecurBlock(const float* __restrict a, const float* __restrict 
     const float* __restrict ct = c + t * state;
     float dt[kLanes], dtu[kLanes], acc[kLanes];
     for (int w = 0; w < kLanes; ++w) {
-      dt[w] = buf.dt[w * kChunk + t];
-      dtu[w] = buf.dtu[w * kChunk + t];
+      dt[w] = buf.dt[BufferAt<kChannelsLast>(w, t)];
+      dtu[w] = buf.dtu[BufferAt<kChannelsLast>(w, t)];
       acc[w] = 0.0f;
     }
     for (int64_t n = 0; n < state; ++n) {
@@ -116,21 +169,23 @@ MAMBA_INLINE void RecurBlock(const float* __restrict a, const float* __restrict 
         acc[w] += next * cn;
       }
     }
-    for (int w = 0; w < kLanes; ++w) buf.y[w * kChunk + t] = acc[w];
+    for (int w = 0; w < kLanes; ++w) buf.y[BufferAt<kChannelsLast>(w, t)] = acc[w];
   }
 }
 
-// y = (scan + D * u) * silu(z) along time for one channel, stored in the I/O dtype.
+// y = (scan + D * u) * silu(z) along time for one channel, stored in the I/O dtype
+// (channels first).
 template <typename Io>
 MAMBA_INLINE void FinishRow(const SelectiveScanParams& p, int64_t row, int64_t t0, int64_t steps,
                             const float* scan) {
   using S = typename Io::Storage;
-  const S* u = static_cast<const S*>(p.u) + row * p.length + t0;
-  S* y = static_cast<S*>(p.y) + row * p.length + t0;
+  const int64_t start = SequenceRowOffset(p, row) + t0;
+  const S* u = static_cast<const S*>(p.u) + start;
+  S* y = static_cast<S*>(p.y) + start;
   const float skip = p.D ? p.D[row % p.dim] : 0.0f;
   const bool has_skip = p.D != nullptr;
   if (p.z) {
-    const S* z = static_cast<const S*>(p.z) + row * p.length + t0;
+    const S* z = static_cast<const S*>(p.z) + start;
     for (int64_t t = 0; t < steps; ++t) {
       const float out = has_skip ? scan[t] + skip * Io::Load(u[t]) : scan[t];
       y[t] = Io::Store(out * FastSilu(Io::Load(z[t])));
@@ -142,9 +197,45 @@ MAMBA_INLINE void FinishRow(const SelectiveScanParams& p, int64_t row, int64_t t
   }
 }
 
+// The same for all lanes of a block, channels last: step by step across the lanes.
 template <typename Io>
+MAMBA_INLINE void FinishStepsLast(const SelectiveScanParams& p, int64_t first_row, int count, int64_t t0,
+                                  int64_t steps, const ChunkBuffers& buf) {
+  using S = typename Io::Storage;
+  const int64_t d0 = first_row % p.dim;
+  alignas(64) float skip[kLanes] = {};
+  if (p.D) {
+    for (int w = 0; w < count; ++w) skip[w] = p.D[d0 + w];
+  }
+  const int64_t start = SequenceRowOffset(p, first_row) + t0 * p.seq.time;
+  for (int64_t t = 0; t < steps; ++t) {
+    const int64_t at = start + t * p.seq.time;
+    const S* u = static_cast<const S*>(p.u) + at;
+    S* y = static_cast<S*>(p.y) + at;
+    const float* scan = buf.y + t * kLanes;
+    __builtin_prefetch(u + kPrefetchSteps * p.seq.time);
+    __builtin_prefetch(y + kPrefetchSteps * p.seq.time, 1);
+    if (p.z) __builtin_prefetch(static_cast<const S*>(p.z) + at + kPrefetchSteps * p.seq.time);
+    if (p.z && count == kLanes) {
+      const S* z = static_cast<const S*>(p.z) + at;
+      alignas(64) float out[kLanes];
+      for (int w = 0; w < kLanes; ++w) out[w] = (scan[w] + skip[w] * Io::Load(u[w])) * FastSilu(Io::Load(z[w]));
+      for (int w = 0; w < kLanes; ++w) y[w] = Io::Store(out[w]);
+    } else if (p.z) {
+      const S* z = static_cast<const S*>(p.z) + at;
+      for (int w = 0; w < count; ++w) {
+        y[w] = Io::Store((scan[w] + skip[w] * Io::Load(u[w])) * FastSilu(Io::Load(z[w])));
+      }
+    } else {
+      for (int w = 0; w < count; ++w) y[w] = Io::Store(scan[w] + skip[w] * Io::Load(u[w]));
+    }
+  }
+}
+
+template <typename Io, bool kChannelsLast>
 MAMBA_INLINE void FinishBlock(const SelectiveScanParams& p, int64_t first_row, int count, int64_t t0,
                               int64_t steps, ChunkBuffers& buf) {
+  if (kChannelsLast) return FinishStepsLast<Io>(p, first_row, count, t0, steps, buf);
   for (int w = 0; w < count; ++w) FinishRow<Io>(p, first_row + w, t0, steps, buf.y + w * kChunk);
 }
 
@@ -162,7 +253,7 @@ MAMBA_INLINE void LoadBlockState(const SelectiveScanParams& p, int64_t first_row
   }
 }
 
-template <typename Io>
+template <typename Io, bool kChannelsLast>
 MAMBA_INLINE void ScanBlocks(const Job& job, int64_t begin, int64_t end, float* a, float* h) {
   const SelectiveScanParams& p = *job.params;
   const BlockLayout& layout = job.layout;
@@ -176,9 +267,9 @@ MAMBA_INLINE void ScanBlocks(const Job& job, int64_t begin, int64_t end, float* 
     LoadBlockState(p, first_row, count, a, h);
     for (int64_t t0 = 0; t0 < p.length; t0 += kChunk) {
       const int64_t steps = std::min(kChunk, p.length - t0);
-      StageBlock<Io>(p, first_row, count, t0, steps, buf);
-      RecurBlock(a, b_rows + t0 * p.state, c_rows + t0 * p.state, p.state, steps, buf, h);
-      FinishBlock<Io>(p, first_row, count, t0, steps, buf);
+      StageBlock<Io, kChannelsLast>(p, first_row, count, t0, steps, buf);
+      RecurBlock<kChannelsLast>(a, b_rows + t0 * p.state, c_rows + t0 * p.state, p.state, steps, buf, h);
+      FinishBlock<Io, kChannelsLast>(p, first_row, count, t0, steps, buf);
     }
     for (int w = 0; w < count; ++w) {
       for (int64_t n = 0; n < p.state; ++n) {
@@ -188,15 +279,21 @@ MAMBA_INLINE void ScanBlocks(const Job& job, int64_t begin, int64_t end, float* 
   }
 }
 
-MAMBA_CPU_CLONES void ScanBlockRange(const Job& job, int64_t begin, int64_t end, float* a, float* h) {
+template <bool kChannelsLast>
+MAMBA_INLINE void ScanBlockRangeIn(const Job& job, int64_t begin, int64_t end, float* a, float* h) {
   switch (job.params->dtype) {
     case ScanDType::kFloat32:
-      return ScanBlocks<Float32Io>(job, begin, end, a, h);
+      return ScanBlocks<Float32Io, kChannelsLast>(job, begin, end, a, h);
     case ScanDType::kFloat16:
-      return ScanBlocks<Float16Io>(job, begin, end, a, h);
+      return ScanBlocks<Float16Io, kChannelsLast>(job, begin, end, a, h);
     case ScanDType::kBFloat16:
-      return ScanBlocks<BFloat16Io>(job, begin, end, a, h);
+      return ScanBlocks<BFloat16Io, kChannelsLast>(job, begin, end, a, h);
   }
+}
+
+MAMBA_CPU_CLONES void ScanBlockRange(const Job& job, int64_t begin, int64_t end, float* a, float* h) {
+  if (job.params->layout == kLayoutChannelsLast) return ScanBlockRangeIn<true>(job, begin, end, a, h);
+  ScanBlockRangeIn<false>(job, begin, end, a, h);
 }
 
 void RunTask(void* state, size_t task) {

@@ -84,9 +84,10 @@ template <typename Io>
 MAMBA_INLINE void StageStep(const SelectiveScanParams& p, const ChannelBlock& chunk, int64_t t,
                             float* __restrict dt, float* __restrict dtu) {
   using S = typename Io::Storage;
-  const S* u = static_cast<const S*>(p.u) + chunk.row0 * p.length + t;
-  const S* delta = static_cast<const S*>(p.delta) + chunk.row0 * p.length + t;
-  const int64_t d0 = chunk.row0 % p.dim, stride = p.length;
+  const int64_t offset = SequenceRowOffset(p, chunk.row0) + t * p.seq.time;
+  const S* u = static_cast<const S*>(p.u) + offset;
+  const S* delta = static_cast<const S*>(p.delta) + offset;
+  const int64_t d0 = chunk.row0 % p.dim, stride = p.seq.dim;
   for (int64_t k = 0; k < chunk.count; ++k) {
     const float x = Io::Load(delta[k * stride]) + (p.delta_bias ? p.delta_bias[d0 + k] : 0.0f);
     dt[k] = p.delta_softplus ? FastSoftplus(x, kSoftplusThreshold) : x;
@@ -99,7 +100,8 @@ template <typename Io>
 MAMBA_INLINE void FinishStep(const SelectiveScanParams& p, const ChannelBlock& chunk, int64_t t,
                              const float* __restrict scan) {
   using S = typename Io::Storage;
-  const int64_t offset = chunk.row0 * p.length + t, d0 = chunk.row0 % p.dim, stride = p.length;
+  const int64_t offset = SequenceRowOffset(p, chunk.row0) + t * p.seq.time;
+  const int64_t d0 = chunk.row0 % p.dim, stride = p.seq.dim;
   const S* u = static_cast<const S*>(p.u) + offset;
   const S* z = p.z ? static_cast<const S*>(p.z) + offset : nullptr;
   S* y = static_cast<S*>(p.y) + offset;

@@ -30,10 +30,12 @@ constexpr size_t kDefaultSharedLimit = 48 * 1024;
 
 bool IsAligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
 
-// True when every row of u, delta, z, y, B and C starts on a 16-byte boundary,
-// so whole runs of steps can move as 16-byte vectors.
+// True when the layout is channels first and every row of u, delta, z, y, B and C
+// starts on a 16-byte boundary, so whole runs of steps can move as 16-byte vectors.
 template <typename T>
 bool RowsAreAligned(const SelectiveScanParams& p) {
+  // Channels last, a row's steps are D apart: no vector moves along time.
+  if (p.layout != kLayoutChannelsFirst) return false;
   if ((p.length * static_cast<int64_t>(sizeof(T))) % 16 != 0) return false;
   const void* rows[] = {p.u, p.delta, p.B, p.C, p.y};
   for (const void* ptr : rows) {

@@ -108,15 +108,18 @@ __global__ void __launch_bounds__(ChunkedWarps<T>() * kWarpSize, 1)
   }
   __syncwarp();
 
-  const int64_t row = channel * L;
+  // Steps are p.seq.time apart: 1 channels first, D channels last (where the warps of a
+  // block, neighbouring channels, share the sectors they read).
+  const int64_t row = b * p.seq.batch + d * p.seq.dim;
+  const int64_t step = p.seq.time;
   const T* u_row = static_cast<const T*>(p.u) + row;
   const T* delta_row = static_cast<const T*>(p.delta) + row;
   const T* z_row = p.z != nullptr ? static_cast<const T*>(p.z) + row : nullptr;
   T* y_row = static_cast<T*>(p.y) + row;
-  const T* b_rows = static_cast<const T*>(p.B) +
-                    GroupedRows{GroupsOf(p.groups_b)}.Offset(b, d, p.dim, N, L);
-  const T* c_rows = static_cast<const T*>(p.C) +
-                    GroupedRows{GroupsOf(p.groups_c)}.Offset(b, d, p.dim, N, L);
+  const T* b_rows = static_cast<const T*>(p.B) + ProjectionOffset(p.proj_b, p.groups_b, b, d, p.dim);
+  const T* c_rows = static_cast<const T*>(p.C) + ProjectionOffset(p.proj_c, p.groups_c, b, d, p.dim);
+  const int64_t b_step = p.proj_b.time, c_step = p.proj_c.time;
+  const int64_t b_state = p.proj_b.state, c_state = p.proj_c.state;
   const float* a_row = p.A + d * N;
   const float bias = p.delta_bias != nullptr ? p.delta_bias[d] : 0.0f;
   const float skip = p.D != nullptr ? p.D[d] : 0.0f;
@@ -125,8 +128,8 @@ __global__ void __launch_bounds__(ChunkedWarps<T>() * kWarpSize, 1)
   for (int64_t tile = 0; tile < L; tile += kTile) {
     const int64_t t0 = tile + static_cast<int64_t>(lane) * kItems;
     float dt[kItems], dtu[kItems], y[kItems];
-    LoadFloats<T, kItems>(delta_row, t0, L, vector_ok, dt);
-    LoadFloats<T, kItems>(u_row, t0, L, vector_ok, y);  // y holds u for now
+    LoadFloats<T, kItems>(delta_row, t0, L, step, vector_ok, dt);
+    LoadFloats<T, kItems>(u_row, t0, L, step, vector_ok, y);  // y holds u for now
 #pragma unroll
     for (int i = 0; i < kItems; ++i) {
       // A step past the end must be the identity (decay 1, input 0).
@@ -139,8 +142,8 @@ __global__ void __launch_bounds__(ChunkedWarps<T>() * kWarpSize, 1)
     alignas(16) T b_next[kItems];
     alignas(16) T c_next[kItems];
     if (N > 0) {
-      LoadRaw<T, kItems>(b_rows, t0, L, vector_ok, b_next);
-      LoadRaw<T, kItems>(c_rows, t0, L, vector_ok, c_next);
+      LoadRaw<T, kItems>(b_rows, t0, L, b_step, vector_ok, b_next);
+      LoadRaw<T, kItems>(c_rows, t0, L, c_step, vector_ok, c_next);
     }
     for (int64_t n = 0; n < N; ++n) {
       alignas(16) T b_now[kItems];
@@ -152,8 +155,8 @@ __global__ void __launch_bounds__(ChunkedWarps<T>() * kWarpSize, 1)
       }
       // Fetch the next state index's rows while this one computes.
       if (n + 1 < N) {
-        LoadRaw<T, kItems>(b_rows + (n + 1) * L, t0, L, vector_ok, b_next);
-        LoadRaw<T, kItems>(c_rows + (n + 1) * L, t0, L, vector_ok, c_next);
+        LoadRaw<T, kItems>(b_rows + (n + 1) * b_state, t0, L, b_step, vector_ok, b_next);
+        LoadRaw<T, kItems>(c_rows + (n + 1) * c_state, t0, L, c_step, vector_ok, c_next);
       }
       const float a2 = __ldg(a_row + n) * kLog2e;
       const float out = ScanOneState<T, kItems>(lane, a2, carry_in[n], dt, dtu, b_now, c_now, y);
@@ -161,11 +164,11 @@ __global__ void __launch_bounds__(ChunkedWarps<T>() * kWarpSize, 1)
     }
     if (z_row != nullptr) {
       float z[kItems];
-      LoadFloats<T, kItems>(z_row, t0, L, vector_ok, z);
+      LoadFloats<T, kItems>(z_row, t0, L, step, vector_ok, z);
 #pragma unroll
       for (int i = 0; i < kItems; ++i) y[i] *= Silu(z[i]);
     }
-    StoreFloats<T, kItems>(y_row, t0, L, vector_ok, y);
+    StoreFloats<T, kItems>(y_row, t0, L, step, vector_ok, y);
     parity ^= 1;
     __syncwarp();  // this tile's carries are visible to every lane of the next
   }

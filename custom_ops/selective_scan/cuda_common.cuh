@@ -100,31 +100,32 @@ __device__ __forceinline__ void VectorStore(T* dst, const T (&src)[kItems]) {
   }
 }
 
-// Loads the steps t0 .. t0 + kItems - 1 of one row of length `length`; steps
-// past the end read as zero. `vector_ok` says every row start is 16-byte aligned.
+// Loads the steps t0 .. t0 + kItems - 1 of one row of length `length` whose steps are
+// `stride` elements apart; steps past the end read as zero. `vector_ok` says every
+// row start is 16-byte aligned and the steps are contiguous (stride 1).
 template <typename T, int kItems>
-__device__ __forceinline__ void LoadRaw(const T* row, int64_t t0, int64_t length, bool vector_ok,
-                                        T (&raw)[kItems]) {
+__device__ __forceinline__ void LoadRaw(const T* row, int64_t t0, int64_t length, int64_t stride,
+                                        bool vector_ok, T (&raw)[kItems]) {
   if (vector_ok && t0 + kItems <= length) {
     VectorLoad<T, kItems>(row + t0, raw);
   } else {
 #pragma unroll
-    for (int i = 0; i < kItems; ++i) raw[i] = (t0 + i < length) ? row[t0 + i] : ZeroOf<T>();
+    for (int i = 0; i < kItems; ++i) raw[i] = (t0 + i < length) ? row[(t0 + i) * stride] : ZeroOf<T>();
   }
 }
 
 template <typename T, int kItems>
-__device__ __forceinline__ void LoadFloats(const T* row, int64_t t0, int64_t length, bool vector_ok,
-                                           float (&out)[kItems]) {
+__device__ __forceinline__ void LoadFloats(const T* row, int64_t t0, int64_t length, int64_t stride,
+                                           bool vector_ok, float (&out)[kItems]) {
   alignas(16) T raw[kItems];
-  LoadRaw<T, kItems>(row, t0, length, vector_ok, raw);
+  LoadRaw<T, kItems>(row, t0, length, stride, vector_ok, raw);
 #pragma unroll
   for (int i = 0; i < kItems; ++i) out[i] = ToFloat(raw[i]);
 }
 
 template <typename T, int kItems>
-__device__ __forceinline__ void StoreFloats(T* row, int64_t t0, int64_t length, bool vector_ok,
-                                            const float (&values)[kItems]) {
+__device__ __forceinline__ void StoreFloats(T* row, int64_t t0, int64_t length, int64_t stride,
+                                            bool vector_ok, const float (&values)[kItems]) {
   alignas(16) T raw[kItems];
 #pragma unroll
   for (int i = 0; i < kItems; ++i) raw[i] = FromFloat<T>(values[i]);
@@ -133,25 +134,17 @@ __device__ __forceinline__ void StoreFloats(T* row, int64_t t0, int64_t length, 
   } else {
 #pragma unroll
     for (int i = 0; i < kItems; ++i) {
-      if (t0 + i < length) row[t0 + i] = raw[i];
+      if (t0 + i < length) row[(t0 + i) * stride] = raw[i];
     }
   }
 }
 
-// Where one (batch, channel) finds its rows of B or C: (B, N, L) has one group.
-struct GroupedRows {
-  int64_t groups;  // G, 1 for rank-3 B/C
-
-  __host__ __device__ int64_t Offset(int64_t b, int64_t d, int64_t dim, int64_t state,
-                                     int64_t length) const {
-    const int64_t group = d / (dim / groups);
-    return (b * groups + group) * state * length;
-  }
-};
-
-__host__ __device__ inline int64_t GroupsOf(int64_t groups_field) {
-  return groups_field > 0 ? groups_field : 1;
+// Where one (batch, channel) finds B or C at n = 0, t = 0 (either layout; the rank-3
+// form has one group).
+__host__ __device__ inline int64_t ProjectionOffset(const ProjectionStrides& s, int64_t groups_field,
+                                                    int64_t b, int64_t d, int64_t dim) {
+  const int64_t groups = groups_field > 0 ? groups_field : 1;
+  return b * s.batch + (d / (dim / groups)) * s.group;
 }
-
 }  // namespace cuda_scan
 }  // namespace mamba_export_ops

@@ -48,11 +48,12 @@ __global__ void __launch_bounds__(kSequentialThreads)
     h[k] = (owned && p.initial_state != nullptr) ? p.initial_state[channel * N + n0 + k] : 0.0f;
   }
 
-  const int64_t row = channel * L;
-  const T* b_rows = static_cast<const T*>(p.B) +
-                    GroupedRows{GroupsOf(p.groups_b)}.Offset(b, d, p.dim, N, L);
-  const T* c_rows = static_cast<const T*>(p.C) +
-                    GroupedRows{GroupsOf(p.groups_c)}.Offset(b, d, p.dim, N, L);
+  // Channels first: a thread's steps are contiguous. Channels last: neighbouring
+  // channels (threads) read neighbouring values of each step.
+  const int64_t row = b * p.seq.batch + d * p.seq.dim;
+  const int64_t step = p.seq.time;
+  const T* b_rows = static_cast<const T*>(p.B) + ProjectionOffset(p.proj_b, p.groups_b, b, d, p.dim);
+  const T* c_rows = static_cast<const T*>(p.C) + ProjectionOffset(p.proj_c, p.groups_c, b, d, p.dim);
   const float bias = (active && p.delta_bias != nullptr) ? p.delta_bias[d] : 0.0f;
   const float skip = (active && p.D != nullptr) ? p.D[d] : 0.0f;
 
@@ -60,17 +61,19 @@ __global__ void __launch_bounds__(kSequentialThreads)
     float u = 0.0f;
     float dt = 0.0f;
     if (active) {
-      u = ToFloat(static_cast<const T*>(p.u)[row + t]);
-      dt = TimeStep(ToFloat(static_cast<const T*>(p.delta)[row + t]), bias, p.delta_softplus);
+      u = ToFloat(static_cast<const T*>(p.u)[row + t * step]);
+      dt = TimeStep(ToFloat(static_cast<const T*>(p.delta)[row + t * step]), bias, p.delta_softplus);
     }
     const float dtu = dt * u;
     float partial = 0.0f;
 #pragma unroll
     for (int k = 0; k < kStatesPerLane; ++k) {
       if (active && n0 + k < N) {
-        const int64_t at = (n0 + k) * L + t;
-        h[k] = fmaf(FastExp2(dt * a2[k]), h[k], dtu * ToFloat(b_rows[at]));
-        partial = fmaf(ToFloat(c_rows[at]), h[k], partial);
+        const int64_t n = n0 + k;
+        const float bn = ToFloat(b_rows[n * p.proj_b.state + t * p.proj_b.time]);
+        const float cn = ToFloat(c_rows[n * p.proj_c.state + t * p.proj_c.time]);
+        h[k] = fmaf(FastExp2(dt * a2[k]), h[k], dtu * bn);
+        partial = fmaf(cn, h[k], partial);
       }
     }
     for (int offset = lanes / 2; offset > 0; offset /= 2) {
@@ -78,8 +81,8 @@ __global__ void __launch_bounds__(kSequentialThreads)
     }
     if (active && slot == 0) {
       float y = fmaf(skip, u, partial);
-      if (p.z != nullptr) y *= Silu(ToFloat(static_cast<const T*>(p.z)[row + t]));
-      static_cast<T*>(p.y)[row + t] = FromFloat<T>(y);
+      if (p.z != nullptr) y *= Silu(ToFloat(static_cast<const T*>(p.z)[row + t * step]));
+      static_cast<T*>(p.y)[row + t * step] = FromFloat<T>(y);
     }
   }
 #pragma unroll

@@ -18,23 +18,34 @@ bool IsIoInput(size_t index) {
          index == kInputZ;
 }
 
-// Reads the attribute, defaulting to 0 when the node does not set it.
-OrtStatus* ReadDeltaSoftplus(const OrtApi& api, const OrtKernelInfo* info, bool* delta_softplus) {
-  int64_t value = 0;
-  if (OrtStatus* status = api.KernelInfoGetAttribute_int64(info, kAttrDeltaSoftplus, &value)) {
+// Reads an int attribute, defaulting to 0 when the node does not set it.
+OrtStatus* ReadIntAttribute(const OrtApi& api, const OrtKernelInfo* info, const char* name, int64_t* value) {
+  *value = 0;
+  if (OrtStatus* status = api.KernelInfoGetAttribute_int64(info, name, value)) {
     const std::string message = api.GetErrorMessage(status);
     api.ReleaseStatus(status);
     if (message.find("No attribute") == std::string::npos) {
-      return InvalidArgument(kSelectiveScanOpType, ": attribute ", kAttrDeltaSoftplus,
-                             " must be an int (0 or 1): ", message);
+      return InvalidArgument(kSelectiveScanOpType, ": attribute ", name, " must be an int: ", message);
     }
-    value = 0;
+    *value = 0;
   }
-  if (value != 0 && value != 1) {
-    return InvalidArgument(kSelectiveScanOpType, ": attribute ", kAttrDeltaSoftplus, " is ", value,
+  return nullptr;
+}
+
+OrtStatus* ReadAttributes(const OrtApi& api, const OrtKernelInfo* info, bool* delta_softplus, int* layout) {
+  int64_t softplus = 0, layout_value = 0;
+  if (OrtStatus* status = ReadIntAttribute(api, info, kAttrDeltaSoftplus, &softplus)) return status;
+  if (softplus != 0 && softplus != 1) {
+    return InvalidArgument(kSelectiveScanOpType, ": attribute ", kAttrDeltaSoftplus, " is ", softplus,
                            ", expected 0 or 1");
   }
-  *delta_softplus = value == 1;
+  if (OrtStatus* status = ReadIntAttribute(api, info, kAttrLayout, &layout_value)) return status;
+  if (layout_value != kLayoutChannelsFirst && layout_value != kLayoutChannelsLast) {
+    return InvalidArgument(kSelectiveScanOpType, ": attribute ", kAttrLayout, " is ", layout_value,
+                           ", expected 0 (channels first) or 1 (channels last)");
+  }
+  *delta_softplus = softplus == 1;
+  *layout = static_cast<int>(layout_value);
   return nullptr;
 }
 
@@ -90,7 +101,7 @@ OrtStatus* SelectiveScanKernel::Compute(OrtKernelContext* raw_context) const {
   ScanInputs inputs;
   DescribeInputs(context, inputs);
   SelectiveScanParams params;
-  const std::string error = ValidateSelectiveScanInputs(inputs, &params);
+  const std::string error = ValidateSelectiveScanInputs(inputs, layout_, &params);
   if (!error.empty()) return InvalidArgument(error);
   params.delta_softplus = delta_softplus_;
   BindTensors(context, inputs, params);
@@ -111,8 +122,9 @@ OrtStatusPtr SelectiveScanOp::CreateKernelV2(const OrtApi& api, const OrtKernelI
                                              void** kernel) const {
   return GuardStatus(kSelectiveScanOpType, [&]() -> OrtStatus* {
     bool delta_softplus = false;
-    if (OrtStatus* status = ReadDeltaSoftplus(api, info, &delta_softplus)) return status;
-    *kernel = new SelectiveScanKernel(delta_softplus, runner_);
+    int layout = kLayoutChannelsFirst;
+    if (OrtStatus* status = ReadAttributes(api, info, &delta_softplus, &layout)) return status;
+    *kernel = new SelectiveScanKernel(delta_softplus, layout, runner_);
     return nullptr;
   });
 }

@@ -20,14 +20,15 @@ OrtStatus* RunScanOnCuda(const SelectiveScanParams& params, const Ort::KernelCon
 
 class SelectiveScanKernel {
  public:
-  SelectiveScanKernel(bool delta_softplus, ScanRunner runner)
-      : delta_softplus_(delta_softplus), runner_(runner) {}
+  SelectiveScanKernel(bool delta_softplus, int layout, ScanRunner runner)
+      : delta_softplus_(delta_softplus), layout_(layout), runner_(runner) {}
   OrtStatusPtr ComputeV2(OrtKernelContext* context) const;
 
  private:
   OrtStatus* Compute(OrtKernelContext* context) const;
 
   bool delta_softplus_;
+  int layout_;
   ScanRunner runner_;
 };
 

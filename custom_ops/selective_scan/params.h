@@ -5,7 +5,26 @@
 
 #include <cstdint>
 
+#include "mamba_export_ops/contract.h"
+
 namespace mamba_export_ops {
+
+// Element strides of a sequence tensor (u, delta, z, y): element (b, d, t) is at
+// b * batch + d * dim + t * time.
+struct SequenceStrides {
+  int64_t batch = 0;
+  int64_t dim = 0;
+  int64_t time = 0;
+};
+
+// Element strides of B or C: element (b, g, n, t) is at
+// b * batch + g * group + n * state + t * time (g = 0 when there are no groups).
+struct ProjectionStrides {
+  int64_t batch = 0;
+  int64_t group = 0;
+  int64_t state = 0;
+  int64_t time = 0;
+};
 
 enum class ScanDType : int { kFloat32 = 0, kFloat16 = 1, kBFloat16 = 2 };
 
@@ -17,20 +36,61 @@ struct SelectiveScanParams {
   int64_t groups_b = 0;  // 0 when B is (B, N, L), else G of (B, G, N, L)
   int64_t groups_c = 0;
   bool delta_softplus = false;
+  int layout = kLayoutChannelsFirst;
   ScanDType dtype = ScanDType::kFloat32;  // of u, delta, B, C, z and y
 
-  // All tensors are dense and row-major in the shapes of the contract.
-  const void* u = nullptr;            // (B, D, L)  T
-  const void* delta = nullptr;        // (B, D, L)  T
+  // Where the layout puts each element (set with the sizes by SetLayoutStrides).
+  SequenceStrides seq;
+  ProjectionStrides proj_b;
+  ProjectionStrides proj_c;
+
+  // All tensors are dense and row-major in the shapes of the contract for the layout:
+  // channels first (layout 0) or channels last (layout 1, in brackets).
+  const void* u = nullptr;            // (B, D, L) [(B, L, D)]  T
+  const void* delta = nullptr;        // (B, D, L) [(B, L, D)]  T
   const float* A = nullptr;           // (D, N)     float32
-  const void* B = nullptr;            // (B, N, L) or (B, G, N, L)  T
-  const void* C = nullptr;            // (B, N, L) or (B, G, N, L)  T
+  const void* B = nullptr;            // (B, N, L) or (B, G, N, L) [(B, L, N) or (B, L, G, N)]  T
+  const void* C = nullptr;            // (B, N, L) or (B, G, N, L) [(B, L, N) or (B, L, G, N)]  T
   const float* D = nullptr;           // (D,) float32, optional (nullptr)
-  const void* z = nullptr;            // (B, D, L) T, optional
+  const void* z = nullptr;            // (B, D, L) [(B, L, D)] T, optional
   const float* delta_bias = nullptr;  // (D,) float32, optional
   const float* initial_state = nullptr;  // (B, D, N) float32, optional
-  void* y = nullptr;                  // (B, D, L)  T
+  void* y = nullptr;                  // (B, D, L) [(B, L, D)]  T
   float* last_state = nullptr;        // (B, D, N)  float32
 };
+
+// The strides of B or C with `groups` (0 for the ungrouped form) in `layout`.
+inline ProjectionStrides ProjectionStridesOf(int layout, int64_t groups, int64_t state, int64_t length) {
+  const int64_t g = groups > 0 ? groups : 1;
+  ProjectionStrides s;
+  if (layout == kLayoutChannelsLast) {
+    s.state = 1;
+    s.group = state;
+    s.time = g * state;
+    s.batch = length * g * state;
+  } else {
+    s.time = 1;
+    s.state = length;
+    s.group = state * length;
+    s.batch = g * state * length;
+  }
+  return s;
+}
+
+// Fills seq, proj_b and proj_c from the sizes, groups and layout.
+inline void SetLayoutStrides(SelectiveScanParams* p) {
+  if (p->layout == kLayoutChannelsLast) {
+    p->seq = SequenceStrides{p->length * p->dim, 1, p->dim};
+  } else {
+    p->seq = SequenceStrides{p->dim * p->length, p->length, 1};
+  }
+  p->proj_b = ProjectionStridesOf(p->layout, p->groups_b, p->state, p->length);
+  p->proj_c = ProjectionStridesOf(p->layout, p->groups_c, p->state, p->length);
+}
+
+// Where row (b * D + d) of a sequence tensor starts (its step 0).
+inline int64_t SequenceRowOffset(const SelectiveScanParams& p, int64_t row) {
+  return (row / p.dim) * p.seq.batch + (row % p.dim) * p.seq.dim;
+}
 
 }  // namespace mamba_export_ops

@@ -25,44 +25,58 @@ std::string ExpectShape(const char* name, const Shape& shape, const Shape& expec
   return Fail(StrCat(name, " is ", FormatShape(shape), ", expected ", FormatShape(expected), " ", why));
 }
 
-// B and C are (B, N, L), shared by every channel, or (B, G, N, L) with G dividing D.
-std::string CheckBOrC(const char* name, const Shape& shape, const Shape& u, int64_t state,
-                      int64_t* groups) {
-  const int64_t batch = u[0], dim = u[1], length = u[2];
+const char* SequenceShape(int layout) { return layout == kLayoutChannelsLast ? "(B, L, D)" : "(B, D, L)"; }
+
+// B and C are (B, N, L), shared by every channel, or (B, G, N, L) with G dividing D;
+// channels last: (B, L, N) or (B, L, G, N).
+std::string CheckBOrC(const char* name, const Shape& shape, int64_t batch, int64_t dim, int64_t length,
+                      int64_t state, int layout, int64_t* groups) {
+  const bool last = layout == kLayoutChannelsLast;
   const char* why = "to match u (B, L) and A (N)";
   if (shape.size() == 3) {
     *groups = 0;
-    return ExpectShape(name, shape, {batch, state, length}, why);
+    return ExpectShape(name, shape, last ? Shape{batch, length, state} : Shape{batch, state, length}, why);
   }
   if (shape.size() == 4) {
-    const int64_t count = shape[1];
+    const int64_t count = last ? shape[2] : shape[1];
     if (count < 1 || dim % count != 0) {
       return Fail(StrCat(name, " has ", count, " groups, which does not divide D = ", dim));
     }
     *groups = count;
-    return ExpectShape(name, shape, {batch, count, state, length}, why);
+    return ExpectShape(name, shape,
+                       last ? Shape{batch, length, count, state} : Shape{batch, count, state, length}, why);
   }
-  return Fail(StrCat(name, " has rank ", shape.size(), " ", FormatShape(shape),
-                     ", expected rank 3 (B, N, L) or 4 (B, G, N, L)"));
+  return Fail(StrCat(name, " has rank ", shape.size(), " ", FormatShape(shape), ", expected rank 3 ",
+                     last ? "(B, L, N) or 4 (B, L, G, N)" : "(B, N, L) or 4 (B, G, N, L)"));
 }
 
-std::string CheckShapes(const ScanInputs& in, SelectiveScanParams* params) {
+std::string CheckShapes(const ScanInputs& in, int layout, SelectiveScanParams* params) {
+  if (layout != kLayoutChannelsFirst && layout != kLayoutChannelsLast) {
+    return Fail(StrCat("attribute ", kAttrLayout, " is ", layout,
+                       ", expected 0 (channels first) or 1 (channels last)"));
+  }
   for (int i = 0; i < kNumRequiredInputs; ++i) {
     if (!in[i].present) return Fail(StrCat("required input ", kInputNames[i], " is missing"));
   }
   const Shape& u = in[kInputU].shape;
   if (u.size() != 3) {
-    return Fail(StrCat("u has rank ", u.size(), " ", FormatShape(u), ", expected rank 3 (B, D, L)"));
+    return Fail(StrCat("u has rank ", u.size(), " ", FormatShape(u), ", expected rank 3 ",
+                       SequenceShape(layout)));
   }
-  const int64_t batch = u[0], dim = u[1], length = u[2];
+  const bool last = layout == kLayoutChannelsLast;
+  const int64_t batch = u[0], dim = last ? u[2] : u[1], length = last ? u[1] : u[2];
   const Shape& a = in[kInputA].shape;
   if (a.size() != 2 || a[0] != dim) {
     return Fail(StrCat("A is ", FormatShape(a), ", expected (D, N) = (", dim, ", N) to match u"));
   }
   const int64_t state = a[1];
   std::string error = ExpectShape("delta", in[kInputDelta].shape, u, "to match u");
-  if (error.empty()) error = CheckBOrC("B", in[kInputB].shape, u, state, &params->groups_b);
-  if (error.empty()) error = CheckBOrC("C", in[kInputC].shape, u, state, &params->groups_c);
+  if (error.empty()) {
+    error = CheckBOrC("B", in[kInputB].shape, batch, dim, length, state, layout, &params->groups_b);
+  }
+  if (error.empty()) {
+    error = CheckBOrC("C", in[kInputC].shape, batch, dim, length, state, layout, &params->groups_c);
+  }
   const struct {
     int index;
     Shape expected;
@@ -81,6 +95,7 @@ std::string CheckShapes(const ScanInputs& in, SelectiveScanParams* params) {
   params->dim = dim;
   params->length = length;
   params->state = state;
+  params->layout = layout;
   return error;
 }
 
@@ -108,9 +123,10 @@ std::string CheckDtypes(const ScanInputs& in, SelectiveScanParams* params) {
 
 }  // namespace
 
-std::string ValidateSelectiveScanInputs(const ScanInputs& inputs, SelectiveScanParams* params) {
-  std::string error = CheckShapes(inputs, params);
+std::string ValidateSelectiveScanInputs(const ScanInputs& inputs, int layout, SelectiveScanParams* params) {
+  std::string error = CheckShapes(inputs, layout, params);
   if (error.empty()) error = CheckDtypes(inputs, params);
+  if (error.empty()) SetLayoutStrides(params);
   return error;
 }
 

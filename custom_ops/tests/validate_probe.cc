@@ -3,7 +3,8 @@
 // contract's word for word (tests/custom_ops/test_validate_messages.py).
 //
 // Case line:   name:dtype:d0,d1,...;name:dtype:...     (absent inputs left out; a
-//              rank-0 input has nothing after its second colon)
+//              rank-0 input has nothing after its second colon); an item layout=K
+//              sets the layout attribute (0 when absent)
 // Result line: "OK batch dim length state groups_b groups_c dtype_index" or the message.
 #include <iostream>
 #include <sstream>
@@ -45,13 +46,20 @@ int main() {
     std::istringstream items(line);
     std::string item;
     bool parsed = true;
-    while (std::getline(items, item, ';')) parsed = parsed && (item.empty() || ParseInput(item, inputs));
+    int layout = 0;
+    while (std::getline(items, item, ';')) {
+      if (item.rfind("layout=", 0) == 0) {
+        layout = std::stoi(item.substr(7));
+        continue;
+      }
+      parsed = parsed && (item.empty() || ParseInput(item, inputs));
+    }
     if (!parsed) {
       std::cout << "PARSE ERROR " << line << "\n";
       continue;
     }
     mamba_export_ops::SelectiveScanParams params;
-    const std::string error = mamba_export_ops::ValidateSelectiveScanInputs(inputs, &params);
+    const std::string error = mamba_export_ops::ValidateSelectiveScanInputs(inputs, layout, &params);
     if (!error.empty()) {
       std::cout << error << "\n";
       continue;

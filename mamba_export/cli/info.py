@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-HELP = ("Describe an exported folder: backend, dtype, graph inputs and outputs, versions, parity summary; "
-        "or with --library print the custom-op library's path.")
+HELP = ("Describe an exported folder: backend, dtype, graph nodes per layer, graph inputs and outputs, "
+        "versions, parity summary; or with --library print the custom-op library's path.")
 
 
 def add_arguments(parser) -> None:
@@ -29,13 +29,15 @@ def run(args) -> int:
 
         raise ExportFolderError("no folder given: `mamba-export info DIR` describes an export folder, "
                                 "`mamba-export info --library` prints the custom-op library's path")
+    from mamba_export.export.graph_nodes import layer_nodes_of_file
     from mamba_export.runtime.folder import load_export_folder
 
-    info = load_export_folder(args.folder).info
+    folder = load_export_folder(args.folder)
+    info = folder.info
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    print(format_info(info))
+    print(format_info(info, layer_nodes_of_file(folder.model_path, folder.num_layers)))
     return 0
 
 
@@ -60,7 +62,8 @@ def has_cuda_kernels(path) -> bool:
     return CUDA_PROVIDER.encode() in Path(path).read_bytes()
 
 
-def format_info(info: dict) -> str:
+def format_info(info: dict, nodes=None) -> str:
+    """The folder's description; ``nodes`` (a graph_nodes.LayerNodes) adds the graph's node counts."""
     source = info.get("source", {})
     weights = "RANDOM weights (preset)" if source.get("random_weights") else "checkpoint weights"
     lines = [
@@ -69,8 +72,13 @@ def format_info(info: dict) -> str:
         f"dtype        {info.get('dtype')}   opset {info.get('opset')}   logits {info.get('logits')}",
         f"layers       {info.get('num_layers')}   hidden {info.get('hidden_size')}   "
         f"inner {info.get('intermediate_size')}   state {info.get('state_size')}   conv {info.get('conv_kernel')}",
-        "inputs:",
     ]
+    if nodes is not None:
+        first = nodes.per_layer[0] if nodes.per_layer else {}
+        types = ", ".join(f"{op} {count}" for op, count in sorted(first.items()))
+        lines.append(f"nodes        {nodes.summary()}")
+        lines.append(f"             layer 0: {types}")
+    lines.append("inputs:")
     lines += [f"  {io['name']:<28} {io['dtype']:<8} {io['shape']}" for io in _shorten(info.get("inputs", []))]
     lines.append("outputs:")
     lines += [f"  {io['name']:<28} {io['dtype']:<8} {io['shape']}" for io in _shorten(info.get("outputs", []))]

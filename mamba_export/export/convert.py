@@ -43,7 +43,8 @@ def export(model, output_dir, options: ExportOptions | None = None) -> Path:
     prepared = _cast(loaded, options)
     dims = loaded.arch.dims(prepared.config)
     head_output = graph_io.LOGITS if loaded.arch.has_lm_head(prepared) else graph_io.LAST_HIDDEN_STATE
-    wrapper = StatefulModel(prepared, loaded.arch, options.logits)
+    # ONNX Runtime's fused norms only where the graph is for ONNX Runtime (the custom op's).
+    wrapper = StatefulModel(prepared, loaded.arch, options.logits, fused_norms=options.backend == "custom")
     with progress.step("Tracing the model"), routed_through_op(prepared, options.backend, loaded.arch):
         program = trace(wrapper, dims.num_layers, dims.vocab_size, head_output, options.opset,
                         device=options.device)

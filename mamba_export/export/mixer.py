@@ -1,20 +1,34 @@
-"""One Mamba mixer with explicit states, computed through the SelectiveScan torch op.
+"""One Mamba mixer with explicit states, computed through the CausalConv1d and SelectiveScan torch ops.
 
 This mirrors transformers' ``MambaMixer.forward`` (eval path) step by step with the
 mixer's own weights, but takes the conv and SSM states as tensors and returns the
 new ones, instead of reading and writing a cache object, so a single traced graph
-serves prefill, chunked prefill and decode. The attention mask is applied where
-transformers applies it (to the mixer input and to the conv output), so a
-left-padded row gives the same result as the row alone.
+serves prefill, chunked prefill and decode.
+
+Every tensor stays (batch, sequence, channels), the layout of the matrix products, so
+the graph needs no transpose: the conv op reads the ``in_proj`` output's x half as it
+is and the scan runs channels last (layout 1). Per layer that is in_proj, a Split,
+CausalConv1d, x_proj, a Split, dt_proj, SelectiveScan and out_proj.
+
+Padding: transformers zeroes padded positions of the mixer input and of the conv
+output. The conv op treats masked inputs as zeros and writes zeros there, which gives
+every state and every kept position the same values; only outputs at padded positions
+differ (the gate there is in_proj of the unmasked input). When ``in_proj`` has a bias,
+transformers' conv sees that bias at padded positions, not zero; there the mixer masks
+its input and the conv output as transformers does and gives the conv no mask.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-import mamba_export.ops.torch_op  # noqa: F401  (registers torch.ops.mamba_export.selective_scan)
+import mamba_export.ops.torch_op  # noqa: F401  (registers the mamba_export torch ops)
+from mamba_export.errors import UnsupportedModelError
 from mamba_export.export.architectures import Architecture, get_path
+from mamba_export.ops.causal_conv import ACTIVATIONS
+from mamba_export.ops.selective_scan import LAYOUT_CHANNELS_LAST
+
+SILU = next(code for code, name in ACTIVATIONS.items() if name == "silu")
 
 
 def _mask(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -27,29 +41,22 @@ def _weightless_rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
     return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).type_as(x)
 
 
-def causal_conv(mixer, arch: Architecture, x: torch.Tensor, conv_state: torch.Tensor):
-    """Depthwise causal conv continuing from ``conv_state``.
+def causal_conv(mixer, arch: Architecture, x: torch.Tensor, conv_state: torch.Tensor,
+                attention_mask: torch.Tensor | None):
+    """Depthwise causal conv with SiLU continuing from ``conv_state``, as one CausalConv1d node.
 
-    x: (batch, channels, sequence); conv_state: (batch, channels, conv_kernel - 1), the last
-    inputs seen. Returns the activated output (batch, channels, sequence) in x's dtype and
-    the new state: the last conv_kernel - 1 columns of state and input together.
+    x: (batch, sequence, channels); conv_state: (batch, channels, conv_kernel - 1), the last
+    inputs seen; attention_mask: (batch, sequence) or None. Returns the activated output
+    (batch, sequence, channels, zero where masked) in x's dtype and the new state.
     """
     conv = get_path(mixer, arch.conv1d)
-    kept = conv.kernel_size[0] - 1
-    window = torch.cat([conv_state.to(x.dtype), x], dim=-1)
-    new_state = window[:, :, window.shape[-1] - kept:]
-    # ONNX Runtime has no bfloat16 Conv kernel: a bfloat16 model convolves in float32
-    # (PyTorch accumulates its bfloat16 conv in float32 too, so only the rounding order differs).
-    dtype = torch.float32 if conv.weight.dtype == torch.bfloat16 else conv.weight.dtype
-    bias = conv.bias.to(dtype) if conv.bias is not None else None
-    # The same conv written over an image one row high: ONNX Runtime's CPU provider runs a
-    # 2-D depthwise Conv with its blocked-channel kernels, but a 1-D grouped Conv as one
-    # small matrix product per channel. Measured on mamba-130m: a decode step 22.0 -> 19.4
-    # ms; a 2048-token prompt 3 % slower (the layout reorders around the blocked conv).
-    out = F.conv2d(window.to(dtype).unsqueeze(2), conv.weight.to(dtype).unsqueeze(2), bias,
-                   groups=conv.weight.shape[0]).squeeze(2)
-    out = get_path(mixer, arch.activation)(out)
-    return out.to(x.dtype), new_state
+    activation = get_path(mixer, arch.activation)
+    if not isinstance(activation, torch.nn.SiLU) and type(activation).__name__ != "SiLUActivation":
+        raise UnsupportedModelError(
+            f"the mixer's activation is {type(activation).__name__}; the exporter supports SiLU only")
+    bias = conv.bias.float() if conv.bias is not None else None
+    return torch.ops.mamba_export.causal_conv1d(
+        x, conv.weight[:, 0, :].float(), bias, conv_state.to(x.dtype), attention_mask, SILU)
 
 
 def mixer_forward(mixer, arch: Architecture, hidden: torch.Tensor, attention_mask: torch.Tensor,
@@ -59,10 +66,14 @@ def mixer_forward(mixer, arch: Architecture, hidden: torch.Tensor, attention_mas
     ssm_state: (batch, intermediate_size, state_size) float32, as the op wants it.
     """
     dtype = hidden.dtype
-    projected = get_path(mixer, arch.in_proj)(_mask(hidden, attention_mask)).transpose(1, 2)
-    x, gate = projected.chunk(2, dim=1)
-    x, new_conv_state = causal_conv(mixer, arch, x, conv_state)
-    x = _mask(x.transpose(1, 2), attention_mask)  # (batch, sequence, intermediate)
+    in_proj = get_path(mixer, arch.in_proj)
+    if in_proj.bias is None:
+        x, gate = in_proj(hidden).chunk(2, dim=-1)
+        x, new_conv_state = causal_conv(mixer, arch, x, conv_state, attention_mask)
+    else:
+        x, gate = in_proj(_mask(hidden, attention_mask)).chunk(2, dim=-1)
+        x, new_conv_state = causal_conv(mixer, arch, x, conv_state, None)
+        x = _mask(x, attention_mask)
 
     x_proj = get_path(mixer, arch.x_proj)
     state_size = get_path(mixer, arch.a_log).shape[1]
@@ -71,12 +82,12 @@ def mixer_forward(mixer, arch: Architecture, hidden: torch.Tensor, attention_mas
     if arch.normalized_bcdt:
         time_step, b, c = (_weightless_rms_norm(t, bcdt_eps) for t in (time_step, b, c))
     dt_proj = get_path(mixer, arch.dt_proj)
-    delta = dt_proj.weight @ time_step.transpose(1, 2)  # (batch, intermediate, sequence)
+    delta = torch.nn.functional.linear(time_step, dt_proj.weight)  # (batch, sequence, intermediate)
     delta_bias = dt_proj.bias.float() if dt_proj.bias is not None else None
 
     a = -torch.exp(get_path(mixer, arch.a_log).float())
     y, new_ssm_state = torch.ops.mamba_export.selective_scan(
-        x.transpose(1, 2), delta, a, b.transpose(1, 2), c.transpose(1, 2),
-        get_path(mixer, arch.d_skip).float(), gate, delta_bias, ssm_state, True)
-    out = get_path(mixer, arch.out_proj)(y.transpose(1, 2).to(dtype))
+        x, delta, a, b, c, get_path(mixer, arch.d_skip).float(), gate, delta_bias, ssm_state, True,
+        LAYOUT_CHANNELS_LAST)
+    out = get_path(mixer, arch.out_proj)(y.to(dtype))
     return out, new_conv_state, new_ssm_state

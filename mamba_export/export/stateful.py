@@ -7,6 +7,11 @@ model's own embeddings, blocks, norms and head, follows transformers' block math
 (pre-norm, residual kept in float32 when the config says so), and never touches
 transformers' cache classes. Use it inside ``routed_through_op``, which gives the
 mixers their explicit-state form.
+
+With ``fused_norms`` (graphs for ONNX Runtime, the custom backend) each block's
+residual sum and norm are one ONNX Runtime node (``mamba_export.ops.ort_norms``): the
+sum of a block's residual and mixer output is formed by the next block's norm (the
+final norm after the last block), which hands it on as the next residual.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from mamba_export.export.architectures import Architecture, get_path
+from mamba_export.ops import ort_norms  # noqa: F401  (registers torch.ops.mamba_export.*rms_norm)
 
 
 class StatefulModel(torch.nn.Module):
@@ -21,13 +27,14 @@ class StatefulModel(torch.nn.Module):
     conv_state (batch, intermediate_size, conv_kernel - 1) in the model dtype and
     ssm_state (batch, intermediate_size, state_size) float32."""
 
-    def __init__(self, model, arch: Architecture, logits: str = "all"):
+    def __init__(self, model, arch: Architecture, logits: str = "all", fused_norms: bool = False):
         super().__init__()
         self.model = model
         self.arch = arch
         self.last_logits_only = logits == "last"
         self.with_lm_head = arch.has_lm_head(model)
         self.residual_in_fp32 = arch.keeps_residual_in_fp32(model.config)
+        self.fused_norms = fused_norms
 
     @property
     def dtype(self) -> torch.dtype:
@@ -41,15 +48,45 @@ class StatefulModel(torch.nn.Module):
             normed, attention_mask, conv_state, ssm_state)
         return residual + out, conv_state, ssm_state
 
+    def _fused_norm(self, norm, out, residual):
+        """The residual stream after a mixer output ``out`` (None before the first block),
+        normed by ``norm`` in one ORT node: returns (normed in the norm's dtype, residual)."""
+        residual_dtype = torch.float32 if self.residual_in_fp32 else norm.weight.dtype
+        # ORT has no bfloat16 CPU kernel for its norms: bfloat16 models norm in float32.
+        compute = torch.float32 if residual_dtype == torch.bfloat16 else residual_dtype
+        weight = norm.weight.to(compute)
+        if residual is None:
+            residual = out.to(residual_dtype)
+            normed = torch.ops.mamba_export.rms_norm(out.to(compute), weight, norm.variance_epsilon)
+        else:
+            normed, total = torch.ops.mamba_export.skip_rms_norm(
+                out.to(compute), residual.to(compute), weight, norm.variance_epsilon)
+            residual = total.to(residual_dtype)
+        return normed.to(norm.weight.dtype), residual
+
+    def _fused_forward(self, base, hidden, attention_mask, past_states):
+        out, residual, presents = hidden, None, []
+        for index, block in enumerate(self.arch.blocks(self.model)):
+            normed, residual = self._fused_norm(get_path(block, self.arch.block_norm), out, residual)
+            out, conv_state, ssm_state = get_path(block, self.arch.mixer)(
+                normed, attention_mask, past_states[2 * index], past_states[2 * index + 1])
+            presents += [conv_state, ssm_state]
+        hidden, _ = self._fused_norm(get_path(base, self.arch.final_norm), out, residual)
+        return hidden, presents
+
     def forward(self, input_ids, attention_mask, *past_states):
         base = self.arch.base_model(self.model)
         hidden = get_path(base, self.arch.embeddings)(input_ids)
-        presents = []
-        for index, block in enumerate(self.arch.blocks(self.model)):
-            conv_state, ssm_state = past_states[2 * index], past_states[2 * index + 1]
-            hidden, conv_state, ssm_state = self._block(block, hidden, attention_mask, conv_state, ssm_state)
-            presents += [conv_state, ssm_state]
-        hidden = get_path(base, self.arch.final_norm)(hidden)
+        if self.fused_norms:
+            hidden, presents = self._fused_forward(base, hidden, attention_mask, past_states)
+        else:
+            presents = []
+            for index, block in enumerate(self.arch.blocks(self.model)):
+                conv_state, ssm_state = past_states[2 * index], past_states[2 * index + 1]
+                hidden, conv_state, ssm_state = self._block(block, hidden, attention_mask, conv_state,
+                                                            ssm_state)
+                presents += [conv_state, ssm_state]
+            hidden = get_path(base, self.arch.final_norm)(hidden)
         if self.last_logits_only:
             hidden = hidden[:, -1:, :]
         if self.with_lm_head:

@@ -17,6 +17,7 @@ import torch
 
 from mamba_export import graph_io
 from mamba_export.export.stateful import StatefulModel
+from mamba_export.ops import ort_norms
 from mamba_export.ops.onnx_custom import custom_translation_table
 
 EXAMPLE_BATCH = 2
@@ -71,7 +72,7 @@ def trace(wrapper: StatefulModel, num_layers: int, vocab_size: int, head_output:
             input_names=graph_io.input_names(num_layers),
             output_names=graph_io.output_names(num_layers, head_output),
             opset_version=opset,
-            custom_translation_table=custom_translation_table(),
+            custom_translation_table=custom_translation_table() | ort_norms.translation_table(),
             optimize=True,
             verbose=False,
         )

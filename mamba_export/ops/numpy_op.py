@@ -15,7 +15,16 @@ from onnx.reference.op_run import OpRun
 
 from mamba_export.errors import InputShapeError
 from mamba_export.ops import causal_conv as conv_contract
-from mamba_export.ops.selective_scan import DOMAIN, OP_TYPE, SOFTPLUS_THRESHOLD, check_inputs
+from mamba_export.ops.selective_scan import (
+    DOMAIN,
+    LAYOUT_CHANNELS_LAST,
+    OP_TYPE,
+    SOFTPLUS_THRESHOLD,
+    TO_CHANNELS_FIRST,
+    TO_CHANNELS_LAST,
+    check_inputs,
+    check_layout,
+)
 
 INPUT_ORDER = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state")
 
@@ -39,17 +48,22 @@ def _per_channel(x: np.ndarray, dim: int) -> np.ndarray:
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None,
-                   delta_softplus=False):
+                   delta_softplus=False, layout=0):
     """The scan on numpy arrays.
 
-    u, delta, z: (B, D, L); A: (D, N); B, C: (B, N, L) or (B, G, N, L);
-    D, delta_bias: (D,); initial_state: (B, D, N).
-    Returns y: (B, D, L) in u's dtype and last_state: (B, D, N) float32.
+    Layout 0: u, delta, z: (B, D, L); B, C: (B, N, L) or (B, G, N, L). Layout 1: u, delta,
+    z: (B, L, D); B, C: (B, L, N) or (B, L, G, N). A: (D, N); D, delta_bias: (D,);
+    initial_state: (B, D, N). Returns y in u's layout and dtype and last_state: (B, D, N) float32.
     """
     named = dict(zip(INPUT_ORDER, (u, delta, A, B, C, D, z, delta_bias, initial_state), strict=True))
     present = {k: v for k, v in named.items() if v is not None}
     dims = check_inputs({k: np.shape(v) for k, v in present.items()},
-                        {k: _dtype_name(v) for k, v in present.items()})
+                        {k: _dtype_name(v) for k, v in present.items()}, layout=layout)
+    if layout == LAYOUT_CHANNELS_LAST:
+        first = {k: (np.transpose(v, TO_CHANNELS_FIRST[np.ndim(v)]) if k in ("u", "delta", "z", "B", "C")
+                     else v) for k, v in present.items()}
+        y, h = selective_scan(**first, delta_softplus=delta_softplus)
+        return np.ascontiguousarray(np.transpose(y, TO_CHANNELS_LAST[3])), h
     f32 = np.float32
     u32 = np.asarray(u, dtype=f32)
     dt = np.asarray(delta, dtype=f32)
@@ -86,10 +100,11 @@ class SelectiveScan(OpRun):
     op_domain = DOMAIN
 
     def _run(self, u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None,
-             delta_softplus=0):
+             delta_softplus=0, layout=0):
         if delta_softplus not in (0, 1):
             raise InputShapeError(f"{OP_TYPE}: delta_softplus is {delta_softplus}, expected 0 or 1")
-        return selective_scan(u, delta, A, B, C, D, z, delta_bias, initial_state, bool(delta_softplus))
+        return selective_scan(u, delta, A, B, C, D, z, delta_bias, initial_state, bool(delta_softplus),
+                              check_layout(layout))
 
 
 

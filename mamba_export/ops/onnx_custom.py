@@ -67,10 +67,11 @@ def _selective_scan_op() -> values.Op:
 
 
 def selective_scan_to_onnx(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None,
-                           delta_softplus: bool = False):
+                           delta_softplus: bool = False, layout: int = 0):
     """Translation of ``torch.ops.mamba_export.selective_scan.default`` into one custom node."""
     op = _selective_scan_op()
-    return op(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus=int(delta_softplus))
+    return op(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus=int(delta_softplus),
+              layout=int(layout))
 
 
 @functools.lru_cache(maxsize=1)

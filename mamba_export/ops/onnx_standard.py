@@ -18,7 +18,9 @@ grouped differently only if one of them has a single group.
 The ``Scan`` itself (:func:`time_major_scan`) runs over axis 0 of time-major
 sequences and its body reads nothing from the enclosing graph: the form that ONNX
 Runtime, ``onnx.reference`` and OpenVINO all run (docs/deploy.md). The op's
-(B, D, L) layout is transposed into it and back.
+(B, D, L) layout is transposed into it and back. A channels-last node (``layout`` 1)
+gets its sequences transposed to channels first on the way in and y transposed back
+on the way out.
 """
 
 from __future__ import annotations
@@ -31,7 +33,16 @@ from onnx import helper
 from mamba_export.ops import onnx_standard_conv
 from mamba_export.ops.onnx_builder import FLOAT
 from mamba_export.ops.onnx_builder import GraphBuilder as _Builder
-from mamba_export.ops.selective_scan import DOMAIN, INPUT_NAMES, OP_TYPE, SOFTPLUS_THRESHOLD
+from mamba_export.ops.selective_scan import (
+    DOMAIN,
+    INPUT_NAMES,
+    LAYOUT_CHANNELS_LAST,
+    OP_TYPE,
+    SOFTPLUS_THRESHOLD,
+    TO_CHANNELS_FIRST,
+    TO_CHANNELS_LAST,
+    check_layout,
+)
 
 
 def _time_step(g: _Builder, delta: str, delta_bias: str, softplus: bool) -> str:
@@ -80,12 +91,27 @@ def time_major_scan(g: _Builder, h0: str, a_grouped: str, dt: str, dtu: str, b: 
         "Scan", [h0, a_grouped, dt, dtu, b, c], [h_last, a_last, y_steps], name=g.fresh("Scan"),
         body=_scan_body(g.prefix), num_scan_inputs=4, scan_input_axes=[0, 0, 0, 0], scan_output_axes=[0]))
     return h_last, y_steps
+def _channels_first(g: _Builder, given: dict) -> None:
+    """Channels-last sequences and B, C -> channels first (in ``given``, in place)."""
+    for name in ("u", "delta", "z"):
+        if given[name]:
+            given[name] = g.op("Transpose", given[name], perm=list(TO_CHANNELS_FIRST[3]))
+    # B, C: (B, L, N) or (B, L, G, N), seen as (B, L, G, N) with G = 1 for the first form.
+    state = g.op("Shape", given["A"], start=1, end=2)
+    for name in ("B", "C"):
+        as_groups = g.op("Reshape", given[name],
+                         g.op("Concat", g.op("Shape", given[name], start=0, end=2), g.ints(-1), state, axis=0))
+        given[name] = g.op("Transpose", as_groups, perm=list(TO_CHANNELS_FIRST[4]))
 
 
 def _replacement(node: onnx.NodeProto, prefix: str) -> list[onnx.NodeProto]:
     given = dict(zip(INPUT_NAMES, list(node.input) + [""] * len(INPUT_NAMES), strict=False))
-    softplus = any(a.name == "delta_softplus" and a.i for a in node.attribute)
+    attributes = {a.name: a.i for a in node.attribute}
+    softplus = bool(attributes.get("delta_softplus", 0))
+    channels_last = check_layout(attributes.get("layout", 0)) == LAYOUT_CHANNELS_LAST
     g = _Builder(prefix)
+    if channels_last:
+        _channels_first(g, given)
     u, a = given["u"], given["A"]
     uf = g.op("Cast", u, to=FLOAT)
     dt = _time_step(g, given["delta"], given["delta_bias"], softplus)
@@ -130,7 +156,9 @@ def _replacement(node: onnx.NodeProto, prefix: str) -> list[onnx.NodeProto]:
         zf = g.op("Cast", given["z"], to=FLOAT)
         y = g.op("Mul", y, g.op("Mul", zf, g.op("Sigmoid", zf)))
     outputs = list(node.output) + [""] * (2 - len(node.output))
-    if outputs[0]:
+    if outputs[0] and channels_last:
+        g.op("Transpose", g.op("CastLike", y, u), perm=list(TO_CHANNELS_LAST[3]), out=outputs[0])
+    elif outputs[0]:
         g.op("CastLike", y, u, out=outputs[0])
     if outputs[1]:
         g.op("Reshape", h_last, g.op("Concat", batch, dim, state, axis=0), out=outputs[1])

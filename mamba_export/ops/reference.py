@@ -13,7 +13,13 @@ from __future__ import annotations
 import torch
 
 from mamba_export.ops import causal_conv as conv_contract
-from mamba_export.ops.selective_scan import SOFTPLUS_THRESHOLD, check_inputs
+from mamba_export.ops.selective_scan import (
+    LAYOUT_CHANNELS_LAST,
+    SOFTPLUS_THRESHOLD,
+    TO_CHANNELS_FIRST,
+    TO_CHANNELS_LAST,
+    check_inputs,
+)
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -33,17 +39,23 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None,
-                   delta_softplus=False):
+                   delta_softplus=False, layout=0):
     """Run the scan one step at a time.
 
-    u, delta, z: (B, D, L); A: (D, N); B, C: (B, N, L) or (B, G, N, L);
-    D, delta_bias: (D,); initial_state: (B, D, N).
-    Returns y: (B, D, L) in u's dtype and last_state: (B, D, N) in float32
-    (float64 for float64 inputs).
+    Layout 0: u, delta, z: (B, D, L); B, C: (B, N, L) or (B, G, N, L). Layout 1: u, delta,
+    z: (B, L, D); B, C: (B, L, N) or (B, L, G, N). A: (D, N); D, delta_bias: (D,);
+    initial_state: (B, D, N). Returns y in u's layout and dtype and last_state: (B, D, N)
+    in float32 (float64 for float64 inputs).
     """
     named = dict(u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias,
                  initial_state=initial_state)
-    dims = check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()})
+    dims = check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()}, layout=layout)
+    if layout == LAYOUT_CHANNELS_LAST:
+        # The same scan on the channels-first view of the same values.
+        first = {k: (v if v is None or k not in ("u", "delta", "z", "B", "C")
+                     else v.permute(TO_CHANNELS_FIRST[v.dim()])) for k, v in named.items()}
+        y, h = selective_scan(**first, delta_softplus=delta_softplus)
+        return y.permute(TO_CHANNELS_LAST[3]).contiguous(), h
     cdt = _compute_dtype(u.dtype)
     u_, dt = u.to(cdt), delta.to(cdt)
     if delta_bias is not None:

@@ -21,6 +21,13 @@ every sum and product in float32 whatever the I/O dtype:
 
 h_{-1} is ``initial_state`` (zeros if absent). ``last_state`` is h_{L-1}, or the
 initial state when L = 0 (then y is empty).
+
+The ``layout`` attribute says how the sequences are stored. The shapes in ``INPUTS``
+and ``OUTPUTS`` are those of layout 0 (channels first: u, delta, z, y are (B, D, L);
+B and C are (B, N, L) or (B, G, N, L)). Layout 1 (channels last) stores the same
+values as (B, L, D), and B and C as (B, L, N) or (B, L, G, N): the layout of the
+matrix products around the scan in a Mamba layer, so the graph needs no transpose.
+A, D, delta_bias and the states are the same in both layouts.
 """
 
 from __future__ import annotations
@@ -70,7 +77,21 @@ INPUT_NAMES = tuple(spec.name for spec in INPUTS)
 OUTPUT_NAMES = tuple(spec.name for spec in OUTPUTS)
 REQUIRED_INPUTS = tuple(spec.name for spec in INPUTS if spec.required)
 # Attribute name -> (ONNX type, default).
-ATTRIBUTES = {"delta_softplus": ("int", 0)}
+ATTRIBUTES = {"delta_softplus": ("int", 0), "layout": ("int", 0)}
+
+# Values of the ``layout`` attribute.
+LAYOUT_CHANNELS_FIRST = 0  # u (B, D, L); B, C (B, N, L) or (B, G, N, L)
+LAYOUT_CHANNELS_LAST = 1   # u (B, L, D); B, C (B, L, N) or (B, L, G, N)
+LAYOUTS = (LAYOUT_CHANNELS_FIRST, LAYOUT_CHANNELS_LAST)
+# The shapes each layout gives the sequences and B / C, as the error messages spell them.
+SEQUENCE_SHAPES = {LAYOUT_CHANNELS_FIRST: "(B, D, L)", LAYOUT_CHANNELS_LAST: "(B, L, D)"}
+PROJECTION_SHAPES = {LAYOUT_CHANNELS_FIRST: ("(B, N, L)", "(B, G, N, L)"),
+                     LAYOUT_CHANNELS_LAST: ("(B, L, N)", "(B, L, G, N)")}
+# The axes that take a channels-last input of this rank to channels first (u, delta, z:
+# (B, L, D) -> (B, D, L); B, C: (B, L, N) -> (B, N, L), (B, L, G, N) -> (B, G, N, L)), and
+# y back from (B, D, L) to (B, L, D).
+TO_CHANNELS_FIRST = {3: (0, 2, 1), 4: (0, 2, 3, 1)}
+TO_CHANNELS_LAST = {3: (0, 2, 1)}
 
 
 @dataclass(frozen=True)
@@ -99,28 +120,41 @@ def _expect_shape(name, shape, expected, why):
         _fail(f"{name} is {_fmt(shape)}, expected {_fmt(expected)} {why}")
 
 
-def _check_b_or_c(name, shape, batch, dim, state, length) -> int:
+def _check_b_or_c(name, shape, batch, dim, state, length, layout) -> int:
+    last = layout == LAYOUT_CHANNELS_LAST
     if len(shape) == 3:
-        _expect_shape(name, shape, (batch, state, length), "to match u (B, L) and A (N)")
+        expected = (batch, length, state) if last else (batch, state, length)
+        _expect_shape(name, shape, expected, "to match u (B, L) and A (N)")
         return 0
     if len(shape) == 4:
-        groups = int(shape[1])
+        groups = int(shape[2] if last else shape[1])
         if groups < 1 or dim % groups != 0:
             _fail(f"{name} has {groups} groups, which does not divide D = {dim}")
-        _expect_shape(name, shape, (batch, groups, state, length), "to match u (B, L) and A (N)")
+        expected = (batch, length, groups, state) if last else (batch, groups, state, length)
+        _expect_shape(name, shape, expected, "to match u (B, L) and A (N)")
         return groups
-    _fail(f"{name} has rank {len(shape)} {_fmt(shape)}, expected rank 3 (B, N, L) or 4 (B, G, N, L)")
+    ungrouped, grouped = PROJECTION_SHAPES[layout]
+    _fail(f"{name} has rank {len(shape)} {_fmt(shape)}, expected rank 3 {ungrouped} or 4 {grouped}")
     return 0
 
 
-def check_inputs(shapes: dict, dtypes: dict | None = None) -> ScanDims:
+def check_layout(layout) -> int:
+    """The layout attribute as an int, or InputShapeError if it is not one of LAYOUTS."""
+    if isinstance(layout, bool) or layout not in LAYOUTS:
+        _fail(f"attribute layout is {layout}, expected 0 (channels first) or 1 (channels last)")
+    return int(layout)
+
+
+def check_inputs(shapes: dict, dtypes: dict | None = None, layout: int = LAYOUT_CHANNELS_FIRST) -> ScanDims:
     """Check input shapes (and dtypes, if given) against the contract.
 
     ``shapes`` maps input names to shapes; optional inputs may be missing or None.
     ``dtypes`` maps the same names to dtype names ("float32", "float16", ...).
+    ``layout`` is the attribute's value (LAYOUTS).
     Returns the resolved dimensions or raises :class:`InputShapeError` naming the
     input, the expected and the actual value.
     """
+    layout = check_layout(layout)
     for name in REQUIRED_INPUTS:
         if shapes.get(name) is None:
             _fail(f"required input {name} is missing")
@@ -129,15 +163,18 @@ def check_inputs(shapes: dict, dtypes: dict | None = None) -> ScanDims:
         _fail(f"unknown inputs {sorted(unknown)}; the inputs are {list(INPUT_NAMES)}")
     u = tuple(shapes["u"])
     if len(u) != 3:
-        _fail(f"u has rank {len(u)} {_fmt(u)}, expected rank 3 (B, D, L)")
-    batch, dim, length = u
+        _fail(f"u has rank {len(u)} {_fmt(u)}, expected rank 3 {SEQUENCE_SHAPES[layout]}")
+    if layout == LAYOUT_CHANNELS_LAST:
+        batch, length, dim = u
+    else:
+        batch, dim, length = u
     a = tuple(shapes["A"])
     if len(a) != 2 or a[0] != dim:
         _fail(f"A is {_fmt(a)}, expected (D, N) = ({dim}, N) to match u")
     state = a[1]
     _expect_shape("delta", shapes["delta"], u, "to match u")
-    groups_b = _check_b_or_c("B", shapes["B"], batch, dim, state, length)
-    groups_c = _check_b_or_c("C", shapes["C"], batch, dim, state, length)
+    groups_b = _check_b_or_c("B", shapes["B"], batch, dim, state, length, layout)
+    groups_c = _check_b_or_c("C", shapes["C"], batch, dim, state, length, layout)
     optional = {"D": (dim,), "z": u, "delta_bias": (dim,), "initial_state": (batch, dim, state)}
     for name, expected in optional.items():
         if shapes.get(name) is not None:

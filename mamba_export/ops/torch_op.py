@@ -14,7 +14,13 @@ from __future__ import annotations
 import torch
 
 from mamba_export.ops import causal_conv, reference
-from mamba_export.ops.selective_scan import check_inputs
+from mamba_export.ops.selective_scan import (
+    LAYOUT_CHANNELS_LAST,
+    TO_CHANNELS_FIRST,
+    TO_CHANNELS_LAST,
+    check_inputs,
+    check_layout,
+)
 
 OP_QUALNAME = "mamba_export::selective_scan"
 CONV_QUALNAME = "mamba_export::causal_conv1d"
@@ -37,30 +43,47 @@ def selective_scan(
     delta_bias: torch.Tensor | None,
     initial_state: torch.Tensor | None,
     delta_softplus: bool,
+    layout: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The contract's scan. u, delta, z: (B, D, L); A: (D, N); B, C: (B, N, L) or (B, G, N, L);
-    D, delta_bias: (D,); initial_state: (B, D, N). Returns y: (B, D, L) in u's dtype and
-    last_state: (B, D, N) in float32."""
+    """The contract's scan. Layout 0: u, delta, z: (B, D, L); B, C: (B, N, L) or (B, G, N, L).
+    Layout 1: u, delta, z: (B, L, D); B, C: (B, L, N) or (B, L, G, N). A: (D, N); D, delta_bias:
+    (D,); initial_state: (B, D, N). Returns y in u's layout and dtype and last_state: (B, D, N)
+    in float32."""
     args = (u, delta, A, B, C, D, z, delta_bias, initial_state)
     if u.device.type == "cuda":
-        from mamba_export.kernels.triton_scan import selective_scan as scan
+        y, last_state = _triton_scan(args, delta_softplus, check_layout(layout))
     else:
-        scan = reference.selective_scan
-    y, last_state = scan(*args, delta_softplus=delta_softplus)
+        y, last_state = reference.selective_scan(*args, delta_softplus=delta_softplus, layout=layout)
     # A custom op may not return its inputs (or views of them): copy if the scan did.
     if initial_state is not None and last_state.data_ptr() == initial_state.data_ptr():
         last_state = last_state.clone()
     return y.contiguous(), last_state.to(_state_dtype(u.dtype)).contiguous()
 
 
+def _triton_scan(args, delta_softplus, layout):
+    """The Triton kernel reads strides, so channels-last inputs go in as permuted views."""
+    from mamba_export.kernels.triton_scan import selective_scan as scan
+
+    if layout != LAYOUT_CHANNELS_LAST:
+        return scan(*args, delta_softplus=delta_softplus)
+    names = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state")
+    named = dict(zip(names, args, strict=True))
+    check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()}, layout=layout)
+    first = [v.permute(TO_CHANNELS_FIRST[v.dim()]) if v is not None and k in ("u", "delta", "z", "B", "C")
+             else v for k, v in named.items()]
+    y, last_state = scan(*first, delta_softplus=delta_softplus)
+    return y.permute(TO_CHANNELS_LAST[3]), last_state
+
+
 @selective_scan.register_fake
-def _selective_scan_fake(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus):
+def _selective_scan_fake(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, layout=0):
     # Shape checks with concrete sizes only: under export L is symbolic.
+    layout = check_layout(layout)
     if all(isinstance(s, int) for s in u.shape):
         named = dict(u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias,
                      initial_state=initial_state)
-        check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()})
-    batch, dim, _ = u.shape
+        check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()}, layout=layout)
+    batch, dim = u.shape[0], u.shape[2] if layout == LAYOUT_CHANNELS_LAST else u.shape[1]
     y = u.new_empty(u.shape)
     last_state = u.new_empty((batch, dim, A.shape[1]), dtype=_state_dtype(u.dtype))
     return y, last_state

@@ -17,7 +17,7 @@ from onnx import TensorProto
 from support.one_node import selective_scan_model
 
 from mamba_export.ops.reference import selective_scan as reference_scan
-from mamba_export.ops.selective_scan import INPUT_NAMES
+from mamba_export.ops.selective_scan import INPUT_NAMES, LAYOUT_CHANNELS_LAST, TO_CHANNELS_FIRST
 
 NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
 # Max relative error against float64: float32 rounding; half-precision output rounding of y
@@ -39,12 +39,21 @@ def relative_error(out, ref) -> float:
     return float(diff / scale) if scale > 0 else float(diff)
 
 
+def to_channels_last(inputs: dict) -> dict:
+    """Channels-first inputs -> the same values in layout 1 (u, delta, z: (B, L, D); B, C:
+    (B, L, N) or (B, L, G, N)), as new contiguous arrays."""
+    moved = ("u", "delta", "z", "B", "C")
+    return {k: (np.ascontiguousarray(np.transpose(v, np.argsort(TO_CHANNELS_FIRST[v.ndim]))) if k in moved
+                else v) for k, v in inputs.items()}
+
+
 def make_inputs(batch=2, dim=8, length=16, state=4, groups_b=0, groups_c=0, present=ALL_OPTIONAL,
-                delta_softplus=False, io_dtype="float32", seed=0, initial_zero=False) -> dict:
+                delta_softplus=False, io_dtype="float32", seed=0, initial_zero=False, layout=0) -> dict:
     """Random inputs in the ranges a trained Mamba layer produces, as numpy arrays.
 
     The I/O tensors are already rounded to io_dtype (and stored in it); A, D,
-    delta_bias and initial_state are float32.
+    delta_bias and initial_state are float32. ``layout`` 1 gives the same values
+    channels last.
     """
     rng = np.random.default_rng(seed)
     io = NUMPY_DTYPES[io_dtype]
@@ -71,13 +80,14 @@ def make_inputs(batch=2, dim=8, length=16, state=4, groups_b=0, groups_c=0, pres
         "initial_state": (np.zeros((batch, dim, state)) if initial_zero
                           else rng.standard_normal((batch, dim, state))).astype(np.float32),
     }
-    return {k: v for k, v in inputs.items() if k in INPUT_NAMES[:5] or k in present}
+    inputs = {k: v for k, v in inputs.items() if k in INPUT_NAMES[:5] or k in present}
+    return to_channels_last(inputs) if layout == LAYOUT_CHANNELS_LAST else inputs
 
 
-def reference(inputs: dict, delta_softplus: bool):
+def reference(inputs: dict, delta_softplus: bool, layout: int = 0):
     """The float64 oracle on exactly these values -> (y, last_state) as float64 numpy."""
     tensors = {k: torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in inputs.items()}
-    y, state = reference_scan(**tensors, delta_softplus=bool(delta_softplus))
+    y, state = reference_scan(**tensors, delta_softplus=bool(delta_softplus), layout=layout)
     return y.numpy(), state.numpy()
 
 
@@ -101,7 +111,9 @@ def run(session: ort.InferenceSession, inputs: dict):
     API cannot hand out bfloat16 tensors as numpy arrays.
     """
     u = inputs["u"]
-    batch, dim = u.shape[0], u.shape[1]
+    batch = u.shape[0]
+    # D from A, in either layout (u's second axis when A is malformed on purpose).
+    dim = inputs["A"].shape[0] if np.ndim(inputs["A"]) == 2 else u.shape[1]
     state = inputs["A"].shape[-1] if np.ndim(inputs["A"]) == 2 else 0
     y = np.empty(u.shape, dtype=u.dtype)
     last_state = np.empty((batch, dim, state), dtype=np.float32)
@@ -117,7 +129,7 @@ def run(session: ort.InferenceSession, inputs: dict):
 def fuzzed_cases(lengths, states):
     """A hypothesis strategy of scan cases (keyword arguments of ``make_inputs``): up to 12 channels,
     every group count that divides them for B and C independently, any subset of the optional
-    inputs; ``lengths`` and ``states`` are the strategies for L and N."""
+    inputs, either layout; ``lengths`` and ``states`` are the strategies for L and N."""
     from hypothesis import strategies as st
 
     @st.composite
@@ -133,6 +145,7 @@ def fuzzed_cases(lengths, states):
             groups_c=draw(st.sampled_from([0] + divisors)),
             present=tuple(name for name in ALL_OPTIONAL if draw(st.booleans())),
             seed=draw(st.integers(0, 2**31 - 1)),
+            layout=draw(st.sampled_from([0, 1])),
         )
 
     return case()
@@ -143,10 +156,12 @@ def check_parity(make_session, io_dtype, delta_softplus, threads=1, **case):
     returns (y, last_state)."""
     inputs = make_inputs(io_dtype=io_dtype, delta_softplus=delta_softplus, **case)
     present = tuple(name for name in ALL_OPTIONAL if name in inputs)
+    layout = case.get("layout", 0)
     model = selective_scan_model(io_dtype, present=present, groups_b=case.get("groups_b", 0),
-                                 groups_c=case.get("groups_c", 0), delta_softplus=int(delta_softplus))
+                                 groups_c=case.get("groups_c", 0), delta_softplus=int(delta_softplus),
+                                 layout=layout)
     y, last_state = run(make_session(model, threads), inputs)
-    ref_y, ref_state = reference(inputs, delta_softplus)
+    ref_y, ref_state = reference(inputs, delta_softplus, layout)
     assert y.shape == ref_y.shape and last_state.shape == ref_state.shape
     assert np.all(np.isfinite(y)) and np.all(np.isfinite(last_state))
     y_error, state_error = relative_error(y, ref_y), relative_error(last_state, ref_state)

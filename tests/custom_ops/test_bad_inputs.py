@@ -26,10 +26,10 @@ from mamba_export.errors import InputShapeError
 from mamba_export.ops.selective_scan import check_inputs
 
 
-def contract_message(feeds) -> str | None:
+def contract_message(feeds, layout=0) -> str | None:
     """check_inputs()'s message for these tensors, or None when they are valid."""
     try:
-        check_inputs({name: value.shape for name, value in feeds.items()})
+        check_inputs({name: value.shape for name, value in feeds.items()}, layout=layout)
     except InputShapeError as error:
         return str(error)
     return None
@@ -107,6 +107,37 @@ def test_attribute_outside_0_1_is_rejected_when_the_kernel_is_created(make_sessi
     message = "SelectiveScan: attribute delta_softplus is 3, expected 0 or 1"
     with pytest.raises(RuntimeException, match=message):
         make_session(selective_scan_model(delta_softplus=3))
+
+
+def test_unknown_layout_is_rejected_when_the_kernel_is_created(make_session):
+    message = r"SelectiveScan: attribute layout is 2, expected 0 \(channels first\) or 1 \(channels last\)"
+    with pytest.raises(RuntimeException, match=message):
+        make_session(selective_scan_model(layout=2))
+    with pytest.raises(InputShapeError, match=message):
+        check_inputs({}, layout=2)
+
+
+BAD_CHANNELS_LAST_SHAPES = {
+    "u channels first": ("u", (2, 8, 16)),  # A says D = 8; u's last axis must be it
+    "B channels first": ("B", (2, 4, 16)),
+    "B rank 5": ("B", (2, 16, 1, 1, 4)),
+    "C groups do not divide D": ("C", (2, 16, 3, 4)),
+    "z shape": ("z", (2, 15, 8)),
+    "initial_state state": ("initial_state", (2, 8, 5)),
+}
+
+
+def test_bad_channels_last_shapes_are_rejected_by_name(make_session):
+    session = make_session(selective_scan_model(shaped=False, layout=1), 1)
+    good = make_inputs(layout=1)
+    assert contract_message(good, layout=1) is None
+    for label, (name, shape) in BAD_CHANNELS_LAST_SHAPES.items():
+        feeds = with_shape(good, name, shape)
+        expected = contract_message(feeds, layout=1)
+        assert expected is not None and name in expected, label
+        with pytest.raises(InvalidArgument) as caught:
+            session.run(None, feeds)
+        assert expected in str(caught.value), f"{label}: {caught.value}"
 
 
 @st.composite

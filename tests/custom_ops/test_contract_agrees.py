@@ -74,9 +74,18 @@ def test_output_names_and_order(header):
     assert [index for _, index in entries] == [0, 1, len(contract.OUTPUT_NAMES)]
 
 
-def test_attribute_name(header):
-    assert [constant(header, "kAttrDeltaSoftplus").strip('"')] == list(contract.ATTRIBUTES)
+def test_attribute_names(header):
+    names = [constant(header, "kAttrDeltaSoftplus").strip('"'), constant(header, "kAttrLayout").strip('"')]
+    assert names == list(contract.ATTRIBUTES)
     assert contract.ATTRIBUTES["delta_softplus"] == ("int", 0)
+    assert contract.ATTRIBUTES["layout"] == ("int", contract.LAYOUT_CHANNELS_FIRST)
+
+
+def test_layout_values(header):
+    entries = enum_entries(header, "SelectiveScanLayout")
+    assert entries == [("kLayoutChannelsFirst", contract.LAYOUT_CHANNELS_FIRST),
+                       ("kLayoutChannelsLast", contract.LAYOUT_CHANNELS_LAST)]
+    assert tuple(index for _, index in entries) == contract.LAYOUTS
 
 
 def test_validation_accepts_the_contracts_dtypes():

@@ -59,11 +59,22 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("layout", [0, 1], ids=["channels_first", "channels_last"])
 @pytest.mark.parametrize("io_dtype", DTYPES)
 @pytest.mark.parametrize("delta_softplus", [False, True], ids=["linear", "softplus"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_matches_reference(make_session, case, delta_softplus, io_dtype):
-    check_parity(make_session, io_dtype, delta_softplus, **CASES[case])
+def test_matches_reference(make_session, case, delta_softplus, io_dtype, layout):
+    check_parity(make_session, io_dtype, delta_softplus, layout=layout, **CASES[case])
+
+
+@pytest.mark.parametrize("io_dtype", DTYPES)
+@pytest.mark.parametrize("case", ["batch_3", "groups_both_per_channel", "state_16", "length_1"])
+def test_channels_last_gives_the_channels_first_results_transposed(make_session, case, io_dtype):
+    """The same values in either layout: the same bits of y (transposed) and of last_state."""
+    first = check_parity(make_session, io_dtype, True, layout=0, **CASES[case])
+    last = check_parity(make_session, io_dtype, True, layout=1, **CASES[case])
+    np.testing.assert_array_equal(last[0], np.transpose(first[0], (0, 2, 1)))
+    np.testing.assert_array_equal(last[1], first[1])
 
 
 def test_length_0_returns_initial_state(make_session):
@@ -79,9 +90,10 @@ def test_length_0_without_initial_state_returns_zeros(make_session):
     np.testing.assert_array_equal(last_state, np.zeros((2, 8, 4)))
 
 
-def test_threads_do_not_change_results(make_session):
+@pytest.mark.parametrize("layout", [0, 1], ids=["channels_first", "channels_last"])
+def test_threads_do_not_change_results(make_session, layout):
     """Rows are independent, so two threads must give the bits one thread gives."""
-    case = dict(batch=2, dim=64, length=100, state=16)
+    case = dict(batch=2, dim=64, length=100, state=16, layout=layout)
     single = check_parity(make_session, "float32", True, threads=1, **case)
     parallel = check_parity(make_session, "float32", True, threads=2, **case)
     for a, b in zip(single, parallel, strict=True):

@@ -43,10 +43,11 @@ CORNERS = {
 }
 
 
+@pytest.mark.parametrize("layout", [0, 1], ids=["channels_first", "channels_last"])
 @pytest.mark.parametrize("length", LENGTHS)
 @pytest.mark.parametrize("corner", sorted(CORNERS))
-def test_both_paths_match_reference(make_session, corner, length):
-    check_parity(make_session, "float32", True, length=length, **CORNERS[corner])
+def test_both_paths_match_reference(make_session, corner, length, layout):
+    check_parity(make_session, "float32", True, length=length, layout=layout, **CORNERS[corner])
 
 
 @pytest.mark.parametrize("io_dtype", sorted(Y_TOLERANCE))

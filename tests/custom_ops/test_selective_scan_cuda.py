@@ -134,9 +134,9 @@ def run_on_device(session, tensors: dict):
     # numpy types where numpy has one; bfloat16 by its ONNX type number.
     onnx_type = {torch.float32: np.float32, torch.float16: np.float16, torch.bfloat16: TensorProto.BFLOAT16}
     u = tensors["u"]
-    state = tensors["A"].shape[1]
+    dim, state = tensors["A"].shape  # D from A: u is (B, D, L) or, channels last, (B, L, D)
     y = torch.full_like(u, float("nan"))
-    last_state = torch.full((u.shape[0], u.shape[1], state), float("nan"), device=u.device)
+    last_state = torch.full((u.shape[0], dim, state), float("nan"), device=u.device)
     binding = session.io_binding()
     for name, tensor in tensors.items():
         binding.bind_input(name, "cuda", tensor.device.index or 0, onnx_type[tensor.dtype],
@@ -165,15 +165,17 @@ def triton_scan_or_none(tensors: dict, delta_softplus: bool):
 def check_parity(library, io_dtype, delta_softplus, **case):
     inputs = make_inputs(io_dtype=io_dtype, delta_softplus=delta_softplus, **case)
     present = tuple(name for name in ALL_OPTIONAL if name in inputs)
+    layout = case.get("layout", 0)
     model = selective_scan_model(io_dtype, present=present, groups_b=case.get("groups_b", 0),
-                                 groups_c=case.get("groups_c", 0), delta_softplus=int(delta_softplus))
+                                 groups_c=case.get("groups_c", 0), delta_softplus=int(delta_softplus),
+                                 layout=layout)
     session = cuda_session(model, library)
     tensors = {name: to_cuda(value) for name, value in inputs.items()}
     if any(t.numel() == 0 for t in tensors.values()):
         y, last_state = run(session, inputs)  # empty tensors have no device address to bind
     else:
         y, last_state = (as_float64(t) for t in run_on_device(session, tensors))
-    ref_y, ref_state = reference(inputs, delta_softplus)
+    ref_y, ref_state = reference(inputs, delta_softplus, layout)
     assert y.shape == ref_y.shape and last_state.shape == ref_state.shape
     assert np.all(np.isfinite(y)) and np.all(np.isfinite(last_state)), "an output was not written"
     y_error, state_error = relative_error(y, ref_y), relative_error(last_state, ref_state)
@@ -182,11 +184,20 @@ def check_parity(library, io_dtype, delta_softplus, **case):
     return inputs, tensors, y, last_state
 
 
+@pytest.mark.parametrize("layout", [0, 1], ids=["channels_first", "channels_last"])
 @pytest.mark.parametrize("io_dtype", DTYPES)
 @pytest.mark.parametrize("delta_softplus", [False, True], ids=["linear", "softplus"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_matches_reference(cuda_library, case, delta_softplus, io_dtype):
-    check_parity(cuda_library, io_dtype, delta_softplus, **CASES[case])
+def test_matches_reference(cuda_library, case, delta_softplus, io_dtype, layout):
+    check_parity(cuda_library, io_dtype, delta_softplus, layout=layout, **CASES[case])
+
+
+@pytest.mark.parametrize("io_dtype", DTYPES)
+@pytest.mark.parametrize("length", [1, 2048], ids=["decode", "prefill"])
+def test_channels_last_on_mamba_130m_shapes(cuda_library, io_dtype, length):
+    """The exported graph's layout (1) on one layer of mamba-130m, both kernel paths."""
+    check_parity(cuda_library, io_dtype, True, batch=16 if length == 1 else 1, dim=1536, length=length,
+                 state=16, layout=1)
 
 
 @pytest.mark.parametrize("io_dtype", DTYPES)
@@ -275,7 +286,7 @@ def wide_shapes(draw):
                 groups_b=draw(st.sampled_from([0] + divisors)),
                 groups_c=draw(st.sampled_from([0] + divisors)),
                 present=tuple(name for name in ALL_OPTIONAL if draw(st.booleans())),
-                seed=draw(st.integers(0, 2**31 - 1)))
+                seed=draw(st.integers(0, 2**31 - 1)), layout=draw(st.sampled_from([0, 1])))
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -289,6 +300,8 @@ def test_fuzzed_wide_shapes(cuda_library, case, delta_softplus, io_dtype):
     (dict(batch=2, dim=8, length=16, state=128), "SequentialScanKernel"),
     (dict(batch=1, dim=8, length=300, state=16), "ChunkedScanKernel"),
     (dict(batch=2, dim=4, length=1, state=200), "ChunkedScanKernel"),
+    (dict(batch=4, dim=64, length=1, state=16, layout=1), "SequentialScanKernel"),
+    (dict(batch=1, dim=8, length=300, state=16, layout=1), "ChunkedScanKernel"),
 ])
 def test_each_path_is_reached(cuda_library, case, kernel, tmp_path):
     """The CUDA trace names the kernel that ran, so the cases above test the path they mean to."""

@@ -37,36 +37,41 @@ def probe(tmp_path_factory) -> Path:
     return out
 
 
-def run_probe(probe: Path, cases: list[dict]) -> list[str]:
-    lines = [";".join(f"{name}:{dtype}:{','.join(str(d) for d in shape)}"
-                     for name, (shape, dtype) in case.items()) for case in cases]
+def run_probe(probe: Path, cases: list[dict], layouts: list[int] | None = None) -> list[str]:
+    layouts = layouts or [0] * len(cases)
+    lines = [";".join([f"layout={layout}"] + [f"{name}:{dtype}:{','.join(str(d) for d in shape)}"
+                                              for name, (shape, dtype) in case.items()])
+             for case, layout in zip(cases, layouts, strict=True)]
     result = subprocess.run([str(probe)], input="\n".join(lines) + "\n", capture_output=True, text=True,
                             check=True)
     return result.stdout.splitlines()
 
 
-def python_result(case: dict) -> str:
+def python_result(case: dict, layout: int = 0) -> str:
     shapes = {name: shape for name, (shape, _) in case.items()}
     dtypes = {name: dtype for name, (_, dtype) in case.items()}
     try:
-        dims = check_inputs(shapes, dtypes)
+        dims = check_inputs(shapes, dtypes, layout=layout)
     except InputShapeError as error:
         return str(error)
     return (f"OK {dims.batch} {dims.dim} {dims.length} {dims.state} {dims.groups_b} {dims.groups_c} "
             f"{IO_DTYPES.index(dtypes['u'])}")
 
 
-def valid_case(rng) -> dict:
+def valid_case(rng, layout: int = 0) -> dict:
     batch, dim, length, state = (int(rng.integers(0, 4)), int(rng.choice([1, 2, 4, 6])),
                                  int(rng.integers(0, 5)), int(rng.integers(0, 5)))
     io = str(rng.choice(IO_DTYPES))
 
     def bc():
         groups = int(rng.choice([0] + [g for g in range(1, dim + 1) if dim % g == 0]))
+        if layout == 1:
+            return (batch, length, groups, state) if groups else (batch, length, state)
         return (batch, groups, state, length) if groups else (batch, state, length)
 
-    shapes = {"u": (batch, dim, length), "delta": (batch, dim, length), "A": (dim, state), "B": bc(),
-              "C": bc(), "D": (dim,), "z": (batch, dim, length), "delta_bias": (dim,),
+    seq = (batch, length, dim) if layout == 1 else (batch, dim, length)
+    shapes = {"u": seq, "delta": seq, "A": (dim, state), "B": bc(),
+              "C": bc(), "D": (dim,), "z": seq, "delta_bias": (dim,),
               "initial_state": (batch, dim, state)}
     return {spec.name: (shapes[spec.name], io if spec.dtype == "T" else "float32") for spec in INPUTS}
 
@@ -95,14 +100,22 @@ def break_case(rng, case: dict) -> dict:
     return case
 
 
-def test_messages_and_dims_agree_on_generated_cases(probe):
-    rng = np.random.default_rng(2024)
-    cases = [break_case(rng, valid_case(rng)) for _ in range(4000)]
-    expected = [python_result(case) for case in cases]
+@pytest.mark.parametrize("layout", [0, 1], ids=["channels_first", "channels_last"])
+def test_messages_and_dims_agree_on_generated_cases(probe, layout):
+    rng = np.random.default_rng(2024 + layout)
+    cases = [break_case(rng, valid_case(rng, layout)) for _ in range(4000)]
+    expected = [python_result(case, layout) for case in cases]
     assert sum(line.startswith("OK") for line in expected) > 300, "too few valid cases to compare dims"
     assert len({line.split(":")[1].split()[0] for line in expected if ":" in line}) >= 8
-    for case, want, got in zip(cases, expected, run_probe(probe, cases), strict=True):
+    for case, want, got in zip(cases, expected, run_probe(probe, cases, [layout] * len(cases)), strict=True):
         assert got == want, f"{case}"
+
+
+def test_unknown_layout_gives_the_contracts_message(probe):
+    case = valid_case(np.random.default_rng(0))
+    message = "SelectiveScan: attribute layout is 3, expected 0 (channels first) or 1 (channels last)"
+    assert run_probe(probe, [case], [3]) == [message]
+    assert python_result(case, 3) == message
 
 
 @pytest.mark.parametrize(("case_edit", "message"), [

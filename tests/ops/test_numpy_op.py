@@ -26,21 +26,22 @@ CASES = {
 }
 
 
-def evaluate(inputs, delta_softplus=0, io_dtype="float32", groups_b=0, groups_c=0):
+def evaluate(inputs, delta_softplus=0, io_dtype="float32", groups_b=0, groups_c=0, layout=None):
     present = tuple(name for name in ALL_OPTIONAL if name in inputs)
     model = selective_scan_model(io_dtype, present=present, groups_b=groups_b, groups_c=groups_c,
-                                 delta_softplus=delta_softplus)
+                                 delta_softplus=delta_softplus, layout=layout)
     return ReferenceEvaluator(model, new_ops=[SelectiveScan]).run(None, inputs)
 
 
+@pytest.mark.parametrize("layout", [0, 1], ids=["channels_first", "channels_last"])
 @pytest.mark.parametrize("delta_softplus", [0, 1])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_graph_matches_reference(case, delta_softplus):
+def test_graph_matches_reference(case, delta_softplus, layout):
     args = CASES[case]
-    inputs = make_inputs(delta_softplus=bool(delta_softplus), **args)
+    inputs = make_inputs(delta_softplus=bool(delta_softplus), layout=layout, **args)
     y, last_state = evaluate(inputs, delta_softplus, groups_b=args.get("groups_b", 0),
-                             groups_c=args.get("groups_c", 0))
-    ref_y, ref_state = reference(inputs, bool(delta_softplus))
+                             groups_c=args.get("groups_c", 0), layout=layout)
+    ref_y, ref_state = reference(inputs, bool(delta_softplus), layout)
     assert y.dtype == np.float32 and last_state.dtype == np.float32
     assert y.shape == ref_y.shape and last_state.shape == ref_state.shape
     assert relative_error(y, ref_y) <= 1e-5

@@ -11,6 +11,7 @@ import torch
 from mamba_export.ops import reference
 from mamba_export.ops.onnx_standard import rewrite_file, rewrite_model
 from mamba_export.ops.selective_scan import DOMAIN
+from tests.custom_ops.scan_cases import to_channels_last
 from tests.support import standard_runtimes
 from tests.support.one_node import selective_scan_model
 
@@ -45,10 +46,10 @@ def _run_rewritten(model: onnx.ModelProto, feeds: dict, runtime: str = "onnxrunt
     return outputs["y"], outputs["last_state"]
 
 
-def _expected(feeds: dict, present, softplus: bool):
+def _expected(feeds: dict, present, softplus: bool, layout: int = 0):
     tensors = {k: torch.from_numpy(v.astype(np.float64)) for k, v in feeds.items()
                if k not in OPTIONAL or k in present}
-    y, state = reference.selective_scan(**tensors, delta_softplus=softplus)
+    y, state = reference.selective_scan(**tensors, delta_softplus=softplus, layout=layout)
     return y.numpy(), state.numpy()
 
 
@@ -63,19 +64,23 @@ TOLERANCE = {"float32": (1e-5, 1e-5), "float16": (2e-3, 1e-5)}
 
 
 @pytest.mark.parametrize("runtime", standard_runtimes.RUNTIMES)
+@pytest.mark.parametrize("layout", [0, 1], ids=["channels_first", "channels_last"])
 @pytest.mark.parametrize("io_dtype", ["float32", "float16"])
 @pytest.mark.parametrize("groups", [(0, 0), (3, 3), (0, 3), (3, 0)])
 @pytest.mark.parametrize("present", [(), OPTIONAL])
-def test_rewritten_node_matches_reference(io_dtype, groups, present, runtime):
+def test_rewritten_node_matches_reference(io_dtype, groups, present, layout, runtime):
     rng = np.random.default_rng(sum(groups) + len(present))
     feeds = _inputs(rng, io_dtype, *groups)
     softplus = bool(present)
     if not softplus:
         feeds["delta"] = np.abs(feeds["delta"])  # a positive time step without softplus
+    if layout == 1:
+        feeds = to_channels_last(feeds)
     model = selective_scan_model(io_dtype, present=present, groups_b=groups[0], groups_c=groups[1],
-                                 delta_softplus=int(softplus))
+                                 delta_softplus=int(softplus), layout=layout)
     y, state = _run_rewritten(model, feeds, runtime)
-    y_ref, state_ref = _expected(feeds, present, softplus)
+    y_ref, state_ref = _expected(feeds, present, softplus, layout)
+    assert y.shape == feeds["u"].shape
     assert y.dtype == NUMPY[io_dtype] and state.dtype == np.float32
     y_tol, state_tol = TOLERANCE[io_dtype]
     assert _relative(y, y_ref) < y_tol

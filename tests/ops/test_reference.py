@@ -46,6 +46,34 @@ def test_one_step_matches_the_formula_written_out():
         assert last[0, d].tolist() == pytest.approx(h, rel=1e-12, abs=1e-12)
 
 
+def test_channels_last_steps_match_the_formula_written_out():
+    """Layout 1, written out with its own indexing: u[b, t, d], B[b, t, g, n]; two steps."""
+    dim, groups, n_state, length = 4, 2, 3, 2
+    gen = torch.Generator().manual_seed(7)
+    x = dict(u=torch.randn(1, length, dim, generator=gen, dtype=torch.float64),
+             delta=torch.rand(1, length, dim, generator=gen, dtype=torch.float64),
+             A=-torch.rand(dim, n_state, generator=gen, dtype=torch.float64) - 0.1,
+             B=torch.randn(1, length, groups, n_state, generator=gen, dtype=torch.float64),
+             C=torch.randn(1, length, n_state, generator=gen, dtype=torch.float64),
+             D=torch.randn(dim, generator=gen, dtype=torch.float64),
+             z=torch.randn(1, length, dim, generator=gen, dtype=torch.float64),
+             initial_state=torch.randn(1, dim, n_state, generator=gen, dtype=torch.float64))
+    y, last = selective_scan(**x, layout=1)
+    assert y.shape == (1, length, dim)
+    for d in range(dim):
+        g = d // (dim // groups)
+        h = [float(x["initial_state"][0, d, n]) for n in range(n_state)]
+        for t in range(length):
+            dt, u = float(x["delta"][0, t, d]), float(x["u"][0, t, d])
+            h = [math.exp(dt * float(x["A"][d, n])) * h[n] + dt * float(x["B"][0, t, g, n]) * u
+                 for n in range(n_state)]
+            out = sum(float(x["C"][0, t, n]) * h[n] for n in range(n_state)) + float(x["D"][d]) * u
+            gate = float(x["z"][0, t, d])
+            out *= gate / (1.0 + math.exp(-gate))
+            assert y[0, t, d].item() == pytest.approx(out, rel=1e-12, abs=1e-12)
+        assert last[0, d].tolist() == pytest.approx(h, rel=1e-12, abs=1e-12)
+
+
 def _closed_form(x):
     """h_t = exp(A * sum_{r<=t} dt_r) h0 + sum_{s<=t} exp(A * sum_{s<r<=t} dt_r) dt_s B_s u_s."""
     dt = x["delta"]  # no bias, no softplus: delta is the time step

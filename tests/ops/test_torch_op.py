@@ -48,6 +48,25 @@ def test_eager_cpu_matches_float64_reference(groups, optional):
     assert last_state.dtype == torch.float32
 
 
+def test_channels_last_is_the_same_scan_transposed():
+    inputs = make_inputs(groups=3)
+    y, last_state = OP(**inputs, delta_softplus=True)
+    moved = {k: (v if v is None or k not in ("u", "delta", "z", "B", "C")
+                 else v.permute((0, 2, 1) if v.dim() == 3 else (0, 3, 1, 2)).contiguous())
+             for k, v in inputs.items()}
+    y_last, state_last = OP(**moved, delta_softplus=True, layout=1)
+    # The same float32 arithmetic on differently strided tensors: equal up to a few ulps.
+    assert relative_error(y_last, y.transpose(1, 2)) < 1e-6
+    assert relative_error(state_last, last_state) < 1e-6
+    fake_mode = torch._subclasses.fake_tensor.FakeTensorMode()
+    with fake_mode:
+        fake = {k: (None if v is None else fake_mode.from_tensor(v)) for k, v in moved.items()}
+        y_fake, state_fake = OP(**fake, delta_softplus=True, layout=1)
+    assert y_fake.shape == y_last.shape and state_fake.shape == state_last.shape
+    with pytest.raises(InputShapeError, match="layout is 2"):
+        OP(**moved, delta_softplus=True, layout=2)
+
+
 def test_half_inputs_give_half_y_and_float32_state():
     inputs = make_inputs(dtype=torch.float16)
     inputs.update(A=inputs["A"].float())

@@ -33,8 +33,12 @@ OPSET = 17
 IR_VERSION = 10
 
 
-def _symbolic_shape(name: str, groups_b: int, groups_c: int) -> list[str]:
+def _symbolic_shape(name: str, groups_b: int, groups_c: int, layout: int = 0) -> list[str]:
     groups = {"B": groups_b, "C": groups_c}.get(name, 0)
+    if layout == 1 and name in ("u", "delta", "z", "y"):
+        return ["batch", "length", "dim"]
+    if layout == 1 and name in ("B", "C"):
+        return ["batch", "length", f"groups_{name}", "state"] if groups else ["batch", "length", "state"]
     shapes = {
         "u": ["batch", "dim", "length"],
         "delta": ["batch", "dim", "length"],
@@ -59,12 +63,15 @@ def io_dtypes(io_dtype: str) -> dict:
 
 def selective_scan_model(io_dtype: str = "float32", present=OPTIONAL_INPUTS, groups_b: int = 0,
                          groups_c: int = 0, delta_softplus: int | None = 0, dtypes: dict | None = None,
-                         shaped: bool = True, required=("u", "delta", "A", "B", "C")) -> onnx.ModelProto:
+                         shaped: bool = True, required=("u", "delta", "A", "B", "C"),
+                         layout: int | None = None) -> onnx.ModelProto:
     """A model whose only node is SelectiveScan.
 
     present: the optional inputs the node receives; absent ones become "" (or are
     dropped when trailing). groups_b / groups_c: 0 for (B, N, L), else the rank-4 form.
     delta_softplus: the attribute value, or None to leave the attribute out.
+    layout: the layout attribute's value (0 channels first, 1 channels last), or None to
+    leave the attribute out (channels first).
     dtypes: overrides of the declared dtype per tensor name (for wrong-dtype tests).
     required: the required inputs wired to the node (drop one to test its absence).
     """
@@ -73,10 +80,12 @@ def selective_scan_model(io_dtype: str = "float32", present=OPTIONAL_INPUTS, gro
     while node_inputs and node_inputs[-1] == "":
         node_inputs.pop()
     attributes = {} if delta_softplus is None else {"delta_softplus": delta_softplus}
+    if layout is not None:
+        attributes["layout"] = layout
     node = helper.make_node(OP_TYPE, node_inputs, list(OUTPUT_NAMES), domain=DOMAIN, **attributes)
 
     def value_info(name):
-        shape = _symbolic_shape(name, groups_b, groups_c) if shaped else None
+        shape = _symbolic_shape(name, groups_b, groups_c, layout or 0) if shaped else None
         return helper.make_tensor_value_info(name, ONNX_DTYPES[declared[name]], shape)
 
     graph = helper.make_graph(

@@ -34,5 +34,12 @@ enum SelectiveScanOutput : int {
 constexpr const char* kOutputNames[kNumOutputs] = {"y", "last_state"};
 
 constexpr const char* kAttrDeltaSoftplus = "delta_softplus";
+constexpr const char* kAttrLayout = "layout";
+
+// Values of the layout attribute: how u, delta, z, y and B, C are stored.
+enum SelectiveScanLayout : int {
+  kLayoutChannelsFirst = 0,  // u (B, D, L); B, C (B, N, L) or (B, G, N, L)
+  kLayoutChannelsLast = 1,   // u (B, L, D); B, C (B, L, N) or (B, L, G, N)
+};
 
 }  // namespace mamba_export_ops

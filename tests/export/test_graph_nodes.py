@@ -1,0 +1,87 @@
+"""The exported graph's node budget per layer, and the counting rule behind it.
+
+The custom backend's layer is at most 12 nodes (one kernel each on a GPU), with no
+Transpose and no Cast that a dtype does not require: in float32 none; in float16 with
+the residual kept in float32, the two around the fused norm (mixer output up to the
+float32 residual, normed stream back down to float16); in float16 with a float16
+residual, none.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import onnx
+import pytest
+from onnx import helper
+
+from mamba_export.export.convert import export
+from mamba_export.export.graph_nodes import SCOPES_KEY, layer_nodes, layer_nodes_of_file
+from mamba_export.ops.ort_norm_nodes import FUSED_NORM_OPS
+from mamba_export.options import ExportOptions
+from tests.support.tiny_models import tiny_model
+
+MAX_NODES_PER_LAYER = 12
+
+
+def _export(tmp_path_factory, name: str, dtype: str, backend: str = "custom"):
+    folder = tmp_path_factory.mktemp(f"{name}_{dtype}_{backend}") / "out"
+    export(tiny_model(name), folder, ExportOptions(dtype=dtype, backend=backend, validate=False,
+                                                    show_progress=False))
+    return layer_nodes_of_file(folder / "model.onnx", tiny_model(name).config.num_hidden_layers)
+
+
+@pytest.mark.parametrize(("name", "dtype", "casts_per_layer"), [
+    ("default", "fp32", 0),
+    ("default", "fp16", 2),            # residual in float32: up to it and back down
+    ("residual_model_dtype", "fp16", 0),
+    ("three_layers", "fp32", 0),
+])
+def test_custom_layers_are_lean(tmp_path_factory, name, dtype, casts_per_layer):
+    nodes = _export(tmp_path_factory, name, dtype)
+    assert nodes.max_per_layer <= MAX_NODES_PER_LAYER, nodes.per_layer
+    for layer in nodes.per_layer:
+        assert layer["Transpose"] == 0, layer
+        assert layer["Cast"] == casts_per_layer, layer
+        assert layer["SelectiveScan"] == 1 and layer["CausalConv1d"] == 1, layer
+        assert sum(layer[op] for op in FUSED_NORM_OPS) == 1, layer
+    assert nodes.outside["Transpose"] == 0
+
+
+def test_falcon_mamba_keeps_its_norms_without_transposes(tmp_path_factory):
+    nodes = _export(tmp_path_factory, "falcon_mamba", "fp32")
+    for layer in nodes.per_layer:
+        assert layer["Transpose"] == 0 and layer["Cast"] == 0, layer
+        assert layer["SelectiveScan"] == 1 and layer["CausalConv1d"] == 1, layer
+
+
+def test_standard_backend_has_no_microsoft_nodes(tmp_path_factory):
+    nodes = _export(tmp_path_factory, "default", "fp32", backend="standard")
+    counts = sum(nodes.per_layer, Counter()) + nodes.outside
+    assert not any(counts[op] for op in FUSED_NORM_OPS + ("SelectiveScan", "CausalConv1d"))
+
+
+def _node(op_type: str, scopes: list[str] | None) -> onnx.NodeProto:
+    node = helper.make_node(op_type, [], [])
+    if scopes is not None:
+        entry = node.metadata_props.add()
+        entry.key, entry.value = SCOPES_KEY, str(["", *scopes])
+    return node
+
+
+def test_unscoped_nodes_count_with_the_layer_before_them():
+    nodes = [
+        _node("Gather", ["model.backbone.embeddings"]),
+        _node("Norm", ["rms_norm"]),                              # before any layer: outside
+        _node("MatMul", ["model.backbone.layers.0.mixer", "model.backbone.layers.0.mixer.in_proj"]),
+        _node("Split", None),                                     # layer 0
+        _node("Norm", ["skip_rms_norm"]),                         # layer 0
+        _node("MatMul", ["model.backbone.layers.1.mixer"]),
+        _node("Norm", ["skip_rms_norm_1"]),                       # layer 1
+        _node("MatMul", ["model.lm_head"]),                       # outside
+    ]
+    model = helper.make_model(helper.make_graph(nodes, "g", [], []))
+    counted = layer_nodes(model, 2)
+    assert counted.counts == (3, 2)
+    assert counted.outside == Counter({"Gather": 1, "Norm": 1, "MatMul": 1})
+    assert counted.summary() == "2 to 3 per layer (2 layers), 3 outside"
