@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train the small Mamba in models/fortunes-mamba on the Debian fortunes corpus, on the CPU.
+"""Train the small Mamba in models/fortunes-mamba on the Debian fortunes corpus (CPU, or --device cuda).
 
 Why a training script of our own: parity and precision can only be judged on weights that have
 learned something, and the project must be able to rebuild that model from public data.
@@ -166,8 +166,9 @@ def windows(stream: np.ndarray, length: int) -> torch.Tensor:
 def held_out_nll(model, test_windows: torch.Tensor, batch: int) -> float:
     total, count = 0.0, 0
     model.eval()
+    device = next(model.parameters()).device
     for i in range(0, len(test_windows), batch):
-        w = test_windows[i:i + batch]
+        w = test_windows[i:i + batch].to(device)
         logits = model_forward(model, w[:, :-1])
         total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1),
                                  reduction="sum").item()
@@ -232,6 +233,7 @@ def main() -> None:
     ap.add_argument("--eval-windows", type=int, default=64, help="test windows for the evaluations during training")
     ap.add_argument("--time-budget", type=float, default=30 * 60, help="stop training after this many seconds")
     ap.add_argument("--final-windows", type=int, default=0, help="test windows for the final figure (0: all)")
+    ap.add_argument("--device", default="cpu", help="where to train (cpu, cuda); the checkpoint is saved from the CPU")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--measure", type=int, default=0, help="only time this many steps and exit")
     args = ap.parse_args()
@@ -264,6 +266,7 @@ def main() -> None:
     err = check_forward_matches(model, vocab_size, args.seed)
     log(f"training forward matches transformers' within {err:.1e} (relative, max over logits)")
 
+    model.to(args.device)
     unigram = unigram_nll(train_stream, test_windows, vocab_size)
     log(f"unigram baseline: held-out perplexity {math.exp(unigram):.1f}")
 
@@ -289,7 +292,7 @@ def main() -> None:
             log(f"time budget of {args.time_budget:.0f} s reached at step {step}")
             break
         offsets = rng.integers(0, len(train_stream) - span, size=args.batch)
-        batch = torch.from_numpy(train_stream[offsets[:, None] + np.arange(span)[None, :]])
+        batch = torch.from_numpy(train_stream[offsets[:, None] + np.arange(span)[None, :]]).to(args.device)
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
         logits = model_forward(model, batch[:, :-1])
@@ -320,7 +323,7 @@ def main() -> None:
     train_s = time.time() - start
 
     args.out.mkdir(parents=True, exist_ok=True)
-    model.eval()
+    model.to("cpu").eval()
     config.save_pretrained(args.out)
     # One copy of the tied embedding: transformers ties lm_head to it on load.
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
