@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", REPO / "custom_ops" / "README.md", REPO / "examples" / "README.md",
         *sorted((REPO / "docs").glob("*.md"))]
 TOP_LEVEL = ("mamba_export/", "custom_ops/", "kernels/", "tests/", "scripts/", "docs/", "examples/", "results/",
-             "optimum_register/", ".ci/")
+             "models/", "optimum_register/", ".ci/")
 # `path` in backticks or a markdown link target, starting at a top-level folder of the repository.
 QUOTED = re.compile(r"[`(]((?:%s)[\w./-]*)" % "|".join(re.escape(p) for p in TOP_LEVEL))
 RELATIVE_LINK = re.compile(r"\]\(((?!https?:|#)[\w./-]+)\)")
