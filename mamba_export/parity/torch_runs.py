@@ -21,6 +21,11 @@ from mamba_export.parity import hf_cache
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+class BaselineUnavailable(RuntimeError):
+    """transformers could not produce a baseline run (e.g. it returned no cache): the check
+    that needed it fails, since without a baseline it could not fail on its own."""
+
+
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().to(torch.float64).cpu().numpy()
 
@@ -59,7 +64,7 @@ class TorchRunner:
         _, cache = self._forward(ids[:, :prompt_length], use_cache=True)
         steps = []
         for position in range(prompt_length, ids.shape[1]):
-            head, cache = self._forward(ids[:, position:position + 1], cache=cache, use_cache=True)
+            head, cache = self._forward(ids[:, position:position + 1], cache=_required(cache), use_cache=True)
             steps.append(_numpy(head[:, -1]))
         return np.stack(steps, axis=1)
 
@@ -68,6 +73,7 @@ class TorchRunner:
         """[(conv_state, ssm_state)] per layer after one prefill, in the exported graph's layout
         (the cache keeps conv_kernel inputs; the graph keeps the last conv_kernel - 1)."""
         _, cache = self._forward(input_ids, attention_mask, use_cache=True)
+        cache = _required(cache)
         num_layers = len(getattr(self.model, "backbone", self.model).layers)
         states = [hf_cache.layer_states(cache, layer) for layer in range(num_layers)]
         return [(_numpy(conv[:, :, 1:]), _numpy(ssm)) for conv, ssm in states]
@@ -80,3 +86,10 @@ class TorchRunner:
             head, _ = self._forward(ids)
             ids = torch.cat([ids, head[:, -1].argmax(-1, keepdim=True)], dim=1)
         return ids.numpy()
+
+
+def _required(cache):
+    if cache is None:
+        raise BaselineUnavailable("transformers returned no cache with use_cache=True, so its run could not "
+                                  "carry the states")
+    return cache
