@@ -13,11 +13,12 @@ export dtype the same seeded tokens, and turns the errors into
     greedy    every greedy token vs the oracle's choice on the same prefix (near ties allowed)
     states    final states vs the oracle's
 
-States are judged per kind (conv_state, ssm_state) over all layers at once: the
-error is the largest per-layer relative error, the baseline PyTorch's largest,
-since the rounding of one layer's state is not independent of the others' and a
-per-layer ratio of two tiny numbers (72 of them on mamba-130m) crosses any fixed
-factor by chance. A wrong state is wrong by orders of magnitude in its layer.
+States are judged per kind (conv_state, ssm_state), all layers' states of that
+kind as one tensor, as the logits are one tensor over all positions. Judged per
+layer, a layer whose states are small makes a ratio of two tiny numbers, and 72 of
+them on mamba-130m (24 layers, 3 padded rows) cross any fixed factor by chance.
+A wrong state is wrong by orders of magnitude; the mutation tests show that the
+checks still catch every state defect.
 """
 
 from __future__ import annotations
@@ -227,19 +228,22 @@ def check_padding(ctx: ParityContext) -> list:
 
 
 def _state_results(ctx: ParityContext, check: str, exported, oracle, baseline, suffix: str = "") -> list:
-    """One result per state kind over all layers: the largest per-layer error against the
-    largest per-layer baseline (see the module docstring), naming the worst layer."""
+    """One result per state kind, all layers' states of that kind compared as one tensor
+    (see the module docstring), naming the layer with the largest difference."""
     results = []
     for kind, index in (("conv_state", 0), ("ssm_state", 1)):
-        errors, baselines = [], []
-        for got, want, base in zip(exported, oracle, baseline, strict=True):
-            want = np.asarray(want[index])
-            errors.append(relative_error(got[index], want))
-            baselines.append(relative_error(base[index], want))
-        layer = int(np.argmax(errors))
-        results.append(ctx.judged(check, f"present.*.{kind}{suffix}", max(errors), max(baselines),
-                                  detail=f"worst layer {layer} of {len(errors)}"))
+        want = [np.asarray(layer[index], np.float64) for layer in oracle]
+        got = [np.asarray(layer[index], np.float64) for layer in exported]
+        base = [np.asarray(layer[index], np.float64) for layer in baseline]
+        layer = int(np.argmax([np.abs(g - w).max() for g, w in zip(got, want, strict=True)]))
+        results.append(ctx.judged(check, f"present.*.{kind}{suffix}", relative_error(_flat(got), _flat(want)),
+                                  relative_error(_flat(base), _flat(want)),
+                                  detail=f"{len(want)} layers as one; largest difference in layer {layer}"))
     return results
+
+
+def _flat(arrays: list) -> np.ndarray:
+    return np.concatenate([array.ravel() for array in arrays])
 
 
 def check_states(ctx: ParityContext) -> list:
