@@ -13,7 +13,7 @@ _LAZY = {
     "get_library_path": ("mamba_export.runtime.library", "get_library_path"),
     "build_library": ("mamba_export.runtime.library", "build_library"),
     "export": ("mamba_export.export.convert", "export"),
-    "validate": ("mamba_export.export.validate", "validate"),
+    "validate": ("mamba_export.parity.validate", "validate"),
     "ExportOptions": ("mamba_export.options", "ExportOptions"),
     "RuntimeOptions": ("mamba_export.options", "RuntimeOptions"),
     "ORTMambaForCausalLM": ("mamba_export.runtime.model", "ORTMambaForCausalLM"),

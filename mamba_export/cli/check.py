@@ -1,8 +1,15 @@
-"""``mamba-export check``: the parity suite of an exported folder against the PyTorch model."""
+"""``mamba-export check``: the parity suite of an exported folder against the PyTorch model.
+
+Exit codes: 0 passed; 1 failed; 2 could not run (e.g. the reference is missing);
+3 inconclusive (no output failed, but some could not be judged: see the table's
+last line). Only 0 is a pass.
+"""
 
 from __future__ import annotations
 
-HELP = "Check an exported folder against the PyTorch model (float64 oracle); non-zero exit on failure."
+HELP = ("Check an exported folder against the PyTorch model (float64 oracle); exit 0 passed, 1 failed, "
+        "3 inconclusive.")
+EXIT_FAILED, EXIT_INCONCLUSIVE = 1, 3
 
 
 def add_arguments(parser) -> None:
@@ -18,10 +25,12 @@ def run(args) -> int:
     import json
 
     from mamba_export.errors import ParityError
-    from mamba_export.export.validate import validate
+    from mamba_export.options import RuntimeOptions
+    from mamba_export.parity.validate import validate
 
     try:
-        report = validate(args.folder, reference=args.model, provider=args.provider, full=args.full)
+        report = validate(args.folder, reference=args.model, runtime=RuntimeOptions(provider=args.provider),
+                          full=args.full)
         failed = False
     except ParityError as error:
         report, failed = error.report, True
@@ -31,4 +40,6 @@ def run(args) -> int:
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(report.to_dict(), handle, indent=2)
-    return 1 if failed else 0
+    if failed:
+        return EXIT_FAILED
+    return 0 if report.passed else EXIT_INCONCLUSIVE

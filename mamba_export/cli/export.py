@@ -1,4 +1,11 @@
-"""``mamba-export export``: export a checkpoint to an ONNX folder, then check it."""
+"""``mamba-export export``: export a checkpoint to an ONNX folder, then check it.
+
+Exit codes: 0 written and passed (or written with ``--no-check``); 2 refused or
+failed (a failed check writes nothing); 3 written but the check was inconclusive
+(PyTorch itself too far from float64 in the export dtype, typical of random
+weights in float16): the folder is kept, a warning says how to verify it, and
+``export_info.json`` records ``parity.status = "inconclusive"``.
+"""
 
 from __future__ import annotations
 
@@ -25,14 +32,29 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
 
 
+EXIT_INCONCLUSIVE = 3
+
+
 def run(args) -> int:
+    import sys
+    import warnings
+
     from mamba_export.export.convert import export
+    from mamba_export.export.info import read_info
     from mamba_export.options import ExportOptions
+    from mamba_export.parity.report import ParityInconclusiveWarning
 
     options = ExportOptions(
         backend=args.backend, dtype=args.dtype, device=args.device, opset=args.opset,
         logits=args.logits, validate=not args.no_check, force=args.force, show_progress=not args.quiet,
     )
-    path = export(args.model, args.output, options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ParityInconclusiveWarning)  # said below, once
+        path = export(args.model, args.output, options)
     print(f"exported to {path}")
+    parity = read_info(path).get("parity") or {}
+    if parity.get("status") == "inconclusive":
+        print(f"warning: the parity check of {path} is INCONCLUSIVE, so this export is not verified. "
+              f"{parity['inconclusive_reason']}", file=sys.stderr)
+        return EXIT_INCONCLUSIVE
     return 0

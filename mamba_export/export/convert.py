@@ -138,11 +138,19 @@ def _check_provider(options: ExportOptions) -> str:
 
 def _check(staging: Path, destination: Path, model, options: ExportOptions, provider: str, info: dict,
            progress: Progress) -> None:
-    """Run the parity suite on the staged folder, so a failing export is never put in place."""
-    from mamba_export.export.validate import validate
+    """Run the parity suite on the staged folder, so a failing export is never put in place.
+
+    An inconclusive check keeps the folder (the graph may well be right) and warns with
+    ``ParityInconclusiveWarning``; ``export_info.json`` records ``parity.status``.
+    """
+    import warnings
+
+    from mamba_export.options import RuntimeOptions
+    from mamba_export.parity.report import ParityInconclusiveWarning
+    from mamba_export.parity.validate import validate
 
     with progress.step(f"Checking the ONNX graph against PyTorch ({provider})"):
-        report = validate(staging, reference=model, options=options, provider=provider)
+        report = validate(staging, reference=model, options=options, runtime=RuntimeOptions(provider=provider))
     parity = report.to_dict()
     if "folder" in parity:
         parity["folder"] = str(destination)  # the staged folder is renamed into place next
@@ -150,3 +158,6 @@ def _check(staging: Path, destination: Path, model, options: ExportOptions, prov
     export_info.write_info(staging, info)
     if options.show_progress:
         progress.note(report.format_table())
+    if report.inconclusive:
+        warnings.warn(f"{destination} was written but not verified: {report.inconclusive_message()}",
+                      ParityInconclusiveWarning, stacklevel=3)

@@ -9,7 +9,9 @@ float64 at L = 1024). So an output passes when
 
     error <= FACTOR * baseline + FLOOR[dtype]
 
-with both errors measured the same way (:func:`relative_error`).
+with both errors measured the same way (:func:`relative_error`), and the rule
+has a ceiling: when PyTorch itself is so far from float64 that the tolerance
+would pass broken graphs too, the output is *inconclusive* (:func:`judge`).
 """
 
 from __future__ import annotations
@@ -29,12 +31,30 @@ FACTOR = 4.0
 # dtype), where the baseline can be accidentally tiny and a ratio means nothing.
 FLOOR = {"fp32": 4 * 2.0 ** -23, "fp16": 4 * 2.0 ** -10, "bf16": 4 * 2.0 ** -7}
 
-# Generated tokens must match the PyTorch float32 greedy run exactly, except at
-# a divergence where the float64 oracle itself cannot tell the two candidates
-# apart: their logits differ by less than the logits tolerance at that point
-# (FACTOR * baseline + FLOOR, measured on the same prefix), so either choice is
-# within rounding. The run is compared up to that point.
-GREEDY_MISMATCHES_ALLOWED = 0
+# The largest tolerance that still tells a correct graph from a broken one, per
+# export dtype. A broken graph (a dropped term, a state not carried, a swapped or
+# transposed weight, a mask ignored) is 1e-2 to 1 off in relative error. A correct
+# float32 export is 1e-7 to 1e-3 off (1e-3 on mamba-130m at L = 1024); a correct
+# float16 or bfloat16 export of a trained model is about 1e-3 to 1e-2 off. When
+# PyTorch's own error in the export dtype puts the tolerance above this ceiling,
+# the output is inconclusive: the comparison can no longer fail. Random weights
+# in float16 are the usual cause: their activations are far larger than a trained
+# model's, and PyTorch's float16 logits of mamba-130m with random weights are
+# 26 to 77 % off float64.
+CEILING = {"fp32": 1e-2, "fp16": 5e-2, "bf16": 1e-1}
+
+# Every generated token is judged against the float64 oracle run on the export's
+# own tokens (teacher forcing: one oracle pass gives the logits at every step). A
+# token that is not the oracle's argmax is a mismatch. A mismatch is a near tie
+# when the oracle's margin between its argmax and the chosen token, relative to
+# max|logits|, is within the logits tolerance at that step (FACTOR * baseline +
+# FLOOR on the same prefix): either choice is then within rounding. At most this
+# many near ties are allowed in one greedy run; any other mismatch fails. Two in
+# 64 tokens is rare for a correct export (random weights give flat logits with
+# occasional near ties) and frequent for a graph whose logits drift.
+GREEDY_MISMATCHES_ALLOWED = 2
+
+PASSED, FAILED, INCONCLUSIVE = "passed", "failed", "inconclusive"
 
 
 def relative_error(output, reference) -> float:
@@ -56,5 +76,20 @@ def relative_error(output, reference) -> float:
 
 
 def tolerance(baseline: float, dtype: str) -> float:
-    """The largest error an export in ``dtype`` may have when PyTorch has ``baseline``."""
+    """The largest error an export in ``dtype`` may have when PyTorch has ``baseline``
+    (uncapped: compare it with ``CEILING[dtype]``, as :func:`judge` does)."""
     return FACTOR * baseline + FLOOR[dtype]
+
+
+def conclusive(baseline: float, dtype: str) -> bool:
+    """Whether a tolerance derived from ``baseline`` can still tell a broken graph apart."""
+    return bool(np.isfinite(baseline)) and tolerance(baseline, dtype) <= CEILING[dtype]
+
+
+def judge(error: float, baseline: float, dtype: str) -> tuple:
+    """(status, tolerance) of one output: failed beyond the tolerance; else inconclusive when
+    the tolerance is above the ceiling (PyTorch itself too far off); else passed."""
+    allowed = tolerance(baseline, dtype)
+    if not error <= allowed:
+        return FAILED, allowed
+    return (PASSED if conclusive(baseline, dtype) else INCONCLUSIVE), allowed

@@ -1,4 +1,5 @@
-"""The checks one by one on a good export, their helpers, and the greedy tie rule."""
+"""The checks one by one on a good export, their helpers, the greedy tie rule, and a baseline
+that could not run."""
 
 from __future__ import annotations
 
@@ -6,14 +7,18 @@ import numpy as np
 import pytest
 import torch
 
+from mamba_export.parity import hf_cache
 from mamba_export.parity.checks import (
     CHECKS,
     ParityContext,
+    check_decode,
     check_greedy,
+    check_states,
     chunk_bounds,
     padded_batch,
 )
 from mamba_export.parity.oracle import Float64Mamba
+from mamba_export.parity.tolerances import FAILED, GREEDY_MISMATCHES_ALLOWED, INCONCLUSIVE, PASSED
 from mamba_export.parity.torch_runs import TorchRunner
 from mamba_export.runtime.model import ORTMambaForCausalLM
 
@@ -38,7 +43,7 @@ def context(exported, reference_model):
     model = ORTMambaForCausalLM.from_pretrained(exported("custom"))
     runner = TorchRunner(reference_model, torch.float32, with_head=True)
     return ParityContext(export=model, oracle=Float64Mamba(reference_model), torch_dtype=runner,
-                         torch_fp32=runner, dtype="fp32", head="logits", last_only=False, vocab_size=61,
+                         dtype="fp32", head="logits", last_only=False, vocab_size=61,
                          lengths=(1, 12), greedy_tokens=20)
 
 
@@ -59,30 +64,65 @@ def test_tokens_are_seeded_per_check(context):
 
 
 class _Diverging:
-    """An export whose greedy run takes the runner-up token at one step."""
+    """An export whose greedy run takes the oracle's runner-up token at the given steps and
+    the argmax everywhere else (given its own prefix)."""
 
-    def __init__(self, context, step: int):
-        self.context, self.step = context, step
+    def __init__(self, context, steps):
+        self.context, self.steps = context, set(steps)
 
     def generate(self, ids, max_new_tokens, eos_token_id):
-        tokens = self.context.torch_fp32.greedy(ids, max_new_tokens)
-        prefix = tokens[:, :ids.shape[1] + self.step]
-        logits = self.context.oracle_head(prefix)[0, -1]
-        tokens[0, ids.shape[1] + self.step] = int(np.argsort(logits)[-2])
+        tokens = np.asarray(ids)
+        for step in range(max_new_tokens):
+            logits = self.context.oracle_head(tokens)[0, -1]
+            pick = int(np.argsort(logits)[-2 if step in self.steps else -1])
+            tokens = np.concatenate([tokens, [[pick]]], axis=1)
         return tokens
 
 
+def _with_export(context, export):
+    return ParityContext(**{**context.__dict__, "export": export})
+
+
 def test_greedy_divergence_beyond_rounding_fails(context):
-    broken = ParityContext(**{**context.__dict__, "export": _Diverging(context, step=3)})
-    (result,) = check_greedy(broken)
-    assert not result.passed and result.error >= 1
-    assert "first differs at token 3" in result.detail and "real difference" in result.detail
+    (result,) = check_greedy(_with_export(context, _Diverging(context, [3])))
+    assert result.status == FAILED and result.error == 1
+    assert "token 3:" in result.detail and "real difference" in result.detail and "margin" in result.detail
 
 
-def test_greedy_near_tie_is_accepted(context, monkeypatch):
+def test_greedy_near_tie_is_accepted_with_its_margin(context, monkeypatch):
     from mamba_export.parity import checks
 
-    broken = ParityContext(**{**context.__dict__, "export": _Diverging(context, step=5)})
     monkeypatch.setattr(checks, "tolerance", lambda baseline, dtype: 1.0)  # every gap is a tie
-    (result,) = check_greedy(broken)
-    assert result.passed and "near tie" in result.detail and "token 5" in result.detail
+    (result,) = check_greedy(_with_export(context, _Diverging(context, [5])))
+    assert result.status == PASSED and result.error == 1
+    assert "token 5:" in result.detail and "near tie" in result.detail and "margin" in result.detail
+
+
+def test_greedy_compares_every_token_and_counts_near_ties(context, monkeypatch):
+    from mamba_export.parity import checks
+
+    monkeypatch.setattr(checks, "tolerance", lambda baseline, dtype: 1.0)
+    steps = list(range(1, 2 * (GREEDY_MISMATCHES_ALLOWED + 1), 2))  # one more than allowed, spread out
+    (result,) = check_greedy(_with_export(context, _Diverging(context, steps)))
+    assert result.status == FAILED and result.error == len(steps)
+    assert f"{len(steps)} near ties (at most {GREEDY_MISMATCHES_ALLOWED})" in result.detail
+    late = _Diverging(context, [context.greedy_tokens - 1])  # the last token is judged too
+    monkeypatch.undo()
+    (result,) = check_greedy(_with_export(context, late))
+    assert result.status == FAILED and f"token {context.greedy_tokens - 1}:" in result.detail
+
+
+def test_greedy_tie_under_a_tolerance_above_the_ceiling_is_inconclusive(context, monkeypatch):
+    from mamba_export.parity import checks
+
+    monkeypatch.setattr(checks, "tolerance", lambda baseline, dtype: 1.0)
+    monkeypatch.setattr(checks, "conclusive", lambda baseline, dtype: False)
+    (result,) = check_greedy(_with_export(context, _Diverging(context, [4])))
+    assert result.status == INCONCLUSIVE and "ceiling" in result.detail
+
+
+def test_checks_without_a_transformers_cache_fail(context, monkeypatch):
+    monkeypatch.setattr(hf_cache, "output_cache", lambda output: None)
+    (decode,) = check_decode(context)
+    assert decode.status == FAILED and "no PyTorch baseline" in decode.detail and "no cache" in decode.detail
+    assert all(r.status == FAILED for r in check_states(context))

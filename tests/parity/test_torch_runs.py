@@ -1,4 +1,4 @@
-"""The PyTorch baseline runs: decode through the cache, cache states, greedy, dtypes.
+"""The PyTorch baseline runs: decode through the cache, cache states, dtypes.
 
 Decode one token at a time and the full forward are the same float32
 computation in a different order: 1e-5 relative is far above their rounding
@@ -8,10 +8,12 @@ computation in a different order: 1e-5 relative is far above their rounding
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
+from mamba_export.parity import hf_cache
 from mamba_export.parity.oracle import Float64Mamba
-from mamba_export.parity.torch_runs import TorchRunner
+from mamba_export.parity.torch_runs import BaselineUnavailable, TorchRunner
 from tests.support.tiny_models import tiny_model
 
 
@@ -42,15 +44,6 @@ def test_states_are_in_the_graph_layout(reference_model):
         assert rel(conv, conv64.numpy()) < 1e-5 and rel(ssm, ssm64.numpy()) < 1e-5
 
 
-def test_greedy_appends_the_argmax(reference_model):
-    runner = TorchRunner(reference_model, torch.float32, with_head=True)
-    ids = tokens(1, 4, seed=3)
-    out = runner.greedy(ids, 3)
-    assert out.shape == (1, 7)
-    np.testing.assert_array_equal(out[:, :4], ids)
-    assert out[0, 4] == int(np.argmax(runner.full(ids)[0, -1]))
-
-
 def test_other_dtypes_copy_the_model(reference_model):
     runner = TorchRunner(reference_model, torch.float16, with_head=True)
     assert next(runner.model.parameters()).dtype == torch.float16
@@ -64,3 +57,12 @@ def test_base_model_gives_hidden_states():
     assert runner.full(tokens(1, 3)).shape == (1, 3, 16)
     causal = TorchRunner(tiny_model(), torch.float32, with_head=False)  # the backbone of a causal LM
     assert causal.full(tokens(1, 3)).shape == (1, 3, 16)
+
+
+def test_a_missing_cache_is_an_error_not_a_run_without_history(reference_model, monkeypatch):
+    runner = TorchRunner(reference_model, torch.float32, with_head=True)
+    monkeypatch.setattr(hf_cache, "output_cache", lambda output: None)
+    with pytest.raises(BaselineUnavailable, match="no cache"):
+        runner.decode(tokens(1, 6), prompt_length=3)
+    with pytest.raises(BaselineUnavailable, match="no cache"):
+        runner.states(tokens(1, 6))

@@ -14,9 +14,9 @@ import torch
 from onnx import numpy_helper
 
 from mamba_export.errors import CheckpointError, MambaExportError, ParityError
-from mamba_export.export.validate import FULL_LENGTHS, _lengths, validate
 from mamba_export.options import ExportOptions
 from mamba_export.parity.checks import CHECKS
+from mamba_export.parity.validate import FULL_LENGTHS, _lengths, validate
 from mamba_export.runtime.folder import load_export_folder
 from tests.support.tiny_models import save_tiny_model, tiny_model
 

@@ -5,6 +5,12 @@ of the reference model (the oracle), next to the PyTorch model in the export's
 dtype (the baseline); see :mod:`mamba_export.parity.tolerances` for the rule and
 :mod:`mamba_export.parity.checks` for what is compared. ``mamba-export check``
 and ``export()`` (when ``ExportOptions.validate``) both call this.
+
+A failed output raises :class:`ParityError`. An inconclusive one (PyTorch itself
+too far from float64 in the export dtype for the rule to mean anything) does not
+raise: the report comes back with status ``inconclusive`` and ``passed`` False,
+and the caller decides (``export()`` keeps the folder and warns; ``mamba-export
+check`` exits with code 3).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from mamba_export.errors import CheckpointError, MambaExportError, ParityError
-from mamba_export.options import ExportOptions
+from mamba_export.options import ExportOptions, RuntimeOptions
 from mamba_export.parity.checks import CHECKS, ParityContext
 from mamba_export.parity.oracle import Float64Mamba
 from mamba_export.parity.reference import resolve_reference
@@ -61,11 +67,9 @@ def _context(folder, export, reference, lengths: tuple) -> ParityContext:
     with_head = folder.is_causal_lm
     _check_reference_shapes(reference.model, folder, with_head, reference.description)
     torch_dtype = TorchRunner(reference.model, TORCH_DTYPES[folder.dtype], with_head)
-    torch_fp32 = (torch_dtype if folder.dtype == "fp32"
-                  else TorchRunner(reference.model, torch.float32, with_head))
     return ParityContext(
         export=export, oracle=Float64Mamba(reference.model, with_head), torch_dtype=torch_dtype,
-        torch_fp32=torch_fp32, dtype=folder.dtype, head=folder.head_output,
+        dtype=folder.dtype, head=folder.head_output,
         last_only=folder.is_causal_lm and folder.logits_mode == "last",
         vocab_size=int(folder.info["vocab_size"]), lengths=lengths, greedy_tokens=GREEDY_TOKENS)
 
@@ -76,14 +80,16 @@ def _failure_message(report: ParityReport) -> str:
     return "\n".join(lines)
 
 
-def validate(output_dir, reference=None, options: ExportOptions | None = None, provider: str = "cpu",
-             checks=None, full: bool = False) -> ParityReport:
+def validate(output_dir, reference=None, options: ExportOptions | None = None,
+             runtime: RuntimeOptions | None = None, checks=None, full: bool = False) -> ParityReport:
     """Run the parity suite on ``output_dir``; returns the report or raises ParityError.
 
     reference: hub id, folder, ``preset:NAME`` or a model object; None uses the source recorded
     in export_info.json. options: its ``check_lengths`` are the prompt lengths of the quick
-    suite (default: the ones recorded at export). full: add prompts up to 1024 tokens.
-    checks: names from ``CHECKS`` (default: all). The ParityError carries the report.
+    suite (default: the ones recorded at export). runtime: how ONNX Runtime runs the export
+    (provider, IO binding, ...; default: CPU). full: add prompts up to 1024 tokens.
+    checks: names from ``CHECKS`` (default: all). The ParityError carries the report. A report
+    that is only inconclusive is returned (``report.status``; ``report.passed`` is False).
     """
     from mamba_export.runtime.model import ORTMambaForCausalLM, ORTMambaModel
 
@@ -91,14 +97,15 @@ def validate(output_dir, reference=None, options: ExportOptions | None = None, p
     names = _selected(checks)
     lengths = _lengths(folder, options, full)
     model_class = ORTMambaForCausalLM if folder.is_causal_lm else ORTMambaModel
-    export = model_class.from_pretrained(folder.path, provider=provider)
+    runtime = runtime or RuntimeOptions()
+    export = model_class.from_pretrained(folder.path, options=runtime)
     resolved = resolve_reference(reference, folder)
     context = _context(folder, export, resolved, lengths)
-    report = ParityReport(str(folder.path), folder.info["backend"], folder.dtype, provider,
+    report = ParityReport(str(folder.path), folder.info["backend"], folder.dtype, runtime.provider,
                           resolved.description)
     with torch.no_grad():
         for name in names:
             report.add(CHECKS[name](context))
-    if not report.passed:
+    if report.failures or not report.results:
         raise ParityError(_failure_message(report), report)
     return report
