@@ -11,7 +11,7 @@ class MambaExportError(Exception):
 
 
 class InputShapeError(MambaExportError, ValueError):
-    """A tensor given to SelectiveScan or to an exported graph breaks the contract."""
+    """A tensor given to one of our ops (SelectiveScan, CausalConv1d) or to an exported graph breaks the contract."""
 
 
 class UnsupportedModelError(MambaExportError):

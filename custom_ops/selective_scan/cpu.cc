@@ -22,20 +22,15 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/cpu_dispatch.h"
 #include "common/fast_math.h"
 #include "common/half.h"
 #include "mamba_export_ops/contract.h"
 #include "selective_scan/cpu_layout.h"
 #include "selective_scan/cpu_rows.h"
 
-// Compile the block loop for AVX-512 and AVX2+FMA machines as well as for baseline
-// x86-64; the loader picks the best one the CPU supports (GCC; other compilers build
-// the baseline only).
-#if defined(MAMBA_EXPORT_CPU_DISPATCH) && defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define MAMBA_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define MAMBA_CPU_CLONES
-#endif
+// The block loops are compiled for AVX-512 and AVX2+FMA as well as baseline x86-64
+// (MAMBA_CPU_CLONES, common/cpu_dispatch.h).
 
 namespace mamba_export_ops {
 namespace {
