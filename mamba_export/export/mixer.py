@@ -28,6 +28,10 @@ from mamba_export.export.architectures import Architecture, get_path
 from mamba_export.ops.causal_conv import ACTIVATIONS
 from mamba_export.ops.selective_scan import LAYOUT_CHANNELS_LAST
 
+# The mixer attribute holding A = -exp(A_log) in float32 while routed_through_op routes the
+# mixers: a plain tensor attribute is traced as a constant, so the graph holds A itself
+# instead of an Exp and a Neg per layer (the exporter folds only small weights).
+STATE_MATRIX_ATTR = "_mamba_export_a"
 SILU = next(code for code, name in ACTIVATIONS.items() if name == "silu")
 
 
@@ -85,7 +89,10 @@ def mixer_forward(mixer, arch: Architecture, hidden: torch.Tensor, attention_mas
     delta = torch.nn.functional.linear(time_step, dt_proj.weight)  # (batch, sequence, intermediate)
     delta_bias = dt_proj.bias.float() if dt_proj.bias is not None else None
 
-    a = -torch.exp(get_path(mixer, arch.a_log).float())
+    # A as routed_through_op precomputed it (a constant in the graph), else from A_log.
+    a = mixer.__dict__.get(STATE_MATRIX_ATTR)
+    if a is None:
+        a = -torch.exp(get_path(mixer, arch.a_log).float())
     y, new_ssm_state = torch.ops.mamba_export.selective_scan(
         x, delta, a, b, c, get_path(mixer, arch.d_skip).float(), gate, delta_bias, ssm_state, True,
         LAYOUT_CHANNELS_LAST)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import types
 
+import torch
+
 from mamba_export.errors import MambaExportError
-from mamba_export.export.architectures import Architecture, architecture_for_model
-from mamba_export.export.mixer import mixer_forward
+from mamba_export.export.architectures import Architecture, architecture_for_model, get_path
+from mamba_export.export.mixer import STATE_MATRIX_ATTR, mixer_forward
 from mamba_export.options import BACKENDS
 
 _MISSING = object()
@@ -43,9 +45,13 @@ def routed_through_op(model, backend: str = "custom", arch: Architecture | None 
     try:
         for mixer in mixers:
             mixer.forward = types.MethodType(forward, mixer)
+            with torch.no_grad():
+                a_log = get_path(mixer, arch.a_log)
+                mixer.__dict__[STATE_MATRIX_ATTR] = -torch.exp(a_log.detach().float())
         yield model
     finally:
         for mixer, previous in zip(mixers, saved, strict=True):
+            mixer.__dict__.pop(STATE_MATRIX_ATTR, None)
             if previous is _MISSING:
                 mixer.__dict__.pop("forward", None)
             else:

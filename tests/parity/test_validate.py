@@ -76,15 +76,17 @@ def test_export_variants_pass(exported, variant):
 
 
 def _corrupt(source: Path, target: Path) -> None:
-    """Copy an export and scale the first layer's conv weights by 1.01 (a 1% error in one layer).
+    """Copy an export and scale the first layer's in_proj weights by 1.01 (a 1% error in one layer).
 
-    The weights are found as the initializer feeding the first Conv node: the exporter folds
-    the reshape of the conv weight into a new initializer, so its name is not the parameter's.
+    The weights are found as the initializer feeding the first MatMul node (the embedding is a
+    Gather): the exporter stores the transposed weight as a new initializer, so its name is not
+    the parameter's.
     """
     shutil.copytree(source, target)
     model = onnx.load(str(target / "model.onnx"))
-    conv = next(node for node in model.graph.node if node.op_type == "Conv")
-    tensor = next(t for t in model.graph.initializer if t.name == conv.input[1])
+    initializers = {t.name: t for t in model.graph.initializer}
+    in_proj = next(node for node in model.graph.node if node.op_type == "MatMul")
+    tensor = next(initializers[name] for name in in_proj.input if name in initializers)
     weights = numpy_helper.to_array(tensor) * np.float32(1.01)
     tensor.CopyFrom(numpy_helper.from_array(weights, tensor.name))
     onnx.save(model, str(target / "model.onnx"))
