@@ -121,6 +121,28 @@ def test_greedy_tie_under_a_tolerance_above_the_ceiling_is_inconclusive(context,
     assert result.status == INCONCLUSIVE and "ceiling" in result.detail
 
 
+def _tie(index: int, conclusive: bool = True):
+    from mamba_export.parity.checks import _Step
+
+    return _Step(index, chosen=1, best=2, margin=0.01, allowed=0.1, conclusive=conclusive)
+
+
+def test_greedy_status_rule():
+    """More near ties than allowed fail unless PyTorch in the export dtype misses the oracle's
+    choice as often (then the run cannot tell a broken export from a right one)."""
+    from mamba_export.parity.checks import _Step, greedy_status
+
+    many = [_tie(i) for i in range(GREEDY_MISMATCHES_ALLOWED + 1)]
+    assert greedy_status([], 0) == PASSED
+    assert greedy_status(many[:GREEDY_MISMATCHES_ALLOWED], 0) == PASSED
+    assert greedy_status(many, 0) == FAILED
+    assert greedy_status(many, GREEDY_MISMATCHES_ALLOWED) == FAILED
+    assert greedy_status(many, GREEDY_MISMATCHES_ALLOWED + 1) == INCONCLUSIVE
+    assert greedy_status([_tie(0, conclusive=False)], 0) == INCONCLUSIVE
+    real = _Step(3, chosen=1, best=2, margin=0.5, allowed=0.1, conclusive=True)
+    assert greedy_status([real], 50) == FAILED  # a real difference fails whatever PyTorch does
+
+
 def test_checks_without_a_transformers_cache_fail(context, monkeypatch):
     monkeypatch.setattr(hf_cache, "output_cache", lambda output: None)
     (decode,) = check_decode(context)
