@@ -2,7 +2,7 @@
 
 It is the one model in the repository with learned weights, so it is where "the export
 generates the same text as transformers" can be asked of real text. The model is small
-(under a million parameters), so exporting it and decoding a few dozen tokens costs seconds.
+(about 3 M parameters), so exporting it and decoding a few dozen tokens costs seconds.
 """
 
 from __future__ import annotations
