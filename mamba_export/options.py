@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from mamba_export.dtypes import DEFAULT_DTYPE, EXPORT_DTYPES
 from mamba_export.errors import MambaExportError
 
 BACKENDS = ("custom", "standard")
-DTYPES = ("fp32", "fp16", "bf16")
+DTYPES = tuple(EXPORT_DTYPES)
 DEVICES = ("cpu", "cuda")
 LOGITS_MODES = ("all", "last")
 PROVIDERS = ("cpu", "cuda")
 DEFAULT_OPSET = 18
-TORCH_DTYPE_NAMES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 def _choose(name: str, value, allowed) -> None:
@@ -31,7 +31,7 @@ class ExportOptions:
     """How to export: backend, dtype, device, opset, checks and output handling."""
 
     backend: str = "custom"
-    dtype: str = "fp32"
+    dtype: str = DEFAULT_DTYPE
     device: str = "cpu"
     opset: int = DEFAULT_OPSET
     logits: str = "all"
@@ -50,7 +50,7 @@ class ExportOptions:
 
     @property
     def torch_dtype_name(self) -> str:
-        return TORCH_DTYPE_NAMES[self.dtype]
+        return EXPORT_DTYPES[self.dtype].long_name
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mamba_export.dtypes import DEFAULT_DTYPE
 from mamba_export.options import BACKENDS, DEFAULT_OPSET, DEVICES, DTYPES, LOGITS_MODES
 
 HELP = "Export a Mamba checkpoint (hub id, local folder or preset:NAME) to an ONNX folder and check it."
@@ -14,7 +15,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("output", metavar="OUTPUT_DIR", help="folder to create")
     parser.add_argument("--backend", choices=BACKENDS, default="custom",
                         help="custom: the SelectiveScan custom op; standard: standard ONNX operators only")
-    parser.add_argument("--dtype", choices=DTYPES, default="fp32",
+    parser.add_argument("--dtype", choices=DTYPES, default=DEFAULT_DTYPE,
                         help="I/O and weight dtype (the scan state and residual stay float32)")
     parser.add_argument("--device", choices=DEVICES, default="cpu", help="device to trace on")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset of the standard domain")

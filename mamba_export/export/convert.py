@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from mamba_export import graph_io
+from mamba_export.dtypes import export_dtype
 from mamba_export.errors import BackendUnavailableError
 from mamba_export.export import info as export_info
 from mamba_export.export.loading import LoadedModel, load
@@ -76,7 +77,7 @@ def _cast(loaded: LoadedModel, options: ExportOptions):
     """The model in the export dtype on the export device (a copy if the caller owns the model)."""
     if options.device == "cuda" and not torch.cuda.is_available():
         raise BackendUnavailableError("device 'cuda' was asked for but torch sees no CUDA GPU")
-    dtype = getattr(torch, options.torch_dtype_name)
+    dtype = export_dtype(options.dtype).torch
     model = loaded.model
     first = next(model.parameters())
     if first.dtype == dtype and first.device.type == options.device:
@@ -127,12 +128,13 @@ def _check_provider(options: ExportOptions) -> str:
     import onnxruntime as ort
 
     has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-    if options.dtype == "bf16" and not has_cuda:
+    cpu_kernels = export_dtype(options.dtype).cpu_kernels
+    if not cpu_kernels and not has_cuda:
         raise BackendUnavailableError(
             "checking a bf16 export needs onnxruntime with the CUDA execution provider "
             "(ONNX Runtime has no bfloat16 CPU kernels); install onnxruntime-gpu, or export "
             "without the check (validate=False, --no-check)")
-    return "cuda" if has_cuda and (options.device == "cuda" or options.dtype == "bf16") else "cpu"
+    return "cuda" if has_cuda and (options.device == "cuda" or not cpu_kernels) else "cpu"
 
 
 def _check(staging: Path, destination: Path, model, options: ExportOptions, provider: str, info: dict,
