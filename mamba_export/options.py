@@ -19,6 +19,14 @@ DEVICES = ("cpu", "cuda")
 LOGITS_MODES = ("all", "last")
 PROVIDERS = ("cpu", "cuda")
 DEFAULT_OPSET = 18
+# Weight-only quantisation (mamba_export.export.quantize): the method, MatMulNBits' block
+# sizes along K and its accuracy levels (0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 compute).
+QUANTIZE_METHODS = ("int4",)
+QUANT_BLOCK_SIZES = (32, 64, 128)
+DEFAULT_BLOCK_SIZE = 128
+ACCURACY_LEVELS = (0, 1, 2, 3, 4)
+DEFAULT_ACCURACY_LEVEL = 4
+QUANTIZABLE_DTYPES = ("fp32", "fp16")  # MatMulNBits' float types on both providers
 
 
 def _choose(name: str, value, allowed) -> None:
@@ -39,6 +47,9 @@ class ExportOptions:
     force: bool = False
     show_progress: bool = True
     check_lengths: tuple = field(default=(1, 7, 64))
+    quantize: str | None = None
+    block_size: int = DEFAULT_BLOCK_SIZE
+    accuracy_level: int = DEFAULT_ACCURACY_LEVEL
 
     def __post_init__(self):
         _choose("backend", self.backend, BACKENDS)
@@ -47,6 +58,13 @@ class ExportOptions:
         _choose("logits", self.logits, LOGITS_MODES)
         if not isinstance(self.opset, int) or not 18 <= self.opset <= 27:
             raise MambaExportError(f"opset must be an integer from 18 to 27, got {self.opset!r}")
+        if self.quantize is not None:
+            _choose("quantize", self.quantize, QUANTIZE_METHODS)
+            _choose("block_size", self.block_size, QUANT_BLOCK_SIZES)
+            _choose("accuracy_level", self.accuracy_level, ACCURACY_LEVELS)
+            if self.dtype not in QUANTIZABLE_DTYPES:
+                raise MambaExportError(f"quantize={self.quantize!r} needs dtype "
+                                       f"{' or '.join(QUANTIZABLE_DTYPES)}, got {self.dtype!r}")
 
     @property
     def torch_dtype_name(self) -> str:

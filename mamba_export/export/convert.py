@@ -51,11 +51,12 @@ def export(model, output_dir, options: ExportOptions | None = None) -> Path:
     with atomic_folder(destination, options.force) as staging:
         with progress.step(f"Saving {MODEL_FILE} ({options.backend} backend)"):
             external_data = _save_graph(program, staging, options.backend, _weight_bytes(prepared))
+        quantization = _quantize(staging, options, external_data, progress)
         _write_side_files(prepared, loaded, staging)
         info = export_info.build_info(
             model_class=type(prepared).__name__, architecture=loaded.arch.name, dims=dims,
             options=options, head_output=head_output, source=_source_record(loaded),
-            external_data=external_data)
+            external_data=external_data, quantization=quantization)
         export_info.write_info(staging, info)
         if options.validate:
             _check(staging, destination, prepared, options, check_provider, info, progress)
@@ -101,6 +102,16 @@ def _save_graph(program, staging: Path, backend: str, weight_bytes: int) -> str 
         rewrite_file(path)
     data_files = sorted(p.name for p in staging.iterdir() if p.name != MODEL_FILE)
     return data_files[0] if data_files else None
+
+
+def _quantize(staging: Path, options: ExportOptions, external_data: str | None, progress: Progress):
+    """Weight-only int4 MatMuls when ``options.quantize`` asks; returns the record or None."""
+    if options.quantize is None:
+        return None
+    from mamba_export.export.quantize import quantize_file
+
+    with progress.step(f"Quantizing the MatMul weights to {options.quantize} (block {options.block_size})"):
+        return quantize_file(staging / MODEL_FILE, options.block_size, options.accuracy_level, external_data)
 
 
 def _write_side_files(model, loaded: LoadedModel, staging: Path) -> None:

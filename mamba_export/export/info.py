@@ -60,7 +60,8 @@ def io_description(dims: ModelDims, dtype_name: str, head_output: str, logits: s
 
 
 def build_info(*, model_class: str, architecture: str, dims: ModelDims, options: ExportOptions,
-               head_output: str, source: dict, external_data: str | None) -> dict:
+               head_output: str, source: dict, external_data: str | None,
+               quantization: dict | None = None) -> dict:
     dtype_name = options.torch_dtype_name
     inputs, outputs = io_description(dims, dtype_name, head_output, options.logits)
     return {
@@ -83,6 +84,7 @@ def build_info(*, model_class: str, architecture: str, dims: ModelDims, options:
         "inputs": inputs,
         "outputs": outputs,
         "external_data": external_data,
+        "quantization": quantization,  # what export.quantize rewrote, or None
         "source": source,
         "options": options.to_dict(),
         "versions": versions(),

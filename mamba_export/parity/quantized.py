@@ -1,0 +1,158 @@
+"""The parity check of a weight-only quantized export (``--quantize int4``).
+
+The float rule (error <= 4 x baseline + floor, ``tolerances.py``) cannot judge a 4-bit
+export against the original weights: 16 levels per block move every weight by up to
+half a step (about 3 % of the block's range), so the logits move by percents by
+design, and no float baseline says how much is right. A quantized export is
+therefore judged in two parts, and the report says which is which:
+
+1. **Implementation** (judged): does the graph compute *its own* quantized model?
+   The 4-bit weights are read back from the graph and dequantized
+   (:func:`mamba_export.export.int4.dequantize`) into a copy of the reference, and the
+   whole float suite runs against that copy (float64 oracle and PyTorch baseline on
+   the dequantized weights): logits, decode, chunked, padding, greedy, states. Any
+   wiring mistake (wrong packing, a transposed weight, a state not carried) shows up
+   here as in a float export. With ``accuracy_level`` 4, MatMulNBits also rounds each
+   block of activations to int8 (about 2**-8 of the block's largest value), so the
+   tolerance is at least :data:`INT8_COMPUTE_FLOOR`.
+2. **Quantization cost** (judged against stated ceilings): logits against the float64
+   oracle of the *original* weights, and next-token top-1 agreement over
+   :data:`COST_POSITIONS` positions. The ceilings (:data:`MAX_COST_ERROR`,
+   :data:`MIN_TOP1_AGREEMENT`) catch a quantization that destroys the model, not the
+   usual 4-bit cost; ``scripts/bench_quality.py`` measures that cost (perplexity,
+   agreement) on a trained model, where it means something.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, replace
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+
+from mamba_export.dtypes import FP32, export_dtype
+from mamba_export.export import int4
+from mamba_export.parity.checks import CHECKS, ParityContext
+from mamba_export.parity.oracle import Float64Mamba
+from mamba_export.parity.report import CheckResult, ParityReport
+from mamba_export.parity.tolerances import relative_error, tolerance
+from mamba_export.parity.torch_runs import TorchRunner
+
+# int8 activations (accuracy_level 4) round each block to 2**-8 of its largest value;
+# through a few layers that stays below 2 %, while a wiring mistake is off by order 1.
+INT8_COMPUTE_FLOOR = 2e-2
+# The cost of 4 bits on the original model's logits: block 128 on mamba-130m shapes
+# moves them by about 10 % relative (measured, docs/benchmarks.md); 50 % or less than
+# half the tokens agreeing means the weights were damaged, not rounded.
+MAX_COST_ERROR = 0.5
+MIN_TOP1_AGREEMENT = 0.5
+COST_POSITIONS = 256
+
+
+def quantization(folder) -> dict | None:
+    """The ``quantization`` record of an export folder (None for a float export)."""
+    return folder.info.get("quantization")
+
+
+def dequantized_reference(model: torch.nn.Module, model_path, record: dict) -> torch.nn.Module:
+    """A copy of ``model`` whose quantized weights are the graph's 4-bit weights, dequantized.
+
+    A weight tied to another module (the LM head and the embeddings) is untied in the
+    copy: only the MatMul was quantized, the embedding table stays float.
+    """
+    graph = onnx.load(str(model_path)).graph
+    initializers = {init.name: init for init in graph.initializer}
+    copied = copy.deepcopy(model)
+    for layer in record["quantized"]:
+        prefix = layer["weights"]
+        arrays = [numpy_helper.to_array(initializers[f"{prefix}.{name}"]) for name in ("B", "scales", "zero_points")]
+        packed = int4.PackedWeight(*arrays, k=layer["K"], n=layer["N"], block_size=record["block_size"])
+        module = copied.get_submodule(layer["source"])
+        weight = torch.from_numpy(int4.dequantize(packed).T.copy())
+        module.weight = torch.nn.Parameter(weight.to(module.weight.dtype), requires_grad=False)
+    return copied.eval()
+
+
+@dataclass
+class QuantizedContext(ParityContext):
+    """The float suite's context over the dequantized model, with the int8-compute floor."""
+
+    compute_floor: float = 0.0
+
+    def compare(self, check, output, exported, oracle, baseline, detail="") -> CheckResult:
+        error = relative_error(exported, oracle)
+        base = relative_error(baseline, oracle)
+        allowed = max(tolerance(base, self.dtype), self.compute_floor)
+        return CheckResult(check, output, error, base, allowed, bool(error <= allowed), detail)
+
+
+def run_quantized_suite(folder, export, reference, lengths: tuple, names, provider: str,
+                        greedy_tokens: int) -> ParityReport:
+    """Both parts on a quantized export folder; ``reference`` is the float model it came from."""
+    record = quantization(folder)
+    with_head = folder.is_causal_lm
+    dequantized = dequantized_reference(reference.model, folder.model_path, record)
+    torch_dtype = TorchRunner(dequantized, export_dtype(folder.dtype).torch, with_head)
+    floor = INT8_COMPUTE_FLOOR if record["accuracy_level"] == 4 else 0.0
+    context = QuantizedContext(
+        export=export, oracle=Float64Mamba(dequantized, with_head), torch_dtype=torch_dtype,
+        torch_fp32=torch_dtype if folder.dtype == FP32.name else TorchRunner(dequantized, FP32.torch, with_head),
+        dtype=folder.dtype, head=folder.head_output, last_only=with_head and folder.logits_mode == "last",
+        vocab_size=int(folder.info["vocab_size"]), lengths=lengths, greedy_tokens=greedy_tokens,
+        compute_floor=floor)
+    report = QuantizedParityReport(str(folder.path), folder.info["backend"], folder.dtype, provider,
+                                   reference.description)
+    with torch.no_grad():
+        report.add(implementation_checks(context, names))
+        if not context.last_only:
+            report.add(cost_checks(export, Float64Mamba(reference.model, with_head), context.vocab_size,
+                                   context.head))
+    return report
+
+
+def implementation_checks(context: QuantizedContext, names) -> list:
+    """The float checks against the dequantized model, each row marked as such."""
+    results = []
+    for name in names:
+        results += [replace(r, check=f"{r.check} (int4)", detail=_join(r.detail, "vs the dequantized weights"))
+                    for r in CHECKS[name](context)]
+    return results
+
+
+def cost_checks(export, oracle, vocab_size: int, head: str) -> list:
+    """Logits and top-1 agreement of the export against the original weights' oracle."""
+    if head != "logits":
+        return []
+    ids = np.random.default_rng([7, COST_POSITIONS]).integers(0, vocab_size, (1, COST_POSITIONS), dtype=np.int64)
+    exported = np.asarray(export(ids).logits, dtype=np.float64)
+    want = oracle(ids)[0].numpy()
+    error = relative_error(exported, want)
+    agreement = float((exported.argmax(-1) == want.argmax(-1)).mean())
+    detail = f"vs the original weights over {COST_POSITIONS} positions"
+    return [
+        CheckResult("int4 cost", "logits", error, None, MAX_COST_ERROR, bool(error <= MAX_COST_ERROR), detail),
+        CheckResult("int4 cost", "top-1 disagreement", 1 - agreement, None, 1 - MIN_TOP1_AGREEMENT,
+                    bool(agreement >= MIN_TOP1_AGREEMENT), f"{agreement:.1%} agree; {detail}"),
+    ]
+
+
+class QuantizedParityReport(ParityReport):
+    """A parity report whose header states the quantized rule."""
+
+    rule = (f"implementation: error <= max(float rule on the dequantized weights, int8 floor "
+            f"{INT8_COMPUTE_FLOOR:g} at accuracy_level 4); cost: logits error <= {MAX_COST_ERROR:g}, "
+            f"top-1 agreement >= {MIN_TOP1_AGREEMENT:.0%}")
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "rule": self.rule}
+
+    def format_table(self) -> str:
+        lines = super().format_table().split("\n")
+        return "\n".join([f"{lines[0].split('; rule:')[0]}; rule: {self.rule}", *lines[1:]])
+
+
+def _join(first: str, second: str) -> str:
+    return f"{first}; {second}" if first else second
