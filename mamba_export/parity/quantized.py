@@ -15,6 +15,11 @@ therefore judged in two parts, and the report says which is which:
    here as in a float export. With ``accuracy_level`` 4, MatMulNBits also rounds each
    block of activations to int8 (about 2**-8 of the block's largest value), so the
    tolerance is at least :data:`INT8_COMPUTE_FLOOR`.
+   Because that part reads the weights from the graph, a separate row checks the
+   weights themselves: every dequantized weight lies within half a quantization
+   step of the reference's float weight (the step is the block's own min-max range
+   over 15 levels, with 0 in the range), plus the rounding of the scales in the
+   export dtype. A damaged or misplaced 4-bit block is off by whole steps.
 2. **Quantization cost** (judged against stated ceilings): logits against the float64
    oracle of the *original* weights, and next-token top-1 agreement over
    :data:`COST_POSITIONS` positions. The ceilings (:data:`MAX_COST_ERROR`,
@@ -50,11 +55,43 @@ INT8_COMPUTE_FLOOR = 2e-2
 MAX_COST_ERROR = 0.5
 MIN_TOP1_AGREEMENT = 0.5
 COST_POSITIONS = 256
+# A scale stored in the export dtype moves a code's value by up to 15 codes x its rounding.
+SCALE_ROUNDING = {"fp32": 2.0**-24, "fp16": 2.0**-11}
 
 
 def quantization(folder) -> dict | None:
     """The ``quantization`` record of an export folder (None for a float export)."""
     return folder.info.get("quantization")
+
+
+def _layer_weights(model: torch.nn.Module, model_path, record: dict):
+    """(source, reference weight (K, N) float64, graph weight (K, N) float64) per quantized layer."""
+    graph = onnx.load(str(model_path)).graph
+    initializers = {init.name: init for init in graph.initializer}
+    for layer in record["quantized"]:
+        arrays = [numpy_helper.to_array(initializers[f"{layer['weights']}.{name}"])
+                  for name in ("B", "scales", "zero_points")]
+        packed = int4.PackedWeight(*arrays, k=layer["K"], n=layer["N"], block_size=record["block_size"])
+        original = model.get_submodule(layer["source"]).weight.detach().to(torch.float64).cpu().numpy().T
+        yield layer["source"], original, int4.dequantize(packed)
+
+
+def weight_check(model: torch.nn.Module, model_path, record: dict, dtype: str) -> CheckResult:
+    """The worst distance of a graph weight from the reference's, in quantization steps."""
+    block, worst, where = record["block_size"], 0.0, ""
+    for source, original, graph in _layer_weights(model, model_path, record):
+        k, n = original.shape
+        padded = np.zeros((-(-k // block) * block, n))
+        padded[:k] = original
+        blocks = padded.reshape(-1, block, n)
+        span = np.maximum(blocks.max(axis=1), 0) - np.minimum(blocks.min(axis=1), 0)  # (blocks, N)
+        step = np.repeat(span / int4.LEVELS, block, axis=0)[:k]
+        distance = np.abs(graph - original) / np.where(step > 0, step, 1.0)
+        if distance.max() > worst:
+            worst, where = float(distance.max()), source
+    allowed = 0.5 + int4.LEVELS * SCALE_ROUNDING[dtype]
+    return CheckResult("int4 weights", f"{len(record['quantized'])} layers", worst, None, allowed,
+                       bool(worst <= allowed), f"in steps of each block's grid; worst {where}")
 
 
 def dequantized_reference(model: torch.nn.Module, model_path, record: dict) -> torch.nn.Module:
@@ -63,15 +100,10 @@ def dequantized_reference(model: torch.nn.Module, model_path, record: dict) -> t
     A weight tied to another module (the LM head and the embeddings) is untied in the
     copy: only the MatMul was quantized, the embedding table stays float.
     """
-    graph = onnx.load(str(model_path)).graph
-    initializers = {init.name: init for init in graph.initializer}
     copied = copy.deepcopy(model)
-    for layer in record["quantized"]:
-        prefix = layer["weights"]
-        arrays = [numpy_helper.to_array(initializers[f"{prefix}.{name}"]) for name in ("B", "scales", "zero_points")]
-        packed = int4.PackedWeight(*arrays, k=layer["K"], n=layer["N"], block_size=record["block_size"])
-        module = copied.get_submodule(layer["source"])
-        weight = torch.from_numpy(int4.dequantize(packed).T.copy())
+    for source, _, graph in _layer_weights(model, model_path, record):
+        module = copied.get_submodule(source)
+        weight = torch.from_numpy(graph.T.copy())
         module.weight = torch.nn.Parameter(weight.to(module.weight.dtype), requires_grad=False)
     return copied.eval()
 
@@ -106,6 +138,7 @@ def run_quantized_suite(folder, export, reference, lengths: tuple, names, provid
     report = QuantizedParityReport(str(folder.path), folder.info["backend"], folder.dtype, provider,
                                    reference.description)
     with torch.no_grad():
+        report.add([weight_check(reference.model, folder.model_path, record, folder.dtype)])
         report.add(implementation_checks(context, names))
         if not context.last_only:
             report.add(cost_checks(export, Float64Mamba(reference.model, with_head), context.vocab_size,
@@ -142,8 +175,8 @@ def cost_checks(export, oracle, vocab_size: int, head: str) -> list:
 class QuantizedParityReport(ParityReport):
     """A parity report whose header states the quantized rule."""
 
-    rule = (f"implementation: error <= max(float rule on the dequantized weights, int8 floor "
-            f"{INT8_COMPUTE_FLOOR:g} at accuracy_level 4); cost: logits error <= {MAX_COST_ERROR:g}, "
+    rule = (f"weights within half a 4-bit step; implementation: error <= max(float rule on the dequantized "
+            f"weights, int8 floor {INT8_COMPUTE_FLOOR:g} at accuracy_level 4); cost: logits error <= {MAX_COST_ERROR:g}, "
             f"top-1 agreement >= {MIN_TOP1_AGREEMENT:.0%}")
 
     def to_dict(self) -> dict:
