@@ -176,8 +176,8 @@ class QuantizedParityReport(ParityReport):
     """A parity report whose header states the quantized rule."""
 
     rule = (f"weights within half a 4-bit step; implementation: error <= max(float rule on the dequantized "
-            f"weights, int8 floor {INT8_COMPUTE_FLOOR:g} at accuracy_level 4); cost: logits error <= {MAX_COST_ERROR:g}, "
-            f"top-1 agreement >= {MIN_TOP1_AGREEMENT:.0%}")
+            f"weights, int8 floor {INT8_COMPUTE_FLOOR:g} at accuracy_level 4); "
+            f"cost: logits error <= {MAX_COST_ERROR:g}, top-1 agreement >= {MIN_TOP1_AGREEMENT:.0%}")
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "rule": self.rule}
