@@ -65,6 +65,8 @@ def parse_args():
     parser.add_argument("--accuracy-level", type=int, default=None, help="int4 rows (default: the export's)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for ORT and PyTorch (0: default)")
     parser.add_argument("--decode-only", action="store_true", help="only file size and decode tokens/s")
+    parser.add_argument("--reuse-exports", action="store_true",
+                        help="use the exports already in --workdir (same rows and options) instead of exporting")
     parser.add_argument("--workdir", default="build/bench_quality")
     parser.add_argument("--json", default=None)
     return parser.parse_args()
@@ -171,6 +173,8 @@ def export_row(name: str, fields: dict, args) -> Path:
     if args.accuracy_level is not None and "quantize" in fields:
         fields["accuracy_level"] = args.accuracy_level
     out = Path(args.workdir) / name
+    if args.reuse_exports and (out / "export_info.json").is_file():
+        return out
     start = time.perf_counter()
     export(args.model, out, ExportOptions(**fields, logits="all", validate=False, force=True, show_progress=False))
     print(f"  exported {name} in {time.perf_counter() - start:.0f} s", flush=True)
