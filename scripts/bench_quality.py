@@ -52,8 +52,10 @@ ROWS = {
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="model folder or preset:NAME")
-    parser.add_argument("--text", default=None, help="held-out text file (default: the model folder's "
-                                                     "heldout.txt if it has one, else random tokens)")
+    parser.add_argument("--text", default=None,
+                        help="held-out text: a .txt file, or JSON lines of {\"text\": ...} documents (each "
+                             "followed by the end-of-text token, as scripts/prepare_fortunes.py writes its "
+                             "test split); default: random tokens")
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--tokens", type=int, default=2048, help="positions for perplexity and top-1 agreement")
     parser.add_argument("--context", type=int, default=256, help="tokens per evaluation window")
@@ -74,12 +76,17 @@ def parse_args():
 
 def held_out_tokens(args, vocab: int) -> tuple[np.ndarray, str]:
     """(tokens (n,), where they came from)."""
-    path = Path(args.text) if args.text else Path(args.model) / "heldout.txt"
-    if path.is_file() and (Path(args.model) / "tokenizer.json").is_file():
+    if args.text:
         from tokenizers import Tokenizer
 
+        path = Path(args.text)
         tokenizer = Tokenizer.from_file(str(Path(args.model) / "tokenizer.json"))
-        ids = np.array(tokenizer.encode(path.read_text()).ids, np.int64)
+        if path.suffix == ".jsonl":
+            eos = json.loads((Path(args.model) / "config.json").read_text())["eos_token_id"]
+            documents = [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
+            ids = np.array([t for doc in documents for t in [*tokenizer.encode(doc).ids, eos]], np.int64)
+        else:
+            ids = np.array(tokenizer.encode(path.read_text()).ids, np.int64)
         return ids, f"{path} ({len(ids)} tokens)"
     rng = np.random.default_rng(0)
     return rng.integers(0, vocab, args.tokens + args.prompts * args.prompt_tokens), "random tokens (no held-out text)"
