@@ -20,6 +20,7 @@ float and is listed in the record with the reason.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,13 +99,26 @@ def _plan(g: _Graph, node) -> _Plan | None:
     return _Plan("W @ x", weight.T, b, a, rank=rank, transpose_input=True) if rank >= 2 else None
 
 
-def _source(node, fallback: str) -> str:
-    """The PyTorch module or parameter the MatMul came from, as the exporter recorded it."""
-    scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "")
+def _metadata(node, key: str) -> str:
+    return next((p.value for p in node.metadata_props if p.key == key), "")
+
+
+def _source(node, constant: str) -> str:
+    """The PyTorch module whose weight the MatMul reads, from what the exporter recorded: the
+    innermost module scope, or its child named by the weight parameter when the weight is used
+    by a call in the parent (``F.linear(x, self.dt_proj.weight)`` inside the mixer)."""
+    scopes = _metadata(node, "pkg.torch.onnx.name_scopes")
     modules = [s.strip(" '") for s in scopes.strip("[]").split(",") if "." in s]
-    source = modules[-1] if modules else fallback
-    if "." in fallback and fallback.endswith(".weight"):
-        source = fallback[: -len(".weight")]  # a named parameter (dt_proj's W @ x)
+    if "." in constant and constant.endswith(".weight"):
+        source = constant[: -len(".weight")]  # the initializer is the named parameter itself
+    elif modules:
+        source = modules[-1]
+        parameter = re.search(r"%p_(\w+?)_weight\b", _metadata(node, "pkg.torch.onnx.fx_node"))
+        scope = source.replace(".", "_") + "_"
+        if parameter and parameter.group(1).startswith(scope):
+            source = f"{source}.{parameter.group(1)[len(scope):]}"
+    else:
+        source = constant
     return source.removeprefix("model.")
 
 
@@ -158,7 +172,10 @@ def _drop_unused(graph: onnx.GraphProto) -> None:
 
 def quantize_model(model: onnx.ModelProto, block_size: int, accuracy_level: int) -> dict:
     """Rewrite ``model`` in place; returns the record for export_info.json's ``quantization``."""
-    g = _Graph(onnx.shape_inference.infer_shapes(model).graph)
+    try:
+        g = _Graph(onnx.shape_inference.infer_shapes(model).graph)
+    except ValueError:  # past protobuf's 2 GB: no inferred ranks, only the forms that need none
+        g = _Graph(model.graph)
     g.graph = model.graph
     new_nodes, quantized, kept = [], [], []
     for node in model.graph.node:

@@ -46,6 +46,7 @@ import torch
 from onnx import numpy_helper
 
 from mamba_export.dtypes import FP32, export_dtype
+from mamba_export.errors import CheckpointError
 from mamba_export.export import int4
 from mamba_export.export.quantize import MS_DOMAIN, OP_TYPE
 from mamba_export.parity.checks import CHECKS, ParityContext
@@ -83,7 +84,14 @@ def _layer_weights(model: torch.nn.Module, model_path, record: dict):
         arrays = [numpy_helper.to_array(initializers[f"{layer['weights']}.{name}"])
                   for name in ("B", "scales", "zero_points")]
         packed = int4.PackedWeight(*arrays, k=layer["K"], n=layer["N"], block_size=record["block_size"])
-        original = model.get_submodule(layer["source"]).weight.detach().to(torch.float64).cpu().numpy().T
+        try:
+            original = model.get_submodule(layer["source"]).weight.detach().to(torch.float64).cpu().numpy().T
+        except AttributeError as error:
+            raise CheckpointError(f"the reference has no weight at {layer['source']!r}, which the export's "
+                                  f"quantization record names for node {layer['node']}") from error
+        if original.shape != (layer["K"], layer["N"]):
+            raise CheckpointError(f"the reference's {layer['source']} weight is {original.shape[::-1]}, the "
+                                  f"export quantized ({layer['N']}, {layer['K']}): it is not the exported model")
         yield layer["source"], original, int4.dequantize(packed)
 
 
