@@ -124,12 +124,12 @@ class TorchEngine:
             return self.model(input_ids=torch.from_numpy(ids[None])).logits[0].float().numpy()
 
     def greedy(self, prompt: np.ndarray, n: int) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode():
-            out = self.model.generate(torch.from_numpy(prompt[None]), max_new_tokens=n, min_new_tokens=n,
-                                      do_sample=False, pad_token_id=0, use_cache=True)
-        return out[0, len(prompt):].numpy()
+        """One full forward per new token and its argmax, end-of-text included (transformers'
+        generate with min_new_tokens would forbid that token, and the exports do not)."""
+        ids = np.asarray(prompt, np.int64)
+        for _ in range(n):
+            ids = np.append(ids, self.logits(ids)[-1].argmax())
+        return ids[len(prompt):]
 
 
 class OrtEngine:

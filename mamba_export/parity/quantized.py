@@ -233,4 +233,4 @@ class QuantizedParityReport(ParityReport):
 
 
 def _join(first: str, second: str) -> str:
-    return f"{first}; {second}" if first else second
+    return "; ".join(part for part in (first, second) if part)
