@@ -10,15 +10,23 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from mamba_export.dtypes import DEFAULT_DTYPE, EXPORT_DTYPES
 from mamba_export.errors import MambaExportError
 
 BACKENDS = ("custom", "standard")
-DTYPES = ("fp32", "fp16", "bf16")
+DTYPES = tuple(EXPORT_DTYPES)
 DEVICES = ("cpu", "cuda")
 LOGITS_MODES = ("all", "last")
 PROVIDERS = ("cpu", "cuda")
 DEFAULT_OPSET = 18
-TORCH_DTYPE_NAMES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+# Weight-only quantisation (mamba_export.export.quantize): the method, MatMulNBits' block
+# sizes along K and its accuracy levels (0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 compute).
+QUANTIZE_METHODS = ("int4",)
+QUANT_BLOCK_SIZES = (32, 64, 128)
+DEFAULT_BLOCK_SIZE = 128
+ACCURACY_LEVELS = (0, 1, 2, 3, 4)
+DEFAULT_ACCURACY_LEVEL = 4
+QUANTIZABLE_DTYPES = ("fp32", "fp16")  # MatMulNBits' float types on both providers
 
 
 def _choose(name: str, value, allowed) -> None:
@@ -31,7 +39,7 @@ class ExportOptions:
     """How to export: backend, dtype, device, opset, checks and output handling."""
 
     backend: str = "custom"
-    dtype: str = "fp32"
+    dtype: str = DEFAULT_DTYPE
     device: str = "cpu"
     opset: int = DEFAULT_OPSET
     logits: str = "all"
@@ -39,6 +47,9 @@ class ExportOptions:
     force: bool = False
     show_progress: bool = True
     check_lengths: tuple = field(default=(1, 7, 64))
+    quantize: str | None = None
+    block_size: int = DEFAULT_BLOCK_SIZE
+    accuracy_level: int = DEFAULT_ACCURACY_LEVEL
 
     def __post_init__(self):
         _choose("backend", self.backend, BACKENDS)
@@ -47,10 +58,17 @@ class ExportOptions:
         _choose("logits", self.logits, LOGITS_MODES)
         if not isinstance(self.opset, int) or not 18 <= self.opset <= 27:
             raise MambaExportError(f"opset must be an integer from 18 to 27, got {self.opset!r}")
+        if self.quantize is not None:
+            _choose("quantize", self.quantize, QUANTIZE_METHODS)
+            _choose("block_size", self.block_size, QUANT_BLOCK_SIZES)
+            _choose("accuracy_level", self.accuracy_level, ACCURACY_LEVELS)
+            if self.dtype not in QUANTIZABLE_DTYPES:
+                raise MambaExportError(f"quantize={self.quantize!r} needs dtype "
+                                       f"{' or '.join(QUANTIZABLE_DTYPES)}, got {self.dtype!r}")
 
     @property
     def torch_dtype_name(self) -> str:
-        return TORCH_DTYPE_NAMES[self.dtype]
+        return EXPORT_DTYPES[self.dtype].long_name
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -9,7 +9,8 @@ weights in float16): the folder is kept, a warning says how to verify it, and
 
 from __future__ import annotations
 
-from mamba_export.options import BACKENDS, DEFAULT_OPSET, DEVICES, DTYPES, LOGITS_MODES
+from mamba_export import options as opts
+from mamba_export.dtypes import DEFAULT_DTYPE
 
 HELP = "Export a Mamba checkpoint (hub id, local folder or preset:NAME) to an ONNX folder and check it."
 
@@ -19,14 +20,22 @@ def add_arguments(parser) -> None:
                         help="hub id (state-spaces/mamba-130m-hf), local folder, or preset:mamba-130m "
                              "(published configuration, random weights)")
     parser.add_argument("output", metavar="OUTPUT_DIR", help="folder to create")
-    parser.add_argument("--backend", choices=BACKENDS, default="custom",
+    parser.add_argument("--backend", choices=opts.BACKENDS, default="custom",
                         help="custom: the SelectiveScan custom op; standard: standard ONNX operators only")
-    parser.add_argument("--dtype", choices=DTYPES, default="fp32",
+    parser.add_argument("--dtype", choices=opts.DTYPES, default=DEFAULT_DTYPE,
                         help="I/O and weight dtype (the scan state and residual stay float32)")
-    parser.add_argument("--device", choices=DEVICES, default="cpu", help="device to trace on")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset of the standard domain")
-    parser.add_argument("--logits", choices=LOGITS_MODES, default="all",
+    parser.add_argument("--device", choices=opts.DEVICES, default="cpu", help="device to trace on")
+    parser.add_argument("--opset", type=int, default=opts.DEFAULT_OPSET, help="ONNX opset of the standard domain")
+    parser.add_argument("--logits", choices=opts.LOGITS_MODES, default="all",
                         help="last: output only the last position's logits (smaller, for generation)")
+    parser.add_argument("--quantize", choices=opts.QUANTIZE_METHODS, default=None,
+                        help="int4: weight-only 4-bit MatMuls (com.microsoft.MatMulNBits; fp32 or fp16)")
+    parser.add_argument("--block-size", type=int, choices=opts.QUANT_BLOCK_SIZES,
+                        default=opts.DEFAULT_BLOCK_SIZE,
+                        help="weights per 4-bit block along the input dimension (with --quantize)")
+    parser.add_argument("--accuracy-level", type=int, choices=opts.ACCURACY_LEVELS,
+                        default=opts.DEFAULT_ACCURACY_LEVEL,
+                        help="MatMulNBits compute: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 (fastest on CPU)")
     parser.add_argument("--no-check", action="store_true", help="skip the parity check after export")
     parser.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
@@ -47,6 +56,7 @@ def run(args) -> int:
     options = ExportOptions(
         backend=args.backend, dtype=args.dtype, device=args.device, opset=args.opset,
         logits=args.logits, validate=not args.no_check, force=args.force, show_progress=not args.quiet,
+        quantize=args.quantize, block_size=args.block_size, accuracy_level=args.accuracy_level,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ParityInconclusiveWarning)  # said below, once

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from mamba_export import graph_io
+from mamba_export.dtypes import export_dtype
 from mamba_export.errors import BackendUnavailableError
 from mamba_export.export import info as export_info
 from mamba_export.export.loading import LoadedModel, load
@@ -51,11 +52,12 @@ def export(model, output_dir, options: ExportOptions | None = None) -> Path:
     with atomic_folder(destination, options.force) as staging:
         with progress.step(f"Saving {MODEL_FILE} ({options.backend} backend)"):
             external_data = _save_graph(program, staging, options.backend, _weight_bytes(prepared))
+        quantization = _quantize(staging, options, external_data, progress)
         _write_side_files(prepared, loaded, staging)
         info = export_info.build_info(
             model_class=type(prepared).__name__, architecture=loaded.arch.name, dims=dims,
             options=options, head_output=head_output, source=_source_record(loaded),
-            external_data=external_data)
+            external_data=external_data, quantization=quantization)
         export_info.write_info(staging, info)
         if options.validate:
             _check(staging, destination, prepared, options, check_provider, info, progress)
@@ -77,7 +79,7 @@ def _cast(loaded: LoadedModel, options: ExportOptions):
     """The model in the export dtype on the export device (a copy if the caller owns the model)."""
     if options.device == "cuda" and not torch.cuda.is_available():
         raise BackendUnavailableError("device 'cuda' was asked for but torch sees no CUDA GPU")
-    dtype = getattr(torch, options.torch_dtype_name)
+    dtype = export_dtype(options.dtype).torch
     model = loaded.model
     first = next(model.parameters())
     if first.dtype == dtype and first.device.type == options.device:
@@ -101,6 +103,16 @@ def _save_graph(program, staging: Path, backend: str, weight_bytes: int) -> str 
         rewrite_file(path)
     data_files = sorted(p.name for p in staging.iterdir() if p.name != MODEL_FILE)
     return data_files[0] if data_files else None
+
+
+def _quantize(staging: Path, options: ExportOptions, external_data: str | None, progress: Progress):
+    """Weight-only int4 MatMuls when ``options.quantize`` asks; returns the record or None."""
+    if options.quantize is None:
+        return None
+    from mamba_export.export.quantize import quantize_file
+
+    with progress.step(f"Quantizing the MatMul weights to {options.quantize} (block {options.block_size})"):
+        return quantize_file(staging / MODEL_FILE, options.block_size, options.accuracy_level, external_data)
 
 
 def _write_side_files(model, loaded: LoadedModel, staging: Path) -> None:
@@ -128,12 +140,13 @@ def _check_provider(options: ExportOptions) -> str:
     import onnxruntime as ort
 
     has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-    if options.dtype == "bf16" and not has_cuda:
+    cpu_kernels = export_dtype(options.dtype).cpu_kernels
+    if not cpu_kernels and not has_cuda:
         raise BackendUnavailableError(
             "checking a bf16 export needs onnxruntime with the CUDA execution provider "
             "(ONNX Runtime has no bfloat16 CPU kernels); install onnxruntime-gpu, or export "
             "without the check (validate=False, --no-check)")
-    return "cuda" if has_cuda and (options.device == "cuda" or options.dtype == "bf16") else "cpu"
+    return "cuda" if has_cuda and (options.device == "cuda" or not cpu_kernels) else "cpu"
 
 
 def _check(staging: Path, destination: Path, model, options: ExportOptions, provider: str, info: dict,

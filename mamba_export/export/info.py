@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from mamba_export import __version__, graph_io
+from mamba_export.dtypes import STATE_DTYPE
 from mamba_export.export.architectures import ModelDims
 from mamba_export.ops.selective_scan import DOMAIN, OP_VERSION
 from mamba_export.options import ExportOptions
@@ -44,7 +45,7 @@ def io_description(dims: ModelDims, dtype_name: str, head_output: str, logits: s
     """Graph inputs and outputs as lists of {name, shape, dtype}; dynamic dims are named."""
     tokens = {"shape": ["batch", "sequence"], "dtype": "int64"}
     conv = {"shape": ["batch", dims.intermediate_size, dims.conv_kernel - 1], "dtype": dtype_name}
-    ssm = {"shape": ["batch", dims.intermediate_size, dims.state_size], "dtype": "float32"}
+    ssm = {"shape": ["batch", dims.intermediate_size, dims.state_size], "dtype": STATE_DTYPE.long_name}
     length = "sequence" if logits == "all" else 1
     width = dims.vocab_size if head_output == graph_io.LOGITS else dims.hidden_size
     head = {"name": head_output, "shape": ["batch", length, width], "dtype": dtype_name}
@@ -59,7 +60,8 @@ def io_description(dims: ModelDims, dtype_name: str, head_output: str, logits: s
 
 
 def build_info(*, model_class: str, architecture: str, dims: ModelDims, options: ExportOptions,
-               head_output: str, source: dict, external_data: str | None) -> dict:
+               head_output: str, source: dict, external_data: str | None,
+               quantization: dict | None = None) -> dict:
     dtype_name = options.torch_dtype_name
     inputs, outputs = io_description(dims, dtype_name, head_output, options.logits)
     return {
@@ -82,6 +84,7 @@ def build_info(*, model_class: str, architecture: str, dims: ModelDims, options:
         "inputs": inputs,
         "outputs": outputs,
         "external_data": external_data,
+        "quantization": quantization,  # what export.quantize rewrote, or None
         "source": source,
         "options": options.to_dict(),
         "versions": versions(),

@@ -15,9 +15,10 @@ import copy
 import numpy as np
 import torch
 
+from mamba_export.dtypes import EXPORT_DTYPES
 from mamba_export.parity import hf_cache
 
-TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+TORCH_DTYPES = {name: dtype.torch for name, dtype in EXPORT_DTYPES.items()}
 
 
 class BaselineUnavailable(RuntimeError):

@@ -21,6 +21,7 @@ from mamba_export.errors import CheckpointError, MambaExportError, ParityError
 from mamba_export.options import ExportOptions, RuntimeOptions
 from mamba_export.parity.checks import CHECKS, ParityContext
 from mamba_export.parity.oracle import Float64Mamba
+from mamba_export.parity.quantized import quantization, run_quantized_suite
 from mamba_export.parity.reference import resolve_reference
 from mamba_export.parity.report import ParityReport
 from mamba_export.parity.torch_runs import TORCH_DTYPES, TorchRunner
@@ -100,12 +101,21 @@ def validate(output_dir, reference=None, options: ExportOptions | None = None,
     runtime = runtime or RuntimeOptions()
     export = model_class.from_pretrained(folder.path, options=runtime)
     resolved = resolve_reference(reference, folder)
+    if quantization(folder):  # 4-bit weights: the float rule does not apply (parity/quantized.py)
+        _check_reference_shapes(resolved.model, folder, folder.is_causal_lm, resolved.description)
+        report = run_quantized_suite(folder, export, resolved, lengths, names, runtime.provider, GREEDY_TOKENS)
+    else:
+        report = _float_suite(folder, export, resolved, lengths, names, runtime.provider)
+    if report.failures or not report.results:
+        raise ParityError(_failure_message(report), report)
+    return report
+
+
+def _float_suite(folder, export, resolved, lengths, names, provider) -> ParityReport:
     context = _context(folder, export, resolved, lengths)
-    report = ParityReport(str(folder.path), folder.info["backend"], folder.dtype, runtime.provider,
+    report = ParityReport(str(folder.path), folder.info["backend"], folder.dtype, provider,
                           resolved.description)
     with torch.no_grad():
         for name in names:
             report.add(CHECKS[name](context))
-    if report.failures or not report.results:
-        raise ParityError(_failure_message(report), report)
     return report

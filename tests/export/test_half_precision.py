@@ -1,0 +1,119 @@
+"""--dtype fp16 / bf16: the SSM state and (where the config asks) the residual stay float32, as in
+transformers, and float16 exports of both backends are value-checked against the float64 oracle.
+
+The model here is tiny but at realistic scale: embeddings of unit variance give logits of
+order 10, as a trained model's are, instead of the +-0.1 of transformers' initialisation,
+where float16 rounding would be hidden below every tolerance. bfloat16 runs only on CUDA
+(ONNX Runtime has no bfloat16 CPU kernels): those tests are marked gpu.
+"""
+
+from __future__ import annotations
+
+import ast
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto
+
+from mamba_export.dtypes import EXPORT_DTYPES, STATE_DTYPE
+from mamba_export.export.convert import export
+from mamba_export.export.validate import validate
+from mamba_export.options import ExportOptions
+from mamba_export.parity.oracle import Float64Mamba
+from mamba_export.parity.tolerances import relative_error
+from mamba_export.runtime.model import ORTMambaForCausalLM
+from tests.support.tiny_models import tiny_model
+
+QUICK = ExportOptions(check_lengths=(1, 9, 64), show_progress=False)
+HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
+# float16 keeps 11 significant bits (2**-11 = 4.9e-4 relative); a 2-layer model rounds each
+# activation a few dozen times, so a few 1e-3 of max|logits| is float16 doing its best, and a
+# wiring mistake (a state rounded through float16, a dropped skip) is of order 1e-1.
+FP16_LOGITS = 1e-2
+
+
+def realistic_tiny(name: str = "default"):
+    model = tiny_model(name)
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        model.backbone.embeddings.weight.normal_(0.0, 1.0)  # tied: the head's logits reach ~10
+    return model
+
+
+@pytest.fixture(scope="module")
+def half_exports(tmp_path_factory):
+    cache = {}
+
+    def get(backend: str, dtype: str = "fp16", name: str = "default"):
+        key = (backend, dtype, name)
+        if key not in cache:
+            out = tmp_path_factory.mktemp(f"{backend}_{dtype}_{name}") / "out"
+            cache[key] = export(realistic_tiny(name), out, ExportOptions(backend=backend, dtype=dtype,
+                                                                          validate=False, show_progress=False))
+        return cache[key]
+
+    return get
+
+
+def _residual_add_types(folder) -> list:
+    """Element types of the residual Adds: the traced model's own top-level Adds (the exporter's
+    name scope holds only the model; norms and the standard scan add inside their own scopes)."""
+    model = onnx.shape_inference.infer_shapes(onnx.load(folder / "model.onnx"))
+    types = {v.name: v.type.tensor_type.elem_type for v in [*model.graph.value_info, *model.graph.output]}
+    adds = []
+    for node in model.graph.node:
+        scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "")
+        if node.op_type == "Add" and scopes and len(ast.literal_eval(scopes)) == 2:
+            adds.append(types[node.output[0]])
+    return adds
+
+
+@pytest.mark.parametrize("backend", ["custom", "standard"])
+def test_fp16_keeps_state_and_residual_float32(half_exports, backend):
+    folder = half_exports(backend)
+    graph = onnx.load(folder / "model.onnx").graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.input, *graph.output]}
+    assert types["logits"] == EXPORT_DTYPES["fp16"].onnx_type
+    assert types["past.0.conv_state"] == types["present.1.conv_state"] == TensorProto.FLOAT16
+    assert types["past.0.ssm_state"] == types["present.1.ssm_state"] == STATE_DTYPE.onnx_type
+    assert _residual_add_types(folder) == [TensorProto.FLOAT] * 2  # residual_in_fp32=True, 2 layers
+
+
+def test_fp16_residual_follows_the_config(half_exports):
+    assert _residual_add_types(half_exports("custom", name="residual_model_dtype")) == [TensorProto.FLOAT16] * 2
+
+
+@pytest.mark.parametrize("backend", ["custom", "standard"])
+def test_fp16_values_against_the_float64_oracle(half_exports, backend):
+    model = realistic_tiny()
+    ids = np.random.default_rng(3).integers(0, 61, (2, 48))
+    logits = ORTMambaForCausalLM.from_pretrained(half_exports(backend))(ids).logits
+    oracle = Float64Mamba(model, True)(ids)[0].numpy()
+    assert np.abs(oracle).max() > 3  # realistic scale, not the initialisation's tiny logits
+    error = relative_error(logits, oracle)
+    assert error <= FP16_LOGITS, f"{backend} fp16 logits {error:.2e} off float64"
+    report = validate(half_exports(backend), reference=model, options=QUICK)  # the whole suite, CPU provider
+    assert report.passed and report.provider == "cpu"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu with CUDAExecutionProvider and a GPU")
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+@pytest.mark.parametrize("backend", ["custom", "standard"])
+def test_half_precision_on_cuda(half_exports, backend, dtype):
+    report = validate(half_exports(backend, dtype), reference=realistic_tiny(), options=QUICK, provider="cuda")
+    assert report.passed and report.provider == "cuda"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu with CUDAExecutionProvider and a GPU")
+@pytest.mark.parametrize("dtype", ["fp32", "fp16"])
+def test_int4_on_cuda(tmp_path, dtype):
+    model = realistic_tiny()
+    out = export(model, tmp_path / "int4", ExportOptions(dtype=dtype, quantize="int4", block_size=32,
+                                                          validate=False, show_progress=False))
+    report = validate(out, reference=model, options=QUICK, provider="cuda")
+    assert report.passed and any(r.check == "int4 weights" for r in report.results)
