@@ -13,9 +13,8 @@ from pathlib import Path
 
 import torch
 
-from mamba_export import graph_io
+from mamba_export import folder_format, graph_io
 from mamba_export.errors import BackendUnavailableError
-from mamba_export.export import info as export_info
 from mamba_export.export.loading import LoadedModel, load
 from mamba_export.export.patching import routed_through_op
 from mamba_export.export.progress import Progress
@@ -24,7 +23,7 @@ from mamba_export.export.tracing import trace
 from mamba_export.export.writing import atomic_folder, check_destination, copy_tokenizer_files
 from mamba_export.options import ExportOptions
 
-MODEL_FILE = "model.onnx"
+MODEL_FILE = folder_format.MODEL_FILE
 # Protocol buffers cannot exceed 2 GiB; past this size the weights go to model.onnx.data.
 EXTERNAL_DATA_THRESHOLD = 2 * 1024**3 - 64 * 1024**2
 
@@ -51,11 +50,10 @@ def export(model, output_dir, options: ExportOptions | None = None) -> Path:
         with progress.step(f"Saving {MODEL_FILE} ({options.backend} backend)"):
             external_data = _save_graph(program, staging, options.backend, _weight_bytes(prepared))
         _write_side_files(prepared, loaded, staging)
-        info = export_info.build_info(
-            model_class=type(prepared).__name__, architecture=loaded.arch.name, dims=dims,
-            options=options, head_output=head_output, source=_source_record(loaded),
-            external_data=external_data)
-        export_info.write_info(staging, info)
+        info = folder_format.build_info(
+            architecture=loaded.arch.name, dims=dims, options=options, head_output=head_output,
+            source=_source_record(loaded, type(prepared).__name__), external_data=external_data)
+        folder_format.write_info(staging, info)
         if options.validate:
             _check(staging, destination, prepared, options, check_provider, info, progress)
     progress.note(f"Exported to {destination}")
@@ -111,8 +109,9 @@ def _write_side_files(model, loaded: LoadedModel, staging: Path) -> None:
     copy_tokenizer_files(loaded.local_dir, staging)
 
 
-def _source_record(loaded: LoadedModel) -> dict:
-    record = {"model": loaded.source, "random_weights": loaded.random_weights, "preset": loaded.preset}
+def _source_record(loaded: LoadedModel, class_name: str) -> dict:
+    record = {"model": loaded.source, "class": class_name, "random_weights": loaded.random_weights,
+              "preset": loaded.preset}
     if loaded.seed is not None:
         record["seed"] = loaded.seed
     return record
@@ -146,6 +145,6 @@ def _check(staging: Path, destination: Path, model, options: ExportOptions, prov
     if "folder" in parity:
         parity["folder"] = str(destination)  # the staged folder is renamed into place next
     info["parity"] = parity
-    export_info.write_info(staging, info)
+    folder_format.write_info(staging, info)
     if options.show_progress:
         progress.note(report.format_table())

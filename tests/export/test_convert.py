@@ -27,7 +27,7 @@ from tests.export.evaluators import reference_session
 from tests.support.tiny_models import save_tiny_model, tiny_config, tiny_model
 
 FLOAT32_GRAPH = 1e-4
-INFO_KEYS = {"format_version", "model_class", "architecture", "backend", "needs_custom_ops", "op_domain",
+INFO_KEYS = {"format_version", "head_output", "architecture", "backend", "needs_custom_ops", "op_domain",
              "op_version", "dtype", "opset", "logits", "num_layers", "hidden_size", "intermediate_size",
              "conv_kernel", "state_size", "vocab_size", "inputs", "outputs", "source", "options", "versions",
              "parity"}
@@ -168,7 +168,7 @@ def test_base_model_exports_last_hidden_state(export_tiny):
     hidden = session.run(None, feeds_for(config, ids))[0]
     assert hidden.shape == (2, 5, config.hidden_size)
     assert relative_error(hidden, oracle("default", ids, base=True)) < FLOAT32_GRAPH
-    assert json.loads((folder / "export_info.json").read_text())["model_class"] == "MambaModel"
+    assert json.loads((folder / "export_info.json").read_text())["head_output"] == "last_hidden_state"
 
 
 def test_last_logits_only(export_tiny):
