@@ -39,6 +39,8 @@ class ExportOptions:
     force: bool = False
     show_progress: bool = True
     check_lengths: tuple = field(default=(1, 7, 64))
+    revision: str | None = None  # hub revision (branch, tag or commit) when the model is a hub id
+    adapter: str | None = None  # a PEFT LoRA adapter folder, merged into the weights before export
 
     def __post_init__(self):
         _choose("backend", self.backend, BACKENDS)

@@ -8,7 +8,7 @@ PYTHON=${PYTHON:-python3}
 # torch first, pinned: the CPU build lies on this kind of machine's disk, while a
 # bare `torch` requirement would pull a multi-GB CUDA build.
 "$PYTHON" -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
-"$PYTHON" -m pip install -q -e ".[dev,optimum]"
+"$PYTHON" -m pip install -q -e ".[dev,optimum,lora]"
 
 bash scripts/build_custom_ops.sh
 if [ -f examples/node/package-lock.json ] && command -v npm >/dev/null; then

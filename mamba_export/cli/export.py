@@ -20,6 +20,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset of the standard domain")
     parser.add_argument("--logits", choices=LOGITS_MODES, default="all",
                         help="last: output only the last position's logits (smaller, for generation)")
+    parser.add_argument("--revision", default=None,
+                        help="hub revision (branch, tag or commit) when --model is a hub id")
+    parser.add_argument("--adapter", metavar="PATH", default=None,
+                        help="a PEFT LoRA adapter folder for the model, merged into its weights before export")
     parser.add_argument("--no-check", action="store_true", help="skip the parity check after export")
     parser.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
@@ -32,6 +36,7 @@ def run(args) -> int:
     options = ExportOptions(
         backend=args.backend, dtype=args.dtype, device=args.device, opset=args.opset,
         logits=args.logits, validate=not args.no_check, force=args.force, show_progress=not args.quiet,
+        revision=args.revision, adapter=args.adapter,
     )
     path = export(args.model, args.output, options)
     print(f"exported to {path}")

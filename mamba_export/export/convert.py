@@ -38,7 +38,7 @@ def export(model, output_dir, options: ExportOptions | None = None) -> Path:
     progress = Progress(options.show_progress)
     destination = check_destination(output_dir, options.force)
     check_provider = _check_provider(options) if options.validate else None
-    loaded = _load(model, progress)
+    loaded = _load(model, progress, options)
     prepared = _cast(loaded, options)
     dims = loaded.arch.dims(prepared.config)
     head_output = graph_io.LOGITS if loaded.arch.has_lm_head(prepared) else graph_io.LAST_HIDDEN_STATE
@@ -60,10 +60,15 @@ def export(model, output_dir, options: ExportOptions | None = None) -> Path:
     return destination
 
 
-def _load(model, progress: Progress) -> LoadedModel:
+def _load(model, progress: Progress, options: ExportOptions) -> LoadedModel:
     label = model if isinstance(model, (str, Path)) else type(model).__name__
     with progress.step(f"Loading {label}"):
-        loaded = load(model)
+        loaded = load(model, revision=options.revision)
+    if options.adapter is not None:
+        from mamba_export.export.adapters import merge_adapter
+
+        with progress.step(f"Merging the LoRA adapter {options.adapter}"):
+            loaded = merge_adapter(loaded, options.adapter)
     if loaded.random_weights:
         progress.note(f"Note: {loaded.source} holds random weights (seed {loaded.seed}); "
                       "its text output is meaningless.")
@@ -114,6 +119,9 @@ def _source_record(loaded: LoadedModel, class_name: str) -> dict:
               "preset": loaded.preset}
     if loaded.seed is not None:
         record["seed"] = loaded.seed
+    for key in ("revision", "adapter", "adapter_base"):
+        if getattr(loaded, key) is not None:
+            record[key] = getattr(loaded, key)
     return record
 
 
