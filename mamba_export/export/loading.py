@@ -77,7 +77,7 @@ def _checked_load(model_class, location: str, revision: str | None = None):
     try:
         model, info = model_class.from_pretrained(location, dtype=torch.float32, output_loading_info=True, **extra)
     except (OSError, ValueError, RuntimeError, EnvironmentError) as error:
-        raise CheckpointError(f"cannot load the weights of {location!r}: {error}") from error
+        raise CheckpointError(f"cannot load the weights of {location!r}: {_one_line(error)}") from error
     except Exception as error:  # safetensors raises its own error type for corrupt files
         if type(error).__name__ == "SafetensorError":
             raise CheckpointError(f"the weights of {location!r} are corrupt: {error}") from error
@@ -98,18 +98,32 @@ def _load_folder(folder: Path) -> LoadedModel:
 
 
 def _load_hub(repo_id: str, revision: str | None = None) -> LoadedModel:
-    at = repo_id if revision is None else f"{repo_id} at revision {revision!r}"
+    at = repr(repo_id) if revision is None else f"{repo_id!r} at revision {revision!r}"
     try:
         from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(repo_id, **({} if revision is None else {"revision": revision}))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, *_config_validation_errors()) as error:
         raise CheckpointError(
-            f"{at!r} is neither a local model folder nor a loadable hub model: {error}") from error
+            f"{at} is neither a local model folder nor a loadable hub model: {_one_line(error)}") from error
     arch = architecture_for_model_type(config.model_type)
     model = _from_pretrained(_class_name(arch, config.to_dict()), repo_id, revision)
     return LoadedModel(model, arch, repo_id, _hub_snapshot_dir(repo_id, revision), random_weights=False,
                        preset=None, revision=revision)
+
+
+def _config_validation_errors() -> tuple:
+    """The error huggingface_hub raises for a config whose values contradict each other."""
+    try:
+        from huggingface_hub.errors import StrictDataclassClassValidationError
+    except ImportError:
+        return ()
+    return (StrictDataclassClassValidationError,)
+
+
+def _one_line(error: Exception) -> str:
+    """transformers' messages span lines; the CLI prints one."""
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
 
 
 def _hub_snapshot_dir(repo_id: str, revision: str | None = None) -> Path | None:
