@@ -79,7 +79,8 @@ def test_custom_folder_contents_and_info(export_tiny):
     assert [i["name"] for i in info["inputs"]] == graph_io.input_names(config.num_hidden_layers)
     assert [o["name"] for o in info["outputs"]] == graph_io.output_names(config.num_hidden_layers)
     assert info["outputs"][0]["shape"] == ["batch", "sequence", config.vocab_size]
-    assert info["source"] == {"model": "<in-memory model>", "random_weights": False, "preset": None}
+    assert info["source"] == {"model": "<in-memory model>", "class": "MambaForCausalLM", "random_weights": False,
+                              "preset": None}
 
 
 def test_custom_graph_has_one_node_per_layer_and_named_dynamic_io(export_tiny):
@@ -209,15 +210,16 @@ def test_folder_source_copies_config_and_tokenizer(tmp_path):
     assert (folder / "tokenizer.json").read_bytes() == (source / "tokenizer.json").read_bytes()
     assert json.loads((folder / "config.json").read_text())["hidden_size"] == tiny_config().hidden_size
     info = json.loads((folder / "export_info.json").read_text())
-    assert info["source"] == {"model": str(source), "random_weights": False, "preset": None}
+    assert info["source"] == {"model": str(source), "class": "MambaForCausalLM", "random_weights": False,
+                              "preset": None}
 
 
 def test_preset_is_recorded_and_shown_as_random_weights(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(presets, "preset_config", lambda name: tiny_config("default"))
     folder = export("preset:mamba-130m", tmp_path / "out", ExportOptions(validate=False))
     info = json.loads((folder / "export_info.json").read_text())
-    assert info["source"] == {"model": "preset:mamba-130m", "random_weights": True, "preset": "mamba-130m",
-                              "seed": presets.DEFAULT_SEED}
+    assert info["source"] == {"model": "preset:mamba-130m", "class": "MambaForCausalLM", "random_weights": True,
+                              "preset": "mamba-130m", "seed": presets.DEFAULT_SEED}
     assert "random weights" in capsys.readouterr().err
 
 
