@@ -50,6 +50,8 @@ class ExportOptions:
     quantize: str | None = None
     block_size: int = DEFAULT_BLOCK_SIZE
     accuracy_level: int = DEFAULT_ACCURACY_LEVEL
+    revision: str | None = None  # hub revision (branch, tag or commit) when the model is a hub id
+    adapter: str | None = None  # a PEFT LoRA adapter folder, merged into the weights before export
 
     def __post_init__(self):
         _choose("backend", self.backend, BACKENDS)

@@ -9,7 +9,7 @@ PYTHON=${PYTHON:-python3}
 # bare `torch` requirement would pull a multi-GB CUDA build.
 "$PYTHON" -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
 # dev brings the test tools and OpenVINO, one of the three runtimes the standard graph is tested on.
-"$PYTHON" -m pip install -q -e ".[dev,optimum]"
+"$PYTHON" -m pip install -q -e ".[dev,optimum,lora]"
 
 bash scripts/build_custom_ops.sh
 if [ -f examples/node/package-lock.json ] && command -v npm >/dev/null; then

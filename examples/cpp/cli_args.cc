@@ -38,8 +38,10 @@ std::vector<int64_t> ParseIdList(const std::string& text) {
 
 const char* UsageText() {
   return "usage: mamba_generate --model DIR --ids 1,2,3 [--max-new-tokens N] [--provider cpu|cuda]\n"
-         "                      [--device-id N] [--custom-ops LIB] [--eos-id ID] [--threads N]\n"
+         "                      [--device-id N] [--custom-ops LIB] [--eos-id ID] [--threads N] [--features]\n"
          "Greedy generation from a mamba-export folder; prints the new token ids on one line.\n"
+         "--features (for a base-model export, whose graph outputs last_hidden_state): print the\n"
+         "last position's hidden state instead, one line of numbers.\n"
          "When the graph needs the custom-op library, it comes from --custom-ops, else\n"
          "$MAMBA_EXPORT_OPS_LIBRARY, else DIR/libmamba_export_ops.so.\n";
 }
@@ -52,6 +54,10 @@ CliArgs ParseCliArgs(int argc, char** argv) {
     if (flag == "-h" || flag == "--help") {
       args.show_help = true;
       return args;
+    }
+    if (flag == "--features") {
+      args.features = true;
+      continue;
     }
     if (i + 1 >= argc) throw UserError(flag + " needs a value (see --help)");
     const std::string value = argv[++i];

@@ -17,6 +17,7 @@ struct CliArgs {
   std::string custom_ops_library;  // empty: look in the default places
   std::optional<int64_t> eos_id;
   int threads = 0;  // 0: ONNX Runtime's default
+  bool features = false;  // print the prompt's last hidden state (base-model exports) instead of generating
   bool show_help = false;
 };
 

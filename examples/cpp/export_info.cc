@@ -110,6 +110,29 @@ std::string Require(const std::map<std::string, std::string>& scalars, const std
   return found->second;
 }
 
+bool EndsWith(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Format 2 names the graph's first output; format 1 implied it by the exported class.
+std::string HeadOutput(const std::map<std::string, std::string>& scalars, const std::string& path) {
+  const std::string version = Require(scalars, "format_version", path);
+  if (version == "1") {
+    const std::string model_class = Require(scalars, "model_class", path);
+    if (EndsWith(model_class, "ForCausalLM")) return "logits";
+    if (EndsWith(model_class, "Model")) return "last_hidden_state";
+    throw UserError(path + " has model_class '" + model_class + "', which names no causal LM or base model");
+  }
+  if (version != "2") {
+    throw UserError(path + " has format_version " + version + "; this runner reads 1 and 2 (re-export the folder)");
+  }
+  const std::string head = Require(scalars, "head_output", path);
+  if (head != "logits" && head != "last_hidden_state") {
+    throw UserError(path + " has head_output '" + head + "'; expected logits or last_hidden_state");
+  }
+  return head;
+}
+
 }  // namespace
 
 ExportInfo ReadExportInfo(const std::string& path) {
@@ -129,7 +152,7 @@ ExportInfo ReadExportInfo(const std::string& path) {
   }
   info.needs_custom_ops = needs == "true";
   info.backend = Require(scalars, "backend", path);
-  info.model_class = Require(scalars, "model_class", path);
+  info.head_output = HeadOutput(scalars, path);
   info.dtype = Require(scalars, "dtype", path);
   return info;
 }

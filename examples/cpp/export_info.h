@@ -9,7 +9,7 @@ namespace mamba_example {
 struct ExportInfo {
   bool needs_custom_ops = false;
   std::string backend;      // "custom" or "standard"
-  std::string model_class;  // "MambaForCausalLM" or "MambaModel"
+  std::string head_output;  // "logits" (a causal LM) or "last_hidden_state" (a base model)
   std::string dtype;        // "fp32", "fp16" or "bf16"
 };
 

@@ -3,7 +3,8 @@
 //
 //   mamba_generate --model DIR --ids 1,2,3 --max-new-tokens 20 [--provider cuda]
 //
-// Prints the new token ids on one line, separated by spaces. Exit status: 0 on
+// Prints the new token ids on one line, separated by spaces; with --features (a
+// base-model export) the last position's hidden state instead. Exit status: 0 on
 // success, 2 for a problem the caller can fix (message names it), 1 for an ONNX
 // Runtime failure.
 #include <onnxruntime_cxx_api.h>
@@ -41,6 +42,7 @@ mamba_example::SessionConfig ConfigFor(const mamba_example::CliArgs& args, std::
   config.provider = args.provider;
   config.cuda_device = args.cuda_device;
   config.threads = args.threads;
+  config.head_output = info.head_output;
   // A standard-ops graph needs no library, but a path the caller gives must still be valid.
   if (info.needs_custom_ops || !args.custom_ops_library.empty()) {
     config.custom_ops_library = mamba_example::FindCustomOpsLibrary(args.custom_ops_library, args.model_dir);
@@ -68,6 +70,13 @@ int Run(const mamba_example::CliArgs& args) {
   const auto config = ConfigFor(args, &dtype);
   Ort::Env env(ORT_LOGGING_LEVEL_WARNING, "mamba_generate");
   mamba_example::MambaSession session = OpenSession(env, config, dtype);
+  if (args.features) {
+    const auto hidden = session.LastHiddenState(args.prompt_ids);
+    std::cout.precision(9);
+    for (size_t i = 0; i < hidden.size(); ++i) std::cout << (i ? " " : "") << hidden[i];
+    std::cout << std::endl;
+    return 0;
+  }
   const auto generated = session.GenerateGreedy(args.prompt_ids, args.max_new_tokens, args.eos_id);
   for (size_t i = 0; i < generated.size(); ++i) std::cout << (i ? " " : "") << generated[i];
   std::cout << std::endl;

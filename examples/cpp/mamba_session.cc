@@ -13,6 +13,7 @@ namespace {
 constexpr const char* kInputIds = "input_ids";
 constexpr const char* kAttentionMask = "attention_mask";
 constexpr const char* kLogits = "logits";
+constexpr const char* kLastHiddenState = "last_hidden_state";
 constexpr const char* kPastPrefix = "past.";
 constexpr const char* kPresentPrefix = "present.";
 
@@ -82,7 +83,7 @@ float ToFloat(const void* data, size_t index, ONNXTensorElementDataType type) {
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE:
       return static_cast<float>(static_cast<const double*>(data)[index]);
     default:
-      throw UserError("logits have element type " + std::to_string(type) + "; expected a float type");
+      throw UserError("the head output has element type " + std::to_string(type) + "; expected a float type");
   }
 }
 
@@ -111,23 +112,26 @@ int64_t ArgMaxOfLastPosition(const Ort::Value& logits) {
 
 MambaSession::MambaSession(const Ort::Env& env, const SessionConfig& config)
     : session_(env, config.model_path.c_str(), MakeOptions(config)) {
-  DescribeGraph();
+  DescribeGraph(config.head_output);
 }
 
-void MambaSession::DescribeGraph() {
+void MambaSession::DescribeGraph(const std::string& head_output) {
   Ort::AllocatorWithDefaultOptions allocator;
   std::vector<std::string> outputs;
   for (size_t i = 0; i < session_.GetOutputCount(); ++i) {
     outputs.push_back(session_.GetOutputNameAllocated(i, allocator).get());
   }
-  if (std::find(outputs.begin(), outputs.end(), kLogits) == outputs.end()) {
-    throw UserError("the graph has no 'logits' output (a MambaModel export); greedy decoding needs MambaForCausalLM");
+  const auto head = std::find(outputs.begin(), outputs.end(), head_output);
+  if (head == outputs.end()) {
+    throw UserError("export_info.json promises a '" + head_output + "' output, which the graph lacks; "
+                    "re-export the folder");
   }
-  head_output_ = kLogits;
-  const size_t logits_index = std::find(outputs.begin(), outputs.end(), kLogits) - outputs.begin();
-  const Ort::TypeInfo logits_type = session_.GetOutputTypeInfo(logits_index);
-  const auto logits_shape = logits_type.GetTensorTypeAndShapeInfo().GetShape();
-  vocab_size_ = logits_shape.empty() ? -1 : logits_shape.back();  // -1 when the graph leaves it dynamic
+  head_output_ = head_output;
+  if (head_output_ == kLogits) {
+    const Ort::TypeInfo logits_type = session_.GetOutputTypeInfo(head - outputs.begin());
+    const auto logits_shape = logits_type.GetTensorTypeAndShapeInfo().GetShape();
+    vocab_size_ = logits_shape.empty() ? -1 : logits_shape.back();
+  }
   input_names_ = {kInputIds};
   bool has_input_ids = false;
   for (size_t i = 0; i < session_.GetInputCount(); ++i) {
@@ -177,7 +181,7 @@ std::vector<Ort::Value> MambaSession::ZeroStates() const {
   return states;
 }
 
-int64_t MambaSession::Step(const std::vector<int64_t>& ids, std::vector<Ort::Value>& states) {
+Ort::Value MambaSession::Run(const std::vector<int64_t>& ids, std::vector<Ort::Value>& states) {
   const auto memory = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
   const std::vector<int64_t> shape = {1, static_cast<int64_t>(ids.size())};
   std::vector<int64_t> id_buffer = ids;
@@ -196,14 +200,42 @@ int64_t MambaSession::Step(const std::vector<int64_t>& ids, std::vector<Ort::Val
 
   auto outputs = session_.Run(Ort::RunOptions{nullptr}, input_names.data(), feeds.data(), feeds.size(),
                               output_names.data(), output_names.size());
-  const int64_t next = ArgMaxOfLastPosition(outputs[0]);
   states.clear();
   for (size_t i = 1; i < outputs.size(); ++i) states.push_back(std::move(outputs[i]));
-  return next;
+  return std::move(outputs[0]);
+}
+
+int64_t MambaSession::Step(const std::vector<int64_t>& ids, std::vector<Ort::Value>& states) {
+  return ArgMaxOfLastPosition(Run(ids, states));
+}
+
+void MambaSession::RequireHead(const char* wanted, const std::string& use) const {
+  if (head_output_ == wanted) return;
+  if (head_output_ == kLastHiddenState) {
+    throw UserError("this export is a base model (its graph outputs last_hidden_state, no logits): " + use +
+                    " needs a causal-LM export; pass --features to print the prompt's last hidden state");
+  }
+  throw UserError("--features needs a base-model export (graph output last_hidden_state); this one outputs " +
+                  head_output_ + " (export the model without its head, e.g. MambaModel)");
+}
+
+std::vector<float> MambaSession::LastHiddenState(const std::vector<int64_t>& prompt) {
+  RequireHead(kLastHiddenState, "--features");
+  std::vector<Ort::Value> states = ZeroStates();
+  const Ort::Value hidden = Run(prompt, states);
+  const auto info = hidden.GetTensorTypeAndShapeInfo();
+  const auto shape = info.GetShape();  // (1, sequence, hidden)
+  if (shape.size() != 3 || shape[0] != 1) throw UserError("last_hidden_state must have shape (1, sequence, hidden)");
+  const size_t width = static_cast<size_t>(shape[2]);
+  const size_t offset = static_cast<size_t>(shape[1] - 1) * width;
+  std::vector<float> values(width);
+  for (size_t i = 0; i < width; ++i) values[i] = ToFloat(hidden.GetTensorRawData(), offset + i, info.GetElementType());
+  return values;
 }
 
 std::vector<int64_t> MambaSession::GenerateGreedy(const std::vector<int64_t>& prompt, int max_new_tokens,
                                                   std::optional<int64_t> eos_id) {
+  RequireHead(kLogits, "greedy generation");
   for (const int64_t id : prompt) {
     if (vocab_size_ > 0 && id >= vocab_size_) {
       throw UserError("--ids: token id " + std::to_string(id) + " is outside the vocabulary (0.." +

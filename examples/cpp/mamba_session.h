@@ -22,6 +22,7 @@ struct SessionConfig {
   int cuda_device = 0;
   std::string custom_ops_library;  // registered when not empty
   int threads = 0;
+  std::string head_output = "logits";  // export_info.json's head_output: "logits" or "last_hidden_state"
 };
 
 class MambaSession {
@@ -34,6 +35,10 @@ class MambaSession {
   std::vector<int64_t> GenerateGreedy(const std::vector<int64_t>& prompt, int max_new_tokens,
                                       std::optional<int64_t> eos_id);
 
+  // Runs the prompt from zero states on a base-model export and returns the last
+  // position's hidden state (the sequence's feature vector) as floats.
+  std::vector<float> LastHiddenState(const std::vector<int64_t>& prompt);
+
  private:
   struct StateSlot {
     std::string past_name;
@@ -42,14 +47,17 @@ class MambaSession {
     ONNXTensorElementDataType type;
   };
 
-  void DescribeGraph();
+  void DescribeGraph(const std::string& head_output);
+  void RequireHead(const char* wanted, const std::string& use) const;
   std::vector<Ort::Value> ZeroStates() const;
-  // Runs one call; `states` are consumed and replaced by the presents.
+  // Runs one call; `states` are consumed and replaced by the presents. Returns the head output.
+  Ort::Value Run(const std::vector<int64_t>& ids, std::vector<Ort::Value>& states);
+  // Run, then the arg-max of the last position's logits.
   int64_t Step(const std::vector<int64_t>& ids, std::vector<Ort::Value>& states);
 
   Ort::Session session_;
   bool has_attention_mask_ = false;
-  int64_t vocab_size_ = -1;
+  int64_t vocab_size_ = -1;  // -1 when the graph leaves it dynamic or has no logits
   std::string head_output_;
   std::vector<StateSlot> slots_;
   std::vector<std::string> input_names_;   // in feed order

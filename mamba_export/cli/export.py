@@ -36,6 +36,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--accuracy-level", type=int, choices=opts.ACCURACY_LEVELS,
                         default=opts.DEFAULT_ACCURACY_LEVEL,
                         help="MatMulNBits compute: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 (fastest on CPU)")
+    parser.add_argument("--revision", default=None,
+                        help="hub revision (branch, tag or commit) when --model is a hub id")
+    parser.add_argument("--adapter", metavar="PATH", default=None,
+                        help="a PEFT LoRA adapter folder for the model, merged into its weights before export")
     parser.add_argument("--no-check", action="store_true", help="skip the parity check after export")
     parser.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
@@ -49,7 +53,7 @@ def run(args) -> int:
     import warnings
 
     from mamba_export.export.convert import export
-    from mamba_export.export.info import read_info
+    from mamba_export.folder_format import read_info
     from mamba_export.options import ExportOptions
     from mamba_export.parity.report import ParityInconclusiveWarning
 
@@ -57,6 +61,7 @@ def run(args) -> int:
         backend=args.backend, dtype=args.dtype, device=args.device, opset=args.opset,
         logits=args.logits, validate=not args.no_check, force=args.force, show_progress=not args.quiet,
         quantize=args.quantize, block_size=args.block_size, accuracy_level=args.accuracy_level,
+        revision=args.revision, adapter=args.adapter,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ParityInconclusiveWarning)  # said below, once

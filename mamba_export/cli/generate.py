@@ -6,6 +6,8 @@ terminal, or as token ids with ``--ids`` (no tokenizer needed).
 
 from __future__ import annotations
 
+from mamba_export.errors import MambaExportError
+
 HELP = "Generate text (or token ids) from an exported folder on ONNX Runtime."
 
 
@@ -28,7 +30,15 @@ def run(args) -> int:
     import numpy as np
 
     from mamba_export.cli.text import load_tokenizer, parse_ids, read_prompt
+    from mamba_export.runtime.folder import load_export_folder
     from mamba_export.runtime.model import ORTMambaForCausalLM
+
+    folder = load_export_folder(args.folder)
+    if not folder.is_causal_lm:
+        raise MambaExportError(
+            f"{folder.path} is a base-model export (its graph outputs {folder.head_output}, no logits), "
+            "so it cannot generate text; use it for features (ORTMambaModel in Python, or `mamba-export "
+            "check`), or export the causal LM (e.g. MambaForCausalLM) to generate")
 
     tokenizer = None
     if args.ids is not None:

@@ -67,7 +67,8 @@ def format_info(info: dict, nodes=None) -> str:
     source = info.get("source", {})
     weights = "RANDOM weights (preset)" if source.get("random_weights") else "checkpoint weights"
     lines = [
-        f"model        {source.get('model')} ({info.get('model_class')}, {weights})",
+        f"model        {source.get('model')} ({source.get('class') or info.get('architecture')}, {weights})",
+        f"output       {_output_line(info)}",
         f"backend      {info.get('backend')} (custom op needed: {info.get('needs_custom_ops')})",
         f"dtype        {info.get('dtype')}   opset {info.get('opset')}   logits {info.get('logits')}",
         f"layers       {info.get('num_layers')}   hidden {info.get('hidden_size')}   "
@@ -91,6 +92,12 @@ def format_info(info: dict, nodes=None) -> str:
         status = "passed" if parity.get("passed") else "FAILED"
         lines.append(f"parity       {status} on {parity.get('provider', 'cpu')}")
     return "\n".join(lines)
+
+
+def _output_line(info: dict) -> str:
+    if info.get("head_output") == "last_hidden_state":
+        return "last_hidden_state (base model: features/embeddings, no generation)"
+    return f"logits (causal LM, {info.get('logits')} positions)"
 
 
 def _shorten(items: list) -> list:

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import torch
 
-from mamba_export import graph_io
+from mamba_export import folder_format, graph_io
 from mamba_export.dtypes import export_dtype
 from mamba_export.errors import BackendUnavailableError
-from mamba_export.export import info as export_info
 from mamba_export.export.loading import LoadedModel, load
 from mamba_export.export.patching import routed_through_op
 from mamba_export.export.progress import Progress
@@ -25,7 +24,7 @@ from mamba_export.export.tracing import trace
 from mamba_export.export.writing import atomic_folder, check_destination, copy_tokenizer_files
 from mamba_export.options import ExportOptions
 
-MODEL_FILE = "model.onnx"
+MODEL_FILE = folder_format.MODEL_FILE
 # Protocol buffers cannot exceed 2 GiB; past this size the weights go to model.onnx.data.
 EXTERNAL_DATA_THRESHOLD = 2 * 1024**3 - 64 * 1024**2
 
@@ -40,7 +39,7 @@ def export(model, output_dir, options: ExportOptions | None = None) -> Path:
     progress = Progress(options.show_progress)
     destination = check_destination(output_dir, options.force)
     check_provider = _check_provider(options) if options.validate else None
-    loaded = _load(model, progress)
+    loaded = _load(model, progress, options)
     prepared = _cast(loaded, options)
     dims = loaded.arch.dims(prepared.config)
     head_output = graph_io.LOGITS if loaded.arch.has_lm_head(prepared) else graph_io.LAST_HIDDEN_STATE
@@ -54,21 +53,26 @@ def export(model, output_dir, options: ExportOptions | None = None) -> Path:
             external_data = _save_graph(program, staging, options.backend, _weight_bytes(prepared))
         quantization = _quantize(staging, options, external_data, progress)
         _write_side_files(prepared, loaded, staging)
-        info = export_info.build_info(
-            model_class=type(prepared).__name__, architecture=loaded.arch.name, dims=dims,
-            options=options, head_output=head_output, source=_source_record(loaded),
-            external_data=external_data, quantization=quantization)
-        export_info.write_info(staging, info)
+        info = folder_format.build_info(
+            architecture=loaded.arch.name, dims=dims, options=options, head_output=head_output,
+            source=_source_record(loaded, type(prepared).__name__), external_data=external_data,
+            quantization=quantization)
+        folder_format.write_info(staging, info)
         if options.validate:
             _check(staging, destination, prepared, options, check_provider, info, progress)
     progress.note(f"Exported to {destination}")
     return destination
 
 
-def _load(model, progress: Progress) -> LoadedModel:
+def _load(model, progress: Progress, options: ExportOptions) -> LoadedModel:
     label = model if isinstance(model, (str, Path)) else type(model).__name__
     with progress.step(f"Loading {label}"):
-        loaded = load(model)
+        loaded = load(model, revision=options.revision)
+    if options.adapter is not None:
+        from mamba_export.export.adapters import merge_adapter
+
+        with progress.step(f"Merging the LoRA adapter {options.adapter}"):
+            loaded = merge_adapter(loaded, options.adapter)
     if loaded.random_weights:
         progress.note(f"Note: {loaded.source} holds random weights (seed {loaded.seed}); "
                       "its text output is meaningless.")
@@ -124,10 +128,14 @@ def _write_side_files(model, loaded: LoadedModel, staging: Path) -> None:
     copy_tokenizer_files(loaded.local_dir, staging)
 
 
-def _source_record(loaded: LoadedModel) -> dict:
-    record = {"model": loaded.source, "random_weights": loaded.random_weights, "preset": loaded.preset}
+def _source_record(loaded: LoadedModel, class_name: str) -> dict:
+    record = {"model": loaded.source, "class": class_name, "random_weights": loaded.random_weights,
+              "preset": loaded.preset}
     if loaded.seed is not None:
         record["seed"] = loaded.seed
+    for key in ("revision", "adapter", "adapter_base"):
+        if getattr(loaded, key) is not None:
+            record[key] = getattr(loaded, key)
     return record
 
 
@@ -168,7 +176,7 @@ def _check(staging: Path, destination: Path, model, options: ExportOptions, prov
     if "folder" in parity:
         parity["folder"] = str(destination)  # the staged folder is renamed into place next
     info["parity"] = parity
-    export_info.write_info(staging, info)
+    folder_format.write_info(staging, info)
     if options.show_progress:
         progress.note(report.format_table())
     if report.inconclusive:

@@ -32,6 +32,9 @@ class LoadedModel:
     random_weights: bool
     preset: str | None
     seed: int | None = None
+    revision: str | None = None  # the hub revision asked for, if any
+    adapter: str | None = None  # the LoRA adapter merged into the weights, if any
+    adapter_base: str | None = None  # the base model that adapter records
 
 
 def _read_config_dict(folder: Path) -> dict:
@@ -54,7 +57,7 @@ def _class_name(arch: Architecture, config_dict: dict) -> str:
         f"{arch.name!r}; supported: {arch.causal_lm_class}, {arch.base_model_class}")
 
 
-def _from_pretrained(class_name: str, location: str):
+def _from_pretrained(class_name: str, location: str, revision: str | None = None):
     import transformers
     from transformers.utils import logging as hf_logging
 
@@ -63,17 +66,18 @@ def _from_pretrained(class_name: str, location: str):
     bar_was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        return _checked_load(model_class, location)
+        return _checked_load(model_class, location, revision)
     finally:
         if bar_was_on:
             hf_logging.enable_progress_bar()
 
 
-def _checked_load(model_class, location: str):
+def _checked_load(model_class, location: str, revision: str | None = None):
+    extra = {} if revision is None else {"revision": revision}
     try:
-        model, info = model_class.from_pretrained(location, dtype=torch.float32, output_loading_info=True)
+        model, info = model_class.from_pretrained(location, dtype=torch.float32, output_loading_info=True, **extra)
     except (OSError, ValueError, RuntimeError, EnvironmentError) as error:
-        raise CheckpointError(f"cannot load the weights of {location!r}: {error}") from error
+        raise CheckpointError(f"cannot load the weights of {location!r}: {_one_line(error)}") from error
     except Exception as error:  # safetensors raises its own error type for corrupt files
         if type(error).__name__ == "SafetensorError":
             raise CheckpointError(f"the weights of {location!r} are corrupt: {error}") from error
@@ -93,31 +97,50 @@ def _load_folder(folder: Path) -> LoadedModel:
     return LoadedModel(model, arch, str(folder), folder, random_weights=False, preset=None)
 
 
-def _load_hub(repo_id: str) -> LoadedModel:
+def _load_hub(repo_id: str, revision: str | None = None) -> LoadedModel:
+    at = repr(repo_id) if revision is None else f"{repo_id!r} at revision {revision!r}"
     try:
         from transformers import AutoConfig
 
-        config = AutoConfig.from_pretrained(repo_id)
-    except (OSError, ValueError) as error:
+        config = AutoConfig.from_pretrained(repo_id, **({} if revision is None else {"revision": revision}))
+    except (OSError, ValueError, *_config_validation_errors()) as error:
         raise CheckpointError(
-            f"{repo_id!r} is neither a local model folder nor a loadable hub model: {error}") from error
+            f"{at} is neither a local model folder nor a loadable hub model: {_one_line(error)}") from error
     arch = architecture_for_model_type(config.model_type)
-    model = _from_pretrained(_class_name(arch, config.to_dict()), repo_id)
-    return LoadedModel(model, arch, repo_id, _hub_snapshot_dir(repo_id), random_weights=False, preset=None)
+    model = _from_pretrained(_class_name(arch, config.to_dict()), repo_id, revision)
+    return LoadedModel(model, arch, repo_id, _hub_snapshot_dir(repo_id, revision), random_weights=False,
+                       preset=None, revision=revision)
 
 
-def _hub_snapshot_dir(repo_id: str) -> Path | None:
+def _config_validation_errors() -> tuple:
+    """The error huggingface_hub raises for a config whose values contradict each other."""
+    try:
+        from huggingface_hub.errors import StrictDataclassClassValidationError
+    except ImportError:
+        return ()
+    return (StrictDataclassClassValidationError,)
+
+
+def _one_line(error: Exception) -> str:
+    """transformers' messages span lines; the CLI prints one."""
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
+def _hub_snapshot_dir(repo_id: str, revision: str | None = None) -> Path | None:
     """The cached snapshot folder of a hub model (for its tokenizer files), if any."""
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
-    cached = try_to_load_from_cache(repo_id, "config.json")
+    cached = try_to_load_from_cache(repo_id, "config.json", revision=revision)
     return Path(cached).parent if isinstance(cached, str) else None
 
 
-def load(source, seed: int = presets.DEFAULT_SEED) -> LoadedModel:
-    """Load ``source``: an in-memory model, ``preset:NAME``, a local folder or a hub id."""
+def load(source, seed: int = presets.DEFAULT_SEED, revision: str | None = None) -> LoadedModel:
+    """Load ``source``: an in-memory model, ``preset:NAME``, a local folder or a hub id
+    (at ``revision``, which only a hub id takes)."""
+    if revision is not None and not (isinstance(source, str) and _looks_like_hub_id(source)):
+        raise UnsupportedModelError(f"a revision ({revision!r}) applies to a hub id only, not to {source!r}")
     if isinstance(source, torch.nn.Module):
         arch = architecture_for_model(source)
         return LoadedModel(source.eval(), arch, "<in-memory model>", None, random_weights=False, preset=None)
@@ -135,4 +158,8 @@ def load(source, seed: int = presets.DEFAULT_SEED) -> LoadedModel:
         return _load_folder(path)
     if path.exists() or str(source).startswith((".", "/", "~")) or str(source).count("/") > 1:
         raise CheckpointError(f"{source} is not a model folder (no such directory)")
-    return _load_hub(str(source))
+    return _load_hub(str(source), revision)
+
+
+def _looks_like_hub_id(source: str) -> bool:
+    return not presets.is_preset(source) and not Path(source).expanduser().exists() and source.count("/") <= 1

@@ -52,16 +52,17 @@ def resolve_options(provider: str | None, options: RuntimeOptions | None) -> Run
 
 
 class ORTMambaModel:
-    """An exported ``MambaModel`` on ONNX Runtime (see :meth:`from_pretrained`)."""
+    """An exported base model (``MambaModel``, ``FalconMambaModel``) on ONNX Runtime: the
+    embedding/feature path, returning ``last_hidden_state`` (see :meth:`from_pretrained`)."""
 
-    model_class = "MambaModel"
+    head_output = graph_io.LAST_HIDDEN_STATE
     output_class = MambaModelOutput
 
     def __init__(self, folder: ExportFolder, options: RuntimeOptions):
-        if folder.info["model_class"] != self.model_class:
+        if folder.head_output != self.head_output:
             right = "ORTMambaForCausalLM" if folder.is_causal_lm else "ORTMambaModel"
-            raise ExportFolderError(f"{folder.path} holds a {folder.info['model_class']}; "
-                                    f"load it with {right}")
+            raise ExportFolderError(f"{folder.path} holds a graph that outputs {folder.head_output}, not "
+                                    f"{self.head_output}; load it with {right}")
         self.folder = folder
         self.options, self.session = open_session(folder, options)
         self.state_spec = state_spec(folder, self.session)
@@ -138,7 +139,8 @@ class ORTMambaModel:
 
 
 class ORTMambaForCausalLM(ORTMambaModel):
-    """An exported ``MambaForCausalLM`` on ONNX Runtime, with :meth:`generate`.
+    """An exported causal LM (``MambaForCausalLM``, ``FalconMambaForCausalLM``) on ONNX Runtime,
+    with :meth:`generate`.
 
     ``generate`` takes transformers' keyword names (``max_new_tokens``, ``do_sample``,
     ``temperature``, ``top_k``, ``top_p``, ``eos_token_id``, ``pad_token_id``) plus
@@ -151,7 +153,7 @@ class ORTMambaForCausalLM(ORTMambaModel):
     generator seeded by ``seed``, and ``eos_token_id=[]`` turns stopping off.
     """
 
-    model_class = "MambaForCausalLM"
+    head_output = graph_io.LOGITS
     output_class = MambaCausalLMOutput
 
     def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 20, do_sample: bool = False,

@@ -144,3 +144,62 @@ def test_cuda_requested_from_cpu_build(cpp_runner, exported):
 ])
 def test_bad_flags(cpp_runner, args, fragment):
     assert_user_error(run_program([cpp_runner, *args]), fragment)
+
+
+@pytest.fixture(scope="module")
+def other_kinds(tmp_path_factory):
+    """A FalconMamba causal LM and a MambaModel, each saved and exported by path (standard backend)."""
+    from mamba_export.export.convert import export
+    from mamba_export.options import ExportOptions
+    from tests.support.checkpoint_kinds import save_base_model, save_falcon_causal_lm
+
+    root = tmp_path_factory.mktemp("kinds")
+    options = ExportOptions(backend="standard", validate=False, show_progress=False)
+    falcon = export(str(save_falcon_causal_lm(root / "falcon")), root / "falcon-export", options)
+    base = export(str(save_base_model(root / "base")), root / "base-export", options)
+    return {"falcon": falcon, "base": base}
+
+
+def test_falcon_export_matches_python_runtime(cpp_runner, other_kinds):
+    folder = other_kinds["falcon"]
+    result = run_program([cpp_runner, *generate_args(folder)])
+    assert result.returncode == 0, result.stderr
+    assert parse_ids(result.stdout) == python_greedy(folder)
+
+
+def test_base_model_features_match_python_runtime(cpp_runner, other_kinds):
+    import numpy as np
+
+    from mamba_export.runtime.model import ORTMambaModel
+    from tests.examples.runners import PROMPT
+
+    folder = other_kinds["base"]
+    result = run_program([cpp_runner, "--model", folder, "--ids", ",".join(map(str, PROMPT)), "--features"])
+    assert result.returncode == 0, result.stderr
+    printed = np.array([float(v) for v in result.stdout.split()])
+    expected = ORTMambaModel.from_pretrained(folder)(np.array([PROMPT])).last_hidden_state[0, -1]
+    assert printed.shape == expected.shape
+    np.testing.assert_allclose(printed, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
+
+
+def test_base_model_cannot_generate(cpp_runner, other_kinds):
+    result = run_program([cpp_runner, *generate_args(other_kinds["base"])])
+    assert_user_error(result, "base model", "last_hidden_state", "--features")
+
+
+def test_features_of_a_causal_lm_are_refused(cpp_runner, other_kinds):
+    result = run_program([cpp_runner, "--model", other_kinds["falcon"], "--ids", "1,2", "--features"])
+    assert_user_error(result, "--features needs a base-model export", "logits")
+
+
+def test_format_1_folder_still_runs(cpp_runner, other_kinds, tmp_path):
+    """A folder written before head_output existed (model_class only) generates the same tokens."""
+    old = tmp_path / "old"
+    shutil.copytree(other_kinds["falcon"], old)
+    info = json.loads((old / "export_info.json").read_text())
+    del info["head_output"]
+    info.update(format_version=1, model_class="FalconMambaForCausalLM")
+    (old / "export_info.json").write_text(json.dumps(info))
+    result = run_program([cpp_runner, *generate_args(old)])
+    assert result.returncode == 0, result.stderr
+    assert parse_ids(result.stdout) == python_greedy(other_kinds["falcon"])

@@ -27,7 +27,7 @@ from tests.export.evaluators import reference_session
 from tests.support.tiny_models import save_tiny_model, tiny_config, tiny_model
 
 FLOAT32_GRAPH = 1e-4
-INFO_KEYS = {"format_version", "model_class", "architecture", "backend", "needs_custom_ops", "op_domain",
+INFO_KEYS = {"format_version", "head_output", "architecture", "backend", "needs_custom_ops", "op_domain",
              "op_version", "dtype", "opset", "logits", "num_layers", "hidden_size", "intermediate_size",
              "conv_kernel", "state_size", "vocab_size", "inputs", "outputs", "source", "options", "versions",
              "parity"}
@@ -79,7 +79,8 @@ def test_custom_folder_contents_and_info(export_tiny):
     assert [i["name"] for i in info["inputs"]] == graph_io.input_names(config.num_hidden_layers)
     assert [o["name"] for o in info["outputs"]] == graph_io.output_names(config.num_hidden_layers)
     assert info["outputs"][0]["shape"] == ["batch", "sequence", config.vocab_size]
-    assert info["source"] == {"model": "<in-memory model>", "random_weights": False, "preset": None}
+    assert info["source"] == {"model": "<in-memory model>", "class": "MambaForCausalLM", "random_weights": False,
+                              "preset": None}
 
 
 def test_custom_graph_has_one_node_per_layer_and_named_dynamic_io(export_tiny):
@@ -168,7 +169,7 @@ def test_base_model_exports_last_hidden_state(export_tiny):
     hidden = session.run(None, feeds_for(config, ids))[0]
     assert hidden.shape == (2, 5, config.hidden_size)
     assert relative_error(hidden, oracle("default", ids, base=True)) < FLOAT32_GRAPH
-    assert json.loads((folder / "export_info.json").read_text())["model_class"] == "MambaModel"
+    assert json.loads((folder / "export_info.json").read_text())["head_output"] == "last_hidden_state"
 
 
 def test_last_logits_only(export_tiny):
@@ -209,15 +210,16 @@ def test_folder_source_copies_config_and_tokenizer(tmp_path):
     assert (folder / "tokenizer.json").read_bytes() == (source / "tokenizer.json").read_bytes()
     assert json.loads((folder / "config.json").read_text())["hidden_size"] == tiny_config().hidden_size
     info = json.loads((folder / "export_info.json").read_text())
-    assert info["source"] == {"model": str(source), "random_weights": False, "preset": None}
+    assert info["source"] == {"model": str(source), "class": "MambaForCausalLM", "random_weights": False,
+                              "preset": None}
 
 
 def test_preset_is_recorded_and_shown_as_random_weights(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(presets, "preset_config", lambda name: tiny_config("default"))
     folder = export("preset:mamba-130m", tmp_path / "out", ExportOptions(validate=False))
     info = json.loads((folder / "export_info.json").read_text())
-    assert info["source"] == {"model": "preset:mamba-130m", "random_weights": True, "preset": "mamba-130m",
-                              "seed": presets.DEFAULT_SEED}
+    assert info["source"] == {"model": "preset:mamba-130m", "class": "MambaForCausalLM", "random_weights": True,
+                              "preset": "mamba-130m", "seed": presets.DEFAULT_SEED}
     assert "random weights" in capsys.readouterr().err
 
 

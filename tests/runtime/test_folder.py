@@ -62,9 +62,9 @@ def test_info_lacking_keys(copy):
 
 def test_future_format_version(copy):
     info = json.loads((copy / "export_info.json").read_text())
-    info["format_version"] = 2
+    info["format_version"] = 3
     (copy / "export_info.json").write_text(json.dumps(info))
-    with pytest.raises(ExportFolderError, match="format_version 2.*reads 1"):
+    with pytest.raises(ExportFolderError, match="format_version 3.*reads 1, 2"):
         load_export_folder(copy)
 
 
