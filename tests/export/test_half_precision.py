@@ -20,10 +20,10 @@ from onnx import TensorProto
 
 from mamba_export.dtypes import EXPORT_DTYPES, STATE_DTYPE
 from mamba_export.export.convert import export
-from mamba_export.export.validate import validate
-from mamba_export.options import ExportOptions
+from mamba_export.options import ExportOptions, RuntimeOptions
 from mamba_export.parity.oracle import Float64Mamba
 from mamba_export.parity.tolerances import relative_error
+from mamba_export.parity.validate import validate
 from mamba_export.runtime.model import ORTMambaForCausalLM
 from tests.support.tiny_models import tiny_model
 
@@ -104,7 +104,8 @@ def test_fp16_values_against_the_float64_oracle(half_exports, backend):
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
 @pytest.mark.parametrize("backend", ["custom", "standard"])
 def test_half_precision_on_cuda(half_exports, backend, dtype):
-    report = validate(half_exports(backend, dtype), reference=realistic_tiny(), options=QUICK, provider="cuda")
+    report = validate(half_exports(backend, dtype), reference=realistic_tiny(), options=QUICK,
+                      runtime=RuntimeOptions(provider="cuda"))
     assert report.passed and report.provider == "cuda"
 
 
@@ -115,5 +116,5 @@ def test_int4_on_cuda(tmp_path, dtype):
     model = realistic_tiny()
     out = export(model, tmp_path / "int4", ExportOptions(dtype=dtype, quantize="int4", block_size=32,
                                                           validate=False, show_progress=False))
-    report = validate(out, reference=model, options=QUICK, provider="cuda")
+    report = validate(out, reference=model, options=QUICK, runtime=RuntimeOptions(provider="cuda"))
     assert report.passed and any(r.check == "int4 weights" for r in report.results)

@@ -12,9 +12,9 @@ import torch
 from onnx import numpy_helper
 
 from mamba_export.errors import ParityError
-from mamba_export.export.validate import validate
 from mamba_export.options import ExportOptions
 from mamba_export.parity.quantized import MIN_TOP1_AGREEMENT, dequantized_reference
+from mamba_export.parity.validate import validate
 from mamba_export.runtime.folder import load_export_folder
 from tests.support.tiny_models import tiny_model
 

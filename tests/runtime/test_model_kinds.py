@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from mamba_export.export.convert import export
-from mamba_export.export.validate import validate
 from mamba_export.options import ExportOptions
+from mamba_export.parity.validate import validate
 from mamba_export.runtime.model import ORTMambaForCausalLM, ORTMambaModel
 from tests.support.checkpoint_kinds import falcon_causal_lm, save_base_model, save_falcon_causal_lm
 from tests.support.tiny_models import tiny_model
