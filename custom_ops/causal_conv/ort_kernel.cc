@@ -6,7 +6,6 @@
 
 #include "causal_conv/cpu.h"
 #include "causal_conv/validate.h"
-#include "common/ort_dtype.h"
 #include "mamba_export_ops/causal_conv.h"
 #include "mamba_export_ops/status.h"
 
@@ -16,14 +15,9 @@ namespace {
 // Reads the attribute, defaulting to 0 (no activation) when the node does not set it.
 OrtStatus* ReadActivation(const OrtApi& api, const OrtKernelInfo* info, bool* silu) {
   int64_t value = kActivationNone;
-  if (OrtStatus* status = api.KernelInfoGetAttribute_int64(info, kAttrActivation, &value)) {
-    const std::string message = api.GetErrorMessage(status);
-    api.ReleaseStatus(status);
-    if (message.find("No attribute") == std::string::npos) {
-      return InvalidArgument(kCausalConvOpType, ": attribute ", kAttrActivation,
-                             " must be an int (0 none, 1 silu): ", message);
-    }
-    value = kActivationNone;
+  if (OrtStatus* status =
+          ReadIntAttribute(api, info, kCausalConvOpType, kAttrActivation, " (0 none, 1 silu)", &value)) {
+    return status;
   }
   if (value != kActivationNone && value != kActivationSilu) {
     return InvalidArgument(kCausalConvOpType, ": attribute ", kAttrActivation, " is ", value,
@@ -31,23 +25,6 @@ OrtStatus* ReadActivation(const OrtApi& api, const OrtKernelInfo* info, bool* si
   }
   *silu = value == kActivationSilu;
   return nullptr;
-}
-
-void DescribeInputs(const Ort::KernelContext& context, ConvInputs& inputs) {
-  const size_t count = context.GetInputCount();
-  for (size_t i = 0; i < kConvNumInputs && i < count; ++i) {
-    Ort::ConstValue value = context.GetInput(i);
-    if (value == nullptr) continue;
-    const auto info = value.GetTensorTypeAndShapeInfo();
-    inputs[i].present = true;
-    inputs[i].shape = info.GetShape();
-    inputs[i].dtype = DtypeName(info.GetElementType());
-  }
-}
-
-template <typename T>
-const T* InputData(const Ort::KernelContext& context, int index, bool present) {
-  return present ? static_cast<const T*>(context.GetInput(index).GetTensorRawData()) : nullptr;
 }
 
 void BindTensors(const Ort::KernelContext& context, const ConvInputs& in, CausalConvParams& p) {
@@ -62,17 +39,10 @@ void BindTensors(const Ort::KernelContext& context, const ConvInputs& in, Causal
   p.new_conv_state = state.GetTensorMutableRawData();
 }
 
-void RunOnOrtThreads(void* state, void (*task)(void*, size_t), size_t count, void* task_state) {
-  static_cast<const Ort::KernelContext*>(state)->ParallelFor(task, count, 0, task_state);
-}
-
 }  // namespace
 
 OrtStatus* RunConvOnCpu(const CausalConvParams& params, const Ort::KernelContext& context) {
-  ParallelFor threads;
-  threads.run = RunOnOrtThreads;
-  threads.runner_state = const_cast<Ort::KernelContext*>(&context);
-  RunCausalConvCpu(params, threads);
+  RunCausalConvCpu(params, OrtThreads(context));
   return nullptr;
 }
 
@@ -93,9 +63,7 @@ OrtStatusPtr CausalConvKernel::ComputeV2(OrtKernelContext* context) const {
 }
 
 CausalConvOp::CausalConvOp(const char* execution_provider, ONNXTensorElementDataType io_type, ConvRunner runner)
-    : execution_provider_(execution_provider), io_type_(io_type), runner_(runner) {
-  start_ver_ = kCausalConvVersion;
-}
+    : OrtOpBase(execution_provider, io_type, runner, kCausalConvVersion, kConvNumRequiredInputs) {}
 
 OrtStatusPtr CausalConvOp::CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const {
   return GuardStatus(kCausalConvOpType, [&]() -> OrtStatus* {
@@ -119,16 +87,8 @@ ONNXTensorElementDataType CausalConvOp::GetInputType(size_t index) const {
   }
 }
 
-OrtCustomOpInputOutputCharacteristic CausalConvOp::GetInputCharacteristic(size_t index) const {
-  return index < static_cast<size_t>(kConvNumRequiredInputs) ? INPUT_OUTPUT_REQUIRED : INPUT_OUTPUT_OPTIONAL;
-}
-
 size_t CausalConvOp::GetOutputTypeCount() const { return kConvNumOutputs; }
 
 ONNXTensorElementDataType CausalConvOp::GetOutputType(size_t) const { return io_type_; }
-
-OrtCustomOpInputOutputCharacteristic CausalConvOp::GetOutputCharacteristic(size_t) const {
-  return INPUT_OUTPUT_REQUIRED;
-}
 
 }  // namespace mamba_export_ops

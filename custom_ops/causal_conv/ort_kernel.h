@@ -7,6 +7,7 @@
 #include <onnxruntime_cxx_api.h>
 
 #include "causal_conv/params.h"
+#include "common/ort_binding.h"
 
 namespace mamba_export_ops {
 
@@ -32,28 +33,17 @@ class CausalConvKernel {
 
 // One registration of CausalConv1d: an execution provider and the I/O dtype of x,
 // conv_state and both outputs (weight and bias are always float32, the mask int64).
-class CausalConvOp : public Ort::CustomOpBase<CausalConvOp, CausalConvKernel, true> {
+class CausalConvOp : public OrtOpBase<CausalConvOp, CausalConvKernel, ConvRunner> {
  public:
   CausalConvOp(const char* execution_provider, ONNXTensorElementDataType io_type, ConvRunner runner);
 
   OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const;
   const char* GetName() const;
-  const char* GetExecutionProviderType() const { return execution_provider_; }
 
   size_t GetInputTypeCount() const;
   ONNXTensorElementDataType GetInputType(size_t index) const;
-  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const;
-  // Every input stays where the provider keeps tensors (device memory for CUDA).
-  OrtMemType GetInputMemoryType(size_t) const { return OrtMemTypeDefault; }
-
   size_t GetOutputTypeCount() const;
   ONNXTensorElementDataType GetOutputType(size_t index) const;
-  OrtCustomOpInputOutputCharacteristic GetOutputCharacteristic(size_t index) const;
-
- private:
-  const char* execution_provider_;
-  ONNXTensorElementDataType io_type_;
-  ConvRunner runner_;
 };
 
 }  // namespace mamba_export_ops

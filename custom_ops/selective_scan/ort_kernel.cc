@@ -4,7 +4,6 @@
 
 #include <string>
 
-#include "common/ort_dtype.h"
 #include "mamba_export_ops/contract.h"
 #include "mamba_export_ops/status.h"
 #include "selective_scan/cpu.h"
@@ -18,28 +17,18 @@ bool IsIoInput(size_t index) {
          index == kInputZ;
 }
 
-// Reads an int attribute, defaulting to 0 when the node does not set it.
-OrtStatus* ReadIntAttribute(const OrtApi& api, const OrtKernelInfo* info, const char* name, int64_t* value) {
-  *value = 0;
-  if (OrtStatus* status = api.KernelInfoGetAttribute_int64(info, name, value)) {
-    const std::string message = api.GetErrorMessage(status);
-    api.ReleaseStatus(status);
-    if (message.find("No attribute") == std::string::npos) {
-      return InvalidArgument(kSelectiveScanOpType, ": attribute ", name, " must be an int: ", message);
-    }
-    *value = 0;
-  }
-  return nullptr;
-}
-
 OrtStatus* ReadAttributes(const OrtApi& api, const OrtKernelInfo* info, bool* delta_softplus, int* layout) {
   int64_t softplus = 0, layout_value = 0;
-  if (OrtStatus* status = ReadIntAttribute(api, info, kAttrDeltaSoftplus, &softplus)) return status;
+  if (OrtStatus* status = ReadIntAttribute(api, info, kSelectiveScanOpType, kAttrDeltaSoftplus, "", &softplus)) {
+    return status;
+  }
   if (softplus != 0 && softplus != 1) {
     return InvalidArgument(kSelectiveScanOpType, ": attribute ", kAttrDeltaSoftplus, " is ", softplus,
                            ", expected 0 or 1");
   }
-  if (OrtStatus* status = ReadIntAttribute(api, info, kAttrLayout, &layout_value)) return status;
+  if (OrtStatus* status = ReadIntAttribute(api, info, kSelectiveScanOpType, kAttrLayout, "", &layout_value)) {
+    return status;
+  }
   if (layout_value != kLayoutChannelsFirst && layout_value != kLayoutChannelsLast) {
     return InvalidArgument(kSelectiveScanOpType, ": attribute ", kAttrLayout, " is ", layout_value,
                            ", expected 0 (channels first) or 1 (channels last)");
@@ -47,23 +36,6 @@ OrtStatus* ReadAttributes(const OrtApi& api, const OrtKernelInfo* info, bool* de
   *delta_softplus = softplus == 1;
   *layout = static_cast<int>(layout_value);
   return nullptr;
-}
-
-void DescribeInputs(const Ort::KernelContext& context, ScanInputs& inputs) {
-  const size_t count = context.GetInputCount();
-  for (size_t i = 0; i < kNumInputs && i < count; ++i) {
-    Ort::ConstValue value = context.GetInput(i);
-    if (value == nullptr) continue;
-    const auto info = value.GetTensorTypeAndShapeInfo();
-    inputs[i].present = true;
-    inputs[i].shape = info.GetShape();
-    inputs[i].dtype = DtypeName(info.GetElementType());
-  }
-}
-
-template <typename T>
-const T* InputData(const Ort::KernelContext& context, int index, bool present) {
-  return present ? static_cast<const T*>(context.GetInput(index).GetTensorRawData()) : nullptr;
 }
 
 void BindTensors(const Ort::KernelContext& context, const ScanInputs& in, SelectiveScanParams& p) {
@@ -82,17 +54,10 @@ void BindTensors(const Ort::KernelContext& context, const ScanInputs& in, Select
   p.last_state = static_cast<float*>(last_state.GetTensorMutableRawData());
 }
 
-void RunOnOrtThreads(void* state, void (*task)(void*, size_t), size_t count, void* task_state) {
-  static_cast<const Ort::KernelContext*>(state)->ParallelFor(task, count, 0, task_state);
-}
-
 }  // namespace
 
 OrtStatus* RunScanOnCpu(const SelectiveScanParams& params, const Ort::KernelContext& context) {
-  ParallelFor threads;
-  threads.run = RunOnOrtThreads;
-  threads.runner_state = const_cast<Ort::KernelContext*>(&context);
-  RunSelectiveScanCpu(params, threads);
+  RunSelectiveScanCpu(params, OrtThreads(context));
   return nullptr;
 }
 
@@ -114,9 +79,7 @@ OrtStatusPtr SelectiveScanKernel::ComputeV2(OrtKernelContext* context) const {
 
 SelectiveScanOp::SelectiveScanOp(const char* execution_provider, ONNXTensorElementDataType io_type,
                                  ScanRunner runner)
-    : execution_provider_(execution_provider), io_type_(io_type), runner_(runner) {
-  start_ver_ = kSelectiveScanVersion;
-}
+    : OrtOpBase(execution_provider, io_type, runner, kSelectiveScanVersion, kNumRequiredInputs) {}
 
 OrtStatusPtr SelectiveScanOp::CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info,
                                              void** kernel) const {
@@ -137,18 +100,10 @@ ONNXTensorElementDataType SelectiveScanOp::GetInputType(size_t index) const {
   return IsIoInput(index) ? io_type_ : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
 }
 
-OrtCustomOpInputOutputCharacteristic SelectiveScanOp::GetInputCharacteristic(size_t index) const {
-  return index < static_cast<size_t>(kNumRequiredInputs) ? INPUT_OUTPUT_REQUIRED : INPUT_OUTPUT_OPTIONAL;
-}
-
 size_t SelectiveScanOp::GetOutputTypeCount() const { return kNumOutputs; }
 
 ONNXTensorElementDataType SelectiveScanOp::GetOutputType(size_t index) const {
   return index == kOutputY ? io_type_ : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
-}
-
-OrtCustomOpInputOutputCharacteristic SelectiveScanOp::GetOutputCharacteristic(size_t) const {
-  return INPUT_OUTPUT_REQUIRED;
 }
 
 }  // namespace mamba_export_ops

@@ -6,6 +6,7 @@
 
 #include <onnxruntime_cxx_api.h>
 
+#include "common/ort_binding.h"
 #include "selective_scan/params.h"
 
 namespace mamba_export_ops {
@@ -34,28 +35,17 @@ class SelectiveScanKernel {
 
 // One registration of SelectiveScan: an execution provider and the I/O dtype of
 // u, delta, B, C, z and y (A, D, delta_bias and the states are always float32).
-class SelectiveScanOp : public Ort::CustomOpBase<SelectiveScanOp, SelectiveScanKernel, true> {
+class SelectiveScanOp : public OrtOpBase<SelectiveScanOp, SelectiveScanKernel, ScanRunner> {
  public:
   SelectiveScanOp(const char* execution_provider, ONNXTensorElementDataType io_type, ScanRunner runner);
 
   OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const;
   const char* GetName() const;
-  const char* GetExecutionProviderType() const { return execution_provider_; }
 
   size_t GetInputTypeCount() const;
   ONNXTensorElementDataType GetInputType(size_t index) const;
-  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const;
-  // Every input stays where the provider keeps tensors (device memory for CUDA).
-  OrtMemType GetInputMemoryType(size_t) const { return OrtMemTypeDefault; }
-
   size_t GetOutputTypeCount() const;
   ONNXTensorElementDataType GetOutputType(size_t index) const;
-  OrtCustomOpInputOutputCharacteristic GetOutputCharacteristic(size_t index) const;
-
- private:
-  const char* execution_provider_;
-  ONNXTensorElementDataType io_type_;
-  ScanRunner runner_;
 };
 
 }  // namespace mamba_export_ops
