@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "causal_conv/cuda.h"
+#include "common/cuda_convert.cuh"
 
 namespace mamba_export_ops {
 namespace {
@@ -20,19 +21,6 @@ constexpr int kThreads = 128;        // channels per block
 constexpr int64_t kChunk = 32;       // time steps per thread: enough blocks to fill the GPU at B = 1
 constexpr int64_t kMaxBlocks = 1 << 20;
 constexpr int kMaxUnrolledWidth = 4;  // K = 1..4 keep their window in registers; wider K reads memory
-
-__device__ __forceinline__ float ToFloat(float x) { return x; }
-__device__ __forceinline__ float ToFloat(__half x) { return __half2float(x); }
-__device__ __forceinline__ float ToFloat(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-template <typename T>
-__device__ __forceinline__ T FromFloat(float x);
-template <>
-__device__ __forceinline__ float FromFloat<float>(float x) { return x; }
-template <>
-__device__ __forceinline__ __half FromFloat<__half>(float x) { return __float2half_rn(x); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 FromFloat<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
 
 // One (batch row, channel) of the call, with the window's inputs addressed by the
 // step of x they belong to (negative steps are conv_state's columns).

@@ -1,6 +1,6 @@
-// Device helpers shared by the two CUDA scan paths: dtype conversion, the
-// per-step math of the contract (softplus, silu, decay), and loads and stores
-// of a thread's run of consecutive time steps.
+// Device helpers shared by the two CUDA scan paths: the per-step math of the
+// contract (softplus, silu, decay), and loads and stores of a thread's run of
+// consecutive time steps. Dtype conversion is common/cuda_convert.cuh's.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "../common/cuda_convert.cuh"
 #include "../include/mamba_export_ops/contract.h"
 #include "params.h"
 
@@ -25,21 +26,6 @@ __device__ __forceinline__ float FastExp2(float x) {
   float result;
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(result) : "f"(x));
   return result;
-}
-
-__device__ __forceinline__ float ToFloat(float x) { return x; }
-__device__ __forceinline__ float ToFloat(__half x) { return __half2float(x); }
-__device__ __forceinline__ float ToFloat(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-template <typename T>
-__device__ __forceinline__ T FromFloat(float x);
-template <>
-__device__ __forceinline__ float FromFloat<float>(float x) { return x; }
-template <>
-__device__ __forceinline__ __half FromFloat<__half>(float x) { return __float2half_rn(x); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 FromFloat<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
 }
 
 template <typename T>
