@@ -63,7 +63,8 @@ OrtStatusPtr CausalConvKernel::ComputeV2(OrtKernelContext* context) const {
 }
 
 CausalConvOp::CausalConvOp(const char* execution_provider, ONNXTensorElementDataType io_type, ConvRunner runner)
-    : OrtOpBase(execution_provider, io_type, runner, kCausalConvVersion, kConvNumRequiredInputs) {}
+    : OrtOpBase({kCausalConvOpType, kCausalConvVersion, kConvNumInputs, kConvNumRequiredInputs, kConvNumOutputs},
+                execution_provider, io_type, runner) {}
 
 OrtStatusPtr CausalConvOp::CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const {
   return GuardStatus(kCausalConvOpType, [&]() -> OrtStatus* {
@@ -74,10 +75,6 @@ OrtStatusPtr CausalConvOp::CreateKernelV2(const OrtApi& api, const OrtKernelInfo
   });
 }
 
-const char* CausalConvOp::GetName() const { return kCausalConvOpType; }
-
-size_t CausalConvOp::GetInputTypeCount() const { return kConvNumInputs; }
-
 ONNXTensorElementDataType CausalConvOp::GetInputType(size_t index) const {
   switch (index) {
     case kConvInputWeight:
@@ -86,8 +83,6 @@ ONNXTensorElementDataType CausalConvOp::GetInputType(size_t index) const {
     default: return io_type_;
   }
 }
-
-size_t CausalConvOp::GetOutputTypeCount() const { return kConvNumOutputs; }
 
 ONNXTensorElementDataType CausalConvOp::GetOutputType(size_t) const { return io_type_; }
 

@@ -38,11 +38,7 @@ class CausalConvOp : public OrtOpBase<CausalConvOp, CausalConvKernel, ConvRunner
   CausalConvOp(const char* execution_provider, ONNXTensorElementDataType io_type, ConvRunner runner);
 
   OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const;
-  const char* GetName() const;
-
-  size_t GetInputTypeCount() const;
   ONNXTensorElementDataType GetInputType(size_t index) const;
-  size_t GetOutputTypeCount() const;
   ONNXTensorElementDataType GetOutputType(size_t index) const;
 };
 

@@ -67,36 +67,45 @@ inline ParallelFor OrtThreads(const Ort::KernelContext& context) {
   return threads;
 }
 
-// The op-independent part of an op registration: the execution provider, the I/O
-// dtype, the provider's runner, which inputs are required, and where inputs live.
-// Op supplies GetName, CreateKernelV2 and the input and output types.
+// What ONNX Runtime asks of an op that its contract header fixes.
+struct OpSignature {
+  const char* name;
+  int version;
+  size_t num_inputs;
+  size_t num_required_inputs;  // the first ones; the rest are optional
+  size_t num_outputs;          // all required
+};
+
+// The op-independent part of an op registration: the signature, the execution
+// provider, the I/O dtype, the provider's runner and where inputs live. Op supplies
+// CreateKernelV2, GetInputType and GetOutputType.
 template <typename Op, typename Kernel, typename Runner>
 class OrtOpBase : public Ort::CustomOpBase<Op, Kernel, true> {
  public:
-  OrtOpBase(const char* execution_provider, ONNXTensorElementDataType io_type, Runner runner, int version,
-            int num_required_inputs)
-      : execution_provider_(execution_provider),
-        io_type_(io_type),
-        runner_(runner),
-        num_required_inputs_(num_required_inputs) {
-    this->start_ver_ = version;
+  OrtOpBase(const OpSignature& signature, const char* execution_provider, ONNXTensorElementDataType io_type,
+            Runner runner)
+      : signature_(signature), execution_provider_(execution_provider), io_type_(io_type), runner_(runner) {
+    this->start_ver_ = signature.version;
   }
 
+  const char* GetName() const { return signature_.name; }
   const char* GetExecutionProviderType() const { return execution_provider_; }
+
+  size_t GetInputTypeCount() const { return signature_.num_inputs; }
+  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
+    return index < signature_.num_required_inputs ? INPUT_OUTPUT_REQUIRED : INPUT_OUTPUT_OPTIONAL;
+  }
   // Every input stays where the provider keeps tensors (device memory for CUDA).
   OrtMemType GetInputMemoryType(size_t) const { return OrtMemTypeDefault; }
-  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
-    return index < static_cast<size_t>(num_required_inputs_) ? INPUT_OUTPUT_REQUIRED : INPUT_OUTPUT_OPTIONAL;
-  }
+
+  size_t GetOutputTypeCount() const { return signature_.num_outputs; }
   OrtCustomOpInputOutputCharacteristic GetOutputCharacteristic(size_t) const { return INPUT_OUTPUT_REQUIRED; }
 
  protected:
+  OpSignature signature_;
   const char* execution_provider_;
   ONNXTensorElementDataType io_type_;
   Runner runner_;
-
- private:
-  int num_required_inputs_;
 };
 
 }  // namespace mamba_export_ops

@@ -79,7 +79,8 @@ OrtStatusPtr SelectiveScanKernel::ComputeV2(OrtKernelContext* context) const {
 
 SelectiveScanOp::SelectiveScanOp(const char* execution_provider, ONNXTensorElementDataType io_type,
                                  ScanRunner runner)
-    : OrtOpBase(execution_provider, io_type, runner, kSelectiveScanVersion, kNumRequiredInputs) {}
+    : OrtOpBase({kSelectiveScanOpType, kSelectiveScanVersion, kNumInputs, kNumRequiredInputs, kNumOutputs},
+                execution_provider, io_type, runner) {}
 
 OrtStatusPtr SelectiveScanOp::CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info,
                                              void** kernel) const {
@@ -92,15 +93,9 @@ OrtStatusPtr SelectiveScanOp::CreateKernelV2(const OrtApi& api, const OrtKernelI
   });
 }
 
-const char* SelectiveScanOp::GetName() const { return kSelectiveScanOpType; }
-
-size_t SelectiveScanOp::GetInputTypeCount() const { return kNumInputs; }
-
 ONNXTensorElementDataType SelectiveScanOp::GetInputType(size_t index) const {
   return IsIoInput(index) ? io_type_ : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
 }
-
-size_t SelectiveScanOp::GetOutputTypeCount() const { return kNumOutputs; }
 
 ONNXTensorElementDataType SelectiveScanOp::GetOutputType(size_t index) const {
   return index == kOutputY ? io_type_ : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;

@@ -40,11 +40,7 @@ class SelectiveScanOp : public OrtOpBase<SelectiveScanOp, SelectiveScanKernel, S
   SelectiveScanOp(const char* execution_provider, ONNXTensorElementDataType io_type, ScanRunner runner);
 
   OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const;
-  const char* GetName() const;
-
-  size_t GetInputTypeCount() const;
   ONNXTensorElementDataType GetInputType(size_t index) const;
-  size_t GetOutputTypeCount() const;
   ONNXTensorElementDataType GetOutputType(size_t index) const;
 };
 
