@@ -32,8 +32,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mamba_export.errors import InputShapeError
-from mamba_export.ops.selective_scan import DOMAIN, TensorSpec
+from mamba_export.ops.contract_base import DOMAIN, ContractChecks, TensorSpec
+from mamba_export.ops.contract_base import format_shape as _fmt
 
 __all__ = ["DOMAIN", "OP_TYPE", "OP_VERSION", "INPUTS", "OUTPUTS", "ATTRIBUTES", "check_inputs"]
 
@@ -77,18 +77,9 @@ class ConvDims:
     width: int  # K; the state has K - 1 columns
 
 
-def _fmt(shape) -> str:
-    dims = tuple(int(s) for s in shape)
-    return "(" + ", ".join(str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"
-
-
-def _fail(message: str) -> None:
-    raise InputShapeError(f"{OP_TYPE}: {message}")
-
-
-def _expect_shape(name, shape, expected, why):
-    if tuple(int(s) for s in shape) != tuple(expected):
-        _fail(f"{name} is {_fmt(shape)}, expected {_fmt(expected)} {why}")
+_checks = ContractChecks(OP_TYPE, INPUTS)
+_fail = _checks.fail
+_expect_shape = _checks.expect_shape
 
 
 def check_activation(activation) -> int:
@@ -107,12 +98,7 @@ def check_inputs(shapes: dict, dtypes: dict | None = None) -> ConvDims:
     Returns the resolved dimensions or raises :class:`InputShapeError` naming the
     input, the expected and the actual value.
     """
-    for name in REQUIRED_INPUTS:
-        if shapes.get(name) is None:
-            _fail(f"required input {name} is missing")
-    unknown = set(shapes) - set(INPUT_NAMES)
-    if unknown:
-        _fail(f"unknown inputs {sorted(unknown)}; the inputs are {list(INPUT_NAMES)}")
+    _checks.check_names(shapes)
     x = tuple(int(s) for s in shapes["x"])
     if len(x) != 3:
         _fail(f"x has rank {len(x)} {_fmt(x)}, expected rank 3 (B, L, C)")
@@ -133,14 +119,6 @@ def check_inputs(shapes: dict, dtypes: dict | None = None) -> ConvDims:
 
 
 def _check_dtypes(dtypes: dict) -> None:
-    io_dtype = dtypes["x"]
-    if io_dtype not in IO_DTYPES:
-        _fail(f"x is {io_dtype}, expected one of {', '.join(IO_DTYPES)}")
-    for spec in INPUTS:
-        if spec.name not in dtypes:
-            continue
-        expected = io_dtype if spec.dtype == "T" else spec.dtype
-        if dtypes[spec.name] != expected:
-            why = {"T": "to match x", "float32": "(the taps and the bias are always float32)",
-                   "int64": "(the mask is the model's int64 attention mask)"}[spec.dtype]
-            _fail(f"{spec.name} is {dtypes[spec.name]}, expected {expected} {why}")
+    _checks.check_dtypes(dtypes, "x", IO_DTYPES,
+                         {"T": "to match x", "float32": "(the taps and the bias are always float32)",
+                          "int64": "(the mask is the model's int64 attention mask)"})

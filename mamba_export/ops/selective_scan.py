@@ -34,9 +34,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mamba_export.errors import InputShapeError
+from mamba_export.ops.contract_base import DOMAIN, ContractChecks, TensorSpec
+from mamba_export.ops.contract_base import format_shape as _fmt
 
-DOMAIN = "mamba_export"
+__all__ = ["DOMAIN", "TensorSpec", "OP_TYPE", "OP_VERSION", "INPUTS", "OUTPUTS", "ATTRIBUTES", "check_inputs"]
+
 OP_TYPE = "SelectiveScan"
 OP_VERSION = 1
 SOFTPLUS_THRESHOLD = 20.0
@@ -46,15 +48,6 @@ IO_DTYPES = ("float32", "float16", "bfloat16")
 # The parameters and the state are float32 whatever the I/O dtype: the recurrence
 # drifts in half precision.
 FLOAT32_INPUTS = ("A", "D", "delta_bias", "initial_state")
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    name: str
-    shape: str
-    dtype: str  # "T" (the I/O dtype) or "float32"
-    required: bool
-    doc: str
 
 
 # This order is the ABI: append, never reorder.
@@ -106,18 +99,9 @@ class ScanDims:
     groups_c: int
 
 
-def _fmt(shape) -> str:
-    dims = tuple(int(s) for s in shape)
-    return "(" + ", ".join(str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"
-
-
-def _fail(message: str) -> None:
-    raise InputShapeError(f"{OP_TYPE}: {message}")
-
-
-def _expect_shape(name, shape, expected, why):
-    if tuple(int(s) for s in shape) != tuple(expected):
-        _fail(f"{name} is {_fmt(shape)}, expected {_fmt(expected)} {why}")
+_checks = ContractChecks(OP_TYPE, INPUTS)
+_fail = _checks.fail
+_expect_shape = _checks.expect_shape
 
 
 def _check_b_or_c(name, shape, batch, dim, state, length, layout) -> int:
@@ -155,12 +139,7 @@ def check_inputs(shapes: dict, dtypes: dict | None = None, layout: int = LAYOUT_
     input, the expected and the actual value.
     """
     layout = check_layout(layout)
-    for name in REQUIRED_INPUTS:
-        if shapes.get(name) is None:
-            _fail(f"required input {name} is missing")
-    unknown = set(shapes) - set(INPUT_NAMES)
-    if unknown:
-        _fail(f"unknown inputs {sorted(unknown)}; the inputs are {list(INPUT_NAMES)}")
+    _checks.check_names(shapes)
     u = tuple(shapes["u"])
     if len(u) != 3:
         _fail(f"u has rank {len(u)} {_fmt(u)}, expected rank 3 {SEQUENCE_SHAPES[layout]}")
@@ -185,13 +164,5 @@ def check_inputs(shapes: dict, dtypes: dict | None = None, layout: int = LAYOUT_
 
 
 def _check_dtypes(dtypes: dict) -> None:
-    io_dtype = dtypes["u"]
-    if io_dtype not in IO_DTYPES:
-        _fail(f"u is {io_dtype}, expected one of {', '.join(IO_DTYPES)}")
-    for spec in INPUTS:
-        if spec.name not in dtypes:
-            continue
-        expected = io_dtype if spec.dtype == "T" else "float32"
-        if dtypes[spec.name] != expected:
-            why = "to match u" if spec.dtype == "T" else "(parameters and state are always float32)"
-            _fail(f"{spec.name} is {dtypes[spec.name]}, expected {expected} {why}")
+    _checks.check_dtypes(dtypes, "u", IO_DTYPES,
+                         {"T": "to match u", "float32": "(parameters and state are always float32)"})
