@@ -9,8 +9,10 @@ when the session is created, as it does a required input left empty.
 
 from __future__ import annotations
 
-import numpy as np
+from functools import partial
+
 import pytest
+import shape_edits
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnxruntime.capi.onnxruntime_pybind11_state import (
@@ -20,25 +22,13 @@ from onnxruntime.capi.onnxruntime_pybind11_state import (
     RuntimeException,
 )
 from scan_cases import make_inputs, reference, relative_error, run
+from shape_edits import perturb_shapes, with_shape
 from support.one_node import selective_scan_model
 
 from mamba_export.errors import InputShapeError
 from mamba_export.ops.selective_scan import check_inputs
 
-
-def contract_message(feeds, layout=0) -> str | None:
-    """check_inputs()'s message for these tensors, or None when they are valid."""
-    try:
-        check_inputs({name: value.shape for name, value in feeds.items()}, layout=layout)
-    except InputShapeError as error:
-        return str(error)
-    return None
-
-
-def with_shape(feeds, name, shape):
-    changed = dict(feeds)
-    changed[name] = np.zeros(shape, dtype=feeds[name].dtype)
-    return changed
+contract_message = partial(shape_edits.contract_message, check_inputs)
 
 
 BAD_SHAPES = {
@@ -146,18 +136,7 @@ def perturbed_feeds(draw):
     dims = dict(batch=draw(st.integers(1, 2)), dim=draw(st.sampled_from([2, 4, 6])),
                 length=draw(st.integers(0, 5)), state=draw(st.integers(1, 4)))
     feeds = make_inputs(**dims, groups_b=draw(st.sampled_from([0, 2])), seed=draw(st.integers(0, 99)))
-    for name in draw(st.lists(st.sampled_from(sorted(feeds)), min_size=1, max_size=2, unique=True)):
-        shape = list(feeds[name].shape)
-        edit = draw(st.sampled_from(["grow", "shrink", "add_dim", "drop_dim"]))
-        if edit in ("grow", "shrink") and shape:
-            axis = draw(st.integers(0, len(shape) - 1))
-            shape[axis] = max(0, shape[axis] + (1 if edit == "grow" else -1))
-        elif edit == "add_dim":
-            shape.insert(draw(st.integers(0, len(shape))), draw(st.integers(1, 3)))
-        elif shape:
-            shape.pop(draw(st.integers(0, len(shape) - 1)))
-        feeds = with_shape(feeds, name, tuple(shape))
-    return feeds
+    return perturb_shapes(draw, feeds)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

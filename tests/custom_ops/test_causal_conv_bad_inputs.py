@@ -8,29 +8,20 @@ and the session must keep working afterwards.
 
 from __future__ import annotations
 
-import numpy as np
+from functools import partial
+
 import pytest
+import shape_edits
 from conv_cases import check_parity, make_inputs, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidGraph, RuntimeException
+from shape_edits import perturb_shapes, with_shape
 
-from mamba_export.errors import InputShapeError
 from mamba_export.ops.causal_conv import check_inputs
 from tests.support.one_conv_node import causal_conv_model
 
-
-def contract_message(feeds) -> str | None:
-    """check_inputs()'s message for these tensors, or None when they are valid."""
-    try:
-        check_inputs({name: value.shape for name, value in feeds.items()})
-    except InputShapeError as error:
-        return str(error)
-    return None
-
-
-def with_shape(feeds, name, shape):
-    return dict(feeds) | {name: np.zeros(shape, dtype=feeds[name].dtype)}
+contract_message = partial(shape_edits.contract_message, check_inputs)
 
 
 BAD_SHAPES = {
@@ -106,18 +97,7 @@ def perturbed_feeds(draw):
     feeds = make_inputs(batch=draw(st.integers(1, 2)), length=draw(st.integers(0, 5)),
                         channels=draw(st.integers(1, 5)), width=draw(st.integers(1, 4)),
                         seed=draw(st.integers(0, 99)))
-    for name in draw(st.lists(st.sampled_from(sorted(feeds)), min_size=1, max_size=2, unique=True)):
-        shape = list(feeds[name].shape)
-        edit = draw(st.sampled_from(["grow", "shrink", "add_dim", "drop_dim"]))
-        if edit in ("grow", "shrink") and shape:
-            axis = draw(st.integers(0, len(shape) - 1))
-            shape[axis] = max(0, shape[axis] + (1 if edit == "grow" else -1))
-        elif edit == "add_dim":
-            shape.insert(draw(st.integers(0, len(shape))), draw(st.integers(1, 3)))
-        elif shape:
-            shape.pop(draw(st.integers(0, len(shape) - 1)))
-        feeds = with_shape(feeds, name, tuple(shape))
-    return feeds
+    return perturb_shapes(draw, feeds)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
