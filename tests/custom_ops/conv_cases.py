@@ -23,7 +23,7 @@ import torch
 
 from mamba_export.ops.causal_conv import INPUTS
 from mamba_export.ops.reference import causal_conv1d as reference_conv
-from tests.custom_ops.scan_cases import NUMPY_DTYPES, _to_ort
+from tests.custom_ops.scan_cases import NUMPY_DTYPES, run_into
 
 TOLERANCE = {"float32": 1e-6, "float16": 1e-3, "bfloat16": 1e-2}
 ALL_OPTIONAL = tuple(spec.name for spec in INPUTS if not spec.required)
@@ -127,10 +127,5 @@ def run(session: ort.InferenceSession, inputs: dict):
     batch, _, channels = x.shape
     y = np.empty(x.shape, dtype=x.dtype)
     state = np.empty((batch, channels, inputs["weight"].shape[-1] - 1), dtype=x.dtype)
-    binding = session.io_binding()
-    for name, value in inputs.items():
-        binding.bind_ortvalue_input(name, _to_ort(value))
-    binding.bind_ortvalue_output("y", _to_ort(y))
-    binding.bind_ortvalue_output("new_conv_state", _to_ort(state))
-    session.run_with_iobinding(binding)
+    run_into(session, inputs, {"y": y, "new_conv_state": state})
     return y, state

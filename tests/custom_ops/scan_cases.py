@@ -117,13 +117,19 @@ def run(session: ort.InferenceSession, inputs: dict):
     state = inputs["A"].shape[-1] if np.ndim(inputs["A"]) == 2 else 0
     y = np.empty(u.shape, dtype=u.dtype)
     last_state = np.empty((batch, dim, state), dtype=np.float32)
+    run_into(session, inputs, {"y": y, "last_state": last_state})
+    return y.astype(np.float64), last_state.astype(np.float64)
+
+
+def run_into(session: ort.InferenceSession, inputs: dict, outputs: dict) -> None:
+    """Run a session with every input and output bound to host numpy arrays; the outputs,
+    allocated by the caller, are written in place (any dtype, bfloat16 included)."""
     binding = session.io_binding()
     for name, value in inputs.items():
         binding.bind_ortvalue_input(name, _to_ort(value))
-    binding.bind_ortvalue_output("y", _to_ort(y))
-    binding.bind_ortvalue_output("last_state", _to_ort(last_state))
+    for name, value in outputs.items():
+        binding.bind_ortvalue_output(name, _to_ort(value))
     session.run_with_iobinding(binding)
-    return y.astype(np.float64), last_state.astype(np.float64)
 
 
 def fuzzed_cases(lengths, states):
