@@ -8,7 +8,9 @@ this module builds those feeds and asks the contract, whichever op it is.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import strategies as st
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 
 from mamba_export.errors import InputShapeError
 
@@ -20,6 +22,13 @@ def contract_message(check_inputs, feeds, **attributes) -> str | None:
     except InputShapeError as error:
         return str(error)
     return None
+
+
+def assert_rejected_as_the_contract_says(session, feeds, expected: str, label: str = "") -> None:
+    """The session refuses the feeds with InvalidArgument carrying check_inputs()'s message."""
+    with pytest.raises(InvalidArgument) as caught:
+        session.run(None, feeds)
+    assert expected in str(caught.value), f"{label}: {caught.value}"
 
 
 def with_shape(feeds, name, shape):

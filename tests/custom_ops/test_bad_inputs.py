@@ -17,12 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnxruntime.capi.onnxruntime_pybind11_state import (
     Fail,
-    InvalidArgument,
     InvalidGraph,
     RuntimeException,
 )
 from scan_cases import make_inputs, reference, relative_error, run
-from shape_edits import perturb_shapes, with_shape
+from shape_edits import assert_rejected_as_the_contract_says, perturb_shapes, with_shape
 from support.one_node import selective_scan_model
 
 from mamba_export.errors import InputShapeError
@@ -63,9 +62,7 @@ def test_bad_shapes_are_rejected_by_name_then_a_good_call_works(shapeless_sessio
         expected = contract_message(feeds)
         assert expected is not None, label
         assert name in expected, label
-        with pytest.raises(InvalidArgument) as caught:
-            shapeless_session.run(None, feeds)
-        assert expected in str(caught.value), f"{label}: {caught.value}"
+        assert_rejected_as_the_contract_says(shapeless_session, feeds, expected, label)
     y, last_state = run(shapeless_session, good)
     ref_y, ref_state = reference(good, False)
     assert relative_error(y, ref_y) <= 1e-5 and relative_error(last_state, ref_state) <= 1e-5
@@ -125,9 +122,7 @@ def test_bad_channels_last_shapes_are_rejected_by_name(make_session):
         feeds = with_shape(good, name, shape)
         expected = contract_message(feeds, layout=1)
         assert expected is not None and name in expected, label
-        with pytest.raises(InvalidArgument) as caught:
-            session.run(None, feeds)
-        assert expected in str(caught.value), f"{label}: {caught.value}"
+        assert_rejected_as_the_contract_says(session, feeds, expected, label)
 
 
 @st.composite
@@ -147,9 +142,7 @@ def test_fuzzed_shapes_error_exactly_as_the_contract(shapeless_session, feeds):
         y, last_state = shapeless_session.run(None, feeds)
         assert y.shape == feeds["u"].shape
         return
-    with pytest.raises(InvalidArgument) as caught:
-        shapeless_session.run(None, feeds)
-    assert expected in str(caught.value)
+    assert_rejected_as_the_contract_says(shapeless_session, feeds, expected)
 
 
 def test_attribute_of_another_type_is_rejected(make_session):

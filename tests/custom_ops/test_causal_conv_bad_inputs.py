@@ -15,8 +15,8 @@ import shape_edits
 from conv_cases import check_parity, make_inputs, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidGraph, RuntimeException
-from shape_edits import perturb_shapes, with_shape
+from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, RuntimeException
+from shape_edits import assert_rejected_as_the_contract_says, perturb_shapes, with_shape
 
 from mamba_export.ops.causal_conv import check_inputs
 from tests.support.one_conv_node import causal_conv_model
@@ -50,9 +50,7 @@ def test_bad_shapes_are_rejected_by_name_then_a_good_call_works(shapeless_sessio
         feeds = with_shape(good, name, shape)
         expected = contract_message(feeds)
         assert expected is not None and name in expected, label
-        with pytest.raises(InvalidArgument) as caught:
-            shapeless_session.run(None, feeds)
-        assert expected in str(caught.value), f"{label}: {caught.value}"
+        assert_rejected_as_the_contract_says(shapeless_session, feeds, expected, label)
     check_parity(lambda inputs, _: run(shapeless_session, inputs), "float32", 1)
 
 
@@ -108,6 +106,4 @@ def test_fuzzed_shapes_error_exactly_as_the_contract(shapeless_session, feeds):
         y, _ = shapeless_session.run(None, feeds)
         assert y.shape == feeds["x"].shape
         return
-    with pytest.raises(InvalidArgument) as caught:
-        shapeless_session.run(None, feeds)
-    assert expected in str(caught.value)
+    assert_rejected_as_the_contract_says(shapeless_session, feeds, expected)
