@@ -21,14 +21,6 @@ from tests.support.tiny_models import tiny_model
 QUICK = ExportOptions(check_lengths=(1, 9), show_progress=False)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("backend, dtype, accuracy_level",
                          [("custom", "fp32", 4), ("standard", "fp32", 4), ("custom", "fp32", 0),
                           ("custom", "fp16", 4)])

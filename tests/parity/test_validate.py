@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import torch
 from onnx import numpy_helper
 
 from mamba_export.errors import CheckpointError, MambaExportError, ParityError
@@ -40,15 +39,6 @@ def exported(export_tiny):
         return export_tiny(name, base=base, **options)
 
     return get
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The reference runs on tiny tensors, where threads on a busy machine cost 10x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("backend", ["standard", "custom"])
