@@ -134,6 +134,11 @@ def float64_logits(model, ids):
     return run(model.lm_head, hidden).numpy()
 
 
+def sibling(out: Path, what: str) -> Path:
+    """A file beside the export folder (``mamba-1.4b-fp32.ids.npy``): names hold dots."""
+    return out.parent / f"{out.name}.{what}.npy"
+
+
 def export_child(run: str, workdir: Path) -> dict:
     """Build, reference logits (float64 oracle and PyTorch in the export dtype), export."""
     import numpy as np
@@ -158,9 +163,9 @@ def export_child(run: str, workdir: Path) -> dict:
 
     out = workdir / f"{name}-{dtype}"
     out.mkdir(parents=True, exist_ok=True)
-    np.save(out.with_suffix(".ids.npy"), ids)
-    np.save(out.with_suffix(".torch.npy"), phases.run("pytorch_logits", in_dtype))
-    np.save(out.with_suffix(".oracle.npy"), phases.run("float64_logits", lambda: float64_logits(model, ids)))
+    np.save(sibling(out, "ids"), ids)
+    np.save(sibling(out, "torch"), phases.run("pytorch_logits", in_dtype))
+    np.save(sibling(out, "oracle"), phases.run("float64_logits", lambda: float64_logits(model, ids)))
     options = ExportOptions(backend="custom", dtype=dtype, validate=False, show_progress=False, force=True)
     phases.run("export", lambda: convert.export(model, out, options))
     files = {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.name.startswith("model.onnx")}
@@ -181,12 +186,15 @@ def load_child(run: str, workdir: Path) -> dict:
     out = workdir / f"{name}-{dtype}"
     phases = Phases()
     model = phases.run("ort_load", lambda: ORTMambaForCausalLM.from_pretrained(out))
-    ids = np.load(out.with_suffix(".ids.npy"))
+    ids = np.load(sibling(out, "ids"))
     logits = phases.run("ort_logits", lambda: model(ids).logits)
-    oracle, in_dtype = np.load(out.with_suffix(".oracle.npy")), np.load(out.with_suffix(".torch.npy"))
+    oracle, in_dtype = np.load(sibling(out, "oracle")), np.load(sibling(out, "torch"))
     error, baseline = relative_error(logits, oracle), relative_error(in_dtype, oracle)
     return {"phases": phases.record, "logits_rel_error": error, "pytorch_rel_error": baseline,
-            "tolerance": tolerance(baseline, dtype), "passed": error <= tolerance(baseline, dtype),
+            "tolerance": tolerance(baseline, dtype),
+            "passed": bool(np.isfinite(error) and error <= tolerance(baseline, dtype)),
+            "finite_logits": bool(np.isfinite(logits).all()),
+            "finite_pytorch_logits": bool(np.isfinite(in_dtype).all()),
             "argmax_agrees": bool((logits.argmax(-1) == oracle.argmax(-1)).all())}
 
 

@@ -53,7 +53,7 @@ library="$("${isolated[@]}" mamba-export info --library)"
 echo "package ${package}"
 echo "library ${library}"
 # MAMBA_EXPORT_WITH_CUDA=1 (read by setup.py) builds the CUDA kernels into the wheel: check they are there.
-cuda_kernels="$("${isolated[@]}" python -c 'from mamba_export.cli.info import has_cuda_kernels as h; import sys; print(str(h(sys.argv[1])).lower())' "${library}")"
+cuda_kernels="$("${isolated[@]}" python -c 'from mamba_export.runtime.library import has_cuda_kernels as h; import sys; print(str(h(sys.argv[1])).lower())' "${library}")"
 case "$(tr "[:upper:]" "[:lower:]" <<<"${MAMBA_EXPORT_WITH_CUDA:-0}" | tr -d "[:space:]")" in 1|on|true|yes) want=true ;; *) want=false ;; esac
 [[ "${cuda_kernels}" == "${want}" ]] \
   || { echo "error: the wheel's library has CUDA kernels: ${cuda_kernels}, expected ${want}" >&2; exit 1; }

@@ -6,9 +6,18 @@ seconds, and many tests read the same folder.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Triton reads TRITON_INTERPRET once, when it is first imported, and some test modules
+# import it at collection; tests/kernels runs the kernels in the interpreter on a machine
+# without a GPU, so the variable is set here, before any test module is collected
+# (tests/kernels/conftest.py says why it is safe for the other folders).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

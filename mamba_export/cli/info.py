@@ -3,8 +3,6 @@ with ``--library`` say where the custom-op library is (for C++ and other hosts t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 HELP = ("Describe an exported folder: backend, dtype, graph nodes per layer, graph inputs and outputs, "
         "versions, parity summary; or with --library print the custom-op library's path.")
 
@@ -44,7 +42,7 @@ def run(args) -> int:
 def _print_library(as_json: bool) -> int:
     import json
 
-    from mamba_export.runtime.library import get_library_path
+    from mamba_export.runtime.library import get_library_path, has_cuda_kernels
 
     path = get_library_path()
     if as_json:
@@ -52,14 +50,6 @@ def _print_library(as_json: bool) -> int:
     else:
         print(path)
     return 0
-
-
-def has_cuda_kernels(path) -> bool:
-    """Whether the library registers CUDA kernels: only a CUDA build holds the CUDA provider's name,
-    which it needs to register them (a byte search of a file of a few MB; nothing is loaded)."""
-    from mamba_export.runtime.session import CUDA_PROVIDER
-
-    return CUDA_PROVIDER.encode() in Path(path).read_bytes()
 
 
 def format_info(info: dict, nodes=None) -> str:

@@ -2,7 +2,7 @@
 
 The pass owns its dtype plan instead of running a generic converter: it rewrites only
 ``MatMul`` nodes with a constant 2-D float weight into ``com.microsoft.MatMulNBits``
-(layout in :mod:`mamba_export.export.int4`), and leaves every other tensor as exported:
+(layout in :mod:`mamba_export.ops.int4`), and leaves every other tensor as exported:
 activations and outputs in the export dtype, the SSM state float32, the embedding
 table float (a ``Gather`` needs the whole table). In a Mamba graph these MatMuls are
 ``in_proj``, ``x_proj``, ``dt_proj``, ``out_proj`` and the LM head, whatever their form:
@@ -28,10 +28,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from mamba_export.export import int4
+from mamba_export.ops import int4
+from mamba_export.ops.ort_norm_nodes import MS_DOMAIN
 
-MS_DOMAIN = "com.microsoft"
-OP_TYPE = "MatMulNBits"
+OP_TYPE = int4.OP_TYPE
 FLOAT_TYPES = (TensorProto.FLOAT, TensorProto.FLOAT16)
 # The layer names of a Mamba block and its head, as the record counts them.
 LAYER_KINDS = ("in_proj", "x_proj", "dt_proj", "out_proj", "lm_head")

@@ -35,7 +35,8 @@ def from_ort_type(type_string: str, what: str) -> np.dtype:
     return element.numpy
 
 
-def _onnx_type(dtype: np.dtype) -> int:
+def onnx_element_type(dtype: np.dtype) -> int:
+    """The ONNX element type (TensorProto number) of a NumPy dtype the runtime handles."""
     element = dtypes.from_numpy(np.dtype(dtype))
     if element is None:
         raise ExportFolderError(f"the runtime has no ONNX element type for NumPy dtype {np.dtype(dtype)}")
@@ -61,5 +62,5 @@ def empty_ort_value(shape: tuple, dtype: np.dtype, device: str, device_id: int =
     """An uninitialised OrtValue on ``device`` (the CUDA path's fixed buffers)."""
     import onnxruntime as ort
 
-    return ort.OrtValue.ortvalue_from_shape_and_type(list(shape), _onnx_type(dtype),
+    return ort.OrtValue.ortvalue_from_shape_and_type(list(shape), onnx_element_type(dtype),
                                                      device, device_id)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mamba_export.runtime.dtypes import ONNX_ELEMENT_TYPES, to_ort_value
+from mamba_export.runtime.dtypes import onnx_element_type, to_ort_value
 
 LOGITS = "logits"
 LAST_LOGITS = "last_logits"
@@ -31,7 +31,7 @@ def head_graph(dtype: np.dtype):
     next_tokens (batch, 1) int64."""
     from onnx import TensorProto, helper
 
-    element = ONNX_ELEMENT_TYPES[np.dtype(dtype)]
+    element = onnx_element_type(dtype)
     last = helper.make_tensor("last_index", TensorProto.INT64, [], [-1])
     nodes = [
         helper.make_node("Gather", [LOGITS, "last_index"], ["last"], axis=1),

@@ -59,15 +59,22 @@ def half_exports(tmp_path_factory):
 
 
 def _residual_add_types(folder) -> list:
-    """Element types of the residual Adds: the traced model's own top-level Adds (the exporter's
-    name scope holds only the model; norms and the standard scan add inside their own scopes)."""
+    """Element types of the residual sums, one per layer: the traced model's own top-level Adds
+    (the exporter's name scope holds only the model; norms and the standard scan add inside their
+    own scopes), or, where ONNX Runtime's fused norm adds the residual (custom backend), the type
+    of the ``skip`` input of each SkipSimplifiedLayerNormalization node."""
     model = onnx.shape_inference.infer_shapes(onnx.load(folder / "model.onnx"))
-    types = {v.name: v.type.tensor_type.elem_type for v in [*model.graph.value_info, *model.graph.output]}
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in [*model.graph.value_info, *model.graph.output, *model.graph.input]}
+    types.update({n.output[0]: next(a.i for a in n.attribute if a.name == "to")
+                  for n in model.graph.node if n.op_type == "Cast"})
     adds = []
     for node in model.graph.node:
         scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "")
         if node.op_type == "Add" and scopes and len(ast.literal_eval(scopes)) == 2:
             adds.append(types[node.output[0]])
+        elif node.op_type == "SkipSimplifiedLayerNormalization":
+            adds.append(types[node.input[1]])
     return adds
 
 

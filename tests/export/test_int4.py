@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from mamba_export.export import int4
+from mamba_export.ops import int4
 
 
 def weight(k: int, n: int, dtype=np.float32, seed: int = 0) -> np.ndarray:

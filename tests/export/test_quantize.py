@@ -12,8 +12,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from mamba_export.errors import MambaExportError
-from mamba_export.export import int4
 from mamba_export.export.quantize import MS_DOMAIN, OP_TYPE, quantize_file, quantize_model
+from mamba_export.ops import int4
 from mamba_export.options import ExportOptions
 from tests.support.tiny_models import tiny_config
 

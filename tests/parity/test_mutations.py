@@ -96,16 +96,22 @@ def _swap_x_and_gate(model) -> None:
 
 # -- patches of the exporter while it traces (states and mask handled wrong) -------------
 
-def _shift_conv_state(monkeypatch) -> None:
+def _shift_conv_state(monkeypatch) -> list:
+    """The present conv_state taken one step too early: the CausalConv1d node's new state
+    is replaced by the window (past state ++ masked x) ending one input before the last."""
     real = mixer_module.causal_conv
+    calls = []
 
-    def shifted(mixer, arch, x, conv_state):
-        out, new_state = real(mixer, arch, x, conv_state)
-        window = torch.cat([conv_state.to(x.dtype), x], dim=-1)
+    def shifted(mixer, arch, x, conv_state, attention_mask):
+        out, new_state = real(mixer, arch, x, conv_state, attention_mask)
+        calls.append(1)
+        xm = x if attention_mask is None else x * attention_mask[:, :, None].to(x.dtype)
+        window = torch.cat([conv_state.to(x.dtype), xm.transpose(1, 2)], dim=-1)  # (B, C, K-1+L)
         end = window.shape[-1] - 1  # one step too early
-        return out, window[:, :, end - new_state.shape[-1]:end]
+        return out, window[:, :, end - new_state.shape[-1]:end].to(new_state.dtype)
 
     monkeypatch.setattr(mixer_module, "causal_conv", shifted)
+    return calls
 
 
 def _zero_ssm_state_between_calls(monkeypatch) -> None:
@@ -117,8 +123,25 @@ def _zero_ssm_state_between_calls(monkeypatch) -> None:
     monkeypatch.setattr(patching, "mixer_forward", forgetting)
 
 
-def _ignore_attention_mask(monkeypatch) -> None:
-    monkeypatch.setattr(mixer_module, "_mask", lambda hidden, attention_mask: hidden + 0 * attention_mask[:, :, None])
+def _ignore_attention_mask(monkeypatch) -> list:
+    """Every CausalConv1d node loses its mask input, and any mask Mul (a biased in_proj) keeps
+    the hidden states as they are. The mask still reaches the graph (times 0), so the inputs stay."""
+    real = mixer_module.causal_conv
+    calls = []
+
+    def unmasked_conv(mixer, arch, x, conv_state, attention_mask):
+        if attention_mask is not None:
+            calls.append("conv")
+            x = x + 0 * attention_mask[:, :, None].to(x.dtype)
+        return real(mixer, arch, x, conv_state, None)
+
+    def unmasked(hidden, attention_mask):
+        calls.append("mul")
+        return hidden + 0 * attention_mask[:, :, None].to(hidden.dtype)
+
+    monkeypatch.setattr(mixer_module, "causal_conv", unmasked_conv)
+    monkeypatch.setattr(mixer_module, "_mask", unmasked)
+    return calls
 
 
 def _round_states_through_float16(monkeypatch) -> None:
@@ -153,7 +176,8 @@ class Defect:
     name: str
     backend: str = "custom"
     break_model: Callable | None = None  # edits a copy of the model before export
-    patch_exporter: Callable | None = None  # monkeypatches the exporter while it traces
+    patch_exporter: Callable | None = None  # monkeypatches the exporter while it traces; may
+    # return a list its patches append to when they run, which must not stay empty
     break_graph: Callable | None = None  # edits the written model.onnx
 
 
@@ -182,10 +206,11 @@ def export_broken(defect: Defect, reference, folder: Path) -> Path:
         if defect.break_model:
             defect.break_model(model)
     with pytest.MonkeyPatch.context() as monkeypatch:
-        if defect.patch_exporter:
-            defect.patch_exporter(monkeypatch)
+        applied = defect.patch_exporter(monkeypatch) if defect.patch_exporter else None
         options = ExportOptions(backend=defect.backend, validate=False, show_progress=False)
         out = export(model, folder, options)
+    assert applied is None or applied, (
+        f"'{defect.name}' was not applied: the exporter never called the patched function")
     if defect.break_graph:
         graph = onnx.load(str(out / "model.onnx"))
         defect.break_graph(graph)

@@ -14,7 +14,6 @@ import json
 import pytest
 import torch
 
-from mamba_export.errors import ExportFolderError
 from mamba_export.export.convert import export
 from mamba_export.options import ExportOptions
 from tests.conftest import SHARED_DATA
@@ -34,14 +33,7 @@ def _explain(parity: dict) -> str:
                      for r in parity["results"] if not r["passed"])
 
 
-# The runtime does not load FalconMamba folders yet (runtime/folder.py accepts the Mamba
-# classes only), so their default export stops at the check before any comparison.
-_NOT_LOADABLE = pytest.mark.xfail(raises=ExportFolderError, strict=False,
-                                  reason="the runtime does not load FalconMamba export folders yet")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_NOT_LOADABLE) if TINY_CONFIGS[n][0] == "falcon_mamba"
-                                  else n for n in sorted(TINY_CONFIGS)])
+@pytest.mark.parametrize("name", sorted(TINY_CONFIGS))
 def test_default_export_of_every_tiny_config_passes(name, tmp_path, ops_library):
     out = export(tiny_model(name), tmp_path / "out", ExportOptions(show_progress=False))
     parity = _parity(out)

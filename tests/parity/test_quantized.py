@@ -34,9 +34,10 @@ def test_int4_export_passes(export_tiny, backend, dtype, accuracy_level):
     assert 0.3 < weights.error <= 0.51  # rounding to the nearest code: up to half a step
     top1 = next(r for r in report.results if r.output == "top-1 disagreement")
     assert 1 - top1.error >= MIN_TOP1_AGREEMENT
-    # float compute on the dequantized weights: the float rule itself
+    # float compute on the dequantized weights: the float rule itself, with tolerances far under
+    # the dtype's ceiling (fp16: 8 x PyTorch's own error of about 1.8e-3 on this model, + floor)
     implementation = [r for r in report.results if r.check.endswith("(int4)") and r.unit == "relative"]
-    assert max(r.tolerance for r in implementation) < (1e-4 if dtype == "fp32" else 1e-2)
+    assert max(r.tolerance for r in implementation) < (1e-4 if dtype == "fp32" else 2e-2)
     assert ("int4 compute" in checks) == (accuracy_level == 4)
     assert "half a 4-bit step" in report.format_table() and report.to_dict()["rule"].startswith("weights within")
 

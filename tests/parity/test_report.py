@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mamba_export.parity.report import REALISTIC_ROUTE, CheckResult, ParityReport
-from mamba_export.parity.tolerances import FAILED, INCONCLUSIVE, PASSED
+from mamba_export.parity.tolerances import FACTOR, FAILED, INCONCLUSIVE, PASSED
 
 
 def _report(*passed: bool) -> ParityReport:
@@ -30,7 +30,7 @@ def test_to_dict_is_json_with_every_result():
     assert data["passed"] is False and data["status"] == "failed" and data["dtype"] == "fp32"
     assert [r["passed"] for r in data["results"]] == [True, False]
     assert [r["output"] for r in data["results"]] == ["logits L=1", "logits L=2"]
-    assert data["results"][1]["error"] == 1e-3 and "4 * baseline" in data["rule"]
+    assert data["results"][1]["error"] == 1e-3 and f"{FACTOR:g} * baseline" in data["rule"]
 
 
 def test_table_has_a_row_per_result_and_the_verdict():

@@ -56,7 +56,7 @@ def test_judge_passes_fails_and_is_inconclusive_above_the_ceiling(dtype):
     small = 1e-2 * CEILING[dtype] / FACTOR  # a baseline well inside the ceiling
     assert judge(small, small, dtype) == (PASSED, tolerance(small, dtype))
     assert judge(FACTOR * small + 2 * FLOOR[dtype], small, dtype)[0] == FAILED
-    large = CEILING[dtype]  # PyTorch itself as far off as the ceiling: 4x that can pass anything
+    large = CEILING[dtype]  # PyTorch itself as far off as the ceiling: 8x that can pass anything
     assert not conclusive(large, dtype) and conclusive(small, dtype)
     assert judge(large, large, dtype)[0] == INCONCLUSIVE
     assert judge(10 * large, large, dtype)[0] == FAILED  # beyond even the loose tolerance

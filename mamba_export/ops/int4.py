@@ -24,6 +24,9 @@ import numpy as np
 
 from mamba_export.options import DEFAULT_BLOCK_SIZE, QUANT_BLOCK_SIZES
 
+# ONNX Runtime's contrib op that consumes this layout.
+OP_TYPE = "MatMulNBits"
+
 BITS = 4
 LEVELS = 2**BITS - 1  # the largest code
 
