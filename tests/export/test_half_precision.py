@@ -22,7 +22,7 @@ from mamba_export.dtypes import EXPORT_DTYPES, STATE_DTYPE
 from mamba_export.export.convert import export
 from mamba_export.options import ExportOptions, RuntimeOptions
 from mamba_export.parity.oracle import Float64Mamba
-from mamba_export.parity.tolerances import relative_error
+from mamba_export.parity.tolerances import FAILED, relative_error
 from mamba_export.parity.validate import validate
 from mamba_export.runtime.model import ORTMambaForCausalLM
 from tests.support.tiny_models import tiny_model
@@ -33,6 +33,8 @@ HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
 # activation a few dozen times, so a few 1e-3 of max|logits| is float16 doing its best, and a
 # wiring mistake (a state rounded through float16, a dropped skip) is of order 1e-1.
 FP16_LOGITS = 1e-2
+# bfloat16 keeps 8 significant bits (2**-8 = 3.9e-3 relative), 8 times float16's spacing.
+BF16_LOGITS = 8 * FP16_LOGITS
 
 
 def realistic_tiny(name: str = "default"):
@@ -108,12 +110,32 @@ def test_fp16_values_against_the_float64_oracle(half_exports, backend):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu with CUDAExecutionProvider and a GPU")
-@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
 @pytest.mark.parametrize("backend", ["custom", "standard"])
-def test_half_precision_on_cuda(half_exports, backend, dtype):
-    report = validate(half_exports(backend, dtype), reference=realistic_tiny(), options=QUICK,
+def test_fp16_on_cuda(half_exports, backend):
+    report = validate(half_exports(backend), reference=realistic_tiny(), options=QUICK,
                       runtime=RuntimeOptions(provider="cuda"))
     assert report.passed and report.provider == "cuda"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu with CUDAExecutionProvider and a GPU")
+@pytest.mark.parametrize("backend", ["custom", "standard"])
+def test_bf16_on_cuda_against_the_float64_oracle(half_exports, backend):
+    """bfloat16 logits against float64, and no parity check failed.
+
+    On this tiny model PyTorch's own bfloat16 states are about 1.4e-2 off float64, so
+    FACTOR times that is above the bfloat16 ceiling and the state checks are
+    inconclusive (the suite says so rather than pass them); the trained model's bfloat16
+    export must pass outright (tests/models/test_fortunes_mamba.py).
+    """
+    model = realistic_tiny()
+    ids = np.random.default_rng(3).integers(0, 61, (2, 48))
+    logits = ORTMambaForCausalLM.from_pretrained(half_exports(backend, "bf16"), provider="cuda")(ids).logits
+    error = relative_error(np.asarray(logits, np.float64), Float64Mamba(model, True)(ids)[0].numpy())
+    assert error <= BF16_LOGITS, f"{backend} bf16 logits {error:.2e} off float64"
+    report = validate(half_exports(backend, "bf16"), reference=model, options=QUICK,
+                      runtime=RuntimeOptions(provider="cuda"))
+    assert report.provider == "cuda" and report.status != FAILED, report.format_table()
 
 
 @pytest.mark.gpu

@@ -101,3 +101,22 @@ def test_cli_greedy_text_matches_transformers(exported, reference, prompt):
     assert text == transformers_greedy(reference, prompt)
     assert text.startswith(prompt)
     assert looks_like_words(text[len(prompt):]), text
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_half_precision_export_passes_the_parity_suite_on_cuda(tmp_path, dtype):
+    """Learned weights keep PyTorch's own half-precision error small, so every check of
+    the suite is conclusive here and must pass on the CUDA provider (exit 0; 3 would be
+    inconclusive, 1 failed)."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("needs onnxruntime-gpu with CUDAExecutionProvider and a GPU")
+    out = tmp_path / dtype
+    result = run_cli("export", "--model", MODEL_DIR, out, "--dtype", dtype, "--device", "cuda", "--quiet",
+                     "--no-check")
+    assert result.returncode == 0, result.stderr
+    check = run_cli("check", out, "--provider", "cuda")
+    print(check.stdout)
+    assert check.returncode == 0, check.stdout + check.stderr
