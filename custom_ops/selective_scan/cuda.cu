@@ -34,8 +34,10 @@ bool IsAligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16
 // starts on a 16-byte boundary, so whole runs of steps can move as 16-byte vectors.
 template <typename T>
 bool RowsAreAligned(const SelectiveScanParams& p) {
-  // Channels last, a row's steps are D apart: no vector moves along time.
+  // Channels last, a row's steps are D apart: no vector moves along time. Inputs read at
+  // an offset (channels last only) are strided windows: never moved as vectors either.
   if (p.layout != kLayoutChannelsFirst) return false;
+  if (p.offsets.b != kWholeInput || p.offsets.c != kWholeInput || p.offsets.z != kWholeInput) return false;
   if ((p.length * static_cast<int64_t>(sizeof(T))) % 16 != 0) return false;
   const void* rows[] = {p.u, p.delta, p.B, p.C, p.y};
   for (const void* ptr : rows) {
