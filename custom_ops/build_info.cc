@@ -12,3 +12,21 @@ extern "C" __attribute__((visibility("default"))) int mamba_export_ops_has_cuda(
   return 0;
 #endif
 }
+
+#if defined(MAMBA_EXPORT_WITH_CUDA)
+#include "selective_scan/cuda_loads.h"
+#endif
+
+// Switches how the chunked CUDA scan loads channels-last tiles (selective_scan/cuda_loads.h):
+// 0 strided (the default), 1 staged through shared memory. Returns the previous mode, or
+// -1 for another value or a build without CUDA kernels. For timing the two in one process.
+extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_scan_loads(int mode) {
+#if defined(MAMBA_EXPORT_WITH_CUDA)
+  using mamba_export_ops::ScanLoads;
+  if (mode != static_cast<int>(ScanLoads::kStrided) && mode != static_cast<int>(ScanLoads::kStaged)) return -1;
+  return static_cast<int>(mamba_export_ops::SetScanLoads(static_cast<ScanLoads>(mode)));
+#else
+  (void)mode;
+  return -1;
+#endif
+}

@@ -43,7 +43,7 @@ class BlockConv {
 
   MAMBA_INLINE BlockConv(const CausalConvParams& p, int64_t b, int64_t c0, const BlockTaps& taps, float* ring)
       : p_(p), n_(std::min(kBlock, p.channels - c0)), columns_(p.width - 1), taps_(taps), ring_(ring) {
-    x_ = static_cast<const Storage*>(p.x) + (b * p.length) * p.channels + c0;
+    x_ = static_cast<const Storage*>(p.x) + (b * p.length) * p.x_step + c0;
     y_ = static_cast<Storage*>(p.y) + (b * p.length) * p.channels + c0;
     new_state_ = static_cast<Storage*>(p.new_conv_state) + (b * p.channels + c0) * columns_;
     mask_ = p.mask ? p.mask + b * p.length : nullptr;
@@ -80,7 +80,7 @@ class BlockConv {
       Rows::Store(out, y_ + t * p_.channels, n_);
       return;
     }
-    Rows::Load(x_ + t * p_.channels, newest, n_);
+    Rows::Load(x_ + t * p_.x_step, newest, n_);
     float acc[kBlock] = {};
     for (int64_t k = 0, row = oldest; k < p_.width; ++k, row = row + 1 == p_.width ? 0 : row + 1) {
       const float* w = taps_.taps + k * kBlock;

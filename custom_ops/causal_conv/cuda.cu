@@ -40,7 +40,8 @@ struct Channel {
       if (p.conv_state == nullptr) return 0.0f;
       return ToFloat(static_cast<const T*>(p.conv_state)[(b * p.channels + c) * columns + columns + j]);
     }
-    return Kept(j) ? ToFloat(static_cast<const T*>(p.x)[(b * p.length + j) * p.channels + c]) : 0.0f;
+    // Steps of x are x_step apart: C, or W when x is a window of a packed tensor.
+    return Kept(j) ? ToFloat(static_cast<const T*>(p.x)[(b * p.length + j) * p.x_step + c]) : 0.0f;
   }
 
   __device__ void Store(int64_t t, float v, bool kept) const {

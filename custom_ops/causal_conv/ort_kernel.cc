@@ -27,13 +27,19 @@ OrtStatus* ReadActivation(const OrtApi& api, const OrtKernelInfo* info, bool* si
   return nullptr;
 }
 
+OrtStatus* ReadXOffset(const OrtApi& api, const OrtKernelInfo* info, int64_t* x_offset) {
+  return ReadIntAttribute(api, info, kCausalConvOpType, kAttrXOffset, "", x_offset, kWholeInput);
+}
+
 void BindTensors(const Ort::KernelContext& context, const ConvInputs& in, CausalConvParams& p) {
-  p.x = InputData<void>(context, kConvInputX, true);
+  const void* x = InputData<void>(context, kConvInputX, true);
+  // Read at an offset, x starts at channel x_offset of its first step.
+  p.x = p.x_offset == kWholeInput ? x : static_cast<const char*>(x) + p.x_offset * ConvDTypeBytes(p.dtype);
   p.weight = InputData<float>(context, kConvInputWeight, true);
   p.bias = InputData<float>(context, kConvInputBias, in[kConvInputBias].present);
   p.conv_state = InputData<void>(context, kConvInputConvState, in[kConvInputConvState].present);
   p.mask = InputData<int64_t>(context, kConvInputMask, in[kConvInputMask].present);
-  auto y = context.GetOutput(kConvOutputY, in[kConvInputX].shape);
+  auto y = context.GetOutput(kConvOutputY, {p.batch, p.length, p.channels});
   auto state = context.GetOutput(kConvOutputNewConvState, {p.batch, p.channels, p.width - 1});
   p.y = y.GetTensorMutableRawData();
   p.new_conv_state = state.GetTensorMutableRawData();
@@ -51,7 +57,7 @@ OrtStatus* CausalConvKernel::Compute(OrtKernelContext* raw_context) const {
   ConvInputs inputs;
   DescribeInputs(context, inputs);
   CausalConvParams params;
-  const std::string error = ValidateCausalConvInputs(inputs, &params);
+  const std::string error = ValidateCausalConvInputs(inputs, x_offset_, &params);
   if (!error.empty()) return InvalidArgument(error);
   params.silu = silu_;
   BindTensors(context, inputs, params);
@@ -69,8 +75,10 @@ CausalConvOp::CausalConvOp(const char* execution_provider, ONNXTensorElementData
 OrtStatusPtr CausalConvOp::CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const {
   return GuardStatus(kCausalConvOpType, [&]() -> OrtStatus* {
     bool silu = false;
+    int64_t x_offset = kWholeInput;
     if (OrtStatus* status = ReadActivation(api, info, &silu)) return status;
-    *kernel = new CausalConvKernel(silu, runner_);
+    if (OrtStatus* status = ReadXOffset(api, info, &x_offset)) return status;
+    *kernel = new CausalConvKernel(silu, x_offset, runner_);
     return nullptr;
   });
 }

@@ -21,13 +21,15 @@ OrtStatus* RunConvOnCuda(const CausalConvParams& params, const Ort::KernelContex
 
 class CausalConvKernel {
  public:
-  CausalConvKernel(bool silu, ConvRunner runner) : silu_(silu), runner_(runner) {}
+  CausalConvKernel(bool silu, int64_t x_offset, ConvRunner runner)
+      : silu_(silu), x_offset_(x_offset), runner_(runner) {}
   OrtStatusPtr ComputeV2(OrtKernelContext* context) const;
 
  private:
   OrtStatus* Compute(OrtKernelContext* context) const;
 
   bool silu_;
+  int64_t x_offset_;  // checked with the shapes, so a bad value gets the contract's message
   ConvRunner runner_;
 };
 

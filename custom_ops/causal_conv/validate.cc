@@ -31,13 +31,39 @@ std::string ExpectShape(const char* name, const Shape& shape, const Shape& expec
   return Fail(StrCat(name, " is ", FormatShape(shape), ", expected ", FormatShape(expected), " ", why));
 }
 
-std::string CheckShapes(const ConvInputs& in, CausalConvParams* params) {
+// x's shape as the contract sees it: x itself, or the (B, L, C) window x_offset selects
+// (C from the weight); *step gets the last dimension of x as given.
+std::string WindowOfX(const Shape& given, const Shape& weight, int64_t x_offset, Shape* x, int64_t* step) {
+  if (given.size() != 3) {
+    const std::string expected =
+        x_offset == kWholeInput ? std::string("(B, L, C)") : StrCat("(B, L, W) with x_offset = ", x_offset);
+    return Fail(StrCat("x has rank ", given.size(), " ", FormatShape(given), ", expected rank 3 ", expected));
+  }
+  *x = given;
+  *step = given[2];
+  if (x_offset == kWholeInput) return "";
+  if (weight.size() != 2) return Fail(StrCat("weight is ", FormatShape(weight), ", expected (C, K) with K >= 1"));
+  const int64_t channels = weight[0];
+  if (given[2] < x_offset + channels) {
+    return Fail(StrCat("x is ", FormatShape(given), ": x_offset = ", x_offset, " with width C = ", channels,
+                       " (from weight) needs W >= ", x_offset + channels));
+  }
+  *x = Shape{given[0], given[1], channels};
+  return "";
+}
+
+std::string CheckShapes(const ConvInputs& in, int64_t x_offset, CausalConvParams* params) {
+  if (x_offset < kWholeInput) {
+    return Fail(StrCat("attribute ", kAttrXOffset, " is ", x_offset, ", expected -1 (the whole x) or an offset >= 0"));
+  }
   for (int i = 0; i < kConvNumRequiredInputs; ++i) {
     if (!in[i].present) return Fail(StrCat("required input ", kConvInputNames[i], " is missing"));
   }
-  const Shape& x = in[kConvInputX].shape;
-  if (x.size() != 3) {
-    return Fail(StrCat("x has rank ", x.size(), " ", FormatShape(x), ", expected rank 3 (B, L, C)"));
+  Shape x;
+  int64_t step = 0;
+  if (std::string error = WindowOfX(in[kConvInputX].shape, in[kConvInputWeight].shape, x_offset, &x, &step);
+      !error.empty()) {
+    return error;
   }
   const int64_t batch = x[0], length = x[1], channels = x[2];
   const Shape& weight = in[kConvInputWeight].shape;
@@ -62,6 +88,8 @@ std::string CheckShapes(const ConvInputs& in, CausalConvParams* params) {
   params->length = length;
   params->channels = channels;
   params->width = width;
+  params->x_offset = x_offset;
+  params->x_step = step;
   return "";
 }
 
@@ -89,8 +117,8 @@ std::string CheckDtypes(const ConvInputs& in, CausalConvParams* params) {
 
 }  // namespace
 
-std::string ValidateCausalConvInputs(const ConvInputs& inputs, CausalConvParams* params) {
-  std::string error = CheckShapes(inputs, params);
+std::string ValidateCausalConvInputs(const ConvInputs& inputs, int64_t x_offset, CausalConvParams* params) {
+  std::string error = CheckShapes(inputs, x_offset, params);
   if (error.empty()) error = CheckDtypes(inputs, params);
   return error;
 }

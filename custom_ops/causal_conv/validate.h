@@ -14,9 +14,9 @@ namespace mamba_export_ops {
 
 using ConvInputs = InputDesc[kConvNumInputs];
 
-// Returns "" when the inputs are valid, and then sets the sizes and dtype of params
-// (pointers are left alone). Otherwise returns the error message, which names the
-// input, the expected and the actual value.
-std::string ValidateCausalConvInputs(const ConvInputs& inputs, CausalConvParams* params);
+// Returns "" when the inputs are valid for the x_offset attribute's value, and then sets
+// the sizes, dtype, x_offset and x_step of params (pointers are left alone). Otherwise
+// returns the error message, which names the input, the expected and the actual value.
+std::string ValidateCausalConvInputs(const ConvInputs& inputs, int64_t x_offset, CausalConvParams* params);
 
 }  // namespace mamba_export_ops

@@ -18,19 +18,19 @@
 
 namespace mamba_export_ops {
 
-// Reads an int attribute into *value, 0 when the node does not set it. Any other
-// failure is an error naming the op and the attribute; `values` (e.g. " (0 none,
-// 1 silu)", or "") follows "must be an int" in it.
+// Reads an int attribute into *value, `absent` (0 unless given) when the node does not
+// set it. Any other failure is an error naming the op and the attribute; `values` (e.g.
+// " (0 none, 1 silu)", or "") follows "must be an int" in it.
 inline OrtStatus* ReadIntAttribute(const OrtApi& api, const OrtKernelInfo* info, const char* op_type,
-                                   const char* name, const char* values, int64_t* value) {
-  *value = 0;
+                                   const char* name, const char* values, int64_t* value, int64_t absent = 0) {
+  *value = absent;
   if (OrtStatus* status = api.KernelInfoGetAttribute_int64(info, name, value)) {
     const std::string message = api.GetErrorMessage(status);
     api.ReleaseStatus(status);
     if (message.find("No attribute") == std::string::npos) {
       return InvalidArgument(op_type, ": attribute ", name, " must be an int", values, ": ", message);
     }
-    *value = 0;
+    *value = absent;
   }
   return nullptr;
 }

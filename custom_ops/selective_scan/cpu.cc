@@ -185,7 +185,8 @@ MAMBA_INLINE void FinishRow(const SelectiveScanParams& p, int64_t row, int64_t t
   const float skip = p.D ? p.D[row % p.dim] : 0.0f;
   const bool has_skip = p.D != nullptr;
   if (p.z) {
-    const S* z = static_cast<const S*>(p.z) + start;
+    // Channels first z is read whole (offsets need layout 1): its steps are contiguous too.
+    const S* z = static_cast<const S*>(p.z) + GateRowOffset(p, row) + t0;
     for (int64_t t = 0; t < steps; ++t) {
       const float out = has_skip ? scan[t] + skip * Io::Load(u[t]) : scan[t];
       y[t] = Io::Store(out * FastSilu(Io::Load(z[t])));
@@ -208,21 +209,24 @@ MAMBA_INLINE void FinishStepsLast(const SelectiveScanParams& p, int64_t first_ro
     for (int w = 0; w < count; ++w) skip[w] = p.D[d0 + w];
   }
   const int64_t start = SequenceRowOffset(p, first_row) + t0 * p.seq.time;
+  // z has its own strides: it may be the second half of a packed (B, L, W) tensor.
+  const int64_t z_start = GateRowOffset(p, first_row) + t0 * p.z_seq.time;
   for (int64_t t = 0; t < steps; ++t) {
     const int64_t at = start + t * p.seq.time;
+    const int64_t z_at = z_start + t * p.z_seq.time;
     const S* u = static_cast<const S*>(p.u) + at;
     S* y = static_cast<S*>(p.y) + at;
     const float* scan = buf.y + t * kLanes;
     __builtin_prefetch(u + kPrefetchSteps * p.seq.time);
     __builtin_prefetch(y + kPrefetchSteps * p.seq.time, 1);
-    if (p.z) __builtin_prefetch(static_cast<const S*>(p.z) + at + kPrefetchSteps * p.seq.time);
+    if (p.z) __builtin_prefetch(static_cast<const S*>(p.z) + z_at + kPrefetchSteps * p.z_seq.time);
     if (p.z && count == kLanes) {
-      const S* z = static_cast<const S*>(p.z) + at;
+      const S* z = static_cast<const S*>(p.z) + z_at;
       alignas(64) float out[kLanes];
       for (int w = 0; w < kLanes; ++w) out[w] = (scan[w] + skip[w] * Io::Load(u[w])) * FastSilu(Io::Load(z[w]));
       for (int w = 0; w < kLanes; ++w) y[w] = Io::Store(out[w]);
     } else if (p.z) {
-      const S* z = static_cast<const S*>(p.z) + at;
+      const S* z = static_cast<const S*>(p.z) + z_at;
       for (int w = 0; w < count; ++w) {
         y[w] = Io::Store((scan[w] + skip[w] * Io::Load(u[w])) * FastSilu(Io::Load(z[w])));
       }
@@ -378,8 +382,8 @@ ParallelFor SerialFor() {
 
 void RunSelectiveScanCpu(const SelectiveScanParams& params, const ParallelFor& parallel_for) {
   if (params.batch * params.dim == 0) return;
-  const std::vector<float> b_panel = TimeMajorPanel(params, params.B, params.groups_b);
-  const std::vector<float> c_panel = TimeMajorPanel(params, params.C, params.groups_c);
+  const std::vector<float> b_panel = TimeMajorPanel(params, params.B, params.proj_b, params.groups_b);
+  const std::vector<float> c_panel = TimeMajorPanel(params, params.C, params.proj_c, params.groups_c);
   const bool short_rows = params.length <= RowPathMaxLength() && params.state <= rows::kMaxState;
   const BlockLayout layout = MakeLayout(params, short_rows ? rows::kRowChunk : kLanes);
   const int64_t per_task = ItemsPerTask(layout.blocks, params.length * params.state * layout.width);

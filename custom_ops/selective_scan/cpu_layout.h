@@ -75,47 +75,50 @@ void ToTimeMajor(const void* source, int64_t planes, int64_t state, int64_t leng
   }
 }
 
-// Channels last: (batch, L, groups, N) in the I/O dtype -> (batch, groups, L, N) in float32.
-// Each step's N values are already contiguous; only the groups move out of the step.
+// Channels last: (batch, L, groups, N) in the I/O dtype, or an ungrouped window of a wider
+// (batch, L, W) tensor, addressed by `strides` -> (batch, groups, L, N) in float32. Each
+// step's N values are already contiguous; only the groups move out of the step.
 template <typename Io>
-void GroupsToPlanes(const void* source, int64_t batch, int64_t groups, int64_t state, int64_t length,
-                    float* out) {
+void GroupsToPlanes(const void* source, const ProjectionStrides& strides, int64_t batch, int64_t groups,
+                    int64_t state, int64_t length, float* out) {
   using S = typename Io::Storage;
   const S* src = static_cast<const S*>(source);
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t t = 0; t < length; ++t) {
-      const S* in = src + (b * length + t) * groups * state;
+      const S* in = src + b * strides.batch + t * strides.time;
       for (int64_t g = 0; g < groups; ++g) {
         float* dst = out + ((b * groups + g) * length + t) * state;
-        for (int64_t n = 0; n < state; ++n) dst[n] = Io::Load(in[g * state + n]);
+        for (int64_t n = 0; n < state; ++n) dst[n] = Io::Load(in[g * strides.group + n * strides.state]);
       }
     }
   }
 }
 
 template <typename Io>
-void ToPanel(const SelectiveScanParams& p, const void* source, int64_t groups, float* out) {
+void ToPanel(const SelectiveScanParams& p, const void* source, const ProjectionStrides& strides, int64_t groups,
+             float* out) {
   if (p.layout == kLayoutChannelsLast) {
-    GroupsToPlanes<Io>(source, p.batch, groups, p.state, p.length, out);
+    GroupsToPlanes<Io>(source, strides, p.batch, groups, p.state, p.length, out);
   } else {
     ToTimeMajor<Io>(source, p.batch * groups, p.state, p.length, out);
   }
 }
 
-// B or C (either layout) as time-major float32 planes (batch, groups or 1, L, N).
+// B or C (either layout, whole or read at an offset; `strides` are its proj_b or proj_c)
+// as time-major float32 planes (batch, groups or 1, L, N).
 inline std::vector<float> TimeMajorPanel(const SelectiveScanParams& p, const void* source,
-                                         int64_t groups) {
+                                         const ProjectionStrides& strides, int64_t groups) {
   const int64_t planes_per_batch = std::max<int64_t>(groups, 1);
   std::vector<float> panel(static_cast<size_t>(p.batch * planes_per_batch * p.state * p.length));
   switch (p.dtype) {
     case ScanDType::kFloat32:
-      ToPanel<Float32Io>(p, source, planes_per_batch, panel.data());
+      ToPanel<Float32Io>(p, source, strides, planes_per_batch, panel.data());
       break;
     case ScanDType::kFloat16:
-      ToPanel<Float16Io>(p, source, planes_per_batch, panel.data());
+      ToPanel<Float16Io>(p, source, strides, planes_per_batch, panel.data());
       break;
     case ScanDType::kBFloat16:
-      ToPanel<BFloat16Io>(p, source, planes_per_batch, panel.data());
+      ToPanel<BFloat16Io>(p, source, strides, planes_per_batch, panel.data());
       break;
   }
   return panel;

@@ -103,12 +103,12 @@ MAMBA_INLINE void FinishStep(const SelectiveScanParams& p, const ChannelBlock& c
   const int64_t offset = SequenceRowOffset(p, chunk.row0) + t * p.seq.time;
   const int64_t d0 = chunk.row0 % p.dim, stride = p.seq.dim;
   const S* u = static_cast<const S*>(p.u) + offset;
-  const S* z = p.z ? static_cast<const S*>(p.z) + offset : nullptr;
+  const S* z = p.z ? static_cast<const S*>(p.z) + GateRowOffset(p, chunk.row0) + t * p.z_seq.time : nullptr;
   S* y = static_cast<S*>(p.y) + offset;
   for (int64_t k = 0; k < chunk.count; ++k) {
     float out = scan[k];
     if (p.D) out += p.D[d0 + k] * Io::Load(u[k * stride]);
-    if (z) out *= FastSilu(Io::Load(z[k * stride]));
+    if (z) out *= FastSilu(Io::Load(z[k * p.z_seq.dim]));
     y[k * stride] = Io::Store(out);
   }
 }

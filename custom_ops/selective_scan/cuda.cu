@@ -4,7 +4,8 @@
 //
 // Paths (see the headers for how each works):
 //   sequential (cuda_sequential.cuh): short sequences (decode), N <= 128;
-//   chunked    (cuda_chunked.cuh):    everything else, any N.
+//   chunked    (cuda_chunked.cuh):    everything else, any N; channels last, with the
+//              staged loads switched on (cuda_loads.h), cuda_chunked_staged.cuh instead.
 // A third path, one state per lane walking the whole sequence (no combine of
 // partial scans), measured 1.6 to 1.9 times slower than the chunked scan on an
 // H200 at D = 1536, N = 16 (its shared-memory and shuffle traffic per step stall
@@ -12,8 +13,12 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <atomic>
+
 #include "cuda.h"
 #include "cuda_chunked.cuh"
+#include "cuda_chunked_staged.cuh"
+#include "cuda_loads.h"
 #include "cuda_sequential.cuh"
 
 namespace mamba_export_ops {
@@ -21,6 +26,9 @@ namespace {
 
 using cuda_scan::ChunkedScanKernel;
 using cuda_scan::SequentialScanKernel;
+using cuda_scan::StagedChunkedScanKernel;
+
+std::atomic<int> g_scan_loads{static_cast<int>(ScanLoads::kStrided)};
 
 // Up to this length a step-by-step walk beats the chunked scan, whose warp-wide
 // combine costs about as much as a few sequential steps per state index.
@@ -34,8 +42,10 @@ bool IsAligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16
 // starts on a 16-byte boundary, so whole runs of steps can move as 16-byte vectors.
 template <typename T>
 bool RowsAreAligned(const SelectiveScanParams& p) {
-  // Channels last, a row's steps are D apart: no vector moves along time.
+  // Channels last, a row's steps are D apart: no vector moves along time. Inputs read at
+  // an offset (channels last only) are strided windows: never moved as vectors either.
   if (p.layout != kLayoutChannelsFirst) return false;
+  if (p.offsets.b != kWholeInput || p.offsets.c != kWholeInput || p.offsets.z != kWholeInput) return false;
   if ((p.length * static_cast<int64_t>(sizeof(T))) % 16 != 0) return false;
   const void* rows[] = {p.u, p.delta, p.B, p.C, p.y};
   for (const void* ptr : rows) {
@@ -57,8 +67,29 @@ cudaError_t LaunchSequential(const SelectiveScanParams& p, cudaStream_t stream) 
   return cudaGetLastError();
 }
 
+// The staged kernel (cuda_chunked_staged.cuh): one block per ChunkedWarps channels, all of
+// one batch entry (StagedLoadsApply holds).
+template <typename T, int kItems>
+cudaError_t LaunchStagedWith(const SelectiveScanParams& p, cudaStream_t stream) {
+  constexpr int kWarps = cuda_scan::ChunkedWarps<T>();
+  const int64_t blocks = p.batch * p.dim / kWarps;
+  if (blocks > INT32_MAX) return cudaErrorInvalidConfiguration;
+  const size_t shared = cuda_scan::StagedSharedBytes<T, kItems>(p.state);
+  if (shared > kDefaultSharedLimit) {
+    const cudaError_t raised = cudaFuncSetAttribute(
+        StagedChunkedScanKernel<T, kItems>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
+    if (raised != cudaSuccess) return raised;
+  }
+  StagedChunkedScanKernel<T, kItems>
+      <<<static_cast<unsigned>(blocks), kWarps * cuda_scan::kWarpSize, shared, stream>>>(p);
+  return cudaGetLastError();
+}
+
 template <typename T, int kItems>
 cudaError_t LaunchChunkedWith(const SelectiveScanParams& p, cudaStream_t stream) {
+  if (GetScanLoads() == ScanLoads::kStaged && cuda_scan::StagedLoadsApply<T>(p)) {
+    return LaunchStagedWith<T, kItems>(p, stream);
+  }
   constexpr int kWarps = cuda_scan::ChunkedWarps<T>();
   const int64_t blocks = (p.batch * p.dim + kWarps - 1) / kWarps;
   if (blocks > INT32_MAX) return cudaErrorInvalidConfiguration;
@@ -97,6 +128,12 @@ bool GroupsAreValid(int64_t groups, int64_t dim) {
 }
 
 }  // namespace
+
+ScanLoads GetScanLoads() { return static_cast<ScanLoads>(g_scan_loads.load(std::memory_order_relaxed)); }
+
+ScanLoads SetScanLoads(ScanLoads loads) {
+  return static_cast<ScanLoads>(g_scan_loads.exchange(static_cast<int>(loads)));
+}
 
 cudaError_t LaunchSelectiveScanCuda(const SelectiveScanParams& params, cudaStream_t stream) {
   const SelectiveScanParams& p = params;

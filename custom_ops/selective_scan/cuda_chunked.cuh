@@ -114,7 +114,9 @@ __global__ void __launch_bounds__(ChunkedWarps<T>() * kWarpSize, 1)
   const int64_t step = p.seq.time;
   const T* u_row = static_cast<const T*>(p.u) + row;
   const T* delta_row = static_cast<const T*>(p.delta) + row;
-  const T* z_row = p.z != nullptr ? static_cast<const T*>(p.z) + row : nullptr;
+  // z has its own strides: it may be read at an offset of a packed (B, L, W) tensor.
+  const T* z_row = p.z != nullptr ? static_cast<const T*>(p.z) + b * p.z_seq.batch + d * p.z_seq.dim : nullptr;
+  const int64_t z_step = p.z_seq.time;
   T* y_row = static_cast<T*>(p.y) + row;
   const T* b_rows = static_cast<const T*>(p.B) + ProjectionOffset(p.proj_b, p.groups_b, b, d, p.dim);
   const T* c_rows = static_cast<const T*>(p.C) + ProjectionOffset(p.proj_c, p.groups_c, b, d, p.dim);
@@ -164,7 +166,7 @@ __global__ void __launch_bounds__(ChunkedWarps<T>() * kWarpSize, 1)
     }
     if (z_row != nullptr) {
       float z[kItems];
-      LoadFloats<T, kItems>(z_row, t0, L, step, vector_ok, z);
+      LoadFloats<T, kItems>(z_row, t0, L, z_step, vector_ok, z);
 #pragma unroll
       for (int i = 0; i < kItems; ++i) y[i] *= Silu(z[i]);
     }

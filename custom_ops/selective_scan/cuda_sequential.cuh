@@ -52,6 +52,8 @@ __global__ void __launch_bounds__(kSequentialThreads)
   // channels (threads) read neighbouring values of each step.
   const int64_t row = b * p.seq.batch + d * p.seq.dim;
   const int64_t step = p.seq.time;
+  // z has its own strides: it may be read at an offset of a packed (B, L, W) tensor.
+  const int64_t z_row = b * p.z_seq.batch + d * p.z_seq.dim;
   const T* b_rows = static_cast<const T*>(p.B) + ProjectionOffset(p.proj_b, p.groups_b, b, d, p.dim);
   const T* c_rows = static_cast<const T*>(p.C) + ProjectionOffset(p.proj_c, p.groups_c, b, d, p.dim);
   const float bias = (active && p.delta_bias != nullptr) ? p.delta_bias[d] : 0.0f;
@@ -81,7 +83,7 @@ __global__ void __launch_bounds__(kSequentialThreads)
     }
     if (active && slot == 0) {
       float y = fmaf(skip, u, partial);
-      if (p.z != nullptr) y *= Silu(ToFloat(static_cast<const T*>(p.z)[row + t * step]));
+      if (p.z != nullptr) y *= Silu(ToFloat(static_cast<const T*>(p.z)[z_row + t * p.z_seq.time]));
       static_cast<T*>(p.y)[row + t * step] = FromFloat<T>(y);
     }
   }

@@ -17,6 +17,20 @@ bool IsIoInput(size_t index) {
          index == kInputZ;
 }
 
+OrtStatus* ReadOffsets(const OrtApi& api, const OrtKernelInfo* info, ScanOffsets* offsets) {
+  const struct {
+    const char* name;
+    int64_t* value;
+  } attributes[] = {{kAttrBOffset, &offsets->b}, {kAttrCOffset, &offsets->c}, {kAttrZOffset, &offsets->z}};
+  for (const auto& attribute : attributes) {
+    if (OrtStatus* status = ReadIntAttribute(api, info, kSelectiveScanOpType, attribute.name, "",
+                                             attribute.value, kWholeInput)) {
+      return status;
+    }
+  }
+  return nullptr;
+}
+
 OrtStatus* ReadAttributes(const OrtApi& api, const OrtKernelInfo* info, bool* delta_softplus, int* layout) {
   int64_t softplus = 0, layout_value = 0;
   if (OrtStatus* status = ReadIntAttribute(api, info, kSelectiveScanOpType, kAttrDeltaSoftplus, "", &softplus)) {
@@ -42,10 +56,10 @@ void BindTensors(const Ort::KernelContext& context, const ScanInputs& in, Select
   p.u = InputData<void>(context, kInputU, true);
   p.delta = InputData<void>(context, kInputDelta, true);
   p.A = InputData<float>(context, kInputA, true);
-  p.B = InputData<void>(context, kInputB, true);
-  p.C = InputData<void>(context, kInputC, true);
+  p.B = WindowStart(InputData<void>(context, kInputB, true), p.offsets.b, p.dtype);
+  p.C = WindowStart(InputData<void>(context, kInputC, true), p.offsets.c, p.dtype);
   p.D = InputData<float>(context, kInputD, in[kInputD].present);
-  p.z = InputData<void>(context, kInputZ, in[kInputZ].present);
+  p.z = WindowStart(InputData<void>(context, kInputZ, in[kInputZ].present), p.offsets.z, p.dtype);
   p.delta_bias = InputData<float>(context, kInputDeltaBias, in[kInputDeltaBias].present);
   p.initial_state = InputData<float>(context, kInputInitialState, in[kInputInitialState].present);
   auto y = context.GetOutput(kOutputY, in[kInputU].shape);
@@ -66,7 +80,7 @@ OrtStatus* SelectiveScanKernel::Compute(OrtKernelContext* raw_context) const {
   ScanInputs inputs;
   DescribeInputs(context, inputs);
   SelectiveScanParams params;
-  const std::string error = ValidateSelectiveScanInputs(inputs, layout_, &params);
+  const std::string error = ValidateSelectiveScanInputs(inputs, layout_, offsets_, &params);
   if (!error.empty()) return InvalidArgument(error);
   params.delta_softplus = delta_softplus_;
   BindTensors(context, inputs, params);
@@ -87,8 +101,10 @@ OrtStatusPtr SelectiveScanOp::CreateKernelV2(const OrtApi& api, const OrtKernelI
   return GuardStatus(kSelectiveScanOpType, [&]() -> OrtStatus* {
     bool delta_softplus = false;
     int layout = kLayoutChannelsFirst;
+    ScanOffsets offsets;
     if (OrtStatus* status = ReadAttributes(api, info, &delta_softplus, &layout)) return status;
-    *kernel = new SelectiveScanKernel(delta_softplus, layout, runner_);
+    if (OrtStatus* status = ReadOffsets(api, info, &offsets)) return status;
+    *kernel = new SelectiveScanKernel(delta_softplus, layout, offsets, runner_);
     return nullptr;
   });
 }

@@ -21,8 +21,8 @@ OrtStatus* RunScanOnCuda(const SelectiveScanParams& params, const Ort::KernelCon
 
 class SelectiveScanKernel {
  public:
-  SelectiveScanKernel(bool delta_softplus, int layout, ScanRunner runner)
-      : delta_softplus_(delta_softplus), layout_(layout), runner_(runner) {}
+  SelectiveScanKernel(bool delta_softplus, int layout, const ScanOffsets& offsets, ScanRunner runner)
+      : delta_softplus_(delta_softplus), layout_(layout), offsets_(offsets), runner_(runner) {}
   OrtStatusPtr ComputeV2(OrtKernelContext* context) const;
 
  private:
@@ -30,6 +30,7 @@ class SelectiveScanKernel {
 
   bool delta_softplus_;
   int layout_;
+  ScanOffsets offsets_;  // checked with the shapes, so a bad value gets the contract's message
   ScanRunner runner_;
 };
 

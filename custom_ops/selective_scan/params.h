@@ -28,6 +28,24 @@ struct ProjectionStrides {
 
 enum class ScanDType : int { kFloat32 = 0, kFloat16 = 1, kBFloat16 = 2 };
 
+inline int64_t ScanDTypeBytes(ScanDType dtype) { return dtype == ScanDType::kFloat32 ? 4 : 2; }
+
+// The offset attributes (contract.h): where B, C and z start in the tensor they are read
+// from, in channels, or kWholeInput.
+struct ScanOffsets {
+  int64_t b = kWholeInput;
+  int64_t c = kWholeInput;
+  int64_t z = kWholeInput;
+};
+
+// The row width W of the tensors B, C and z are read from (their last dimension), 0 for
+// an input read whole or absent; set by the validation from the shapes.
+struct PackedWidths {
+  int64_t b = 0;
+  int64_t c = 0;
+  int64_t z = 0;
+};
+
 struct SelectiveScanParams {
   int64_t batch = 0;     // B
   int64_t dim = 0;       // D, channels
@@ -39,13 +57,20 @@ struct SelectiveScanParams {
   int layout = kLayoutChannelsFirst;
   ScanDType dtype = ScanDType::kFloat32;  // of u, delta, B, C, z and y
 
-  // Where the layout puts each element (set with the sizes by SetLayoutStrides).
+  ScanOffsets offsets;   // the attributes; the pointers below already point at the window
+  PackedWidths packed;   // W of each input read at an offset
+
+  // Where the layout puts each element (set with the sizes by SetLayoutStrides). z has
+  // the strides of u unless it is read at an offset (then its steps are W apart).
   SequenceStrides seq;
+  SequenceStrides z_seq;
   ProjectionStrides proj_b;
   ProjectionStrides proj_c;
 
   // All tensors are dense and row-major in the shapes of the contract for the layout:
-  // channels first (layout 0) or channels last (layout 1, in brackets).
+  // channels first (layout 0) or channels last (layout 1, in brackets). An input read
+  // at an offset points at element (0, 0, offset) of its (B, L, W) tensor, and its
+  // strides say W.
   const void* u = nullptr;            // (B, D, L) [(B, L, D)]  T
   const void* delta = nullptr;        // (B, D, L) [(B, L, D)]  T
   const float* A = nullptr;           // (D, N)     float32
@@ -77,20 +102,39 @@ inline ProjectionStrides ProjectionStridesOf(int layout, int64_t groups, int64_t
   return s;
 }
 
-// Fills seq, proj_b and proj_c from the sizes, groups and layout.
+// The strides of an ungrouped B or C read at an offset of a (B, L, W) tensor.
+inline ProjectionStrides PackedProjectionStrides(int64_t width, int64_t state, int64_t length) {
+  return ProjectionStrides{length * width, state, 1, width};
+}
+
+// Fills seq, z_seq, proj_b and proj_c from the sizes, groups, layout and packed widths.
 inline void SetLayoutStrides(SelectiveScanParams* p) {
   if (p->layout == kLayoutChannelsLast) {
     p->seq = SequenceStrides{p->length * p->dim, 1, p->dim};
   } else {
     p->seq = SequenceStrides{p->dim * p->length, p->length, 1};
   }
-  p->proj_b = ProjectionStridesOf(p->layout, p->groups_b, p->state, p->length);
-  p->proj_c = ProjectionStridesOf(p->layout, p->groups_c, p->state, p->length);
+  p->z_seq = p->offsets.z == kWholeInput ? p->seq : SequenceStrides{p->length * p->packed.z, 1, p->packed.z};
+  p->proj_b = p->offsets.b == kWholeInput ? ProjectionStridesOf(p->layout, p->groups_b, p->state, p->length)
+                                          : PackedProjectionStrides(p->packed.b, p->state, p->length);
+  p->proj_c = p->offsets.c == kWholeInput ? ProjectionStridesOf(p->layout, p->groups_c, p->state, p->length)
+                                          : PackedProjectionStrides(p->packed.c, p->state, p->length);
+}
+
+// `data` advanced to the window of an input read at `offset` channels (as is for kWholeInput).
+inline const void* WindowStart(const void* data, int64_t offset, ScanDType dtype) {
+  if (data == nullptr || offset == kWholeInput) return data;
+  return static_cast<const char*>(data) + offset * ScanDTypeBytes(dtype);
 }
 
 // Where row (b * D + d) of a sequence tensor starts (its step 0).
 inline int64_t SequenceRowOffset(const SelectiveScanParams& p, int64_t row) {
   return (row / p.dim) * p.seq.batch + (row % p.dim) * p.seq.dim;
+}
+
+// The same for z, whose strides are its own when it is read at an offset.
+inline int64_t GateRowOffset(const SelectiveScanParams& p, int64_t row) {
+  return (row / p.dim) * p.z_seq.batch + (row % p.dim) * p.z_seq.dim;
 }
 
 }  // namespace mamba_export_ops

@@ -50,11 +50,59 @@ std::string CheckBOrC(const char* name, const Shape& shape, int64_t batch, int64
                      last ? "(B, L, N) or 4 (B, L, G, N)" : "(B, N, L) or 4 (B, G, N, L)"));
 }
 
-std::string CheckShapes(const ScanInputs& in, int layout, SelectiveScanParams* params) {
+// The offset attributes in the order of the Python contract's OFFSET_ATTRIBUTES.
+struct OffsetInput {
+  int index;
+  const char* attribute;
+  int64_t offset;
+};
+
+std::string CheckOffsets(const OffsetInput (&items)[3], int layout) {
+  for (const OffsetInput& item : items) {
+    if (item.offset < kWholeInput) {
+      return Fail(StrCat("attribute ", item.attribute, " is ", item.offset,
+                         ", expected -1 (the whole input) or an offset >= 0"));
+    }
+    if (item.offset != kWholeInput && layout != kLayoutChannelsLast) {
+      return Fail(StrCat("attribute ", item.attribute, " is ", item.offset,
+                         ": offsets need layout 1 (channels last), the layout is ", layout));
+    }
+  }
+  return "";
+}
+
+// An input read at an offset: its (B, L, W) shape, replaced in *shape by the (B, L, width)
+// window the contract sees; *packed gets W.
+std::string CheckWindow(const OffsetInput& item, int64_t width, int64_t batch, int64_t length, Shape* shape,
+                        int64_t* packed) {
+  const char* name = kInputNames[item.index];
+  if (shape->size() != 3) {
+    return Fail(StrCat(name, " is ", FormatShape(*shape), " with ", item.attribute, " = ", item.offset,
+                       ", expected rank 3 (B, L, W): a grouped ", name, " cannot be read at an offset"));
+  }
+  if ((*shape)[0] != batch || (*shape)[1] != length) {
+    return Fail(StrCat(name, " is ", FormatShape(*shape), ", expected (B, L, W) with (B, L) = (", batch, ", ",
+                       length, ") to match u"));
+  }
+  if ((*shape)[2] < item.offset + width) {
+    return Fail(StrCat(name, " is ", FormatShape(*shape), ": ", item.attribute, " = ", item.offset,
+                       " with width ", width, " needs W >= ", item.offset + width));
+  }
+  *packed = (*shape)[2];
+  *shape = Shape{batch, length, width};
+  return "";
+}
+
+std::string CheckShapes(const ScanInputs& in, int layout, const ScanOffsets& offsets,
+                        SelectiveScanParams* params) {
   if (layout != kLayoutChannelsFirst && layout != kLayoutChannelsLast) {
     return Fail(StrCat("attribute ", kAttrLayout, " is ", layout,
                        ", expected 0 (channels first) or 1 (channels last)"));
   }
+  const OffsetInput offset_inputs[3] = {
+      {kInputB, kAttrBOffset, offsets.b}, {kInputC, kAttrCOffset, offsets.c}, {kInputZ, kAttrZOffset, offsets.z}};
+  if (std::string error = CheckOffsets(offset_inputs, layout); !error.empty()) return error;
+  params->offsets = offsets;
   for (int i = 0; i < kNumRequiredInputs; ++i) {
     if (!in[i].present) return Fail(StrCat("required input ", kInputNames[i], " is missing"));
   }
@@ -71,11 +119,26 @@ std::string CheckShapes(const ScanInputs& in, int layout, SelectiveScanParams* p
   }
   const int64_t state = a[1];
   std::string error = ExpectShape("delta", in[kInputDelta].shape, u, "to match u");
-  if (error.empty()) {
-    error = CheckBOrC("B", in[kInputB].shape, batch, dim, length, state, layout, &params->groups_b);
+  // B, C and z as the contract sees them: read whole, or the window an offset selects.
+  Shape seen[kNumInputs];
+  for (int i = 0; i < kNumInputs; ++i) seen[i] = in[i].shape;
+  int64_t* packed[3] = {&params->packed.b, &params->packed.c, &params->packed.z};
+  const int64_t widths[3] = {state, state, dim};
+  for (int k = 0; k < 3 && error.empty(); ++k) {
+    const OffsetInput& item = offset_inputs[k];
+    if (item.offset == kWholeInput) continue;
+    if (!in[item.index].present) {
+      error = Fail(StrCat("attribute ", item.attribute, " is ", item.offset, " but input ",
+                          kInputNames[item.index], " is absent"));
+    } else {
+      error = CheckWindow(item, widths[k], batch, length, &seen[item.index], packed[k]);
+    }
   }
   if (error.empty()) {
-    error = CheckBOrC("C", in[kInputC].shape, batch, dim, length, state, layout, &params->groups_c);
+    error = CheckBOrC("B", seen[kInputB], batch, dim, length, state, layout, &params->groups_b);
+  }
+  if (error.empty()) {
+    error = CheckBOrC("C", seen[kInputC], batch, dim, length, state, layout, &params->groups_c);
   }
   const struct {
     int index;
@@ -87,7 +150,7 @@ std::string CheckShapes(const ScanInputs& in, int layout, SelectiveScanParams* p
   for (const auto& item : optional) {
     if (!error.empty()) break;
     if (in[item.index].present) {
-      error = ExpectShape(kInputNames[item.index], in[item.index].shape, item.expected,
+      error = ExpectShape(kInputNames[item.index], seen[item.index], item.expected,
                           "to match u and A");
     }
   }
@@ -123,8 +186,9 @@ std::string CheckDtypes(const ScanInputs& in, SelectiveScanParams* params) {
 
 }  // namespace
 
-std::string ValidateSelectiveScanInputs(const ScanInputs& inputs, int layout, SelectiveScanParams* params) {
-  std::string error = CheckShapes(inputs, layout, params);
+std::string ValidateSelectiveScanInputs(const ScanInputs& inputs, int layout, const ScanOffsets& offsets,
+                                        SelectiveScanParams* params) {
+  std::string error = CheckShapes(inputs, layout, offsets, params);
   if (error.empty()) error = CheckDtypes(inputs, params);
   if (error.empty()) SetLayoutStrides(params);
   return error;

@@ -16,10 +16,11 @@ namespace mamba_export_ops {
 
 using ScanInputs = InputDesc[kNumInputs];
 
-// Returns "" when the inputs are valid for the layout attribute's value, and then sets
-// the sizes, groups, layout, strides and dtype of params (pointers are left alone).
-// Otherwise returns the error message, which names the input (or the attribute), the
-// expected and the actual value.
-std::string ValidateSelectiveScanInputs(const ScanInputs& inputs, int layout, SelectiveScanParams* params);
+// Returns "" when the inputs are valid for the layout and offset attributes' values, and
+// then sets the sizes, groups, layout, offsets, packed widths, strides and dtype of params
+// (pointers are left alone). Otherwise returns the error message, which names the input
+// (or the attribute), the expected and the actual value.
+std::string ValidateSelectiveScanInputs(const ScanInputs& inputs, int layout, const ScanOffsets& offsets,
+                                        SelectiveScanParams* params);
 
 }  // namespace mamba_export_ops

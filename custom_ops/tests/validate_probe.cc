@@ -4,7 +4,8 @@
 //
 // Case line:   name:dtype:d0,d1,...;name:dtype:...     (absent inputs left out; a
 //              rank-0 input has nothing after its second colon); an item layout=K
-//              sets the layout attribute (0 when absent)
+//              sets the layout attribute (0 when absent); items b_offset=K,
+//              c_offset=K, z_offset=K set the offset attributes (-1 when absent)
 // Result line: "OK batch dim length state groups_b groups_c dtype_index" or the message.
 #include <iostream>
 #include <sstream>
@@ -47,11 +48,25 @@ int main() {
     std::string item;
     bool parsed = true;
     int layout = 0;
+    mamba_export_ops::ScanOffsets offsets;
     while (std::getline(items, item, ';')) {
       if (item.rfind("layout=", 0) == 0) {
         layout = std::stoi(item.substr(7));
         continue;
       }
+      const struct {
+        const char* prefix;
+        int64_t* value;
+      } offset_items[] = {{"b_offset=", &offsets.b}, {"c_offset=", &offsets.c}, {"z_offset=", &offsets.z}};
+      bool is_offset = false;
+      for (const auto& offset : offset_items) {
+        const std::string prefix = offset.prefix;
+        if (item.rfind(prefix, 0) == 0) {
+          *offset.value = std::stoll(item.substr(prefix.size()));
+          is_offset = true;
+        }
+      }
+      if (is_offset) continue;
       parsed = parsed && (item.empty() || ParseInput(item, inputs));
     }
     if (!parsed) {
@@ -59,7 +74,7 @@ int main() {
       continue;
     }
     mamba_export_ops::SelectiveScanParams params;
-    const std::string error = mamba_export_ops::ValidateSelectiveScanInputs(inputs, layout, &params);
+    const std::string error = mamba_export_ops::ValidateSelectiveScanInputs(inputs, layout, offsets, &params);
     if (!error.empty()) {
       std::cout << error << "\n";
       continue;

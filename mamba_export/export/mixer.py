@@ -6,9 +6,13 @@ new ones, instead of reading and writing a cache object, so a single traced grap
 serves prefill, chunked prefill and decode.
 
 Every tensor stays (batch, sequence, channels), the layout of the matrix products, so
-the graph needs no transpose: the conv op reads the ``in_proj`` output's x half as it
-is and the scan runs channels last (layout 1). Per layer that is in_proj, a Split,
-CausalConv1d, x_proj, a Split, dt_proj, SelectiveScan and out_proj.
+the graph needs no transpose, and nothing is split: the conv op reads the x half of the
+``in_proj`` output at an offset (x_offset 0), the scan reads the gate z as its second
+half (z_offset D) and B and C as windows of the ``x_proj`` output (b_offset R, c_offset
+R + N), and dt_proj multiplies the whole x_proj output by its weight zero-padded to
+(D, R + 2N), which gives the same delta. Per layer that is in_proj, CausalConv1d,
+x_proj, dt_proj, SelectiveScan and out_proj. Where B, C and dt are RMS-normalised
+(``arch.normalized_bcdt``) the x_proj output is split for the norms as before.
 
 Padding: transformers zeroes padded positions of the mixer input and of the conv
 output. The conv op treats masked inputs as zeros and writes zeros there, which gives
@@ -26,13 +30,24 @@ import mamba_export.ops.torch_op  # noqa: F401  (registers the mamba_export torc
 from mamba_export.errors import UnsupportedModelError
 from mamba_export.export.architectures import Architecture, get_path
 from mamba_export.ops.causal_conv import ACTIVATIONS
-from mamba_export.ops.selective_scan import LAYOUT_CHANNELS_LAST
+from mamba_export.ops.selective_scan import LAYOUT_CHANNELS_LAST, WHOLE
 
 # The mixer attribute holding A = -exp(A_log) in float32 while routed_through_op routes the
 # mixers: a plain tensor attribute is traced as a constant, so the graph holds A itself
 # instead of an Exp and a Neg per layer (the exporter folds only small weights).
 STATE_MATRIX_ATTR = "_mamba_export_a"
+# The mixer attribute holding dt_proj's weight zero-padded to the width of the x_proj output,
+# (D, R + 2N), while routed_through_op routes the mixers: a constant in the graph, like A.
+PADDED_DT_WEIGHT_ATTR = "_mamba_export_dt_weight"
 SILU = next(code for code, name in ACTIVATIONS.items() if name == "silu")
+
+
+def padded_dt_weight(mixer, arch: Architecture) -> torch.Tensor:
+    """dt_proj's weight (D, R) with 2N zero columns appended: (D, R + 2N). Applied to the whole
+    x_proj output (dt, B, C) it gives dt_proj(dt) exactly, as B and C meet only zeros."""
+    weight = get_path(mixer, arch.dt_proj).weight.detach()
+    extra = get_path(mixer, arch.x_proj).out_features - weight.shape[1]
+    return torch.nn.functional.pad(weight, (0, extra))
 
 
 def _mask(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -46,12 +61,13 @@ def _weightless_rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 def causal_conv(mixer, arch: Architecture, x: torch.Tensor, conv_state: torch.Tensor,
-                attention_mask: torch.Tensor | None):
+                attention_mask: torch.Tensor | None, x_offset: int = WHOLE):
     """Depthwise causal conv with SiLU continuing from ``conv_state``, as one CausalConv1d node.
 
-    x: (batch, sequence, channels); conv_state: (batch, channels, conv_kernel - 1), the last
-    inputs seen; attention_mask: (batch, sequence) or None. Returns the activated output
-    (batch, sequence, channels, zero where masked) in x's dtype and the new state.
+    x: (batch, sequence, channels), or a wider tensor whose channels from ``x_offset`` on are
+    the input; conv_state: (batch, channels, conv_kernel - 1), the last inputs seen;
+    attention_mask: (batch, sequence) or None. Returns the activated output (batch, sequence,
+    channels, zero where masked) in x's dtype and the new state.
     """
     conv = get_path(mixer, arch.conv1d)
     activation = get_path(mixer, arch.activation)
@@ -60,7 +76,7 @@ def causal_conv(mixer, arch: Architecture, x: torch.Tensor, conv_state: torch.Te
             f"the mixer's activation is {type(activation).__name__}; the exporter supports SiLU only")
     bias = conv.bias.float() if conv.bias is not None else None
     return torch.ops.mamba_export.causal_conv1d(
-        x, conv.weight[:, 0, :].float(), bias, conv_state.to(x.dtype), attention_mask, SILU)
+        x, conv.weight[:, 0, :].float(), bias, conv_state.to(x.dtype), attention_mask, SILU, x_offset)
 
 
 def mixer_forward(mixer, arch: Architecture, hidden: torch.Tensor, attention_mask: torch.Tensor,
@@ -71,22 +87,33 @@ def mixer_forward(mixer, arch: Architecture, hidden: torch.Tensor, attention_mas
     """
     dtype = hidden.dtype
     in_proj = get_path(mixer, arch.in_proj)
+    inner = in_proj.out_features // 2
+    # in_proj's output is [x, gate]: the conv reads x at offset 0, the scan the gate at offset D.
     if in_proj.bias is None:
-        x, gate = in_proj(hidden).chunk(2, dim=-1)
-        x, new_conv_state = causal_conv(mixer, arch, x, conv_state, attention_mask)
+        packed_xz = in_proj(hidden)
+        x, new_conv_state = causal_conv(mixer, arch, packed_xz, conv_state, attention_mask, x_offset=0)
     else:
-        x, gate = in_proj(_mask(hidden, attention_mask)).chunk(2, dim=-1)
-        x, new_conv_state = causal_conv(mixer, arch, x, conv_state, None)
+        packed_xz = in_proj(_mask(hidden, attention_mask))
+        x, new_conv_state = causal_conv(mixer, arch, packed_xz, conv_state, None, x_offset=0)
         x = _mask(x, attention_mask)
 
     x_proj = get_path(mixer, arch.x_proj)
     state_size = get_path(mixer, arch.a_log).shape[1]
     rank = x_proj.out_features - 2 * state_size
-    time_step, b, c = torch.split(x_proj(x), [rank, state_size, state_size], dim=-1)
-    if arch.normalized_bcdt:
-        time_step, b, c = (_weightless_rms_norm(t, bcdt_eps) for t in (time_step, b, c))
     dt_proj = get_path(mixer, arch.dt_proj)
-    delta = torch.nn.functional.linear(time_step, dt_proj.weight)  # (batch, sequence, intermediate)
+    projected = x_proj(x)  # (batch, sequence, rank + 2 * state): [dt, B, C]
+    if arch.normalized_bcdt:
+        time_step, b, c = torch.split(projected, [rank, state_size, state_size], dim=-1)
+        time_step, b, c = (_weightless_rms_norm(t, bcdt_eps) for t in (time_step, b, c))
+        delta = torch.nn.functional.linear(time_step, dt_proj.weight)  # (batch, sequence, intermediate)
+        b_offset = c_offset = WHOLE
+    else:
+        # The padded weight as routed_through_op precomputed it (a constant in the graph).
+        weight = mixer.__dict__.get(PADDED_DT_WEIGHT_ATTR)
+        weight = padded_dt_weight(mixer, arch) if weight is None else weight
+        delta = torch.nn.functional.linear(projected, weight.to(projected.dtype))
+        b = c = projected
+        b_offset, c_offset = rank, rank + state_size
     delta_bias = dt_proj.bias.float() if dt_proj.bias is not None else None
 
     # A as routed_through_op precomputed it (a constant in the graph), else from A_log.
@@ -94,7 +121,7 @@ def mixer_forward(mixer, arch: Architecture, hidden: torch.Tensor, attention_mas
     if a is None:
         a = -torch.exp(get_path(mixer, arch.a_log).float())
     y, new_ssm_state = torch.ops.mamba_export.selective_scan(
-        x, delta, a, b, c, get_path(mixer, arch.d_skip).float(), gate, delta_bias, ssm_state, True,
-        LAYOUT_CHANNELS_LAST)
+        x, delta, a, b, c, get_path(mixer, arch.d_skip).float(), packed_xz, delta_bias, ssm_state, True,
+        LAYOUT_CHANNELS_LAST, b_offset, c_offset, inner)
     out = get_path(mixer, arch.out_proj)(y.to(dtype))
     return out, new_conv_state, new_ssm_state

@@ -15,7 +15,7 @@ import torch
 
 from mamba_export.errors import MambaExportError
 from mamba_export.export.architectures import Architecture, architecture_for_model, get_path
-from mamba_export.export.mixer import STATE_MATRIX_ATTR, mixer_forward
+from mamba_export.export.mixer import PADDED_DT_WEIGHT_ATTR, STATE_MATRIX_ATTR, mixer_forward, padded_dt_weight
 from mamba_export.options import BACKENDS
 
 _MISSING = object()
@@ -48,10 +48,13 @@ def routed_through_op(model, backend: str = "custom", arch: Architecture | None 
             with torch.no_grad():
                 a_log = get_path(mixer, arch.a_log)
                 mixer.__dict__[STATE_MATRIX_ATTR] = -torch.exp(a_log.detach().float())
+                if not arch.normalized_bcdt:
+                    mixer.__dict__[PADDED_DT_WEIGHT_ATTR] = padded_dt_weight(mixer, arch)
         yield model
     finally:
         for mixer, previous in zip(mixers, saved, strict=True):
             mixer.__dict__.pop(STATE_MATRIX_ATTR, None)
+            mixer.__dict__.pop(PADDED_DT_WEIGHT_ATTR, None)
             if previous is _MISSING:
                 mixer.__dict__.pop("forward", None)
             else:

@@ -28,6 +28,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from mamba_export.export.mixer import PADDED_DT_WEIGHT_ATTR
 from mamba_export.ops import int4
 from mamba_export.ops.ort_norm_nodes import MS_DOMAIN
 
@@ -106,11 +107,14 @@ def _metadata(node, key: str) -> str:
 def _source(node, constant: str) -> str:
     """The PyTorch module whose weight the MatMul reads, from what the exporter recorded: the
     innermost module scope, or its child named by the weight parameter when the weight is used
-    by a call in the parent (``F.linear(x, self.dt_proj.weight)`` inside the mixer)."""
+    by a call in the parent (``F.linear(x, self.dt_proj.weight)`` inside the mixer); the
+    mixer's padded copy of dt_proj's weight (mixer.PADDED_DT_WEIGHT_ATTR) counts as dt_proj."""
     scopes = _metadata(node, "pkg.torch.onnx.name_scopes")
     modules = [s.strip(" '") for s in scopes.strip("[]").split(",") if "." in s]
     if "." in constant and constant.endswith(".weight"):
         source = constant[: -len(".weight")]  # the initializer is the named parameter itself
+    elif modules and re.search(rf"%c_\w*_{PADDED_DT_WEIGHT_ATTR}\b", _metadata(node, "pkg.torch.onnx.fx_node")):
+        source = f"{modules[-1]}.dt_proj"
     elif modules:
         source = modules[-1]
         parameter = re.search(r"%p_(\w+?)_weight\b", _metadata(node, "pkg.torch.onnx.fx_node"))

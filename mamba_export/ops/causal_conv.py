@@ -26,6 +26,11 @@ whatever the I/O dtype:
 
 Tap K-1 multiplies the newest input. For L = 0, y is empty and new_conv_state
 equals conv_state (or zeros). For K = 1 the state has 0 columns.
+
+Packed input: the attribute ``x_offset`` lets x be a window of a wider tensor, so a layer
+feeds the op its ``in_proj`` output as it is, without a Split. -1 (the default) means x
+is exactly (B, L, C). An offset o >= 0 means x is a (B, L, W) tensor whose channels
+[o, o + C) are the op's input, C taken from the weight; W >= o + C. y is (B, L, C).
 """
 
 from __future__ import annotations
@@ -62,7 +67,9 @@ INPUT_NAMES = tuple(spec.name for spec in INPUTS)
 OUTPUT_NAMES = tuple(spec.name for spec in OUTPUTS)
 REQUIRED_INPUTS = tuple(spec.name for spec in INPUTS if spec.required)
 # Attribute name -> (ONNX type, default).
-ATTRIBUTES = {"activation": ("int", 0)}
+ATTRIBUTES = {"activation": ("int", 0), "x_offset": ("int", -1)}
+# The value of x_offset that reads x whole (see the module docstring).
+WHOLE = -1
 # Values of the activation attribute.
 ACTIVATIONS = {0: "none", 1: "silu"}
 
@@ -90,18 +97,46 @@ def check_activation(activation) -> int:
     return activation
 
 
-def check_inputs(shapes: dict, dtypes: dict | None = None) -> ConvDims:
+def check_x_offset(x_offset) -> int:
+    """The x_offset attribute as an int, or an InputShapeError for a value that is not -1 or >= 0."""
+    if isinstance(x_offset, bool) or not isinstance(x_offset, int) or x_offset < WHOLE:
+        _fail(f"attribute x_offset is {x_offset!r}, expected -1 (the whole x) or an offset >= 0")
+    return x_offset
+
+
+def _window_of_x(x: tuple, weight: tuple, x_offset: int) -> tuple:
+    """x's shape as the contract sees it: x itself, or the (B, L, C) window x_offset selects."""
+    if len(x) != 3:
+        expected = "(B, L, C)" if x_offset == WHOLE else f"(B, L, W) with x_offset = {x_offset}"
+        _fail(f"x has rank {len(x)} {_fmt(x)}, expected rank 3 {expected}")
+    if x_offset == WHOLE:
+        return x
+    if len(weight) != 2:
+        _fail(f"weight is {_fmt(weight)}, expected (C, K) with K >= 1")
+    channels = weight[0]
+    if x[2] < x_offset + channels:
+        _fail(f"x is {_fmt(x)}: x_offset = {x_offset} with width C = {channels} (from weight) "
+              f"needs W >= {x_offset + channels}")
+    return (x[0], x[1], channels)
+
+
+def take_window(x, x_offset: int, channels: int):
+    """x (numpy array or torch tensor) cut to the channels x_offset selects (x itself for WHOLE)."""
+    return x if x_offset == WHOLE else x[:, :, x_offset:x_offset + channels]
+
+
+def check_inputs(shapes: dict, dtypes: dict | None = None, x_offset: int = WHOLE) -> ConvDims:
     """Check input shapes (and dtypes, if given) against the contract.
 
     ``shapes`` maps input names to shapes; optional inputs may be missing or None.
     ``dtypes`` maps the same names to dtype names ("float32", "int64", ...).
+    ``x_offset`` is the attribute's value (WHOLE: x is exactly (B, L, C)).
     Returns the resolved dimensions or raises :class:`InputShapeError` naming the
     input, the expected and the actual value.
     """
+    x_offset = check_x_offset(x_offset)
     _checks.check_names(shapes)
-    x = tuple(int(s) for s in shapes["x"])
-    if len(x) != 3:
-        _fail(f"x has rank {len(x)} {_fmt(x)}, expected rank 3 (B, L, C)")
+    x = _window_of_x(tuple(int(s) for s in shapes["x"]), tuple(int(s) for s in shapes["weight"]), x_offset)
     batch, length, channels = x
     weight = tuple(int(s) for s in shapes["weight"])
     if len(weight) != 2 or weight[0] != channels or weight[1] < 1:

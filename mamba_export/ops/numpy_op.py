@@ -22,8 +22,10 @@ from mamba_export.ops.selective_scan import (
     SOFTPLUS_THRESHOLD,
     TO_CHANNELS_FIRST,
     TO_CHANNELS_LAST,
+    WHOLE,
     check_inputs,
     check_layout,
+    take_windows,
 )
 
 INPUT_ORDER = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state")
@@ -48,17 +50,22 @@ def _per_channel(x: np.ndarray, dim: int) -> np.ndarray:
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None,
-                   delta_softplus=False, layout=0):
+                   delta_softplus=False, layout=0, b_offset=WHOLE, c_offset=WHOLE, z_offset=WHOLE):
     """The scan on numpy arrays.
 
     Layout 0: u, delta, z: (B, D, L); B, C: (B, N, L) or (B, G, N, L). Layout 1: u, delta,
-    z: (B, L, D); B, C: (B, L, N) or (B, L, G, N). A: (D, N); D, delta_bias: (D,);
+    z: (B, L, D); B, C: (B, L, N) or (B, L, G, N), or with an offset >= 0 a (B, L, W) array
+    read at channels [offset, offset + N) (z: + D). A: (D, N); D, delta_bias: (D,);
     initial_state: (B, D, N). Returns y in u's layout and dtype and last_state: (B, D, N) float32.
     """
     named = dict(zip(INPUT_ORDER, (u, delta, A, B, C, D, z, delta_bias, initial_state), strict=True))
     present = {k: v for k, v in named.items() if v is not None}
+    offsets = dict(b_offset=b_offset, c_offset=c_offset, z_offset=z_offset)
     dims = check_inputs({k: np.shape(v) for k, v in present.items()},
-                        {k: _dtype_name(v) for k, v in present.items()}, layout=layout)
+                        {k: _dtype_name(v) for k, v in present.items()}, layout=layout, offsets=offsets)
+    if any(offset != WHOLE for offset in offsets.values()):
+        windows = take_windows({k: np.asarray(v) for k, v in present.items()}, offsets, dims)
+        return selective_scan(**windows, delta_softplus=delta_softplus, layout=layout)
     if layout == LAYOUT_CHANNELS_LAST:
         first = {k: (np.transpose(v, TO_CHANNELS_FIRST[np.ndim(v)]) if k in ("u", "delta", "z", "B", "C")
                      else v) for k, v in present.items()}
@@ -100,25 +107,28 @@ class SelectiveScan(OpRun):
     op_domain = DOMAIN
 
     def _run(self, u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None,
-             delta_softplus=0, layout=0):
+             delta_softplus=0, layout=0, b_offset=WHOLE, c_offset=WHOLE, z_offset=WHOLE):
         if delta_softplus not in (0, 1):
             raise InputShapeError(f"{OP_TYPE}: delta_softplus is {delta_softplus}, expected 0 or 1")
         return selective_scan(u, delta, A, B, C, D, z, delta_bias, initial_state, bool(delta_softplus),
-                              check_layout(layout))
+                              check_layout(layout), b_offset=int(b_offset), c_offset=int(c_offset),
+                              z_offset=int(z_offset))
 
 
 
-def causal_conv1d(x, weight, bias=None, conv_state=None, mask=None, activation=0):
+def causal_conv1d(x, weight, bias=None, conv_state=None, mask=None, activation=0, x_offset=conv_contract.WHOLE):
     """The causal depthwise convolution on numpy arrays.
 
-    x: (B, L, C); weight: (C, K) float32; bias: (C,) float32; conv_state: (B, C, K-1);
+    x: (B, L, C), or with x_offset >= 0 a (B, L, W) array read at channels [x_offset,
+    x_offset + C); weight: (C, K) float32; bias: (C,) float32; conv_state: (B, C, K-1);
     mask: (B, L) int64. Returns y: (B, L, C) and new_conv_state: (B, C, K-1) in x's dtype.
     """
     named = dict(x=x, weight=weight, bias=bias, conv_state=conv_state, mask=mask)
     present = {k: v for k, v in named.items() if v is not None}
     dims = conv_contract.check_inputs({k: np.shape(v) for k, v in present.items()},
-                                      {k: _dtype_name(v) for k, v in present.items()})
+                                      {k: _dtype_name(v) for k, v in present.items()}, x_offset=x_offset)
     conv_contract.check_activation(activation)
+    x = conv_contract.take_window(np.asarray(x), x_offset, dims.channels)
     f32 = np.float32
     xs = np.asarray(x, dtype=f32)
     if mask is not None:
@@ -150,8 +160,8 @@ class CausalConv1d(OpRun):
 
     op_domain = DOMAIN
 
-    def _run(self, x, weight, bias=None, conv_state=None, mask=None, activation=0):
-        return causal_conv1d(x, weight, bias, conv_state, mask, activation)
+    def _run(self, x, weight, bias=None, conv_state=None, mask=None, activation=0, x_offset=conv_contract.WHOLE):
+        return causal_conv1d(x, weight, bias, conv_state, mask, activation, int(x_offset))
 
 
 # Every custom node of our domain, for ``ReferenceEvaluator(model, new_ops=list(NUMPY_OPS))``.

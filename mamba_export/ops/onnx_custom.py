@@ -67,11 +67,12 @@ def _selective_scan_op() -> values.Op:
 
 
 def selective_scan_to_onnx(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None,
-                           delta_softplus: bool = False, layout: int = 0):
+                           delta_softplus: bool = False, layout: int = 0, b_offset: int = contract.WHOLE,
+                           c_offset: int = contract.WHOLE, z_offset: int = contract.WHOLE):
     """Translation of ``torch.ops.mamba_export.selective_scan.default`` into one custom node."""
     op = _selective_scan_op()
     return op(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus=int(delta_softplus),
-              layout=int(layout))
+              layout=int(layout), b_offset=int(b_offset), c_offset=int(c_offset), z_offset=int(z_offset))
 
 
 @functools.lru_cache(maxsize=1)
@@ -80,10 +81,11 @@ def _causal_conv_op() -> values.Op:
     return values.Op(opset, conv_contract.OP_TYPE, causal_conv_schema())
 
 
-def causal_conv1d_to_onnx(x, weight, bias=None, conv_state=None, mask=None, activation: int = 0):
+def causal_conv1d_to_onnx(x, weight, bias=None, conv_state=None, mask=None, activation: int = 0,
+                          x_offset: int = conv_contract.WHOLE):
     """Translation of ``torch.ops.mamba_export.causal_conv1d.default`` into one custom node."""
     op = _causal_conv_op()
-    return op(x, weight, bias, conv_state, mask, activation=int(activation))
+    return op(x, weight, bias, conv_state, mask, activation=int(activation), x_offset=int(x_offset))
 
 
 def custom_translation_table() -> dict:

@@ -20,7 +20,8 @@ sequences and its body reads nothing from the enclosing graph: the form that ONN
 Runtime, ``onnx.reference`` and OpenVINO all run (docs/deploy.md). The op's
 (B, D, L) layout is transposed into it and back. A channels-last node (``layout`` 1)
 gets its sequences transposed to channels first on the way in and y transposed back
-on the way out.
+on the way out; B, C or z read at an offset (``b_offset``, ``c_offset``, ``z_offset``)
+are first cut to their window with a Slice.
 """
 
 from __future__ import annotations
@@ -37,11 +38,14 @@ from mamba_export.ops.selective_scan import (
     DOMAIN,
     INPUT_NAMES,
     LAYOUT_CHANNELS_LAST,
+    OFFSET_ATTRIBUTES,
     OP_TYPE,
     SOFTPLUS_THRESHOLD,
     TO_CHANNELS_FIRST,
     TO_CHANNELS_LAST,
+    WHOLE,
     check_layout,
+    check_offsets,
 )
 
 
@@ -91,6 +95,19 @@ def time_major_scan(g: _Builder, h0: str, a_grouped: str, dt: str, dtu: str, b: 
         "Scan", [h0, a_grouped, dt, dtu, b, c], [h_last, a_last, y_steps], name=g.fresh("Scan"),
         body=_scan_body(g.prefix), num_scan_inputs=4, scan_input_axes=[0, 0, 0, 0], scan_output_axes=[0]))
     return h_last, y_steps
+def _windows(g: _Builder, given: dict, offsets: dict) -> None:
+    """B, C, z read at an offset -> their (B, L, N) or (B, L, D) window (in ``given``, in place);
+    N and D come from A's shape."""
+    state = g.op("Shape", given["A"], start=1, end=2)
+    widths = {"B": state, "C": state, "z": g.op("Shape", given["A"], start=0, end=1)}
+    for name, attribute in OFFSET_ATTRIBUTES.items():
+        offset = offsets[attribute]
+        if offset == WHOLE or not given[name]:
+            continue
+        start = g.ints(offset)
+        given[name] = g.op("Slice", given[name], start, g.op("Add", start, widths[name]), g.ints(2))
+
+
 def _channels_first(g: _Builder, given: dict) -> None:
     """Channels-last sequences and B, C -> channels first (in ``given``, in place)."""
     for name in ("u", "delta", "z"):
@@ -108,8 +125,11 @@ def _replacement(node: onnx.NodeProto, prefix: str) -> list[onnx.NodeProto]:
     given = dict(zip(INPUT_NAMES, list(node.input) + [""] * len(INPUT_NAMES), strict=False))
     attributes = {a.name: a.i for a in node.attribute}
     softplus = bool(attributes.get("delta_softplus", 0))
-    channels_last = check_layout(attributes.get("layout", 0)) == LAYOUT_CHANNELS_LAST
+    layout = check_layout(attributes.get("layout", 0))
+    channels_last = layout == LAYOUT_CHANNELS_LAST
+    offsets = check_offsets({k: v for k, v in attributes.items() if k in OFFSET_ATTRIBUTES.values()}, layout)
     g = _Builder(prefix)
+    _windows(g, given, offsets)
     if channels_last:
         _channels_first(g, given)
     u, a = given["u"], given["A"]

@@ -6,6 +6,7 @@ node's input and output names, so the graph I/O does not change
 (B, L, C) and everything in float32::
 
     xm     = Where(mask != 0, x, 0)                    a select: inf/NaN under the mask stay out
+    x      = Slice(x, x_offset, x_offset + C) on channels      only when x_offset >= 0 (a packed input)
     window = Concat(Transpose(conv_state), xm)         (B, K-1+L, C), oldest first
     v      = Sum_k Slice(window, k, k+L) * weight[:, k] (+ bias), SiLU as v * Sigmoid(v)
     y      = Where(mask != 0, v, 0)                    new_conv_state = the window's last K-1 rows
@@ -24,7 +25,7 @@ import onnx
 from onnx import numpy_helper
 
 from mamba_export.errors import UnsupportedModelError
-from mamba_export.ops.causal_conv import DOMAIN, INPUT_NAMES, OP_TYPE
+from mamba_export.ops.causal_conv import DOMAIN, INPUT_NAMES, OP_TYPE, WHOLE, check_x_offset
 from mamba_export.ops.onnx_builder import FLOAT, GraphBuilder
 
 _TO_END = 2**63 - 1  # a Slice end past any length
@@ -81,8 +82,12 @@ def replacement(node: onnx.NodeProto, prefix: str, widths: dict) -> list[onnx.No
             "statically; make the weight an initializer or give it a static shape")
     width = widths[weight]
     silu = any(a.name == "activation" and a.i == 1 for a in node.attribute)
+    x_offset = check_x_offset(next((a.i for a in node.attribute if a.name == "x_offset"), WHOLE))
     g = GraphBuilder(prefix)
     x = given["x"]
+    if x_offset != WHOLE:
+        start = g.ints(x_offset)
+        x = g.op("Slice", x, start, g.op("Add", start, g.op("Shape", weight, start=0, end=1)), g.ints(2))
     xm = g.op("Cast", x, to=FLOAT)
     keep = None
     if given["mask"]:

@@ -18,7 +18,9 @@ from mamba_export.ops.selective_scan import (
     SOFTPLUS_THRESHOLD,
     TO_CHANNELS_FIRST,
     TO_CHANNELS_LAST,
+    WHOLE,
     check_inputs,
+    take_windows,
 )
 
 
@@ -39,17 +41,22 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None,
-                   delta_softplus=False, layout=0):
+                   delta_softplus=False, layout=0, b_offset=WHOLE, c_offset=WHOLE, z_offset=WHOLE):
     """Run the scan one step at a time.
 
     Layout 0: u, delta, z: (B, D, L); B, C: (B, N, L) or (B, G, N, L). Layout 1: u, delta,
-    z: (B, L, D); B, C: (B, L, N) or (B, L, G, N). A: (D, N); D, delta_bias: (D,);
+    z: (B, L, D); B, C: (B, L, N) or (B, L, G, N), or with an offset >= 0 a (B, L, W) tensor
+    read at channels [offset, offset + N) (z: + D). A: (D, N); D, delta_bias: (D,);
     initial_state: (B, D, N). Returns y in u's layout and dtype and last_state: (B, D, N)
     in float32 (float64 for float64 inputs).
     """
     named = dict(u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias,
                  initial_state=initial_state)
-    dims = check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()}, layout=layout)
+    offsets = dict(b_offset=b_offset, c_offset=c_offset, z_offset=z_offset)
+    dims = check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()}, layout=layout,
+                        offsets=offsets)
+    if any(offset != WHOLE for offset in offsets.values()):
+        return selective_scan(**take_windows(named, offsets, dims), delta_softplus=delta_softplus, layout=layout)
     if layout == LAYOUT_CHANNELS_LAST:
         # The same scan on the channels-first view of the same values.
         first = {k: (v if v is None or k not in ("u", "delta", "z", "B", "C")
@@ -82,16 +89,19 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_s
     return y.to(u.dtype), h
 
 
-def causal_conv1d(x, weight, bias=None, conv_state=None, mask=None, activation=0):
+def causal_conv1d(x, weight, bias=None, conv_state=None, mask=None, activation=0, x_offset=conv_contract.WHOLE):
     """The causal depthwise convolution of :mod:`mamba_export.ops.causal_conv`, tap by tap.
 
-    x: (B, L, C); weight: (C, K) float32; bias: (C,) float32; conv_state: (B, C, K-1);
+    x: (B, L, C), or with x_offset >= 0 a (B, L, W) tensor read at channels [x_offset,
+    x_offset + C); weight: (C, K) float32; bias: (C,) float32; conv_state: (B, C, K-1);
     mask: (B, L) int64. Returns y: (B, L, C) and new_conv_state: (B, C, K-1), both in x's
     dtype (computed in float64 for float64 inputs, else in float32).
     """
     named = dict(x=x, weight=weight, bias=bias, conv_state=conv_state, mask=mask)
-    dims = conv_contract.check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()})
+    dims = conv_contract.check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()},
+                                      x_offset=x_offset)
     conv_contract.check_activation(activation)
+    x = conv_contract.take_window(x, x_offset, dims.channels)
     cdt = _compute_dtype(x.dtype)
     xs = x.to(cdt).transpose(1, 2)  # (B, C, L)
     if mask is not None:

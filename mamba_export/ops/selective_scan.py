@@ -28,6 +28,13 @@ B and C are (B, N, L) or (B, G, N, L)). Layout 1 (channels last) stores the same
 values as (B, L, D), and B and C as (B, L, N) or (B, L, G, N): the layout of the
 matrix products around the scan in a Mamba layer, so the graph needs no transpose.
 A, D, delta_bias and the states are the same in both layouts.
+
+Packed inputs (layout 1 only): the attributes ``b_offset``, ``c_offset`` and ``z_offset``
+let B, C and z be windows of a wider tensor, so a layer feeds the scan its projection
+outputs as they are, without a Split. -1 (the default) means the input is exactly the
+tensor named above. An offset o >= 0 means the input is a (B, L, W) tensor whose channels
+[o, o + width) are the contract's tensor, width N for B and C (ungrouped only) and D for z;
+W >= o + width. One tensor may feed both B and C (the x_proj output, at two offsets).
 """
 
 from __future__ import annotations
@@ -70,7 +77,12 @@ INPUT_NAMES = tuple(spec.name for spec in INPUTS)
 OUTPUT_NAMES = tuple(spec.name for spec in OUTPUTS)
 REQUIRED_INPUTS = tuple(spec.name for spec in INPUTS if spec.required)
 # Attribute name -> (ONNX type, default).
-ATTRIBUTES = {"delta_softplus": ("int", 0), "layout": ("int", 0)}
+ATTRIBUTES = {"delta_softplus": ("int", 0), "layout": ("int", 0),
+              "b_offset": ("int", -1), "c_offset": ("int", -1), "z_offset": ("int", -1)}
+# The value of an offset attribute that reads the input whole (see the module docstring).
+WHOLE = -1
+# The inputs that may be read at an offset, and the attribute holding it.
+OFFSET_ATTRIBUTES = {"B": "b_offset", "C": "c_offset", "z": "z_offset"}
 
 # Values of the ``layout`` attribute.
 LAYOUT_CHANNELS_FIRST = 0  # u (B, D, L); B, C (B, N, L) or (B, G, N, L)
@@ -129,16 +141,66 @@ def check_layout(layout) -> int:
     return int(layout)
 
 
-def check_inputs(shapes: dict, dtypes: dict | None = None, layout: int = LAYOUT_CHANNELS_FIRST) -> ScanDims:
+def check_offsets(offsets: dict | None, layout: int = LAYOUT_CHANNELS_LAST) -> dict:
+    """The offset attributes (attribute name -> value, absent ones WHOLE) as a full dict of ints,
+    or InputShapeError for an unknown name, a value below -1, or an offset in layout 0."""
+    offsets = dict(offsets or {})
+    unknown = set(offsets) - set(OFFSET_ATTRIBUTES.values())
+    if unknown:
+        _fail(f"unknown offset attributes {sorted(unknown)}; they are {list(OFFSET_ATTRIBUTES.values())}")
+    full = {}
+    for attribute in OFFSET_ATTRIBUTES.values():
+        value = offsets.get(attribute, WHOLE)
+        if isinstance(value, bool) or not isinstance(value, int) or value < WHOLE:
+            _fail(f"attribute {attribute} is {value!r}, expected -1 (the whole input) or an offset >= 0")
+        if value != WHOLE and layout != LAYOUT_CHANNELS_LAST:
+            _fail(f"attribute {attribute} is {value}: offsets need layout 1 (channels last), the layout is {layout}")
+        full[attribute] = int(value)
+    return full
+
+
+def _window_shape(name, shape, offset, width, batch, length) -> tuple:
+    """The shape of input ``name`` as the contract sees it: ``shape`` itself, or the (B, L, width)
+    window that ``offset`` selects of a (B, L, W) tensor."""
+    if offset == WHOLE:
+        return tuple(shape)
+    attribute = OFFSET_ATTRIBUTES[name]
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 3:
+        _fail(f"{name} is {_fmt(shape)} with {attribute} = {offset}, expected rank 3 (B, L, W): "
+              f"a grouped {name} cannot be read at an offset")
+    if shape[:2] != (batch, length):
+        _fail(f"{name} is {_fmt(shape)}, expected (B, L, W) with (B, L) = ({batch}, {length}) to match u")
+    if shape[2] < offset + width:
+        _fail(f"{name} is {_fmt(shape)}: {attribute} = {offset} with width {width} needs W >= {offset + width}")
+    return (batch, length, width)
+
+
+def take_windows(tensors: dict, offsets: dict, dims: ScanDims) -> dict:
+    """``tensors`` (input name -> numpy array or torch tensor) with every input read at an offset
+    cut to its window, so the rest of an implementation sees the plain contract."""
+    widths = {"B": dims.state, "C": dims.state, "z": dims.dim}
+    out = dict(tensors)
+    for name, attribute in OFFSET_ATTRIBUTES.items():
+        offset = offsets.get(attribute, WHOLE)
+        if offset != WHOLE and out.get(name) is not None:
+            out[name] = out[name][:, :, offset:offset + widths[name]]
+    return out
+
+
+def check_inputs(shapes: dict, dtypes: dict | None = None, layout: int = LAYOUT_CHANNELS_FIRST,
+                 offsets: dict | None = None) -> ScanDims:
     """Check input shapes (and dtypes, if given) against the contract.
 
     ``shapes`` maps input names to shapes; optional inputs may be missing or None.
     ``dtypes`` maps the same names to dtype names ("float32", "float16", ...).
-    ``layout`` is the attribute's value (LAYOUTS).
+    ``layout`` is the attribute's value (LAYOUTS); ``offsets`` maps offset attribute names
+    to their values (absent: WHOLE).
     Returns the resolved dimensions or raises :class:`InputShapeError` naming the
     input, the expected and the actual value.
     """
     layout = check_layout(layout)
+    offsets = check_offsets(offsets, layout)
     _checks.check_names(shapes)
     u = tuple(shapes["u"])
     if len(u) != 3:
@@ -152,6 +214,13 @@ def check_inputs(shapes: dict, dtypes: dict | None = None, layout: int = LAYOUT_
         _fail(f"A is {_fmt(a)}, expected (D, N) = ({dim}, N) to match u")
     state = a[1]
     _expect_shape("delta", shapes["delta"], u, "to match u")
+    shapes = dict(shapes)
+    for name, width in (("B", state), ("C", state), ("z", dim)):
+        offset = offsets[OFFSET_ATTRIBUTES[name]]
+        if offset != WHOLE and shapes.get(name) is None:
+            _fail(f"attribute {OFFSET_ATTRIBUTES[name]} is {offset} but input {name} is absent")
+        if shapes.get(name) is not None:
+            shapes[name] = _window_shape(name, shapes[name], offset, width, batch, length)
     groups_b = _check_b_or_c("B", shapes["B"], batch, dim, state, length, layout)
     groups_c = _check_b_or_c("C", shapes["C"], batch, dim, state, length, layout)
     optional = {"D": (dim,), "z": u, "delta_bias": (dim,), "initial_state": (batch, dim, state)}

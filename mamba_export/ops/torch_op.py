@@ -18,8 +18,10 @@ from mamba_export.ops.selective_scan import (
     LAYOUT_CHANNELS_LAST,
     TO_CHANNELS_FIRST,
     TO_CHANNELS_LAST,
+    WHOLE,
     check_inputs,
     check_layout,
+    take_windows,
 )
 
 OP_QUALNAME = "mamba_export::selective_scan"
@@ -44,11 +46,22 @@ def selective_scan(
     initial_state: torch.Tensor | None,
     delta_softplus: bool,
     layout: int = 0,
+    b_offset: int = WHOLE,
+    c_offset: int = WHOLE,
+    z_offset: int = WHOLE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The contract's scan. Layout 0: u, delta, z: (B, D, L); B, C: (B, N, L) or (B, G, N, L).
-    Layout 1: u, delta, z: (B, L, D); B, C: (B, L, N) or (B, L, G, N). A: (D, N); D, delta_bias:
+    Layout 1: u, delta, z: (B, L, D); B, C: (B, L, N) or (B, L, G, N), or with an offset >= 0 a
+    (B, L, W) tensor read at channels [offset, offset + N) (z: + D). A: (D, N); D, delta_bias:
     (D,); initial_state: (B, D, N). Returns y in u's layout and dtype and last_state: (B, D, N)
     in float32."""
+    offsets = dict(b_offset=b_offset, c_offset=c_offset, z_offset=z_offset)
+    if any(offset != WHOLE for offset in offsets.values()):
+        named = dict(u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias,
+                     initial_state=initial_state)
+        dims = check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()},
+                            layout=layout, offsets=offsets)
+        B, C, z = (take_windows(named, offsets, dims)[k] for k in ("B", "C", "z"))
     args = (u, delta, A, B, C, D, z, delta_bias, initial_state)
     if u.device.type == "cuda":
         y, last_state = _triton_scan(args, delta_softplus, check_layout(layout))
@@ -76,13 +89,15 @@ def _triton_scan(args, delta_softplus, layout):
 
 
 @selective_scan.register_fake
-def _selective_scan_fake(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, layout=0):
+def _selective_scan_fake(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, layout=0,
+                         b_offset=WHOLE, c_offset=WHOLE, z_offset=WHOLE):
     # Shape checks with concrete sizes only: under export L is symbolic.
     layout = check_layout(layout)
     if all(isinstance(s, int) for s in u.shape):
         named = dict(u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias,
                      initial_state=initial_state)
-        check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()}, layout=layout)
+        check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()}, layout=layout,
+                     offsets=dict(b_offset=b_offset, c_offset=c_offset, z_offset=z_offset))
     batch, dim = u.shape[0], u.shape[2] if layout == LAYOUT_CHANNELS_LAST else u.shape[1]
     y = u.new_empty(u.shape)
     last_state = u.new_empty((batch, dim, A.shape[1]), dtype=_state_dtype(u.dtype))
@@ -97,11 +112,13 @@ def causal_conv1d(
     conv_state: torch.Tensor | None,
     mask: torch.Tensor | None,
     activation: int,
+    x_offset: int = causal_conv.WHOLE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The contract's convolution. x: (B, L, C); weight: (C, K) float32; bias: (C,) float32;
-    conv_state: (B, C, K-1) in x's dtype; mask: (B, L) int64. Returns y: (B, L, C) and
-    new_conv_state: (B, C, K-1), both in x's dtype."""
-    y, new_state = reference.causal_conv1d(x, weight, bias, conv_state, mask, activation)
+    """The contract's convolution. x: (B, L, C), or with x_offset >= 0 a (B, L, W) tensor read at
+    channels [x_offset, x_offset + C); weight: (C, K) float32; bias: (C,) float32; conv_state:
+    (B, C, K-1) in x's dtype; mask: (B, L) int64. Returns y: (B, L, C) and new_conv_state:
+    (B, C, K-1), both in x's dtype."""
+    y, new_state = reference.causal_conv1d(x, weight, bias, conv_state, mask, activation, x_offset)
     # A custom op may not return its inputs (or views of them): L = 0 hands the state back.
     if conv_state is not None and new_state.data_ptr() == conv_state.data_ptr() and new_state.numel():
         new_state = new_state.clone()
@@ -109,11 +126,14 @@ def causal_conv1d(
 
 
 @causal_conv1d.register_fake
-def _causal_conv1d_fake(x, weight, bias, conv_state, mask, activation):
+def _causal_conv1d_fake(x, weight, bias, conv_state, mask, activation, x_offset=causal_conv.WHOLE):
     causal_conv.check_activation(activation)
+    causal_conv.check_x_offset(x_offset)
     # Shape checks with concrete sizes only: under export B and L are symbolic.
     if all(isinstance(s, int) for s in x.shape):
         named = dict(x=x, weight=weight, bias=bias, conv_state=conv_state, mask=mask)
-        causal_conv.check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()})
-    batch, _, channels = x.shape
-    return x.new_empty(x.shape), x.new_empty((batch, channels, weight.shape[1] - 1))
+        causal_conv.check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()},
+                                 x_offset=x_offset)
+    batch, length = x.shape[0], x.shape[1]
+    channels = weight.shape[0]
+    return x.new_empty((batch, length, channels)), x.new_empty((batch, channels, weight.shape[1] - 1))

@@ -77,7 +77,11 @@ def quantization(folder) -> dict | None:
 
 
 def _layer_weights(model: torch.nn.Module, model_path, record: dict):
-    """(source, reference weight (K, N) float64, graph weight (K, N) float64) per quantized layer."""
+    """(source, reference weight (K, N) float64, graph weight (K, N) float64) per quantized layer.
+
+    The graph's dt_proj weight is the padded one the exporter writes (export/mixer.py): its
+    rows past dt_proj's R inputs meet B and C and must be 0, so the reference is compared
+    zero-padded to the graph's K."""
     graph = onnx.load(str(model_path)).graph
     initializers = {init.name: init for init in graph.initializer}
     for layer in record["quantized"]:
@@ -89,6 +93,8 @@ def _layer_weights(model: torch.nn.Module, model_path, record: dict):
         except AttributeError as error:
             raise CheckpointError(f"the reference has no weight at {layer['source']!r}, which the export's "
                                   f"quantization record names for node {layer['node']}") from error
+        if layer.get("kind") == "dt_proj" and original.shape[1] == layer["N"] and original.shape[0] < layer["K"]:
+            original = np.concatenate([original, np.zeros((layer["K"] - original.shape[0], layer["N"]))])
         if original.shape != (layer["K"], layer["N"]):
             raise CheckpointError(f"the reference's {layer['source']} weight is {original.shape[::-1]}, the "
                                   f"export quantized ({layer['N']}, {layer['K']}): it is not the exported model")
@@ -122,7 +128,8 @@ def dequantized_reference(model: torch.nn.Module, model_path, record: dict) -> t
     copied = copy.deepcopy(model)
     for source, _, graph in _layer_weights(model, model_path, record):
         module = copied.get_submodule(source)
-        weight = torch.from_numpy(graph.T.copy())
+        # dt_proj's graph weight is padded (see _layer_weights): the module keeps its own R inputs.
+        weight = torch.from_numpy(graph[:module.weight.shape[1]].T.copy())
         module.weight = torch.nn.Parameter(weight.to(module.weight.dtype), requires_grad=False)
     return copied.eval()
 

@@ -80,7 +80,7 @@ def test_info_describes_the_folder(cli_export):
     result = run_cli("info", out)
     assert result.returncode == 0, result.stderr
     assert "backend      custom" in result.stdout and "present.0.ssm_state" in result.stdout
-    assert "nodes        9 per layer (2 layers), 3 outside" in result.stdout
+    assert "nodes        7 per layer (2 layers), 3 outside" in result.stdout
     as_json = json.loads(run_cli("info", out, "--json").stdout)
     assert as_json["op_domain"] == "mamba_export"
 

@@ -9,6 +9,7 @@ when the session is created, as it does a required input left empty.
 
 from __future__ import annotations
 
+import re
 from functools import partial
 
 import pytest
@@ -152,3 +153,55 @@ def test_attribute_of_another_type_is_rejected(make_session):
     model.graph.node[0].attribute.append(helper.make_attribute("delta_softplus", 1.0))
     with pytest.raises(RuntimeException, match="SelectiveScan: attribute delta_softplus must be an int"):
         make_session(model)
+
+
+# Packed inputs: B, C and z read at an offset of a wider (B, L, W) tensor. Each case is a
+# model's offset attributes, then the input and the shape it is fed with (None: as valid).
+BAD_OFFSETS = {
+    "B window past W": ({"b_offset": 3}, "B", (2, 16, 6)),
+    "C window past W": ({"c_offset": 0}, "C", (2, 16, 3)),
+    "z window past W": ({"z_offset": 9}, "z", (2, 16, 16)),
+    "grouped B at an offset": ({"b_offset": 0}, "B", (2, 16, 2, 4)),
+    "packed B of another length": ({"b_offset": 1}, "B", (2, 15, 8)),
+    "packed z of another batch": ({"z_offset": 8}, "z", (3, 16, 16)),
+}
+
+
+def test_bad_packed_inputs_are_rejected_naming_input_offset_and_width(make_session):
+    """An offset window that does not fit its tensor: the message names the input, the
+    attribute and its value, and the width W it needs."""
+    good = make_inputs(layout=1)
+    for label, (offsets, name, shape) in BAD_OFFSETS.items():
+        session = make_session(selective_scan_model(shaped=False, layout=1, offsets=offsets), 1)
+        feeds = with_shape(good, name, shape)
+        expected = contract_message(feeds, layout=1, offsets=offsets)
+        assert expected is not None and name in expected, label
+        assert_rejected_as_the_contract_says(session, feeds, expected, label)
+    expected = contract_message(with_shape(good, "B", (2, 16, 6)), layout=1, offsets={"b_offset": 3})
+    assert expected == "SelectiveScan: B is (2, 16, 6): b_offset = 3 with width 4 needs W >= 7"
+
+
+@pytest.mark.parametrize(("attributes", "message"), [
+    (dict(layout=0, offsets={"z_offset": 8}),
+     "SelectiveScan: attribute z_offset is 8: offsets need layout 1 (channels last), the layout is 0"),
+    (dict(layout=1, offsets={"c_offset": -2}),
+     "SelectiveScan: attribute c_offset is -2, expected -1 (the whole input) or an offset >= 0"),
+])
+def test_offsets_the_layout_or_value_forbids_are_rejected(make_session, attributes, message):
+    """Offsets need channels last; below -1 there is no offset. Both fail on the first call,
+    with the contract's message."""
+    layout = attributes["layout"]
+    session = make_session(selective_scan_model(shaped=False, **attributes), 1)
+    feeds = make_inputs(layout=layout)
+    assert_rejected_as_the_contract_says(session, feeds, message)
+    with pytest.raises(InputShapeError, match=re.escape(message)):
+        check_inputs({name: value.shape for name, value in feeds.items()}, **attributes)
+
+
+def test_offset_of_an_absent_input_is_rejected(make_session):
+    message = "SelectiveScan: attribute z_offset is 8 but input z is absent"
+    present = ("D", "delta_bias", "initial_state")
+    session = make_session(selective_scan_model(shaped=False, layout=1, present=present,
+                                                offsets={"z_offset": 8}), 1)
+    feeds = make_inputs(layout=1, present=present)
+    assert_rejected_as_the_contract_says(session, feeds, message)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
 import pytest
 import shape_edits
 from conv_cases import check_parity, make_inputs, run
@@ -107,3 +108,33 @@ def test_fuzzed_shapes_error_exactly_as_the_contract(shapeless_session, feeds):
         assert y.shape == feeds["x"].shape
         return
     assert_rejected_as_the_contract_says(shapeless_session, feeds, expected)
+
+
+# x read at an offset of a wider (B, L, W) tensor (make_inputs: C = 6, K = 4).
+BAD_PACKED_SHAPES = {
+    "window past W": ("x", (2, 9, 8)),       # x_offset 3 + C 6 needs W >= 9
+    "x rank 2": ("x", (9, 12)),
+    "weight rank 1": ("weight", (6,)),
+    "conv_state of another C": ("conv_state", (2, 7, 3)),
+}
+
+
+def test_bad_packed_shapes_are_rejected_naming_offset_and_width(make_session):
+    session = make_session(causal_conv_model(shaped=False, activation=1, x_offset=3), 1)
+    good = make_inputs()
+    good["x"] = np.concatenate([np.zeros((2, 9, 3), good["x"].dtype), good["x"]], axis=2)
+    assert contract_message(good, x_offset=3) is None
+    for label, (name, shape) in BAD_PACKED_SHAPES.items():
+        feeds = with_shape(good, name, shape)
+        expected = contract_message(feeds, x_offset=3)
+        assert expected is not None and name in expected, label
+        assert_rejected_as_the_contract_says(session, feeds, expected, label)
+    assert contract_message(with_shape(good, "x", (2, 9, 8)), x_offset=3) == (
+        "CausalConv1d: x is (2, 9, 8): x_offset = 3 with width C = 6 (from weight) needs W >= 9")
+
+
+def test_x_offset_below_minus_1_is_rejected(make_session):
+    message = "CausalConv1d: attribute x_offset is -2, expected -1 (the whole x) or an offset >= 0"
+    session = make_session(causal_conv_model(shaped=False, x_offset=-2), 1)
+    assert_rejected_as_the_contract_says(session, make_inputs(), message)
+    assert contract_message(make_inputs(), x_offset=-2) == message

@@ -13,6 +13,7 @@ import re
 
 import pytest
 from test_contract_agrees import CUSTOM_OPS, constant, enum_entries, string_array
+from test_contract_agrees import HEADER as SCAN_HEADER
 
 from mamba_export.ops import causal_conv as contract
 from mamba_export.ops import selective_scan
@@ -56,7 +57,11 @@ def test_output_names_and_order(header):
 
 
 def test_attribute_and_its_values(header):
-    assert [constant(header, "kAttrActivation").strip('"')] == list(contract.ATTRIBUTES)
+    names = [constant(header, "kAttrActivation").strip('"'), constant(header, "kAttrXOffset").strip('"')]
+    assert names == list(contract.ATTRIBUTES)
+    assert contract.ATTRIBUTES["x_offset"] == ("int", contract.WHOLE)
+    # The value that reads x whole is contract.h's, shared by every op of the library.
+    assert int(constant(SCAN_HEADER.read_text(), "kWholeInput")) == contract.WHOLE
     values = {int(v): name.removeprefix("kActivation").lower()
               for name, v in enum_entries(header, "CausalConvActivation")}
     assert values == contract.ACTIVATIONS

@@ -75,10 +75,22 @@ def test_output_names_and_order(header):
 
 
 def test_attribute_names(header):
-    names = [constant(header, "kAttrDeltaSoftplus").strip('"'), constant(header, "kAttrLayout").strip('"')]
+    names = [constant(header, name).strip('"')
+             for name in ("kAttrDeltaSoftplus", "kAttrLayout", "kAttrBOffset", "kAttrCOffset", "kAttrZOffset")]
     assert names == list(contract.ATTRIBUTES)
     assert contract.ATTRIBUTES["delta_softplus"] == ("int", 0)
     assert contract.ATTRIBUTES["layout"] == ("int", contract.LAYOUT_CHANNELS_FIRST)
+
+
+def test_offset_attributes(header):
+    """Each offset attribute names its input, and its default reads the input whole."""
+    assert int(constant(header, "kWholeInput")) == contract.WHOLE
+    for name, attribute in contract.OFFSET_ATTRIBUTES.items():
+        assert contract.ATTRIBUTES[attribute] == ("int", contract.WHOLE)
+        assert constant(header, f"kAttr{name.upper()}Offset") == f'"{attribute}"'
+    # The validation pairs each attribute with its input in the contract's order.
+    pairs = re.findall(r"\{kInput(\w+), kAttr(\w)Offset, offsets\.\w\}", VALIDATE.read_text())
+    assert [(i.lower(), a.lower()) for i, a in pairs] == [(n.lower(), n.lower()) for n in contract.OFFSET_ATTRIBUTES]
 
 
 def test_layout_values(header):

@@ -134,3 +134,45 @@ def test_messages_ort_does_not_let_through(probe, case_edit, message):
     case_edit(case)
     assert run_probe(probe, [case]) == [message]
     assert python_result(case) == message
+
+
+def offset_case(rng) -> tuple[dict, dict]:
+    """A channels-last case whose B, C and z may be read at offsets of wider tensors, often
+    broken (a window past W, a grouped B, another batch or length, an offset in the wrong
+    range), and its offset attributes."""
+    case = valid_case(rng, 1)
+    batch, length, dim = case["u"][0]
+    state = case["A"][0][1]
+    offsets = {}
+    for name, attribute, width in (("B", "b_offset", state), ("C", "c_offset", state), ("z", "z_offset", dim)):
+        if rng.random() < 0.3:
+            continue
+        offset = int(rng.integers(-2, 4))
+        offsets[attribute] = offset
+        shape, dtype = case[name]
+        wide = (batch, length, max(0, offset) + width + int(rng.integers(-1, 3)))
+        case[name] = (wide if rng.random() < 0.85 else shape, dtype)
+    return break_case(rng, case) if rng.random() < 0.3 else case, offsets
+
+
+def test_offset_messages_and_dims_agree_on_generated_cases(probe):
+    rng = np.random.default_rng(7)
+    drawn = [offset_case(rng) for _ in range(3000)]
+    expected = []
+    for case, offsets in drawn:
+        shapes = {name: shape for name, (shape, _) in case.items()}
+        dtypes = {name: dtype for name, (_, dtype) in case.items()}
+        try:
+            dims = check_inputs(shapes, dtypes, layout=1, offsets=offsets)
+            expected.append(f"OK {dims.batch} {dims.dim} {dims.length} {dims.state} {dims.groups_b} "
+                            f"{dims.groups_c} {IO_DTYPES.index(dtypes['u'])}")
+        except InputShapeError as error:
+            expected.append(str(error))
+    assert sum(line.startswith("OK") for line in expected) > 300, "too few valid cases to compare dims"
+    assert sum("_offset" in line for line in expected) > 300, "too few offset messages"
+    lines = [";".join(["layout=1"] + [f"{k}={v}" for k, v in offsets.items()]
+                      + [f"{name}:{dtype}:{','.join(str(d) for d in shape)}" for name, (shape, dtype) in case.items()])
+             for case, offsets in drawn]
+    result = subprocess.run([str(probe)], input="\n".join(lines) + "\n", capture_output=True, text=True, check=True)
+    for (case, offsets), want, got in zip(drawn, expected, result.stdout.splitlines(), strict=True):
+        assert got == want, f"{offsets} {case}"

@@ -15,8 +15,8 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "causal_conv_op.md"
 
 
 def table(section: str) -> list[list[str]]:
-    """The rows of the first table under '## section', cells stripped of backticks."""
-    text = DOC.read_text().split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    """The rows of the first table under '## section' (up to the next heading), cells stripped of backticks."""
+    text = DOC.read_text().split(f"## {section}\n", 1)[1].split("\n#", 1)[0]
     rows = [line for line in text.splitlines() if line.startswith("|")][2:]
     return [[cell.strip().strip("`") for cell in row.strip("|").split("|")] for row in rows]
 
@@ -41,8 +41,8 @@ def test_outputs_table():
 
 
 def test_attribute_table():
-    rows = table("Attribute")
-    assert {r[0]: (r[1], int(r[2])) for r in rows} == contract.ATTRIBUTES
+    rows = table("Attributes")
+    assert {r[0]: (r[1].split()[0], int(r[2])) for r in rows} == contract.ATTRIBUTES
     assert all(f"{k}: {v}" in rows[0][3].lower() for k, v in contract.ACTIVATIONS.items())
 
 
@@ -66,5 +66,22 @@ MESSAGE_CASES = [
 def test_documented_messages_are_the_real_ones(shapes, dtypes):
     with pytest.raises(InputShapeError) as caught:
         contract.check_inputs(shapes, dtypes)
+    documented = re.findall(r"`(CausalConv1d: [^`]*)`", DOC.read_text())
+    assert str(caught.value) in documented
+
+
+# The documented messages of x read at an offset (x_offset 3, C = 6 from the weight).
+OFFSET_MESSAGE_CASES = [
+    ({"x": (2, 9, 12), "weight": (6, 4)}, -2),
+    ({"x": (9, 12), "weight": (6, 4)}, 3),
+    ({"x": (2, 9, 12), "weight": (6,)}, 3),
+    ({"x": (2, 9, 8), "weight": (6, 4)}, 3),
+]
+
+
+@pytest.mark.parametrize(("shapes", "x_offset"), OFFSET_MESSAGE_CASES)
+def test_documented_offset_messages_are_the_real_ones(shapes, x_offset):
+    with pytest.raises(InputShapeError) as caught:
+        contract.check_inputs(shapes, x_offset=x_offset)
     documented = re.findall(r"`(CausalConv1d: [^`]*)`", DOC.read_text())
     assert str(caught.value) in documented

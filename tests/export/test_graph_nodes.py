@@ -4,7 +4,9 @@ The custom backend's layer is at most 12 nodes (one kernel each on a GPU), with 
 Transpose and no Cast that a dtype does not require: in float32 none; in float16 with
 the residual kept in float32, the two around the fused norm (mixer output up to the
 float32 residual, normed stream back down to float16); in float16 with a float16
-residual, none.
+residual, none. No Split either: the ops read the projections' outputs packed, so a
+float32 Mamba layer is exactly 7 nodes: the fused norm, in_proj, CausalConv1d, x_proj,
+dt_proj, SelectiveScan, out_proj.
 """
 
 from __future__ import annotations
@@ -45,14 +47,28 @@ def test_custom_layers_are_lean(tmp_path_factory, name, dtype, casts_per_layer):
         assert layer["Cast"] == casts_per_layer, layer
         assert layer["SelectiveScan"] == 1 and layer["CausalConv1d"] == 1, layer
         assert sum(layer[op] for op in FUSED_NORM_OPS) == 1, layer
+        assert layer["Split"] == 0, layer
     assert nodes.outside["Transpose"] == 0
 
 
+@pytest.mark.parametrize("name", ["default", "three_layers"])
+def test_float32_mamba_layer_is_seven_nodes(tmp_path_factory, name):
+    """The lean layer, node for node (the 130m-shaped graph of a plain Mamba)."""
+    nodes = _export(tmp_path_factory, name, "fp32")
+    for layer in nodes.per_layer:
+        norm = next(op for op in FUSED_NORM_OPS if layer[op])
+        assert layer == Counter({norm: 1, "MatMul": 4, "CausalConv1d": 1, "SelectiveScan": 1}), layer
+    assert nodes.counts == (7,) * len(nodes.per_layer)
+
+
 def test_falcon_mamba_keeps_its_norms_without_transposes(tmp_path_factory):
+    """B, C and dt are normed separately, so x_proj's output is split for the norms; in_proj's
+    is still read packed."""
     nodes = _export(tmp_path_factory, "falcon_mamba", "fp32")
     for layer in nodes.per_layer:
         assert layer["Transpose"] == 0 and layer["Cast"] == 0, layer
         assert layer["SelectiveScan"] == 1 and layer["CausalConv1d"] == 1, layer
+        assert layer["Split"] == 1, layer
 
 
 def test_standard_backend_has_no_microsoft_nodes(tmp_path_factory):

@@ -73,7 +73,7 @@ def test_contract_tables_are_consistent():
     assert [spec.name for spec in causal_conv.INPUTS] == ["x", "weight", "bias", "conv_state", "mask"]
     assert causal_conv.OUTPUT_NAMES == ("y", "new_conv_state")
     assert causal_conv.REQUIRED_INPUTS == ("x", "weight")
-    assert causal_conv.ATTRIBUTES == {"activation": ("int", 0)}
+    assert causal_conv.ATTRIBUTES == {"activation": ("int", 0), "x_offset": ("int", causal_conv.WHOLE)}
     dtypes = {spec.name: spec.dtype for spec in causal_conv.INPUTS}
     assert {n for n, d in dtypes.items() if d == "float32"} == set(causal_conv.FLOAT32_INPUTS)
     assert {n for n, d in dtypes.items() if d == "int64"} == set(causal_conv.INT64_INPUTS)

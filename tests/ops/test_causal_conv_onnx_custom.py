@@ -57,7 +57,7 @@ def test_one_custom_node_with_an_empty_name_for_the_absent_bias(exported):
     nodes = [n for n in model.graph.node if n.domain == DOMAIN]
     assert [n.op_type for n in nodes] == [OP_TYPE]
     assert list(nodes[0].input) == ["x", "weight", "", "conv_state", "mask"]
-    assert {a.name: a.i for a in nodes[0].attribute} == {"activation": 1}
+    assert {a.name: a.i for a in nodes[0].attribute} == {"activation": 1, "x_offset": -1}
     assert {o.domain: o.version for o in model.opset_import}[DOMAIN] == OP_VERSION
 
 

@@ -29,6 +29,7 @@ from mamba_export.export import mixer as mixer_module
 from mamba_export.export import patching
 from mamba_export.export.convert import export
 from mamba_export.ops import onnx_standard
+from mamba_export.ops.causal_conv import WHOLE, take_window
 from mamba_export.ops.selective_scan import OP_TYPE
 from mamba_export.options import ExportOptions
 from mamba_export.parity.validate import validate
@@ -102,9 +103,10 @@ def _shift_conv_state(monkeypatch) -> list:
     real = mixer_module.causal_conv
     calls = []
 
-    def shifted(mixer, arch, x, conv_state, attention_mask):
-        out, new_state = real(mixer, arch, x, conv_state, attention_mask)
+    def shifted(mixer, arch, x, conv_state, attention_mask, x_offset=WHOLE):
+        out, new_state = real(mixer, arch, x, conv_state, attention_mask, x_offset)
         calls.append(1)
+        x = take_window(x, x_offset, new_state.shape[1])  # the conv's input within a packed in_proj output
         xm = x if attention_mask is None else x * attention_mask[:, :, None].to(x.dtype)
         window = torch.cat([conv_state.to(x.dtype), xm.transpose(1, 2)], dim=-1)  # (B, C, K-1+L)
         end = window.shape[-1] - 1  # one step too early
@@ -129,11 +131,11 @@ def _ignore_attention_mask(monkeypatch) -> list:
     real = mixer_module.causal_conv
     calls = []
 
-    def unmasked_conv(mixer, arch, x, conv_state, attention_mask):
+    def unmasked_conv(mixer, arch, x, conv_state, attention_mask, x_offset=WHOLE):
         if attention_mask is not None:
             calls.append("conv")
             x = x + 0 * attention_mask[:, :, None].to(x.dtype)
-        return real(mixer, arch, x, conv_state, None)
+        return real(mixer, arch, x, conv_state, None, x_offset)
 
     def unmasked(hidden, attention_mask):
         calls.append("mul")

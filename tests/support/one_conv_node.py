@@ -36,13 +36,15 @@ def io_dtypes(io_dtype: str) -> dict:
 
 def causal_conv_model(io_dtype: str = "float32", present=OPTIONAL_INPUTS, activation: int | None = 0,
                       dtypes: dict | None = None, shaped: bool = True,
-                      required=REQUIRED_INPUTS) -> onnx.ModelProto:
+                      required=REQUIRED_INPUTS, x_offset: int | None = None) -> onnx.ModelProto:
     """A model whose only node is CausalConv1d.
 
     present: the optional inputs the node receives; absent ones become "" (or are
     dropped when trailing). activation: the attribute value, or None to leave it out.
     dtypes: overrides of the declared dtype per tensor name (for wrong-dtype tests).
     required: the required inputs wired to the node (drop one to test its absence).
+    x_offset: the attribute value, or None to leave it out; when set, x is declared
+    (batch, length, packed_x).
     """
     declared = io_dtypes(io_dtype) | (dtypes or {})
     names = [spec.name for spec in INPUTS]
@@ -50,12 +52,16 @@ def causal_conv_model(io_dtype: str = "float32", present=OPTIONAL_INPUTS, activa
     while node_inputs and node_inputs[-1] == "":
         node_inputs.pop()
     attributes = {} if activation is None else {"activation": activation}
+    if x_offset is not None:
+        attributes["x_offset"] = x_offset
     outputs = [spec.name for spec in OUTPUTS]
     node = helper.make_node(OP_TYPE, node_inputs, outputs, domain=DOMAIN, **attributes)
 
     def value_info(name):
-        return helper.make_tensor_value_info(name, DTYPES[declared[name]],
-                                             SYMBOLIC_SHAPES[name] if shaped else None)
+        shape = SYMBOLIC_SHAPES[name] if shaped else None
+        if shaped and name == "x" and x_offset is not None:
+            shape = ["batch", "length", "packed_x"]
+        return helper.make_tensor_value_info(name, DTYPES[declared[name]], shape)
 
     graph = helper.make_graph([node], "causal_conv1d", [value_info(n) for n in node_inputs if n],
                               [value_info(n) for n in outputs])

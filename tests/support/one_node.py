@@ -64,7 +64,8 @@ def io_dtypes(io_dtype: str) -> dict:
 def selective_scan_model(io_dtype: str = "float32", present=OPTIONAL_INPUTS, groups_b: int = 0,
                          groups_c: int = 0, delta_softplus: int | None = 0, dtypes: dict | None = None,
                          shaped: bool = True, required=("u", "delta", "A", "B", "C"),
-                         layout: int | None = None) -> onnx.ModelProto:
+                         layout: int | None = None, offsets: dict | None = None,
+                         shared_bc: bool = False) -> onnx.ModelProto:
     """A model whose only node is SelectiveScan.
 
     present: the optional inputs the node receives; absent ones become "" (or are
@@ -74,23 +75,34 @@ def selective_scan_model(io_dtype: str = "float32", present=OPTIONAL_INPUTS, gro
     leave the attribute out (channels first).
     dtypes: overrides of the declared dtype per tensor name (for wrong-dtype tests).
     required: the required inputs wired to the node (drop one to test its absence).
+    offsets: offset attributes (b_offset, c_offset, z_offset) to set; an input read at an
+    offset is declared (batch, length, packed_<name>). shared_bc: the node reads B and C
+    from the one graph input B (the x_proj output of a layer).
     """
     declared = io_dtypes(io_dtype) | (dtypes or {})
+    offsets = offsets or {}
     node_inputs = [name if (name in required or name in present) else "" for name in INPUT_NAMES]
     while node_inputs and node_inputs[-1] == "":
         node_inputs.pop()
     attributes = {} if delta_softplus is None else {"delta_softplus": delta_softplus}
     if layout is not None:
         attributes["layout"] = layout
+    attributes |= offsets
+    graph_inputs = [name for name in node_inputs if name and not (shared_bc and name == "C")]
+    if shared_bc:
+        node_inputs[INPUT_NAMES.index("C")] = "B"
     node = helper.make_node(OP_TYPE, node_inputs, list(OUTPUT_NAMES), domain=DOMAIN, **attributes)
+    packed = {name for name in ("B", "C", "z") if f"{name.lower()}_offset" in offsets}
 
     def value_info(name):
         shape = _symbolic_shape(name, groups_b, groups_c, layout or 0) if shaped else None
+        if shaped and name in packed:
+            shape = ["batch", "length", f"packed_{name}"]
         return helper.make_tensor_value_info(name, ONNX_DTYPES[declared[name]], shape)
 
     graph = helper.make_graph(
         [node], "selective_scan",
-        [value_info(name) for name in node_inputs if name],
+        [value_info(name) for name in graph_inputs],
         [value_info(name) for name in OUTPUT_NAMES],
     )
     model = helper.make_model(

@@ -29,6 +29,9 @@ enum CausalConvOutput : int {
 constexpr const char* kConvOutputNames[kConvNumOutputs] = {"y", "new_conv_state"};
 
 constexpr const char* kAttrActivation = "activation";
+// Packed input: x read as channels [x_offset, x_offset + C) of a wider (B, L, W) tensor;
+// kWholeInput (contract.h) reads x as is.
+constexpr const char* kAttrXOffset = "x_offset";
 enum CausalConvActivation : int {
   kActivationNone = 0,
   kActivationSilu = 1,

@@ -3,6 +3,8 @@
 // fails if this header drifts from it. The input order is the ABI: append, never reorder.
 #pragma once
 
+#include <cstdint>
+
 namespace mamba_export_ops {
 
 constexpr const char* kDomain = "mamba_export";
@@ -35,6 +37,12 @@ constexpr const char* kOutputNames[kNumOutputs] = {"y", "last_state"};
 
 constexpr const char* kAttrDeltaSoftplus = "delta_softplus";
 constexpr const char* kAttrLayout = "layout";
+// Packed inputs (layout 1 only, ungrouped B and C): B, C or z read as channels
+// [offset, offset + width) of a wider (B, L, W) tensor; kWholeInput reads the input as is.
+constexpr const char* kAttrBOffset = "b_offset";
+constexpr const char* kAttrCOffset = "c_offset";
+constexpr const char* kAttrZOffset = "z_offset";
+constexpr int64_t kWholeInput = -1;
 
 // Values of the layout attribute: how u, delta, z, y and B, C are stored.
 enum SelectiveScanLayout : int {

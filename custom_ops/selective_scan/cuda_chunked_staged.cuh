@@ -1,0 +1,182 @@
+// The chunked scan of cuda_chunked.cuh with its channels-last tiles staged through shared
+// memory (the "staged" loads of cuda_loads.h; the plain kernel stays the default until the
+// two are measured against each other).
+//
+// Channels last, the plain kernel's lanes read their runs of steps D (or W) elements
+// apart: every load of a warp touches 32 sectors, and for B and C that happens once per
+// state index n, although B_t and C_t are N contiguous values shared by every channel
+// of the batch. Here the block (ChunkedWarps neighbouring channels of one batch entry)
+// first copies each tile into shared memory with coalesced loads:
+//   * u, delta and z: consecutive threads read consecutive channels of one step;
+//   * B and C, kStageStates states at a time: consecutive threads read consecutive
+//     state indices of one step (a contiguous run of the projection's row).
+// The warps then read their runs from shared memory. Every lane's run is followed by a
+// pad of one 4-byte word, so the 32 lanes of a warp, reading step i of their runs at
+// once, hit 32 different banks. The arithmetic is the plain kernel's (ScanOneState), so
+// both give the same bits.
+//
+// The block's channels must share their batch entry and their groups of B and C (the
+// panels are the block's): StagedLoadsApply says when that holds.
+#pragma once
+
+#include <initializer_list>
+
+#include "cuda_chunked.cuh"
+
+namespace mamba_export_ops {
+namespace cuda_scan {
+
+template <typename T, int kItems>
+struct StagedTile {
+  static constexpr int kWarps = ChunkedWarps<T>();
+  static constexpr int kTile = kWarpSize * kItems;
+  // States staged at once: 8 for float32 and 16 for half-precision I/O keep a B or C slice
+  // near 16 KiB.
+  static constexpr int kStageStates = sizeof(T) == 4 ? 8 : 16;
+  static constexpr int kPad = 4 / static_cast<int>(sizeof(T));  // one 4-byte word, in elements
+  // A lane's run of kItems steps of one channel (u, delta, z), then the pad.
+  static constexpr int kSeqRun = kItems + kPad;
+  static constexpr int kSeqPanel = kWarps * kWarpSize * kSeqRun;
+  // A lane's run of kItems steps x kStageStates states of B or C, then the pad.
+  static constexpr int kProjRun = kItems * kStageStates + kPad;
+  static constexpr int kProjPanel = kWarpSize * kProjRun;
+  // u, delta, z, then B and C; the carries (float) come first, see StagedSharedBytes.
+  static constexpr int kPanelElements = 3 * kSeqPanel + 2 * kProjPanel;
+};
+
+template <typename T, int kItems>
+size_t StagedSharedBytes(int64_t state) {
+  const size_t carry = static_cast<size_t>(2 * ChunkedWarps<T>()) * static_cast<size_t>(state) * sizeof(float);
+  const size_t aligned = (carry + 15) / 16 * 16;
+  return aligned + static_cast<size_t>(StagedTile<T, kItems>::kPanelElements) * sizeof(T);
+}
+
+// Whether the staged kernel can run this call: channels last, and every block of
+// ChunkedWarps channels inside one batch entry and one group of B and of C.
+template <typename T>
+bool StagedLoadsApply(const SelectiveScanParams& p) {
+  constexpr int64_t kWarps = ChunkedWarps<T>();
+  if (p.layout != kLayoutChannelsLast || p.dim % kWarps != 0) return false;
+  for (const int64_t groups : {p.groups_b, p.groups_c}) {
+    if (groups > 0 && (p.dim / groups) % kWarps != 0) return false;
+  }
+  return true;
+}
+
+template <typename T, int kItems>
+__global__ void __launch_bounds__(ChunkedWarps<T>() * kWarpSize, 1)
+    StagedChunkedScanKernel(const SelectiveScanParams p) {
+  using Tile = StagedTile<T, kItems>;
+  constexpr int kWarps = Tile::kWarps;
+  constexpr int kThreads = kWarps * kWarpSize;
+  constexpr int kStates = Tile::kStageStates;
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  const int64_t N = p.state;
+  const int64_t L = p.length;
+  float* const carry_shared = reinterpret_cast<float*>(shared_bytes);
+  T* const panels = reinterpret_cast<T*>(shared_bytes + (2 * kWarps * N * sizeof(float) + 15) / 16 * 16);
+  T* const u_panel = panels;
+  T* const delta_panel = u_panel + Tile::kSeqPanel;
+  T* const z_panel = delta_panel + Tile::kSeqPanel;
+  T* const b_panel = z_panel + Tile::kSeqPanel;
+  T* const c_panel = b_panel + Tile::kProjPanel;
+
+  const int warp = static_cast<int>(threadIdx.x) / kWarpSize;
+  const int lane = static_cast<int>(threadIdx.x) % kWarpSize;
+  // StagedLoadsApply: D is a multiple of kWarps, so every warp has a channel and the
+  // block's channels share b (and their groups of B and C).
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * kWarps;
+  const int64_t channel = first + warp;
+  const int64_t b = first / p.dim;
+  const int64_t d0 = first % p.dim;
+  const int64_t d = d0 + warp;
+
+  float* const carry = carry_shared + 2 * warp * N;
+  for (int64_t n = lane; n < N; n += kWarpSize) {
+    carry[n] = p.initial_state != nullptr ? p.initial_state[channel * N + n] : 0.0f;
+  }
+  __syncwarp();
+
+  // The block's first channel in each sequence tensor; channels are adjacent (stride 1).
+  const int64_t row = b * p.seq.batch + d0 * p.seq.dim;
+  const T* u_rows = static_cast<const T*>(p.u) + row;
+  const T* delta_rows = static_cast<const T*>(p.delta) + row;
+  const T* z_rows = p.z != nullptr ? static_cast<const T*>(p.z) + b * p.z_seq.batch + d0 * p.z_seq.dim : nullptr;
+  T* y_row = static_cast<T*>(p.y) + b * p.seq.batch + d * p.seq.dim;
+  const T* b_rows = static_cast<const T*>(p.B) + ProjectionOffset(p.proj_b, p.groups_b, b, d0, p.dim);
+  const T* c_rows = static_cast<const T*>(p.C) + ProjectionOffset(p.proj_c, p.groups_c, b, d0, p.dim);
+  const float* a_row = p.A + d * N;
+  const float bias = p.delta_bias != nullptr ? p.delta_bias[d] : 0.0f;
+  const float skip = p.D != nullptr ? p.D[d] : 0.0f;
+
+  int parity = 0;
+  for (int64_t tile = 0; tile < L; tile += Tile::kTile) {
+    __syncthreads();  // every warp is done with the previous tile's panels
+    // u, delta, z: element (step t, channel c) of the tile; consecutive threads take
+    // consecutive channels of a step.
+    for (int k = static_cast<int>(threadIdx.x); k < Tile::kTile * kWarps; k += kThreads) {
+      const int t = k / kWarps, c = k % kWarps;
+      const int at = c * kWarpSize * Tile::kSeqRun + (t / kItems) * Tile::kSeqRun + t % kItems;
+      const bool inside = tile + t < L;
+      u_panel[at] = inside ? u_rows[(tile + t) * p.seq.time + c] : ZeroOf<T>();
+      delta_panel[at] = inside ? delta_rows[(tile + t) * p.seq.time + c] : ZeroOf<T>();
+      if (z_rows != nullptr) z_panel[at] = inside ? z_rows[(tile + t) * p.z_seq.time + c] : ZeroOf<T>();
+    }
+    __syncthreads();
+
+    const int64_t t0 = tile + static_cast<int64_t>(lane) * kItems;
+    const T* my_seq = u_panel + warp * kWarpSize * Tile::kSeqRun + lane * Tile::kSeqRun;
+    const int delta_offset = Tile::kSeqPanel, z_offset = 2 * Tile::kSeqPanel;
+    float dt[kItems], dtu[kItems], y[kItems];
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) {
+      const float u = ToFloat(my_seq[i]);
+      // A step past the end must be the identity (decay 1, input 0).
+      dt[i] = (t0 + i < L) ? TimeStep(ToFloat(my_seq[delta_offset + i]), bias, p.delta_softplus) : 0.0f;
+      dtu[i] = dt[i] * u;
+      y[i] = skip * u;
+    }
+    const float* carry_in = carry + parity * N;
+    float* carry_out = carry + (parity ^ 1) * N;
+
+    for (int64_t n0 = 0; n0 < N; n0 += kStates) {
+      if (n0 > 0) __syncthreads();  // every warp is done with the previous slice
+      // B and C: element (step t, state n0 + s); consecutive threads take consecutive states.
+      for (int k = static_cast<int>(threadIdx.x); k < Tile::kTile * kStates; k += kThreads) {
+        const int t = k / kStates, s = k % kStates;
+        const int at = (t / kItems) * Tile::kProjRun + (t % kItems) * kStates + s;
+        const bool inside = tile + t < L && n0 + s < N;
+        b_panel[at] = inside ? b_rows[(tile + t) * p.proj_b.time + (n0 + s) * p.proj_b.state] : ZeroOf<T>();
+        c_panel[at] = inside ? c_rows[(tile + t) * p.proj_c.time + (n0 + s) * p.proj_c.state] : ZeroOf<T>();
+      }
+      __syncthreads();
+      const T* my_b = b_panel + lane * Tile::kProjRun;
+      const T* my_c = c_panel + lane * Tile::kProjRun;
+      const int states = static_cast<int>(N - n0 < kStates ? N - n0 : kStates);
+      for (int s = 0; s < states; ++s) {
+        T b_now[kItems];
+        T c_now[kItems];
+#pragma unroll
+        for (int i = 0; i < kItems; ++i) {
+          b_now[i] = my_b[i * kStates + s];
+          c_now[i] = my_c[i * kStates + s];
+        }
+        const int64_t n = n0 + s;
+        const float a2 = __ldg(a_row + n) * kLog2e;
+        const float out = ScanOneState<T, kItems>(lane, a2, carry_in[n], dt, dtu, b_now, c_now, y);
+        if (lane == 0) carry_out[n] = out;
+      }
+    }
+    if (z_rows != nullptr) {
+#pragma unroll
+      for (int i = 0; i < kItems; ++i) y[i] *= Silu(ToFloat(my_seq[z_offset + i]));
+    }
+    StoreFloats<T, kItems>(y_row, t0, L, p.seq.time, false, y);
+    parity ^= 1;
+    __syncwarp();  // this tile's carries are visible to every lane of the next
+  }
+  for (int64_t n = lane; n < N; n += kWarpSize) p.last_state[channel * N + n] = carry[parity * N + n];
+}
+
+}  // namespace cuda_scan
+}  // namespace mamba_export_ops

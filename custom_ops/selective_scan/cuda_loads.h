@@ -1,0 +1,16 @@
+// How the chunked CUDA scan loads channels-last tiles: strided, straight from global
+// memory (cuda_chunked.cuh, the default), or staged through shared memory with coalesced
+// loads (cuda_chunked_staged.cuh). A process-wide switch, so that one process can time
+// both on the same inputs: mamba_export_ops_set_scan_loads (build_info.cc) sets it through
+// ctypes, on the very library ONNX Runtime loaded. No CUDA types, so plain C++ can include it.
+#pragma once
+
+namespace mamba_export_ops {
+
+enum class ScanLoads : int { kStrided = 0, kStaged = 1 };
+
+// Defined in cuda.cu (CUDA builds only).
+ScanLoads GetScanLoads();
+ScanLoads SetScanLoads(ScanLoads loads);  // returns the previous mode
+
+}  // namespace mamba_export_ops
