@@ -99,7 +99,8 @@ fi
 steps=" ${ROUND_STEPS:-op e2e} "
 parallel=""
 python3 -c "import xdist" 2>/dev/null && parallel="-n 8"
-op_tests="tests/custom_ops/test_selective_scan_cuda.py tests/custom_ops/test_causal_conv_cuda.py"
+op_tests="tests/custom_ops/test_selective_scan_cuda.py tests/custom_ops/test_causal_conv_cuda.py \
+tests/custom_ops/test_packed_inputs_cuda.py tests/custom_ops/test_selective_scan_cuda_staged.py"
 if [[ "${steps}" == *" op "* ]]; then
 # 4. Tests: the CUDA ops first, then every other GPU test (8 workers where pytest-xdist is installed).
 step pytest_cuda_op 240 bash -o pipefail -c "python3 -m pytest -m gpu ${op_tests} \
@@ -131,6 +132,8 @@ fi
 if [[ "${steps}" == *" bench "* ]]; then
 step bench 200 bash -o pipefail -c "python3 scripts/bench_op_gpu.py --library '${MAMBA_EXPORT_OPS_LIBRARY}' \
   --iters 20 --json '${out}/bench_op_gpu.json' 2>&1 | tee '${out}/bench_op_gpu.log'"
+step bench_scan_loads 150 bash -o pipefail -c "python3 scripts/bench_scan_loads.py \
+  --library '${MAMBA_EXPORT_OPS_LIBRARY}' --json '${out}/bench_scan_loads.json' 2>&1 | tee '${out}/bench_scan_loads.log'"
 fi
 
 # 7. End to end: mamba-130m (random weights) exported on the GPU, checked and timed there
@@ -152,6 +155,10 @@ if [[ "${steps}" == *" e2e_bench "* ]]; then
   step bench_e2e 420 bash -o pipefail -c "python3 scripts/bench_e2e.py --provider cuda --dtype fp16 \
     --backends custom --decode-tokens 64 --repeats 3 --workdir ${e2e}/bench \
     --json '${out}/bench_e2e_gpu.json' 2>&1 | tee -a '${log}'"
+  # The same prefill and first calls with the chunked scan's staged loads (MAMBA_EXPORT_SCAN_LOADS).
+  step bench_e2e_staged 200 bash -o pipefail -c "MAMBA_EXPORT_SCAN_LOADS=staged python3 scripts/bench_e2e.py \
+    --provider cuda --dtype fp16 --backends custom --no-torch --batches 1 --decode-tokens 64 --repeats 3 \
+    --workdir ${e2e}/bench --json '${out}/bench_e2e_gpu_staged.json' 2>&1 | tee -a '${log}'"
 fi
 if [[ "${steps}" == *" e2e_big "* ]]; then
   step bench_e2e_bf16 240 bash -o pipefail -c "python3 scripts/bench_e2e.py --provider cuda --dtype bf16 \

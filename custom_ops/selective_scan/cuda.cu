@@ -14,6 +14,8 @@
 #include <cuda_fp16.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 
 #include "cuda.h"
 #include "cuda_chunked.cuh"
@@ -28,7 +30,15 @@ using cuda_scan::ChunkedScanKernel;
 using cuda_scan::SequentialScanKernel;
 using cuda_scan::StagedChunkedScanKernel;
 
-std::atomic<int> g_scan_loads{static_cast<int>(ScanLoads::kStrided)};
+// The mode a process starts in: MAMBA_EXPORT_SCAN_LOADS=staged (or 1) picks the staged loads,
+// so a whole run (generate(), a benchmark) can use them without ctypes; anything else: strided.
+int InitialScanLoads() {
+  const char* value = std::getenv("MAMBA_EXPORT_SCAN_LOADS");
+  const bool staged = value != nullptr && (std::strcmp(value, "staged") == 0 || std::strcmp(value, "1") == 0);
+  return static_cast<int>(staged ? ScanLoads::kStaged : ScanLoads::kStrided);
+}
+
+std::atomic<int> g_scan_loads{InitialScanLoads()};
 
 // Up to this length a step-by-step walk beats the chunked scan, whose warp-wide
 // combine costs about as much as a few sequential steps per state index.
