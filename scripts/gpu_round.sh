@@ -21,8 +21,11 @@
 #                              "bench" (op benchmark), "e2e" (mamba-130m exported on CUDA in fp32/fp16/bf16,
 #                              node counts, parity on the CUDA provider, greedy against transformers),
 #                              "e2e_bench" (scripts/bench_e2e.py through generate(), fp16, against
-#                              transformers eager), "e2e_big" (bf16 and the 1.4b config), "quality"
-#                              (bf16/int4 export tests on CUDA, the bf16 quality row); default "op e2e".
+#                              transformers eager), "e2e_big" (bf16 and the 1.4b config), "gpu_tests"
+#                              (GPU tests of the half-precision and int4 exports, the trained model and
+#                              the CUDA runtime), "quality" (the bf16 quality row), "loads" (the chunked
+#                              scan's strided against staged loads); default "op e2e".
+#   E2E_DTYPES                 the dtypes of the e2e group (default "fp32 fp16 bf16")
 #                              Each group fits one 10-minute device command; a warm machine keeps /tmp.
 set -uo pipefail
 
@@ -119,10 +122,12 @@ fi
 
 # 5b. Precision on CUDA: the bfloat16 and int4 export tests, and the bfloat16 row of the quality
 #     table on the trained model (needs build/fortunes from scripts/prepare_fortunes.py).
-if [[ "${steps}" == *" quality "* ]]; then
+if [[ "${steps}" == *" gpu_tests "* ]]; then
 step pytest_half_precision 300 bash -o pipefail -c "python3 -m pytest -m gpu tests/export/test_half_precision.py \
-  tests/models/test_fortunes_mamba.py \
+  tests/models/test_fortunes_mamba.py tests/runtime/test_cuda_runtime.py \
   -q -p no:cacheprovider -rs 2>&1 | tee '${out}/pytest_half_precision.log'"
+fi
+if [[ "${steps}" == *" quality "* ]]; then
 step quality_bf16 240 bash -o pipefail -c "python3 scripts/bench_quality.py --model models/fortunes-mamba \
   --text build/fortunes/test.jsonl --rows pytorch-fp32 custom-bf16 --workdir /tmp/quality \
   --json '${out}/bench_quality_bf16_cuda.json' 2>&1 | tee '${out}/bench_quality_bf16_cuda.log'"
@@ -132,6 +137,8 @@ fi
 if [[ "${steps}" == *" bench "* ]]; then
 step bench 200 bash -o pipefail -c "python3 scripts/bench_op_gpu.py --library '${MAMBA_EXPORT_OPS_LIBRARY}' \
   --iters 20 --json '${out}/bench_op_gpu.json' 2>&1 | tee '${out}/bench_op_gpu.log'"
+fi
+if [[ "${steps}" == *" loads "* ]]; then
 step bench_scan_loads 150 bash -o pipefail -c "python3 scripts/bench_scan_loads.py \
   --library '${MAMBA_EXPORT_OPS_LIBRARY}' --json '${out}/bench_scan_loads.json' 2>&1 | tee '${out}/bench_scan_loads.log'"
 fi
@@ -141,7 +148,7 @@ fi
 e2e=/tmp/e2e
 log="${out}/e2e.log"
 if [[ "${steps}" == *" e2e "* ]]; then
-  for dtype in fp32 fp16 bf16; do
+  for dtype in ${E2E_DTYPES:-fp32 fp16 bf16}; do
     step "export_${dtype}" 150 bash -o pipefail -c "python3 -m mamba_export export --model preset:mamba-130m \
       ${e2e}/${dtype} --device cuda --dtype ${dtype} --no-check --force 2>&1 | tee -a '${log}' \
       && python3 -m mamba_export info ${e2e}/${dtype} 2>&1 | tee -a '${log}'"
