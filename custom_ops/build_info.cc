@@ -18,7 +18,7 @@ extern "C" __attribute__((visibility("default"))) int mamba_export_ops_has_cuda(
 #endif
 
 // Switches how the chunked CUDA scan loads channels-last tiles (selective_scan/cuda_loads.h):
-// 0 strided (the default), 1 staged through shared memory. Returns the previous mode, or
+// 0 strided, 1 staged through shared memory (the default). Returns the previous mode, or
 // -1 for another value or a build without CUDA kernels. For timing the two in one process.
 extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_scan_loads(int mode) {
 #if defined(MAMBA_EXPORT_WITH_CUDA)

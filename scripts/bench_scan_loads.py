@@ -1,5 +1,5 @@
 """Time the chunked CUDA scan's two ways of loading channels-last tiles in one process:
-strided (the default) against staged through shared memory (cuda_chunked_staged.cuh),
+strided against staged through shared memory (cuda_chunked_staged.cuh, the default),
 switched with the library's mamba_export_ops_set_scan_loads.
 
 The node is fed as the lean graph feeds it: channels last (layout 1), B and C as windows

@@ -30,12 +30,14 @@ using cuda_scan::ChunkedScanKernel;
 using cuda_scan::SequentialScanKernel;
 using cuda_scan::StagedChunkedScanKernel;
 
-// The mode a process starts in: MAMBA_EXPORT_SCAN_LOADS=staged (or 1) picks the staged loads,
-// so a whole run (generate(), a benchmark) can use them without ctypes; anything else: strided.
+// The mode a process starts in: staged (1.1x to 2.3x faster on mamba-130m to 2.8b shapes, the
+// same bits: results/gpu/2026-11-30-gpu-tests/bench_scan_loads.json), unless
+// MAMBA_EXPORT_SCAN_LOADS=strided (or 0) asks for the strided loads, so a whole run (generate(),
+// a benchmark) can compare them without ctypes.
 int InitialScanLoads() {
   const char* value = std::getenv("MAMBA_EXPORT_SCAN_LOADS");
-  const bool staged = value != nullptr && (std::strcmp(value, "staged") == 0 || std::strcmp(value, "1") == 0);
-  return static_cast<int>(staged ? ScanLoads::kStaged : ScanLoads::kStrided);
+  const bool strided = value != nullptr && (std::strcmp(value, "strided") == 0 || std::strcmp(value, "0") == 0);
+  return static_cast<int>(strided ? ScanLoads::kStrided : ScanLoads::kStaged);
 }
 
 std::atomic<int> g_scan_loads{InitialScanLoads()};

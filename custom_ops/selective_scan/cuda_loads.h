@@ -1,9 +1,9 @@
 // How the chunked CUDA scan loads channels-last tiles: strided, straight from global
-// memory (cuda_chunked.cuh, the default), or staged through shared memory with coalesced
-// loads (cuda_chunked_staged.cuh). A process-wide switch, so that one process can time
+// memory (cuda_chunked.cuh), or staged through shared memory with coalesced loads
+// (cuda_chunked_staged.cuh, the default where it applies). A process-wide switch, so that one process can time
 // both on the same inputs: mamba_export_ops_set_scan_loads (build_info.cc) sets it through
-// ctypes, on the very library ONNX Runtime loaded; MAMBA_EXPORT_SCAN_LOADS=staged sets the
-// starting mode (cuda.cu). No CUDA types, so plain C++ can include it.
+// ctypes, on the very library ONNX Runtime loaded; MAMBA_EXPORT_SCAN_LOADS=strided starts a
+// process in the strided mode (cuda.cu). No CUDA types, so plain C++ can include it.
 #pragma once
 
 namespace mamba_export_ops {

@@ -39,14 +39,16 @@ CASES = {
 
 @pytest.fixture
 def scan_loads(cuda_library):
-    """set(mode) switches the library ONNX Runtime loaded; the strided loads come back after."""
+    """set(mode) switches the library ONNX Runtime loaded; the process's mode comes back after."""
     library = ctypes.CDLL(cuda_library)
+    before = library.mamba_export_ops_set_scan_loads(STAGED)
+    assert before in (STRIDED, STAGED)
 
     def switch(mode: int) -> None:
         assert library.mamba_export_ops_set_scan_loads(mode) in (STRIDED, STAGED)
 
     yield switch
-    library.mamba_export_ops_set_scan_loads(STRIDED)
+    library.mamba_export_ops_set_scan_loads(before)
 
 
 def _both(library, scan_loads, io_dtype, **case):
@@ -96,4 +98,6 @@ def test_staged_kernel_runs_where_it_applies(cuda_library, scan_loads, case, ker
 def test_unknown_mode_is_refused(cuda_library):
     library = ctypes.CDLL(cuda_library)
     assert library.mamba_export_ops_set_scan_loads(2) == -1
-    assert library.mamba_export_ops_set_scan_loads(STRIDED) in (STRIDED, STAGED)
+    before = library.mamba_export_ops_set_scan_loads(STRIDED)
+    assert before in (STRIDED, STAGED)  # an unknown mode changed nothing
+    library.mamba_export_ops_set_scan_loads(before)
