@@ -13,7 +13,8 @@ A replica owns one :class:`Scheduler` and one model. Each :meth:`Scheduler.step`
 
 A request alone therefore sees exactly what ``generate()`` does for its prompt: the same
 choice per step, and a generator seeded per request draws once per step as ``generate()``
-does at batch 1. The waiting queue is bounded: :meth:`submit` raises ServerBusyError beyond it.
+does at batch 1. The queue is bounded: beyond ``max_batch + max_waiting`` requests in all,
+:meth:`submit` raises ServerBusyError.
 The scheduler knows nothing about HTTP or Ray; it runs in a thread (:meth:`start`) or is
 stepped by hand (tests, scripts/load_test.py).
 """
@@ -100,14 +101,15 @@ class Scheduler:
         """Queue a prompt ((length,) token ids, checked by the caller); returns the request id.
 
         ``sink(Event)`` receives each token and then one final event, from the scheduler's thread.
-        Raises ServerBusyError when ``max_waiting`` requests are already waiting.
+        Raises ServerBusyError when the batch is full and ``max_waiting`` requests already wait.
         """
         request = _Request(next(self._ids), np.asarray(prompt_ids, dtype=np.int64).reshape(-1), settings, sink,
                            rng=np.random.default_rng(settings.seed))
         with self._cond:
             if self._stopping:
                 raise ServerBusyError("the server is shutting down")
-            if len(self._waiting) >= self.max_waiting:
+            # Waiting requests beyond the batch's free rows count against max_waiting.
+            if len(self._rows) + len(self._waiting) >= self.max_batch + self.max_waiting:
                 self.counts["rejected"] += 1
                 raise ServerBusyError(f"server busy: {len(self._rows)} requests running and {len(self._waiting)} "
                                       f"waiting (the limit); retry later")
