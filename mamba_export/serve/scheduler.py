@@ -4,8 +4,9 @@ A replica owns one :class:`Scheduler` and one model. Each :meth:`Scheduler.step`
 
 1. drops cancelled requests (waiting or running);
 2. reads up to ``prefill_chunk`` prompt tokens of the waiting requests, oldest first, while the
-   batch has room (a long prompt takes several steps, so the running rows are never starved);
-   a request whose prompt is read joins the batch, its states concatenated along the batch axis;
+   batch has room (a long prompt takes several steps, so the running rows are never starved;
+   short new prompts are read together in one left-padded call); a request whose prompt is read
+   joins the batch, its states concatenated along the batch axis;
 3. chooses one token per running row from its last logits, with the request's own
    :class:`GenerationSettings` and generator (the code ``generate()`` uses), and hands it to the
    request's sink; rows that met EOS or their token limit leave (their states are dropped);
@@ -162,30 +163,69 @@ class Scheduler:
             self._leave(leaving)
 
     def _prefill(self) -> list:
-        """Read prompt tokens of waiting requests within the step's budget; returns those now ready."""
+        """Read prompt tokens of waiting requests within the step's budget; returns those now ready.
+
+        A prompt already partly read goes on alone (its states carry on). New prompts that fit the
+        budget together are read in one call, left-padded to the longest with the attention mask,
+        as ``generate()`` reads a batch; the budget counts the padded tokens."""
         budget, ready = self.prefill_chunk, []
         while budget > 0 and len(self._rows) + len(ready) < self.max_batch:
-            with self._cond:
-                if not self._waiting:
-                    break
-                request = self._waiting[0]
-            take = min(budget, len(request.prompt) - request.read)
-            chunk = request.prompt[None, request.read:request.read + take]
-            try:
-                output = self.model(chunk, None, request.states)
-            except Exception as error:  # one bad request must not stop the others
-                log.exception("prefill failed")
-                with self._cond:
-                    self._waiting.popleft()
-                self._end(request, ERROR, f"prefill failed: {error}")
-                continue
-            request.states, request.read, budget = output.states, request.read + take, budget - take
-            if request.read == len(request.prompt):
-                request.logits = _last_logits(output.logits)
-                with self._cond:
-                    self._waiting.popleft()
-                ready.append(request)
+            group = self._next_group(budget, self.max_batch - len(self._rows) - len(ready))
+            if not group:
+                break
+            budget -= self._read(group, budget, ready)
         return ready
+
+    def _next_group(self, budget: int, room: int) -> list:
+        """The waiting requests to read together: one partly read prompt, or new prompts in order."""
+        with self._cond:
+            if not self._waiting:
+                return []
+            first = self._waiting[0]
+            if first.read > 0:
+                return [first]
+            group, longest = [], 0
+            for request in itertools.islice(self._waiting, room):
+                length = min(len(request.prompt), budget)
+                if request.read > 0 or (group and max(longest, length) * (len(group) + 1) > budget):
+                    break
+                group.append(request)
+                longest = max(longest, length)
+            return group
+
+    def _read(self, group: list, budget: int, ready: list) -> int:
+        """One call over the next chunk of each request of ``group``; returns the (padded) tokens read."""
+        if len(group) == 1:
+            request = group[0]
+            take = min(budget, len(request.prompt) - request.read)
+            ids, mask = request.prompt[None, request.read:request.read + take], None
+        else:  # new prompts, each whole (the group was sized to the budget)
+            take = max(len(r.prompt) for r in group)
+            ids = np.zeros((len(group), take), np.int64)
+            mask = np.zeros((len(group), take), np.int64)
+            for row, request in enumerate(group):
+                ids[row, take - len(request.prompt):] = request.prompt
+                mask[row, take - len(request.prompt):] = 1
+        try:
+            output = self.model(ids, mask, group[0].states if len(group) == 1 else None)
+        except Exception as error:  # a failed read must not stop the other requests
+            log.exception("prefill failed")
+            with self._cond:
+                for request in group:
+                    self._waiting.remove(request)
+            for request in group:
+                self._end(request, ERROR, f"prefill failed: {error}")
+            return take * len(group)
+        logits = _last_logits(output.logits)
+        for row, request in enumerate(group):
+            request.states = output.states if len(group) == 1 else output.states.select(slice(row, row + 1))
+            request.read = request.read + take if len(group) == 1 else len(request.prompt)
+            if request.read == len(request.prompt):
+                request.logits = logits[row:row + 1]
+                with self._cond:
+                    self._waiting.remove(request)
+                ready.append(request)
+        return take * len(group)
 
     def _join(self, joined: list) -> None:
         parts = ([self._states] if self._rows else []) + [r.states for r in joined]

@@ -126,6 +126,32 @@ def test_a_long_prompt_is_read_in_chunks_while_the_batch_decodes(model):
     assert running.tokens == solo(model, running_prompt, 30, eos_token_id=[])
 
 
+class CountingModel:
+    """The model, counting its calls and the batch of each."""
+
+    def __init__(self, model):
+        self.model, self.batches = model, []
+
+    def __call__(self, ids, mask, states):
+        self.batches.append(ids.shape)
+        return self.model(ids, mask, states)
+
+
+def test_new_prompts_are_read_together_left_padded(model):
+    counting = CountingModel(model)
+    scheduler = Scheduler(counting, max_batch=4, prefill_chunk=24)
+    cases = [[3, 4, 5, 6, 7, 8], [9, 10], [11, 12, 13, 14], [15, 16, 17, 18, 19, 20, 21]]
+    sinks = [submit(scheduler, model, p, 6, eos_token_id=[])[1] for p in cases]
+    scheduler.step()
+    # 3 prompts padded to 6 fit the budget of 24 (4 x 7 would not); the 4th's first 6 tokens use the rest
+    assert counting.batches == [(3, 6), (1, 6), (3, 1)]
+    scheduler.step()
+    assert counting.batches[3:] == [(1, 1), (4, 1)]
+    scheduler.run_until_idle()
+    for prompt, sink in zip(cases, sinks, strict=True):
+        assert sink.tokens == solo(model, prompt, 6, eos_token_id=[])
+
+
 def test_cancelled_requests_leave_and_the_others_are_untouched(model):
     scheduler = Scheduler(model, max_batch=4, prefill_chunk=64)
     cases = prompts(4, seed=5)
