@@ -12,8 +12,9 @@ Two modes drive the same scheduler (mamba_export/serve/scheduler.py):
 Phases: a warm-up request; "serial": each distinct prompt once, one request at a time,
 whose tokens are the reference; "concurrent": --requests requests over the same prompts
 from --clients clients, each answer compared with its prompt's reference (a difference
-counts as crossed). Both phases are bounded (--requests, --time-limit) and stop by
-themselves. Reports throughput (generated tokens / phase wall time), time to first
+counts as crossed). The two alternate over --rounds rounds, each taking its share, so a
+shared machine's background load weighs on both alike. Both are bounded (--requests,
+--time-limit per run) and stop by themselves. Reports throughput (generated tokens / phase wall time), time to first
 token and per-token latency (p50/p99), errors, crossed answers and the speedup; prints
 a table and writes JSON (default results/load_test_<mode>_<provider>.json) with the
 machine, versions, command and load average.
@@ -49,7 +50,7 @@ def parse_args(argv=None):
     parser.add_argument("--provider", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=512, help="requests of the concurrent phase")
-    parser.add_argument("--prompts", type=int, default=16, help="distinct prompts (the serial phase runs each once)")
+    parser.add_argument("--prompts", type=int, default=32, help="distinct prompts (the serial phase runs each once)")
     parser.add_argument("--prompt-tokens", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--max-batch", type=int, default=None, help="scheduler rows (default: --clients)")
@@ -57,6 +58,8 @@ def parse_args(argv=None):
     parser.add_argument("--time-limit", type=float, default=900.0, help="seconds per phase before it stops")
     parser.add_argument("--compare-generate", action="store_true",
                         help="also time generate() on one batch of --clients prompts")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="the serial and concurrent phases alternate this many times (each a share)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
     return parser.parse_args(argv)
@@ -270,15 +273,19 @@ def main(argv=None) -> int:
     prompts = [rng.integers(1, int(info["vocab_size"]), args.prompt_tokens).tolist() for _ in range(args.prompts)]
     load_before = [round(x, 2) for x in os.getloadavg()]
     driver = InProcess(args) if args.mode == "inprocess" else OverHttp(args)
+    serial, concurrent, serial_wall, concurrent_wall = [], [], 0.0, 0.0
     try:
         driver.run(prompts, [0], 1, args.time_limit)  # warm-up
-        serial, serial_wall = driver.run(prompts, range(len(prompts)), 1, args.time_limit)
-        reference = {r.prompt_index: r.tokens for r in serial if r.error is None}
         order = [i % len(prompts) for i in range(args.requests)]
-        concurrent, concurrent_wall = driver.run(prompts, order, args.clients, args.time_limit)
+        for r in range(args.rounds):  # alternate, so both phases meet the same background load
+            records, wall = driver.run(prompts, range(r, len(prompts), args.rounds), 1, args.time_limit)
+            serial, serial_wall = serial + records, serial_wall + wall
+            records, wall = driver.run(prompts, order[r::args.rounds], args.clients, args.time_limit)
+            concurrent, concurrent_wall = concurrent + records, concurrent_wall + wall
     finally:
         driver.close()
-    result = {"mode": args.mode, "provider": args.provider, "clients": args.clients,
+    reference = {r.prompt_index: r.tokens for r in serial if r.error is None}
+    result = {"mode": args.mode, "provider": args.provider, "clients": args.clients, "rounds": args.rounds,
               "max_batch": args.max_batch or args.clients, "replicas": args.replicas if args.mode == "http" else None,
               "prompt_tokens": args.prompt_tokens, "max_tokens": args.max_tokens,
               "serial": summarize(serial, serial_wall), "concurrent": summarize(concurrent, concurrent_wall, reference)}

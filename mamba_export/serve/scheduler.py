@@ -6,10 +6,11 @@ A replica owns one :class:`Scheduler` and one model. Each :meth:`Scheduler.step`
 2. reads up to ``prefill_chunk`` prompt tokens of the waiting requests, oldest first, while the
    batch has room (a long prompt takes several steps, so the running rows are never starved;
    short new prompts are read together in one left-padded call); a request whose prompt is read
-   joins the batch, its states concatenated along the batch axis;
+   joins the batch;
 3. chooses one token per running row from its last logits, with the request's own
    :class:`GenerationSettings` and generator (the code ``generate()`` uses), and hands it to the
-   request's sink; rows that met EOS or their token limit leave (their states are dropped);
+   request's sink; rows that met EOS or their token limit leave; joining rows' states are
+   written into the places of leaving rows along the batch axis (see :meth:`_rebatch`);
 4. advances every remaining row by one token in a single session call.
 
 A request alone therefore sees exactly what ``generate()`` does for its prompt: the same
@@ -62,6 +63,7 @@ class _Request:
     states: MambaStates | None = None  # while prefilling (batch 1)
     logits: np.ndarray | None = None  # (1, vocab) float32 after the prompt
     generated: int = 0
+    next_token: int = 0  # chosen at this step, fed at the next decode call
     cancelled: bool = False
     done: bool = False
     submitted: float = field(default_factory=time.monotonic)
@@ -136,17 +138,16 @@ class Scheduler:
         """Run one scheduler step; returns whether there was anything to do."""
         self._drop_cancelled()
         joined = self._prefill()
-        if joined:
-            self._join(joined)
-        if not self._rows:
-            return bool(joined) or bool(self._waiting)
-        tokens = self._choose()
-        leaving = self._emit(tokens)
-        if leaving:
-            self._leave(leaving)
+        if not self._rows and not joined:
+            return bool(self._waiting)
+        candidates = self._rows + joined
+        logits = [self._logits[i:i + 1] for i in range(len(self._rows))] + [r.logits for r in joined]
+        tokens = [r.settings.choose(row, r.rng)[0] for r, row in zip(candidates, logits, strict=True)]
+        finished = self._emit(candidates, tokens)
+        self._rebatch({i for i, r in enumerate(self._rows) if r in finished},
+                      [r for r in joined if r not in finished])
         if self._rows:
-            keep = np.array([i for i in range(len(tokens)) if i not in leaving], dtype=np.int64)
-            self._decode(tokens[keep])
+            self._decode(np.array([r.next_token for r in self._rows], dtype=np.int64))
         return True
 
     def _drop_cancelled(self) -> None:
@@ -160,7 +161,7 @@ class Scheduler:
         if leaving:
             for i in leaving:
                 self._end(self._rows[i], CANCELLED)
-            self._leave(leaving)
+            self._rebatch(leaving, [])
 
     def _prefill(self) -> list:
         """Read prompt tokens of waiting requests within the step's budget; returns those now ready.
@@ -227,42 +228,61 @@ class Scheduler:
                 ready.append(request)
         return take * len(group)
 
-    def _join(self, joined: list) -> None:
-        parts = ([self._states] if self._rows else []) + [r.states for r in joined]
-        logits = ([self._logits] if self._rows else []) + [r.logits for r in joined]
-        self._states = MambaStates.concatenate(parts)
-        self._logits = np.concatenate(logits)
-        self._rows.extend(joined)
-        for request in joined:
-            request.states = request.logits = None
-
-    def _choose(self) -> np.ndarray:
-        return np.array([r.settings.choose(self._logits[i:i + 1], r.rng)[0] for i, r in enumerate(self._rows)],
-                        dtype=np.int64)
-
-    def _emit(self, tokens: np.ndarray) -> set:
-        """Hand each row its token; returns the rows that finished."""
-        leaving = set()
-        for i, (request, token) in enumerate(zip(self._rows, tokens, strict=True)):
+    def _emit(self, requests: list, tokens: list) -> set:
+        """Hand each request its token; returns the requests that finished."""
+        finished = set()
+        for request, token in zip(requests, tokens, strict=True):
             request.generated += 1
+            request.next_token = int(token)
             request.sink(Event(token=int(token)))
             if int(token) in request.settings.eos_token_ids:
                 self._end(request, STOP)
-                leaving.add(i)
+                finished.add(request)
             elif request.generated >= request.settings.max_new_tokens:
                 self._end(request, LENGTH)
-                leaving.add(i)
+                finished.add(request)
         self._record(len(tokens))
-        return leaving
+        return finished
 
-    def _leave(self, leaving: set) -> None:
-        keep = [i for i in range(len(self._rows)) if i not in leaving]
-        self._rows = [self._rows[i] for i in keep]
-        if self._rows:
-            index = np.array(keep, dtype=np.int64)
-            self._states, self._logits = self._states.select(index), self._logits[index]
-        else:
-            self._states = self._logits = None
+    def _rebatch(self, leaving: set, joining: list) -> None:
+        """Take rows ``leaving`` (indices) out of the batch and put ``joining`` requests in.
+
+        Joining rows are written into the leaving rows' places, the last rows move into the
+        remaining holes, and the batch becomes a prefix of its arrays, so a step where as many
+        rows join as leave copies only those rows' states, never the whole batch. Only a batch
+        that grows is concatenated."""
+        rows, holes, incoming = list(self._rows), sorted(leaving), list(joining)
+        while holes and incoming:
+            index, request = holes.pop(0), incoming.pop(0)
+            self._write_row(index, request.states, request.logits, 0)
+            rows[index] = request
+        size, holes = len(rows), set(holes)
+        while holes:
+            last = size - 1
+            if last in holes:
+                holes.discard(last)
+            else:
+                index = min(holes)
+                holes.discard(index)
+                self._write_row(index, self._states, self._logits, last)
+                rows[index] = rows[last]
+            size -= 1
+        rows = rows[:size]
+        states = self._states.select(slice(0, size)) if size else None
+        logits = self._logits[:size] if size else None
+        if incoming:
+            states = MambaStates.concatenate(([states] if size else []) + [r.states for r in incoming])
+            logits = np.concatenate(([logits] if size else []) + [r.logits for r in incoming])
+            rows += incoming
+        self._rows, self._states, self._logits = rows, states, logits
+        for request in joining:
+            request.states = request.logits = None
+
+    def _write_row(self, index: int, states: MambaStates, logits: np.ndarray, source: int) -> None:
+        """Row ``index`` of the batch := row ``source`` of ``states`` / ``logits``."""
+        for target, given in zip(self._states.conv + self._states.ssm, states.conv + states.ssm, strict=True):
+            target[index] = given[source]
+        self._logits[index] = logits[source]
 
     def _decode(self, tokens: np.ndarray) -> None:
         ids = tokens.reshape(-1, 1)
