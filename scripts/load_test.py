@@ -93,20 +93,27 @@ def summarize(records, wall: float, reference=None) -> dict:
             "first_errors": sorted({str(r.error) for r in records if r.error is not None})[:5]}
 
 
+def serve_options(args):
+    """The server's options for this load: a batch of --max-batch (default --clients) rows."""
+    from mamba_export.serve.options import ServeOptions
+
+    return ServeOptions(provider=args.provider, max_batch=args.max_batch or args.clients, max_waiting=args.clients + 1)
+
+
 # -- in-process: the scheduler without Ray ----------------------------------------------------------
 
 
 class InProcess:
     def __init__(self, args):
         from mamba_export.runtime.generation import GenerationSettings
-        from mamba_export.runtime.model import ORTMambaForCausalLM
+        from mamba_export.serve.loading import load_model
         from mamba_export.serve.scheduler import Scheduler
 
-        self.model = ORTMambaForCausalLM.from_pretrained(args.folder, provider=args.provider)
+        options = serve_options(args)
+        self.model, _ = load_model(args.folder, options)  # as a replica loads it
         self.settings = GenerationSettings.create(max_new_tokens=args.max_tokens,
                                                   eos_token_id=self.model.folder.special_token("eos_token_id"))
-        self.scheduler = Scheduler(self.model, max_batch=args.max_batch or args.clients,
-                                   max_waiting=args.clients + 1, prefill_chunk=256)
+        self.scheduler = Scheduler(self.model, options.max_batch, options.max_waiting, options.prefill_chunk)
         self.scheduler.start()
 
     def run(self, prompts, order, clients: int, time_limit: float):
@@ -152,14 +159,11 @@ class OverHttp:
         self.started_here = args.url is None
         if self.started_here:
             from mamba_export.serve.app import start
-            from mamba_export.serve.options import ServeOptions
 
             with socket.socket() as sock:
                 sock.bind(("127.0.0.1", 0))
                 port = sock.getsockname()[1]
-            options = ServeOptions(provider=args.provider, max_batch=args.max_batch or args.clients,
-                                   max_waiting=args.clients + 1)
-            start(args.folder, options, args.replicas, "127.0.0.1", port)
+            start(args.folder, serve_options(args), args.replicas, "127.0.0.1", port)
             self.url = f"http://127.0.0.1:{port}"
         else:
             self.url = args.url.rstrip("/")

@@ -66,8 +66,9 @@ def start(folder, options: ServeOptions, replicas: int = 1, host: str = "127.0.0
     import ray
 
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, num_cpus=None if address else num_cpus,
-                 log_to_driver=False)
+        # A cluster joined keeps its own settings; a local one starts without the dashboard.
+        local = {} if address else {"include_dashboard": False, "num_cpus": num_cpus}
+        ray.init(address=address, log_to_driver=False, **local)
     serve.start(http_options={"host": host, "port": port})
     return serve.run(build_application(folder, options, replicas), name=APP_NAME, route_prefix="/")
 

@@ -21,31 +21,12 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from mamba_export.errors import InvalidRequestError, MambaExportError, ServerBusyError
 from mamba_export.serve import api
+from mamba_export.serve.loading import load_model
 from mamba_export.serve.options import ServeOptions
 from mamba_export.serve.scheduler import CANCELLED, ERROR, STOP, Scheduler
 from mamba_export.serve.text import CompletionText
 
-TOKENIZER_FILE = "tokenizer.json"
 REPLICA_HEADER = "x-mamba-export-replica"
-
-
-def load_model(folder, options: ServeOptions):
-    """The causal LM of ``folder`` on the options' provider, and its tokenizer (None without tokenizer.json)."""
-    from mamba_export.options import RuntimeOptions
-    from mamba_export.runtime.folder import load_export_folder
-    from mamba_export.runtime.model import ORTMambaForCausalLM
-
-    export = load_export_folder(folder)
-    if not export.is_causal_lm:
-        raise MambaExportError(f"{export.path} is a base-model export (no logits); serve a causal LM export")
-    runtime = RuntimeOptions(provider=options.provider, intra_op_threads=options.intra_op_threads)
-    model = ORTMambaForCausalLM.from_pretrained(export.path, options=runtime)
-    tokenizer = None
-    if (export.path / TOKENIZER_FILE).is_file():
-        from tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.from_file(str(export.path / TOKENIZER_FILE))
-    return model, tokenizer
 
 
 class CompletionServer:
