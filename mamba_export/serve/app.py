@@ -67,8 +67,9 @@ def start(folder, options: ServeOptions, replicas: int = 1, host: str = "127.0.0
 
     if not ray.is_initialized():
         # A cluster joined keeps its own settings; a local one starts without the dashboard.
+        # "local" starts a new instance even when another is running or was left behind.
         local = {} if address else {"include_dashboard": False, "num_cpus": num_cpus}
-        ray.init(address=address, log_to_driver=False, **local)
+        ray.init(address=address or "local", log_to_driver=False, **local)
     serve.start(http_options={"host": host, "port": port})
     return serve.run(build_application(folder, options, replicas), name=APP_NAME, route_prefix="/")
 

@@ -42,7 +42,7 @@ def server(export_tiny, ops_library):
     """(base URL, solo(prompt, n) -> generate()'s new tokens up to the first EOS)."""
     folder = export_tiny("untied_head")
     port = free_port()
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(build_application(folder, ONE, replicas=1), name="one", route_prefix="/one")
