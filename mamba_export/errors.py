@@ -52,3 +52,15 @@ class BackendUnavailableError(MambaExportError):
 
 class BuildError(MambaExportError):
     """Building the custom-op library failed."""
+
+
+class InvalidRequestError(MambaExportError, ValueError):
+    """A request to the completion server is malformed (the server answers 400 with this message)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class ServerBusyError(MambaExportError):
+    """The completion server's queue is full (the server answers 503); retry later or add replicas."""

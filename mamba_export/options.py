@@ -105,6 +105,9 @@ class RuntimeOptions:
     cuda_options: CUDA provider options laid over the runtime's defaults (documented in
         ``runtime/session.py``, ``CUDA_DEFAULTS``), e.g. ``{"device_id": 1}``.
     allow_tf32: CUDA float32 MatMul in TF32: faster, about 1e-3 off.
+    spin: ONNX Runtime's intra-op threads spin while waiting for work (its default, fastest on
+        an idle machine); False lets them sleep, leaving the cores to other work in the process
+        (a server's HTTP and scheduling threads) between calls.
     """
 
     provider: str = "cpu"
@@ -114,6 +117,7 @@ class RuntimeOptions:
     intra_op_threads: int = 0
     allow_tf32: bool = False
     cuda_options: tuple = ()
+    spin: bool = True
 
     def __post_init__(self):
         _choose("provider", self.provider, PROVIDERS)

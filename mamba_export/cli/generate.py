@@ -1,7 +1,9 @@
 """``mamba-export generate``: continue a prompt with an exported folder.
 
 The prompt comes from ``--prompt``, or from standard input when it is not a
-terminal, or as token ids with ``--ids`` (no tokenizer needed).
+terminal, or as token ids with ``--ids`` (no tokenizer needed). The prompt and then
+each new token are printed as soon as they are known, so a long generation shows
+its progress (and Ctrl-C keeps what was printed).
 """
 
 from __future__ import annotations
@@ -47,14 +49,33 @@ def run(args) -> int:
         tokenizer = load_tokenizer(args.tokenizer or args.folder)
         prompt_ids = tokenizer.encode(read_prompt(args.prompt)).ids
     model = ORTMambaForCausalLM.from_pretrained(args.folder, provider=args.provider)
-    output = model.generate(
+    printer = _TokenPrinter(tokenizer, prompt_ids)
+    model.generate(
         np.asarray([prompt_ids], dtype=np.int64), max_new_tokens=args.max_new_tokens,
         do_sample=args.do_sample, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-        seed=args.seed,
+        seed=args.seed, on_tokens=lambda tokens: printer.add(int(tokens[0])),
     )
-    tokens = [int(t) for t in output[0]]
-    if tokenizer is None:
-        print(" ".join(str(t) for t in tokens))
-    else:
-        print(tokenizer.decode(tokens))
+    printer.finish()
     return 0
+
+
+class _TokenPrinter:
+    """Prints the prompt, then each token as it comes: ids separated by spaces, or text deltas."""
+
+    def __init__(self, tokenizer, prompt_ids):
+        from mamba_export.serve.text import CompletionText
+
+        self.text = None if tokenizer is None else CompletionText(tokenizer)
+        self.first = True
+        for token in prompt_ids:
+            self.add(token)
+
+    def add(self, token: int) -> None:
+        if self.text is None:
+            piece, self.first = ("" if self.first else " ") + str(token), False
+        else:
+            piece = self.text.add(token)
+        print(piece, end="", flush=True)
+
+    def finish(self) -> None:
+        print(self.text.finish() if self.text is not None else "", flush=True)

@@ -23,6 +23,7 @@ COMMANDS = {
     "check": "check",
     "info": "info",
     "build-ops": "build_ops",
+    "serve": "serve",
 }
 
 

@@ -103,8 +103,10 @@ def make_decoder(model):
 
 
 def generate(decoder, input_ids: np.ndarray, attention_mask: np.ndarray,
-             settings: GenerationSettings) -> np.ndarray:
-    """input_ids, attention_mask: (batch, prompt) int64, checked; returns (batch, prompt + new)."""
+             settings: GenerationSettings, on_tokens=None) -> np.ndarray:
+    """input_ids, attention_mask: (batch, prompt) int64, checked; returns (batch, prompt + new).
+
+    on_tokens: called with each step's (batch,) tokens as soon as they are chosen (streaming)."""
     check_left_padded(attention_mask)
     if settings.max_new_tokens == 0:
         return input_ids.copy()
@@ -116,6 +118,8 @@ def generate(decoder, input_ids: np.ndarray, attention_mask: np.ndarray,
     for index in range(settings.max_new_tokens):
         tokens = np.where(finished, settings.pad_token_id, decoder.next_tokens(settings, rng))
         new_tokens.append(tokens)
+        if on_tokens is not None:
+            on_tokens(tokens)
         finished |= np.isin(tokens, eos)
         if finished.all() or index == settings.max_new_tokens - 1:
             break

@@ -158,7 +158,7 @@ class ORTMambaForCausalLM(ORTMambaModel):
 
     def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 20, do_sample: bool = False,
                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, eos_token_id=None,
-                 pad_token_id=None, seed=None) -> np.ndarray:
+                 pad_token_id=None, seed=None, on_tokens=None) -> np.ndarray:
         """Continue each prompt; returns (batch, prompt + new tokens) int64.
 
         input_ids: (batch, sequence), left-padded with attention_mask when rows differ in length.
@@ -166,7 +166,8 @@ class ORTMambaForCausalLM(ORTMambaModel):
         Rows that produced an EOS token go on emitting ``pad_token_id``; generation stops
         early when every row has finished. ``eos_token_id`` / ``pad_token_id`` default to
         the folder's generation_config.json (then config.json); pass ``eos_token_id=[]``
-        to never stop early. ``seed`` makes sampling reproducible.
+        to never stop early. ``seed`` makes sampling reproducible. ``on_tokens``, if given, is
+        called with each step's (batch,) new tokens as they are chosen, to stream them.
         """
         from mamba_export.runtime.generation import GenerationSettings, HostDecoder, generate, make_decoder
 
@@ -178,9 +179,9 @@ class ORTMambaForCausalLM(ORTMambaModel):
         mask = check_attention_mask(attention_mask, ids.shape)
         decoder = make_decoder(self)
         if isinstance(decoder, HostDecoder):  # its states are its own: calls may overlap
-            return generate(decoder, ids, mask, settings)
+            return generate(decoder, ids, mask, settings, on_tokens)
         with self._decode_lock:
-            return generate(decoder, ids, mask, settings)
+            return generate(decoder, ids, mask, settings, on_tokens)
 
     def _default(self, name: str, value):
         return self.folder.special_token(name) if value is None else value

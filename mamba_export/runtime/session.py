@@ -154,6 +154,8 @@ def session_options(folder: ExportFolder, options: RuntimeOptions):
         so.profile_file_prefix = profile_prefix()
     if options.intra_op_threads:
         so.intra_op_num_threads = int(options.intra_op_threads)
+    if not options.spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if folder.info.get("needs_custom_ops"):
         path = library_path(options)
         try:

@@ -87,6 +87,16 @@ class MambaStates:
         """The states of some batch rows (an index array or slice)."""
         return MambaStates(tuple(c[rows] for c in self.conv), tuple(s[rows] for s in self.ssm))
 
+    @classmethod
+    def concatenate(cls, parts) -> MambaStates:
+        """The rows of several states, one after another along the batch axis (the inverse of select)."""
+        parts = list(parts)
+        if len(parts) == 1:
+            return parts[0]
+        layers = range(len(parts[0]))
+        return cls(tuple(np.concatenate([p.conv[i] for p in parts]) for i in layers),
+                   tuple(np.concatenate([p.ssm[i] for p in parts]) for i in layers))
+
 
 def _as_pairs(states) -> tuple:
     if isinstance(states, MambaStates):

@@ -207,3 +207,25 @@ def test_missing_custom_op_library_says_how_to_build(cli_export, tmp_path):
     _, out, _ = cli_export
     env = {**os.environ, "MAMBA_EXPORT_OPS_LIBRARY": str(tmp_path / "missing.so")}
     one_line_error(run_cli("generate", out, "--ids", "1,2", env=env), "build-ops")
+
+
+def test_generate_prints_tokens_as_they_come(cli_export):
+    """With a practically endless --max-new-tokens, tokens appear while the command still runs."""
+    import select
+    import time
+
+    _, out, _ = cli_export
+    command = [sys.executable, "-m", "mamba_export", "generate", str(out), "--ids", "3,4,5",
+               "--max-new-tokens", "100000000", "--seed", "1", "--do-sample"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, bufsize=0)
+    seen, deadline = "", time.monotonic() + 120
+    try:
+        while len(seen.split()) < 3 + 5 and time.monotonic() < deadline:
+            ready, _, _ = select.select([process.stdout], [], [], 1.0)
+            if ready:
+                seen += os.read(process.stdout.fileno(), 4096).decode()
+        assert process.poll() is None, "generate ended instead of streaming"
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    assert seen.split()[:3] == ["3", "4", "5"] and len(seen.split()) >= 8, seen

@@ -89,6 +89,14 @@ def test_generation_stops_when_every_row_finished(model):
     np.testing.assert_array_equal(out, free[:, :5])
 
 
+def test_on_tokens_sees_each_step_as_it_is_chosen(model):
+    ids = tokens(2, 4, seed=9)
+    steps = []
+    out = model.generate(ids, max_new_tokens=6, eos_token_id=[], on_tokens=lambda t: steps.append(t.copy()))
+    assert len(steps) == 6 and all(step.shape == (2,) for step in steps)
+    np.testing.assert_array_equal(np.stack(steps, axis=1), out[:, 4:])
+
+
 def test_eos_defaults_to_the_folder_generation_config(model):
     assert model.folder.special_token("eos_token_id") == 0
     ids = tokens(1, 3, seed=9)

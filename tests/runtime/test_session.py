@@ -239,3 +239,13 @@ def test_a_refusal_of_explicit_graphs_or_another_error_stays_an_error(exported, 
     monkeypatch.setattr(session, "create_session", no_cuda)
     with pytest.raises(BackendUnavailableError, match="did not enable"):
         session.open_session(folder, RuntimeOptions(provider="cuda"))
+
+
+def test_spin_false_lets_the_threads_sleep(exported):
+    from mamba_export.runtime.session import session_options
+
+    folder = load_export_folder(exported("standard"))
+    assert session_options(folder, RuntimeOptions(spin=False)).get_session_config_entry(
+        "session.intra_op.allow_spinning") == "0"
+    with pytest.raises(RuntimeError):  # the default leaves ONNX Runtime's own setting (spinning)
+        session_options(folder, RuntimeOptions()).get_session_config_entry("session.intra_op.allow_spinning")

@@ -41,6 +41,19 @@ def test_select_rows():
     assert picked.batch_size == 1 and (picked.conv[1] == 7).all() and not picked.conv[0].any()
 
 
+def test_concatenate_is_the_inverse_of_select():
+    rng = np.random.default_rng(1)
+    states = MambaStates(tuple(rng.normal(size=(5, 6, 3)) for _ in range(3)),
+                         tuple(rng.normal(size=(5, 6, 5)) for _ in range(3)))
+    again = MambaStates.concatenate([states.select(slice(0, 2)), states.select([2]), states.select(slice(3, 5))])
+    assert again.batch_size == 5
+    for (c1, s1), (c2, s2) in zip(states, again, strict=True):
+        np.testing.assert_array_equal(c1, c2)
+        np.testing.assert_array_equal(s1, s2)
+    single = states.select([4])
+    assert MambaStates.concatenate([single]) is single
+
+
 def test_check_converts_precision_and_keeps_values():
     given = [(np.ones((2, 6, 3), np.float64), np.ones((2, 6, 5), np.float64)) for _ in range(3)]
     checked = check_states(given, SPEC, 2)

@@ -1,0 +1,369 @@
+"""Continuous batching: one running batch that requests join and leave between decode steps.
+
+A replica owns one :class:`Scheduler` and one model. Each :meth:`Scheduler.step`:
+
+1. drops cancelled requests (waiting or running);
+2. reads up to ``prefill_chunk`` prompt tokens of the waiting requests, oldest first, while the
+   batch has room (a long prompt takes several steps, so the running rows are never starved;
+   short new prompts are read together in one left-padded call); a request whose prompt is read
+   joins the batch;
+3. chooses one token per running row from its last logits, with the request's own
+   :class:`GenerationSettings` and generator (the code ``generate()`` uses), and hands it to the
+   request's sink; rows that met EOS or their token limit leave; joining rows' states are
+   written into the places of leaving rows along the batch axis (see :meth:`_rebatch`);
+4. advances every remaining row by one token in a single session call.
+
+A request alone therefore sees exactly what ``generate()`` does for its prompt: the same
+choice per step, and a generator seeded per request draws once per step as ``generate()``
+does at batch 1. The queue is bounded: beyond ``max_batch + max_waiting`` requests in all,
+:meth:`submit` raises ServerBusyError.
+The scheduler knows nothing about HTTP or Ray; it runs in a thread (:meth:`start`) or is
+stepped by hand (tests, scripts/load_test.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mamba_export.errors import ServerBusyError
+from mamba_export.runtime.generation import GenerationSettings
+from mamba_export.runtime.states import MambaStates
+
+log = logging.getLogger(__name__)
+
+# Finish reasons, as the OpenAI API names them (plus "cancelled" and "error").
+STOP, LENGTH, CANCELLED, ERROR = "stop", "length", "cancelled", "error"
+METRICS_WINDOW_S = 10.0
+
+
+@dataclass(frozen=True)
+class Event:
+    """What a request's sink receives: a token, or the end (``finish_reason`` set, ``message`` on error)."""
+
+    token: int | None = None
+    finish_reason: str | None = None
+    message: str | None = None
+
+
+@dataclass(eq=False)
+class _Request:
+    id: int
+    prompt: np.ndarray  # (length,) int64
+    settings: GenerationSettings
+    sink: object  # callable(Event), called from the scheduler's thread
+    rng: np.random.Generator = None
+    read: int = 0  # prompt tokens prefilled so far
+    states: MambaStates | None = None  # while prefilling (batch 1)
+    logits: np.ndarray | None = None  # (1, vocab) float32 after the prompt
+    generated: int = 0
+    next_token: int = 0  # chosen at this step, fed at the next decode call
+    cancelled: bool = False
+    done: bool = False
+    submitted: float = field(default_factory=time.monotonic)
+
+    def finish(self, reason: str, message: str | None = None) -> None:
+        if not self.done:
+            self.done = True
+            self.sink(Event(finish_reason=reason, message=message))
+
+
+def _last_logits(logits) -> np.ndarray:
+    return np.asarray(logits[:, -1, :], dtype=np.float32)
+
+
+class Scheduler:
+    """Continuous batching over ``model`` (an ORTMambaForCausalLM) with at most ``max_batch`` rows."""
+
+    def __init__(self, model, max_batch: int = 32, max_waiting: int = 256, prefill_chunk: int = 256):
+        self.model = model
+        self.max_batch = max_batch
+        self.max_waiting = max_waiting
+        self.prefill_chunk = prefill_chunk
+        self._ids = itertools.count()
+        self._cond = threading.Condition()
+        self._waiting: deque = deque()
+        self._by_id: dict = {}
+        self._rows: list = []  # running requests, in the order of the batch axis
+        self._states: MambaStates | None = None
+        self._logits: np.ndarray | None = None  # (rows, vocab) float32
+        self._thread = None
+        self._stopping = False
+        self._history: deque = deque()  # (time, tokens, rows) per decode step, for metrics
+        self.counts = {"tokens": 0, "finished": 0, "cancelled": 0, "rejected": 0, "errors": 0, "steps": 0}
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def submit(self, prompt_ids, settings: GenerationSettings, sink) -> int:
+        """Queue a prompt ((length,) token ids, checked by the caller); returns the request id.
+
+        ``sink(Event)`` receives each token and then one final event, from the scheduler's thread.
+        Raises ServerBusyError when the batch is full and ``max_waiting`` requests already wait.
+        """
+        request = _Request(next(self._ids), np.asarray(prompt_ids, dtype=np.int64).reshape(-1), settings, sink,
+                           rng=np.random.default_rng(settings.seed))
+        with self._cond:
+            if self._stopping:
+                raise ServerBusyError("the server is shutting down")
+            # Waiting requests beyond the batch's free rows count against max_waiting.
+            if len(self._rows) + len(self._waiting) >= self.max_batch + self.max_waiting:
+                self.counts["rejected"] += 1
+                raise ServerBusyError(f"server busy: {len(self._rows)} requests running and {len(self._waiting)} "
+                                      f"waiting (the limit); retry later")
+            if settings.max_new_tokens == 0:
+                request.finish(LENGTH)
+                return request.id
+            self._waiting.append(request)
+            self._by_id[request.id] = request
+            self._cond.notify()
+        return request.id
+
+    def cancel(self, request_id: int) -> None:
+        """Stop a request (client gone, stop text seen); it leaves the batch before the next step."""
+        with self._cond:
+            request = self._by_id.get(request_id)
+            if request is not None:
+                request.cancelled = True
+                self._cond.notify()
+
+    # -- one step ---------------------------------------------------------------------------------
+
+    def step(self) -> bool:
+        """Run one scheduler step; returns whether there was anything to do."""
+        self._drop_cancelled()
+        joined = self._prefill()
+        if not self._rows and not joined:
+            return bool(self._waiting)
+        candidates = self._rows + joined
+        logits = [self._logits[i:i + 1] for i in range(len(self._rows))] + [r.logits for r in joined]
+        tokens = [r.settings.choose(row, r.rng)[0] for r, row in zip(candidates, logits, strict=True)]
+        finished = self._emit(candidates, tokens)
+        self._rebatch({i for i, r in enumerate(self._rows) if r in finished},
+                      [r for r in joined if r not in finished])
+        if self._rows:
+            self._decode(np.array([r.next_token for r in self._rows], dtype=np.int64))
+        return True
+
+    def _drop_cancelled(self) -> None:
+        with self._cond:
+            gone = [r for r in self._waiting if r.cancelled]
+            for request in gone:
+                self._waiting.remove(request)
+        for request in gone:
+            self._end(request, CANCELLED)
+        leaving = {i for i, r in enumerate(self._rows) if r.cancelled}
+        if leaving:
+            for i in leaving:
+                self._end(self._rows[i], CANCELLED)
+            self._rebatch(leaving, [])
+
+    def _prefill(self) -> list:
+        """Read prompt tokens of waiting requests within the step's budget; returns those now ready.
+
+        A prompt already partly read goes on alone (its states carry on). New prompts that fit the
+        budget together are read in one call, left-padded to the longest with the attention mask,
+        as ``generate()`` reads a batch; the budget counts the padded tokens."""
+        budget, ready = self.prefill_chunk, []
+        while budget > 0 and len(self._rows) + len(ready) < self.max_batch:
+            group = self._next_group(budget, self.max_batch - len(self._rows) - len(ready))
+            if not group:
+                break
+            budget -= self._read(group, budget, ready)
+        return ready
+
+    def _next_group(self, budget: int, room: int) -> list:
+        """The waiting requests to read together: one partly read prompt, or new prompts in order."""
+        with self._cond:
+            if not self._waiting:
+                return []
+            first = self._waiting[0]
+            if first.read > 0:
+                return [first]
+            group, longest = [], 0
+            for request in itertools.islice(self._waiting, room):
+                length = min(len(request.prompt), budget)
+                if request.read > 0 or (group and max(longest, length) * (len(group) + 1) > budget):
+                    break
+                group.append(request)
+                longest = max(longest, length)
+            return group
+
+    def _read(self, group: list, budget: int, ready: list) -> int:
+        """One call over the next chunk of each request of ``group``; returns the (padded) tokens read."""
+        if len(group) == 1:
+            request = group[0]
+            take = min(budget, len(request.prompt) - request.read)
+            ids, mask = request.prompt[None, request.read:request.read + take], None
+        else:  # new prompts, each whole (the group was sized to the budget)
+            take = max(len(r.prompt) for r in group)
+            ids = np.zeros((len(group), take), np.int64)
+            mask = np.zeros((len(group), take), np.int64)
+            for row, request in enumerate(group):
+                ids[row, take - len(request.prompt):] = request.prompt
+                mask[row, take - len(request.prompt):] = 1
+        try:
+            output = self.model(ids, mask, group[0].states if len(group) == 1 else None)
+        except Exception as error:  # a failed read must not stop the other requests
+            log.exception("prefill failed")
+            with self._cond:
+                for request in group:
+                    self._waiting.remove(request)
+            for request in group:
+                self._end(request, ERROR, f"prefill failed: {error}")
+            return take * len(group)
+        logits = _last_logits(output.logits)
+        for row, request in enumerate(group):
+            request.states = output.states if len(group) == 1 else output.states.select(slice(row, row + 1))
+            request.read = request.read + take if len(group) == 1 else len(request.prompt)
+            if request.read == len(request.prompt):
+                request.logits = logits[row:row + 1]
+                with self._cond:
+                    self._waiting.remove(request)
+                ready.append(request)
+        return take * len(group)
+
+    def _emit(self, requests: list, tokens: list) -> set:
+        """Hand each request its token; returns the requests that finished."""
+        finished = set()
+        for request, token in zip(requests, tokens, strict=True):
+            request.generated += 1
+            request.next_token = int(token)
+            request.sink(Event(token=int(token)))
+            if int(token) in request.settings.eos_token_ids:
+                self._end(request, STOP)
+                finished.add(request)
+            elif request.generated >= request.settings.max_new_tokens:
+                self._end(request, LENGTH)
+                finished.add(request)
+        self._record(len(tokens))
+        return finished
+
+    def _rebatch(self, leaving: set, joining: list) -> None:
+        """Take rows ``leaving`` (indices) out of the batch and put ``joining`` requests in.
+
+        Joining rows are written into the leaving rows' places, the last rows move into the
+        remaining holes, and the batch becomes a prefix of its arrays, so a step where as many
+        rows join as leave copies only those rows' states, never the whole batch. Only a batch
+        that grows is concatenated."""
+        rows, holes, incoming = list(self._rows), sorted(leaving), list(joining)
+        while holes and incoming:
+            index, request = holes.pop(0), incoming.pop(0)
+            self._write_row(index, request.states, request.logits, 0)
+            rows[index] = request
+        size, holes = len(rows), set(holes)
+        while holes:
+            last = size - 1
+            if last in holes:
+                holes.discard(last)
+            else:
+                index = min(holes)
+                holes.discard(index)
+                self._write_row(index, self._states, self._logits, last)
+                rows[index] = rows[last]
+            size -= 1
+        rows = rows[:size]
+        states = self._states.select(slice(0, size)) if size else None
+        logits = self._logits[:size] if size else None
+        if incoming:
+            states = MambaStates.concatenate(([states] if size else []) + [r.states for r in incoming])
+            logits = np.concatenate(([logits] if size else []) + [r.logits for r in incoming])
+            rows += incoming
+        self._rows, self._states, self._logits = rows, states, logits
+        for request in joining:
+            request.states = request.logits = None
+
+    def _write_row(self, index: int, states: MambaStates, logits: np.ndarray, source: int) -> None:
+        """Row ``index`` of the batch := row ``source`` of ``states`` / ``logits``."""
+        for target, given in zip(self._states.conv + self._states.ssm, states.conv + states.ssm, strict=True):
+            target[index] = given[source]
+        self._logits[index] = logits[source]
+
+    def _decode(self, tokens: np.ndarray) -> None:
+        ids = tokens.reshape(-1, 1)
+        try:
+            output = self.model(ids, np.ones_like(ids), self._states)
+        except Exception as error:
+            log.exception("decode step failed")
+            for request in self._rows:
+                self._end(request, ERROR, f"decode step failed: {error}")
+            self._rows, self._states, self._logits = [], None, None
+            return
+        self._states, self._logits = output.states, _last_logits(output.logits)
+
+    def _end(self, request: _Request, reason: str, message: str | None = None) -> None:
+        key = {CANCELLED: "cancelled", ERROR: "errors"}.get(reason, "finished")
+        with self._cond:
+            self._by_id.pop(request.id, None)
+            self.counts[key] += 1
+        request.finish(reason, message)
+
+    # -- metrics ----------------------------------------------------------------------------------
+
+    def _record(self, rows: int) -> None:
+        now = time.monotonic()
+        with self._cond:
+            self.counts["tokens"] += rows
+            self.counts["steps"] += 1
+            self._history.append((now, rows))
+            while self._history and self._history[0][0] < now - METRICS_WINDOW_S:
+                self._history.popleft()
+
+    def metrics(self) -> dict:
+        """Running and waiting requests, tokens/s and mean batch occupancy over the last 10 s, counters."""
+        now = time.monotonic()
+        with self._cond:
+            recent = [rows for t, rows in self._history if t >= now - METRICS_WINDOW_S]
+            span = (now - self._history[0][0]) if self._history else 0.0
+            return {
+                "running": len(self._rows),
+                "waiting": len(self._waiting),
+                "max_batch": self.max_batch,
+                "tokens_per_s": sum(recent) / max(span, 1.0) if recent else 0.0,
+                "batch_occupancy": (sum(recent) / len(recent) / self.max_batch) if recent else 0.0,
+                "window_s": METRICS_WINDOW_S,
+                **{f"{name}_total": value for name, value in self.counts.items()},
+            }
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Step in a background thread until :meth:`stop`; idle steps wait for a request."""
+        self._thread = threading.Thread(target=self._loop, name="mamba-export-scheduler", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopping and not self._waiting and not self._rows:
+                    self._cond.wait()
+                if self._stopping:
+                    break
+            self.step()
+
+    def stop(self) -> None:
+        """Stop the loop; requests still waiting or running end with an error event."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+        with self._cond:
+            pending = list(self._waiting) + list(self._rows)
+            self._waiting.clear()
+        self._rows, self._states, self._logits = [], None, None
+        for request in pending:
+            self._end(request, ERROR, "the server is shutting down")
+
+    def run_until_idle(self, max_steps: int = 1_000_000) -> int:
+        """Step until nothing is waiting or running (for callers without the thread); returns the steps."""
+        for count in range(max_steps):
+            if not self._waiting and not self._rows:
+                return count
+            self.step()
+        raise RuntimeError(f"the scheduler was still busy after {max_steps} steps")
