@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from mamba_export.ops import causal_conv, reference
+from mamba_export.ops import causal_conv, reference, residual_norm
 from mamba_export.ops.selective_scan import (
     LAYOUT_CHANNELS_LAST,
     TO_CHANNELS_FIRST,
@@ -24,6 +24,7 @@ from mamba_export.ops.selective_scan import (
 
 OP_QUALNAME = "mamba_export::selective_scan"
 CONV_QUALNAME = "mamba_export::causal_conv1d"
+NORM_QUALNAME = "mamba_export::residual_rms_norm"
 
 
 def _state_dtype(io_dtype: torch.dtype) -> torch.dtype:
@@ -117,3 +118,25 @@ def _causal_conv1d_fake(x, weight, bias, conv_state, mask, activation):
         causal_conv.check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()})
     batch, _, channels = x.shape
     return x.new_empty(x.shape), x.new_empty((batch, channels, weight.shape[1] - 1))
+
+
+@torch.library.custom_op(NORM_QUALNAME, mutates_args=())
+def residual_rms_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    residual: torch.Tensor | None,
+    epsilon: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The contract's residual norm. x: (..., H); weight: (H,) in x's dtype; residual: (..., H)
+    float32. Returns y in x's dtype and residual_out: (..., H) float32 (x + residual)."""
+    y, total = reference.residual_rms_norm(x, weight, residual, epsilon)
+    # A custom op may not return its inputs (or views of them): a float32 x without a residual is s.
+    if total.data_ptr() == x.data_ptr() and total.numel():
+        total = total.clone()
+    return y, total
+
+
+@residual_rms_norm.register_fake
+def _residual_rms_norm_fake(x, weight, residual, epsilon):
+    residual_norm.check_epsilon(epsilon)
+    return x.new_empty(x.shape), x.new_empty(x.shape, dtype=_state_dtype(x.dtype))
