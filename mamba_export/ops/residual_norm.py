@@ -26,6 +26,7 @@ never further from the float64 value. H = 0 gives empty outputs; rows are indepe
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 from mamba_export.ops.contract_base import DOMAIN, ContractChecks, TensorSpec
@@ -73,7 +74,7 @@ _expect_shape = _checks.expect_shape
 
 def check_epsilon(epsilon) -> float:
     """The epsilon attribute as a float, or an InputShapeError: it must be finite and >= 0."""
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not (0.0 <= float(epsilon) < float("inf")):
+    if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or not 0.0 <= float(epsilon) < float("inf"):
         _fail(f"attribute epsilon is {epsilon!r}, expected a finite float >= 0")
     return float(epsilon)
 
