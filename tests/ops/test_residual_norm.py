@@ -19,6 +19,7 @@ from mamba_export.errors import InputShapeError
 from mamba_export.ops import numpy_op, reference, torch_op  # noqa: F401  (torch_op registers the op)
 from mamba_export.ops.numpy_op import NUMPY_OPS
 from mamba_export.ops.onnx_custom import custom_translation_table, residual_norm_schema
+from mamba_export.ops.onnx_standard import rewrite_model
 from mamba_export.ops.residual_norm import (
     ATTRIBUTES,
     DOMAIN,
@@ -186,3 +187,16 @@ def test_translation_writes_one_node_per_call_and_runs(tmp_path):
     y_ref, stream_ref = _TwoNorms()(x3, weight)
     np.testing.assert_array_equal(stream, stream_ref.numpy())
     np.testing.assert_allclose(y.astype(np.float32), y_ref.float().numpy(), rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize("io_dtype", TOLERANCE)
+@pytest.mark.parametrize("residual", [True, False], ids=["residual", "first_block"])
+def test_standard_form_matches_float64(io_dtype, residual):
+    model = residual_norm_model(io_dtype, residual=residual, epsilon=EPSILON)
+    model.opset_import[0].version = 18
+    assert rewrite_model(model) == 1
+    assert not [n for n in model.graph.node if n.domain == DOMAIN]
+    assert DOMAIN not in {o.domain for o in model.opset_import}
+    evaluator = ReferenceEvaluator(model)
+    check_parity(lambda inputs: tuple(evaluator.run(None, inputs)), io_dtype, residual=residual,
+                 shape=(4, 3, 24), seed=6)
