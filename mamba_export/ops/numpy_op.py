@@ -3,7 +3,8 @@
 ``onnx.reference.ReferenceEvaluator(model, new_ops=list(NUMPY_OPS))`` then runs
 graphs that contain our custom nodes without the compiled library or PyTorch: a
 portable second implementation of the contracts in
-:mod:`mamba_export.ops.selective_scan` and :mod:`mamba_export.ops.causal_conv`.
+:mod:`mamba_export.ops.selective_scan`, :mod:`mamba_export.ops.causal_conv` and
+:mod:`mamba_export.ops.residual_norm`.
 Like every implementation each checks its inputs with the contract's
 ``check_inputs`` and computes in float32 whatever the I/O dtype.
 """

@@ -6,7 +6,8 @@ from the fake implementations below), and ``mamba_export.ops.onnx_translation``
 turns that call into one ONNX node of the contract's domain. Run eagerly, the scan
 runs on CPU with the sequential reference, on CUDA with the Triton kernel (imported
 only when first needed, so a CPU-only machine never loads triton); the convolution
-runs the reference on either device, in float32 arithmetic for every I/O dtype.
+runs the reference on either device, in float32 arithmetic for every I/O dtype, and so
+does ``torch.ops.mamba_export.residual_rms_norm`` (:mod:`mamba_export.ops.residual_norm`).
 """
 
 from __future__ import annotations
