@@ -7,6 +7,7 @@
 #include "mamba_export_ops/status.h"
 #include "register.h"
 #include "causal_conv/ort_kernel.h"
+#include "residual_norm/ort_kernel.h"
 #include "selective_scan/ort_kernel.h"
 
 namespace mamba_export_ops {
@@ -26,8 +27,14 @@ void AddCpuKernels(OrtCustomOpDomain* domain) {
       {kCpu, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16, RunConvOnCpu},
       {kCpu, ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16, RunConvOnCpu},
   };
+  static const ResidualNormOp kNormOps[] = {
+      {kCpu, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, RunNormOnCpu},
+      {kCpu, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16, RunNormOnCpu},
+      {kCpu, ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16, RunNormOnCpu},
+  };
   for (const auto& op : kOps) AddOp(domain, &op);
   for (const auto& op : kConvOps) AddOp(domain, &op);
+  for (const auto& op : kNormOps) AddOp(domain, &op);
 }
 
 // The domain is built once per process and shared by every session options object

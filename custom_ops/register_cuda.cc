@@ -2,6 +2,7 @@
 // MAMBA_EXPORT_WITH_CUDA=ON; same op name, domain and version as on the CPU.
 #include "causal_conv/ort_kernel.h"
 #include "register.h"
+#include "residual_norm/ort_kernel.h"
 #include "selective_scan/ort_kernel.h"
 
 namespace mamba_export_ops {
@@ -18,8 +19,14 @@ void AddCudaKernels(OrtCustomOpDomain* domain) {
       {kCuda, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16, RunConvOnCuda},
       {kCuda, ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16, RunConvOnCuda},
   };
+  static const ResidualNormOp kNormOps[] = {
+      {kCuda, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, RunNormOnCuda},
+      {kCuda, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16, RunNormOnCuda},
+      {kCuda, ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16, RunNormOnCuda},
+  };
   for (const auto& op : kOps) AddOp(domain, &op);
   for (const auto& op : kConvOps) AddOp(domain, &op);
+  for (const auto& op : kNormOps) AddOp(domain, &op);
 }
 
 }  // namespace mamba_export_ops

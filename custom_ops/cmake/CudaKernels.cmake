@@ -14,6 +14,8 @@ function(mamba_export_add_cuda_kernels target)
     selective_scan/cuda.cu
     causal_conv/ort_kernel_cuda.cc
     causal_conv/cuda.cu
+    residual_norm/ort_kernel_cuda.cc
+    residual_norm/cuda.cu
   )
   set_target_properties(${target} PROPERTIES
     CUDA_ARCHITECTURES "90-real;90-virtual"

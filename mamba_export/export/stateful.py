@@ -11,7 +11,10 @@ mixers their explicit-state form.
 With ``fused_norms`` (graphs for ONNX Runtime, the custom backend) each block's
 residual sum and norm are one ONNX Runtime node (``mamba_export.ops.ort_norms``): the
 sum of a block's residual and mixer output is formed by the next block's norm (the
-final norm after the last block), which hands it on as the next residual.
+final norm after the last block), which hands it on as the next residual. A
+half-precision model whose residual stream is float32 uses our own
+``ResidualRMSNorm`` (``mamba_export.ops.residual_norm``) instead: it takes the block's
+half-precision output and the float32 stream as they are, so the layer has no Cast.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from mamba_export.export.architectures import Architecture, get_path
-from mamba_export.ops import ort_norms  # noqa: F401  (registers torch.ops.mamba_export.*rms_norm)
+from mamba_export.ops import ort_norms, torch_op  # noqa: F401  (register torch.ops.mamba_export.*rms_norm)
 
 
 class StatefulModel(torch.nn.Module):
@@ -52,6 +55,10 @@ class StatefulModel(torch.nn.Module):
         """The residual stream after a mixer output ``out`` (None before the first block),
         normed by ``norm`` in one ORT node: returns (normed in the norm's dtype, residual)."""
         residual_dtype = torch.float32 if self.residual_in_fp32 else norm.weight.dtype
+        if residual_dtype == torch.float32 and norm.weight.dtype in (torch.float16, torch.bfloat16):
+            # Our node: half-precision in and out, the float32 stream beside it, no Cast.
+            return torch.ops.mamba_export.residual_rms_norm(
+                out.to(norm.weight.dtype), norm.weight, residual, norm.variance_epsilon)
         # ORT has no bfloat16 CPU kernel for its norms: bfloat16 models norm in float32.
         compute = torch.float32 if residual_dtype == torch.bfloat16 else residual_dtype
         weight = norm.weight.to(compute)

@@ -3,7 +3,8 @@
 ``onnx.reference.ReferenceEvaluator(model, new_ops=list(NUMPY_OPS))`` then runs
 graphs that contain our custom nodes without the compiled library or PyTorch: a
 portable second implementation of the contracts in
-:mod:`mamba_export.ops.selective_scan` and :mod:`mamba_export.ops.causal_conv`.
+:mod:`mamba_export.ops.selective_scan`, :mod:`mamba_export.ops.causal_conv` and
+:mod:`mamba_export.ops.residual_norm`.
 Like every implementation each checks its inputs with the contract's
 ``check_inputs`` and computes in float32 whatever the I/O dtype.
 """
@@ -15,6 +16,7 @@ from onnx.reference.op_run import OpRun
 
 from mamba_export.errors import InputShapeError
 from mamba_export.ops import causal_conv as conv_contract
+from mamba_export.ops import residual_norm as norm_contract
 from mamba_export.ops.selective_scan import (
     DOMAIN,
     LAYOUT_CHANNELS_LAST,
@@ -164,5 +166,34 @@ class CausalConv1d(OpRun):
         return causal_conv1d(x, weight, bias, conv_state, mask, activation, int(x_offset))
 
 
+def residual_rms_norm(x, weight, residual=None, epsilon=1e-6):
+    """The residual sum and RMS norm on numpy arrays.
+
+    x: (..., H); weight: (H,) in x's dtype; residual: (..., H) float32 or None. Returns y in
+    x's dtype and residual_out: (..., H) float32.
+    """
+    named = dict(x=x, weight=weight, residual=residual)
+    present = {k: v for k, v in named.items() if v is not None}
+    norm_contract.check_inputs({k: np.shape(v) for k, v in present.items()},
+                               {k: _dtype_name(v) for k, v in present.items()})
+    f32 = np.float32
+    s = np.asarray(x, dtype=f32)
+    if residual is not None:
+        s = s + np.asarray(residual, dtype=f32)
+    epsilon = f32(norm_contract.check_epsilon(epsilon))
+    inv = f32(1) / np.sqrt(np.mean(s * s, axis=-1, keepdims=True, dtype=f32) + epsilon)
+    y = np.asarray(weight, dtype=f32) * (s * inv)
+    return y.astype(np.asarray(x).dtype), np.ascontiguousarray(s, dtype=f32)
+
+
+class ResidualRMSNorm(OpRun):
+    """The ResidualRMSNorm node for ``onnx.reference.ReferenceEvaluator(new_ops=[...])``."""
+
+    op_domain = DOMAIN
+
+    def _run(self, x, weight, residual=None, epsilon=1e-6):
+        return residual_rms_norm(x, weight, residual, epsilon)
+
+
 # Every custom node of our domain, for ``ReferenceEvaluator(model, new_ops=list(NUMPY_OPS))``.
-NUMPY_OPS = (SelectiveScan, CausalConv1d)
+NUMPY_OPS = (SelectiveScan, CausalConv1d, ResidualRMSNorm)

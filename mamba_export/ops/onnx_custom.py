@@ -18,6 +18,7 @@ import onnx
 from onnxscript import values
 
 from mamba_export.ops import causal_conv as conv_contract
+from mamba_export.ops import residual_norm as norm_contract
 from mamba_export.ops import selective_scan as contract
 
 _ONNX_TYPE_NAMES = {"float32": "tensor(float)", "float16": "tensor(float16)", "bfloat16": "tensor(bfloat16)",
@@ -88,6 +89,24 @@ def causal_conv1d_to_onnx(x, weight, bias=None, conv_state=None, mask=None, acti
     return op(x, weight, bias, conv_state, mask, activation=int(activation), x_offset=int(x_offset))
 
 
+@functools.lru_cache(maxsize=1)
+def residual_norm_schema() -> onnx.defs.OpSchema:
+    """The ResidualRMSNorm contract as an ONNX operator schema (not registered globally)."""
+    return _schema(norm_contract, "Residual sum and RMS norm (see docs/residual_norm_op.md).")
+
+
+@functools.lru_cache(maxsize=1)
+def _residual_norm_op() -> values.Op:
+    opset = values.Opset(norm_contract.DOMAIN, norm_contract.OP_VERSION)
+    return values.Op(opset, norm_contract.OP_TYPE, residual_norm_schema())
+
+
+def residual_rms_norm_to_onnx(x, weight, residual=None, epsilon: float = 1e-6):
+    """Translation of ``torch.ops.mamba_export.residual_rms_norm.default`` into one custom node."""
+    op = _residual_norm_op()
+    return op(x, weight, residual, epsilon=float(epsilon))
+
+
 def custom_translation_table() -> dict:
     """The ``custom_translation_table`` argument of ``torch.onnx.export`` for our ops."""
     import torch
@@ -95,4 +114,5 @@ def custom_translation_table() -> dict:
     import mamba_export.ops.torch_op  # noqa: F401  (registers the ops)
 
     return {torch.ops.mamba_export.selective_scan.default: selective_scan_to_onnx,
-            torch.ops.mamba_export.causal_conv1d.default: causal_conv1d_to_onnx}
+            torch.ops.mamba_export.causal_conv1d.default: causal_conv1d_to_onnx,
+            torch.ops.mamba_export.residual_rms_norm.default: residual_rms_norm_to_onnx}

@@ -2,7 +2,8 @@
 
 :func:`rewrite_model` replaces every node of our domain with standard ONNX ops
 only, keeping the node's input and output names, so the graph I/O does not
-change. ``CausalConv1d`` nodes take the form of :mod:`onnx_standard_conv`; this
+change. ``CausalConv1d`` nodes take the form of :mod:`onnx_standard_conv`,
+``ResidualRMSNorm`` nodes that of :mod:`onnx_standard_norm`; this
 module writes ``SelectiveScan``'s. The recurrence is an ONNX ``Scan`` whose body performs one
 step for every (batch, channel) at once::
 
@@ -31,7 +32,7 @@ from pathlib import Path
 import onnx
 from onnx import helper
 
-from mamba_export.ops import onnx_standard_conv
+from mamba_export.ops import onnx_standard_conv, onnx_standard_norm
 from mamba_export.ops.onnx_builder import FLOAT
 from mamba_export.ops.onnx_builder import GraphBuilder as _Builder
 from mamba_export.ops.selective_scan import (
@@ -190,8 +191,8 @@ def _is_selective_scan(node: onnx.NodeProto) -> bool:
 
 
 def rewrite_model(model: onnx.ModelProto) -> int:
-    """Replace every SelectiveScan and CausalConv1d node of ``model`` (in place); returns how many
-    were replaced."""
+    """Replace every SelectiveScan, CausalConv1d and ResidualRMSNorm node of ``model`` (in place);
+    returns how many were replaced."""
     graph = model.graph
     widths = onnx_standard_conv.static_widths(model)
     new_nodes, replaced = [], 0
@@ -203,6 +204,10 @@ def rewrite_model(model: onnx.ModelProto) -> int:
         elif onnx_standard_conv.is_causal_conv(node):
             prefix = f"{node.name or 'causal_conv1d'}/standard{replaced}"
             new_nodes.extend(onnx_standard_conv.replacement(node, prefix, widths))
+            replaced += 1
+        elif onnx_standard_norm.is_residual_norm(node):
+            prefix = f"{node.name or 'residual_rms_norm'}/standard{replaced}"
+            new_nodes.extend(onnx_standard_norm.replacement(node, prefix))
             replaced += 1
         else:
             new_nodes.append(node)

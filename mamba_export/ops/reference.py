@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from mamba_export.ops import causal_conv as conv_contract
+from mamba_export.ops import residual_norm as norm_contract
 from mamba_export.ops.selective_scan import (
     LAYOUT_CHANNELS_LAST,
     SOFTPLUS_THRESHOLD,
@@ -125,3 +126,19 @@ def causal_conv1d(x, weight, bias=None, conv_state=None, mask=None, activation=0
         y = torch.where((mask != 0)[:, :, None], y, torch.zeros((), dtype=cdt, device=x.device))
     new_state = window[:, :, dims.length:]
     return y.to(x.dtype).contiguous(), new_state.to(x.dtype).contiguous()
+
+
+def residual_rms_norm(x, weight, residual, epsilon):
+    """The residual sum and RMS norm of :mod:`mamba_export.ops.residual_norm`, as written there.
+
+    x: (..., H); weight: (H,); residual: (..., H) float32 or None. Returns y in x's dtype and
+    residual_out in float32 (both computed in float64 for float64 inputs, else in float32).
+    """
+    norm_contract.check_inputs({"x": tuple(x.shape), "weight": tuple(weight.shape),
+                                "residual": None if residual is None else tuple(residual.shape)})
+    epsilon = norm_contract.check_epsilon(epsilon)
+    cdt = _compute_dtype(x.dtype)
+    s = x.to(cdt) if residual is None else x.to(cdt) + residual.to(cdt)
+    inv = torch.rsqrt(s.square().mean(-1, keepdim=True) + epsilon) if s.shape[-1] else s
+    y = weight.to(cdt) * (s * inv)
+    return y.to(x.dtype).contiguous(), s.contiguous()

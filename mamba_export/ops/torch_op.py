@@ -6,14 +6,15 @@ from the fake implementations below), and ``mamba_export.ops.onnx_translation``
 turns that call into one ONNX node of the contract's domain. Run eagerly, the scan
 runs on CPU with the sequential reference, on CUDA with the Triton kernel (imported
 only when first needed, so a CPU-only machine never loads triton); the convolution
-runs the reference on either device, in float32 arithmetic for every I/O dtype.
+runs the reference on either device, in float32 arithmetic for every I/O dtype, and so
+does ``torch.ops.mamba_export.residual_rms_norm`` (:mod:`mamba_export.ops.residual_norm`).
 """
 
 from __future__ import annotations
 
 import torch
 
-from mamba_export.ops import causal_conv, reference
+from mamba_export.ops import causal_conv, reference, residual_norm
 from mamba_export.ops.selective_scan import (
     LAYOUT_CHANNELS_LAST,
     TO_CHANNELS_FIRST,
@@ -26,6 +27,7 @@ from mamba_export.ops.selective_scan import (
 
 OP_QUALNAME = "mamba_export::selective_scan"
 CONV_QUALNAME = "mamba_export::causal_conv1d"
+NORM_QUALNAME = "mamba_export::residual_rms_norm"
 
 
 def _state_dtype(io_dtype: torch.dtype) -> torch.dtype:
@@ -137,3 +139,25 @@ def _causal_conv1d_fake(x, weight, bias, conv_state, mask, activation, x_offset=
     batch, length = x.shape[0], x.shape[1]
     channels = weight.shape[0]
     return x.new_empty((batch, length, channels)), x.new_empty((batch, channels, weight.shape[1] - 1))
+
+
+@torch.library.custom_op(NORM_QUALNAME, mutates_args=())
+def residual_rms_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    residual: torch.Tensor | None,
+    epsilon: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The contract's residual norm. x: (..., H); weight: (H,) in x's dtype; residual: (..., H)
+    float32. Returns y in x's dtype and residual_out: (..., H) float32 (x + residual)."""
+    y, total = reference.residual_rms_norm(x, weight, residual, epsilon)
+    # A custom op may not return its inputs (or views of them): a float32 x without a residual is s.
+    if total.data_ptr() == x.data_ptr() and total.numel():
+        total = total.clone()
+    return y, total
+
+
+@residual_rms_norm.register_fake
+def _residual_rms_norm_fake(x, weight, residual, epsilon):
+    residual_norm.check_epsilon(epsilon)
+    return x.new_empty(x.shape), x.new_empty(x.shape, dtype=_state_dtype(x.dtype))

@@ -1,12 +1,12 @@
 """The exported graph's node budget per layer, and the counting rule behind it.
 
 The custom backend's layer is at most 12 nodes (one kernel each on a GPU), with no
-Transpose and no Cast that a dtype does not require: in float32 none; in float16 with
-the residual kept in float32, the two around the fused norm (mixer output up to the
-float32 residual, normed stream back down to float16); in float16 with a float16
-residual, none. No Split either: the ops read the projections' outputs packed, so a
-float32 Mamba layer is exactly 7 nodes: the fused norm, in_proj, CausalConv1d, x_proj,
-dt_proj, SelectiveScan, out_proj.
+Transpose and no Cast: in float32 and in half precision with a half-precision residual
+ONNX Runtime's fused norms need none; in half precision with the residual kept in
+float32 our ResidualRMSNorm takes both dtypes as they are, so a half-precision layer has
+exactly the nodes of a float32 one. No Split either: the ops read the projections'
+outputs packed, so a Mamba layer is exactly 7 nodes: the norm, in_proj, CausalConv1d,
+x_proj, dt_proj, SelectiveScan, out_proj.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from onnx import helper
 
 from mamba_export.export.convert import export
 from mamba_export.export.graph_nodes import SCOPES_KEY, layer_nodes, layer_nodes_of_file
+from mamba_export.ops import residual_norm
 from mamba_export.ops.ort_norm_nodes import FUSED_NORM_OPS
 from mamba_export.options import ExportOptions
 from tests.support.tiny_models import tiny_model
 
 MAX_NODES_PER_LAYER = 12
+NORM_OPS = (*FUSED_NORM_OPS, residual_norm.OP_TYPE)
 
 
 def _export(tmp_path_factory, name: str, dtype: str, backend: str = "custom"):
@@ -33,22 +35,34 @@ def _export(tmp_path_factory, name: str, dtype: str, backend: str = "custom"):
     return layer_nodes_of_file(folder / "model.onnx", tiny_model(name).config.num_hidden_layers)
 
 
-@pytest.mark.parametrize(("name", "dtype", "casts_per_layer"), [
-    ("default", "fp32", 0),
-    ("default", "fp16", 2),            # residual in float32: up to it and back down
-    ("residual_model_dtype", "fp16", 0),
-    ("three_layers", "fp32", 0),
+@pytest.mark.parametrize(("name", "dtype"), [
+    ("default", "fp32"),
+    ("default", "fp16"),               # residual in float32 (mamba-130m's config): ResidualRMSNorm
+    ("default", "bf16"),
+    ("residual_model_dtype", "fp16"),  # residual in float16: ONNX Runtime's fused norm
+    ("three_layers", "fp32"),
 ])
-def test_custom_layers_are_lean(tmp_path_factory, name, dtype, casts_per_layer):
+def test_custom_layers_are_lean(tmp_path_factory, name, dtype):
     nodes = _export(tmp_path_factory, name, dtype)
     assert nodes.max_per_layer <= MAX_NODES_PER_LAYER, nodes.per_layer
     for layer in nodes.per_layer:
         assert layer["Transpose"] == 0, layer
-        assert layer["Cast"] == casts_per_layer, layer
+        assert layer["Cast"] == 0, layer
         assert layer["SelectiveScan"] == 1 and layer["CausalConv1d"] == 1, layer
-        assert sum(layer[op] for op in FUSED_NORM_OPS) == 1, layer
+        assert sum(layer[op] for op in NORM_OPS) == 1, layer
         assert layer["Split"] == 0, layer
-    assert nodes.outside["Transpose"] == 0
+    assert nodes.outside["Transpose"] == 0 and nodes.outside["Cast"] == 0, nodes.outside
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_half_precision_layer_has_the_float32_layers_nodes(tmp_path_factory, dtype):
+    """The 130m-shaped config keeps its residual in float32; the half-precision layer norms it
+    with one ResidualRMSNorm and is node for node the float32 layer, norm type aside."""
+    float32 = _export(tmp_path_factory, "default", "fp32")
+    half = _export(tmp_path_factory, "default", dtype)
+    assert half.counts == float32.counts, (half.per_layer, float32.per_layer)
+    for layer in half.per_layer:
+        assert layer[residual_norm.OP_TYPE] == 1, layer
 
 
 @pytest.mark.parametrize("name", ["default", "three_layers"])
@@ -74,7 +88,7 @@ def test_falcon_mamba_keeps_its_norms_without_transposes(tmp_path_factory):
 def test_standard_backend_has_no_microsoft_nodes(tmp_path_factory):
     nodes = _export(tmp_path_factory, "default", "fp32", backend="standard")
     counts = sum(nodes.per_layer, Counter()) + nodes.outside
-    assert not any(counts[op] for op in FUSED_NORM_OPS + ("SelectiveScan", "CausalConv1d"))
+    assert not any(counts[op] for op in NORM_OPS + ("SelectiveScan", "CausalConv1d"))
 
 
 def _node(op_type: str, scopes: list[str] | None) -> onnx.NodeProto:

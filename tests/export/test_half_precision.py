@@ -20,6 +20,7 @@ from onnx import TensorProto
 
 from mamba_export.dtypes import EXPORT_DTYPES, STATE_DTYPE
 from mamba_export.export.convert import export
+from mamba_export.ops import residual_norm
 from mamba_export.options import ExportOptions, RuntimeOptions
 from mamba_export.parity.oracle import Float64Mamba
 from mamba_export.parity.tolerances import FAILED, relative_error
@@ -63,8 +64,9 @@ def half_exports(tmp_path_factory):
 def _residual_add_types(folder) -> list:
     """Element types of the residual sums, one per layer: the traced model's own top-level Adds
     (the exporter's name scope holds only the model; norms and the standard scan add inside their
-    own scopes), or, where ONNX Runtime's fused norm adds the residual (custom backend), the type
-    of the ``skip`` input of each SkipSimplifiedLayerNormalization node."""
+    own scopes), or, where a fused norm adds the residual (custom backend), the type of the
+    ``skip`` input of each SkipSimplifiedLayerNormalization node or the ``residual`` input of each
+    ResidualRMSNorm node."""
     model = onnx.shape_inference.infer_shapes(onnx.load(folder / "model.onnx"))
     types = {v.name: v.type.tensor_type.elem_type
              for v in [*model.graph.value_info, *model.graph.output, *model.graph.input]}
@@ -77,6 +79,8 @@ def _residual_add_types(folder) -> list:
             adds.append(types[node.output[0]])
         elif node.op_type == "SkipSimplifiedLayerNormalization":
             adds.append(types[node.input[1]])
+        elif node.op_type == residual_norm.OP_TYPE and len(node.input) > 2 and node.input[2]:
+            adds.append(types[node.input[2]])  # ResidualRMSNorm's residual stream
     return adds
 
 

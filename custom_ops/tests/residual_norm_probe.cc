@@ -1,0 +1,62 @@
+// Runs ValidateResidualNormInputs on cases read from stdin, one per line, and prints one
+// result line per case, so tests can compare the C++ messages with the Python contract's
+// word for word (tests/custom_ops/test_residual_norm_validate_messages.py).
+//
+// Case line:   name:dtype:d0,d1,...;name:dtype:...     (absent inputs left out; a rank-0
+//              input has nothing after its second colon)
+// Result line: "OK rows hidden dtype_index" or the message.
+#include <iostream>
+#include <sstream>
+#include <string>
+
+#include "mamba_export_ops/residual_norm.h"
+#include "residual_norm/validate.h"
+
+namespace {
+
+using mamba_export_ops::InputDesc;
+using mamba_export_ops::kNormInputNames;
+using mamba_export_ops::kNormNumInputs;
+
+bool ParseInput(const std::string& item, mamba_export_ops::NormInputs& inputs) {
+  const size_t first = item.find(':');
+  const size_t second = item.find(':', first + 1);
+  if (first == std::string::npos || second == std::string::npos) return false;
+  const std::string name = item.substr(0, first);
+  for (int i = 0; i < kNormNumInputs; ++i) {
+    if (name != kNormInputNames[i]) continue;
+    InputDesc& desc = inputs[i];
+    desc.present = true;
+    desc.dtype = item.substr(first + 1, second - first - 1);
+    std::istringstream dims(item.substr(second + 1));
+    std::string dim;
+    while (std::getline(dims, dim, ',')) desc.shape.push_back(std::stoll(dim));
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+int main() {
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    mamba_export_ops::NormInputs inputs;
+    std::istringstream items(line);
+    std::string item;
+    bool parsed = true;
+    while (std::getline(items, item, ';')) parsed = parsed && (item.empty() || ParseInput(item, inputs));
+    if (!parsed) {
+      std::cout << "PARSE ERROR " << line << "\n";
+      continue;
+    }
+    mamba_export_ops::ResidualNormParams params;
+    const std::string error = mamba_export_ops::ValidateResidualNormInputs(inputs, &params);
+    if (!error.empty()) {
+      std::cout << error << "\n";
+      continue;
+    }
+    std::cout << "OK " << params.rows << ' ' << params.hidden << ' ' << static_cast<int>(params.dtype) << "\n";
+  }
+  return 0;
+}
