@@ -24,7 +24,9 @@
 #                              transformers eager), "e2e_big" (bf16 and the 1.4b config), "gpu_tests"
 #                              (GPU tests of the half-precision and int4 exports, the trained model and
 #                              the CUDA runtime), "quality" (the bf16 quality row), "loads" (the chunked
-#                              scan's strided against staged loads); default "op e2e".
+#                              scan's strided against staged loads), "serve" (the scheduler's load test
+#                              in-process on CUDA); default "op e2e".
+#   OP_TESTS_K                 a pytest -k selection of the CUDA op tests; SKIP_MEMCHECK=1 skips memcheck
 #   E2E_DTYPES                 the dtypes of the e2e group (default "fp32 fp16 bf16")
 #                              Each group fits one 10-minute device command; a warm machine keeps /tmp.
 set -uo pipefail
@@ -103,17 +105,18 @@ steps=" ${ROUND_STEPS:-op e2e} "
 parallel=""
 python3 -c "import xdist" 2>/dev/null && parallel="-n 8"
 op_tests="tests/custom_ops/test_selective_scan_cuda.py tests/custom_ops/test_causal_conv_cuda.py \
-tests/custom_ops/test_packed_inputs_cuda.py tests/custom_ops/test_selective_scan_cuda_staged.py"
+tests/custom_ops/test_packed_inputs_cuda.py tests/custom_ops/test_selective_scan_cuda_staged.py \
+tests/custom_ops/test_residual_norm_cuda.py"
 if [[ "${steps}" == *" op "* ]]; then
 # 4. Tests: the CUDA ops first, then every other GPU test (8 workers where pytest-xdist is installed).
-step pytest_cuda_op 360 bash -o pipefail -c "python3 -m pytest -m gpu ${op_tests} \
+step pytest_cuda_op 360 bash -o pipefail -c "python3 -m pytest -m gpu ${op_tests} -k '${OP_TESTS_K:-not no_such_test}' \
   -q -p no:cacheprovider ${parallel} 2>&1 | tee '${out}/pytest_cuda_op.log'"
 # 5. Memory check of a few op tests; no caching allocator, so each tensor is its own allocation.
 # (Kept short: under memcheck each test runs about 50x slower; 62 tests took more than 180 s.)
 memcheck_selection="chunked_17_unaligned and softplus and bfloat16 or decode_batch_64 and softplus and float32 \
 or wide_unaligned_77 and softplus and float16 or short_groups and softplus and float32 \
 or chunk_31 and silu and float16 or length_0 or bad_input"
-step memcheck 180 bash -o pipefail -c "PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck \
+[[ "${SKIP_MEMCHECK:-0}" == 1 ]] || step memcheck 180 bash -o pipefail -c "PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck \
   --target-processes all --print-limit 20 --error-exitcode 3 python3 -m pytest -m gpu -q -p no:cacheprovider \
   ${op_tests} -k '${memcheck_selection}' 2>&1 | tee '${out}/memcheck.log'"
 [[ "${SKIP_OTHER_GPU_TESTS:-0}" == 1 ]] || step pytest_gpu_other 240 bash -o pipefail -c "python3 -m pytest -m gpu tests -q -s -p no:cacheprovider \
@@ -124,13 +127,23 @@ fi
 #     table on the trained model (needs build/fortunes from scripts/prepare_fortunes.py).
 if [[ "${steps}" == *" gpu_tests "* ]]; then
 step pytest_half_precision 300 bash -o pipefail -c "python3 -m pytest -m gpu tests/export/test_half_precision.py \
-  tests/models/test_fortunes_mamba.py tests/runtime/test_cuda_runtime.py \
-  -q -p no:cacheprovider -rs 2>&1 | tee '${out}/pytest_half_precision.log'"
+  tests/models/test_fortunes_mamba.py tests/runtime/test_cuda_runtime.py tests/serve/test_scheduler_cuda.py \
+  -q -p no:cacheprovider -rs ${parallel} 2>&1 | tee '${out}/pytest_half_precision.log'"
 fi
 if [[ "${steps}" == *" quality "* ]]; then
 step quality_bf16 240 bash -o pipefail -c "python3 scripts/bench_quality.py --model models/fortunes-mamba \
   --text build/fortunes/test.jsonl --rows pytorch-fp32 custom-bf16 --workdir /tmp/quality \
   --json '${out}/bench_quality_bf16_cuda.json' 2>&1 | tee '${out}/bench_quality_bf16_cuda.log'"
+fi
+
+# 5c. Serving: the continuous-batching scheduler in-process on the CUDA provider (no Ray here), 128
+#     concurrent streams against generate() at batch 128 in the same run.
+if [[ "${steps}" == *" serve "* ]]; then
+step export_serve 150 bash -o pipefail -c "python3 -m mamba_export export --model preset:mamba-130m /tmp/serve130 \
+  --logits last --no-check --quiet --force 2>&1 | tail -n 5"
+step load_test_cuda 200 bash -o pipefail -c "python3 scripts/load_test.py /tmp/serve130 --mode inprocess \
+  --provider cuda --clients 128 --requests 512 --max-tokens 64 --prompt-tokens 16 --time-limit 60 \
+  --compare-generate --json '${out}/load_test_inprocess_cuda.json' 2>&1 | tee '${out}/load_test_inprocess_cuda.log'"
 fi
 
 # 6. The op benchmarks.
