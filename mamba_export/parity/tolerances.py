@@ -48,10 +48,11 @@ FLOOR = {"fp32": 4 * 2.0 ** -23, "fp16": 4 * 2.0 ** -10, "bf16": 4 * 2.0 ** -7}
 # 26 to 77 % off float64.
 # bfloat16 keeps 8 significant bits, 8 times coarser than float16: PyTorch's own bfloat16
 # logits of the trained models/fortunes-mamba (6 layers) are 0.5 to 1.2e-2 off float64 and
-# its states up to 1.7e-2, so FACTOR times that plus the floor is 0.07 to 0.16 (measured on
-# an H200, results/gpu/2026-11-30-gpu-tests/). Its ceiling sits just above, at 0.2: below
-# that a correct bfloat16 export could never be judged, and defects of order 1 still fail.
-CEILING = {"fp32": 1e-2, "fp16": 5e-2, "bf16": 2e-1}
+# its states up to 2.2e-2, so FACTOR times that plus the floor is 0.07 to 0.21 (two runs
+# on an H200, results/gpu/2026-11-30-gpu-tests/ and -lean/). Its ceiling sits above, at
+# 0.25: below that a correct bfloat16 export could not be judged, and defects of order 1
+# still fail.
+CEILING = {"fp32": 1e-2, "fp16": 5e-2, "bf16": 2.5e-1}
 
 # Every generated token is judged against the float64 oracle run on the export's
 # own tokens (teacher forcing: one oracle pass gives the logits at every step). A

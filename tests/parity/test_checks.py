@@ -128,16 +128,20 @@ def _tie(index: int, conclusive: bool = True):
 
 
 def test_greedy_status_rule():
-    """More near ties than allowed fail unless PyTorch in the export dtype misses the oracle's
-    choice as often (then the run cannot tell a broken export from a right one)."""
+    """Near ties are allowed up to GREEDY_MISMATCHES_ALLOWED plus PyTorch's own misses in the
+    export dtype; more fail unless PyTorch misses more than GREEDY_MISMATCHES_ALLOWED (then the
+    run cannot tell a broken export from a right one)."""
     from mamba_export.parity.checks import _Step, greedy_status
 
     many = [_tie(i) for i in range(GREEDY_MISMATCHES_ALLOWED + 1)]
     assert greedy_status([], 0) == PASSED
     assert greedy_status(many[:GREEDY_MISMATCHES_ALLOWED], 0) == PASSED
     assert greedy_status(many, 0) == FAILED
-    assert greedy_status(many, GREEDY_MISMATCHES_ALLOWED) == FAILED
-    assert greedy_status(many, GREEDY_MISMATCHES_ALLOWED + 1) == INCONCLUSIVE
+    assert greedy_status(many, 1) == PASSED  # one more near tie than allowed, one PyTorch has too
+    more = [_tie(i) for i in range(GREEDY_MISMATCHES_ALLOWED + 4)]
+    assert greedy_status(more, GREEDY_MISMATCHES_ALLOWED) == FAILED  # 2 beyond what PyTorch explains
+    assert greedy_status(more, GREEDY_MISMATCHES_ALLOWED + 1) == INCONCLUSIVE  # PyTorch itself misses often
+    assert greedy_status(more, GREEDY_MISMATCHES_ALLOWED + 2) == PASSED
     assert greedy_status([_tie(0, conclusive=False)], 0) == INCONCLUSIVE
     real = _Step(3, chosen=1, best=2, margin=0.5, allowed=0.1, conclusive=True)
     assert greedy_status([real], 50) == FAILED  # a real difference fails whatever PyTorch does
