@@ -142,7 +142,7 @@ if [[ "${steps}" == *" serve "* ]]; then
 step export_serve 150 bash -o pipefail -c "python3 -m mamba_export export --model preset:mamba-130m /tmp/serve130 \
   --logits last --no-check --quiet --force 2>&1 | tail -n 5"
 step load_test_cuda 200 bash -o pipefail -c "python3 scripts/load_test.py /tmp/serve130 --mode inprocess \
-  --provider cuda --clients 128 --requests 512 --max-tokens 64 --prompt-tokens 16 --time-limit 60 \
+  --provider cuda --clients 128 --requests 256 --max-tokens 64 --prompt-tokens 16 --time-limit 40 \
   --compare-generate --json '${out}/load_test_inprocess_cuda.json' 2>&1 | tee '${out}/load_test_inprocess_cuda.log'"
 fi
 
