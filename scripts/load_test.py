@@ -85,12 +85,27 @@ def summarize(records, wall: float, reference=None) -> dict:
     ttft = [r.times[0] - r.sent for r in done if r.times]
     gaps = [b - a for r in done for a, b in zip(r.times, r.times[1:], strict=False)]
     tokens = sum(len(r.tokens) for r in done)
-    crossed = sum(1 for r in done if reference is not None and r.tokens != reference[r.prompt_index])
+    differing = [r for r in done if reference is not None and r.tokens != reference[r.prompt_index]]
     return {"requests": len(records), "completed": len(done), "errors": len(records) - len(done),
-            "crossed": crossed, "tokens": tokens, "wall_s": wall, "tokens_per_s": tokens / wall if wall else 0.0,
+            "crossed": len(differing), "first_differences": first_differences(differing, reference),
+            "tokens": tokens, "wall_s": wall, "tokens_per_s": tokens / wall if wall else 0.0,
             "ttft_ms_p50": percentile(ttft, 50), "ttft_ms_p99": percentile(ttft, 99),
             "token_ms_p50": percentile(gaps, 50), "token_ms_p99": percentile(gaps, 99),
             "first_errors": sorted({str(r.error) for r in records if r.error is not None})[:5]}
+
+
+def first_differences(differing, reference) -> list:
+    """Where each differing answer leaves its prompt's reference: [prompt, first differing
+    position, tokens, reference tokens], at most 20. A row that took another row's state
+    differs from its first tokens on; a late difference after a shared prefix is the kind
+    that rounding which depends on the batch (a near tie between two tokens) can cause."""
+    out = []
+    for r in differing[:20]:
+        want = reference[r.prompt_index]
+        position = next((i for i, (a, b) in enumerate(zip(r.tokens, want, strict=False)) if a != b),
+                        min(len(r.tokens), len(want)))
+        out.append([r.prompt_index, position, len(r.tokens), len(want)])
+    return out
 
 
 def serve_options(args):
