@@ -11,32 +11,7 @@
 
 #include "mamba_export_ops/residual_norm.h"
 #include "residual_norm/validate.h"
-
-namespace {
-
-using mamba_export_ops::InputDesc;
-using mamba_export_ops::kNormInputNames;
-using mamba_export_ops::kNormNumInputs;
-
-bool ParseInput(const std::string& item, mamba_export_ops::NormInputs& inputs) {
-  const size_t first = item.find(':');
-  const size_t second = item.find(':', first + 1);
-  if (first == std::string::npos || second == std::string::npos) return false;
-  const std::string name = item.substr(0, first);
-  for (int i = 0; i < kNormNumInputs; ++i) {
-    if (name != kNormInputNames[i]) continue;
-    InputDesc& desc = inputs[i];
-    desc.present = true;
-    desc.dtype = item.substr(first + 1, second - first - 1);
-    std::istringstream dims(item.substr(second + 1));
-    std::string dim;
-    while (std::getline(dims, dim, ',')) desc.shape.push_back(std::stoll(dim));
-    return true;
-  }
-  return false;
-}
-
-}  // namespace
+#include "tests/probe_input.h"
 
 int main() {
   std::string line;
@@ -45,7 +20,10 @@ int main() {
     std::istringstream items(line);
     std::string item;
     bool parsed = true;
-    while (std::getline(items, item, ';')) parsed = parsed && (item.empty() || ParseInput(item, inputs));
+    while (std::getline(items, item, ';')) {
+      parsed = parsed && (item.empty() || mamba_export_ops::ParseProbeInput(item, mamba_export_ops::kNormInputNames,
+                                                                             inputs));
+    }
     if (!parsed) {
       std::cout << "PARSE ERROR " << line << "\n";
       continue;

@@ -13,32 +13,7 @@
 
 #include "mamba_export_ops/contract.h"
 #include "selective_scan/validate.h"
-
-namespace {
-
-using mamba_export_ops::InputDesc;
-using mamba_export_ops::kInputNames;
-using mamba_export_ops::kNumInputs;
-
-bool ParseInput(const std::string& item, mamba_export_ops::ScanInputs& inputs) {
-  const size_t first = item.find(':');
-  const size_t second = item.find(':', first + 1);
-  if (first == std::string::npos || second == std::string::npos) return false;
-  const std::string name = item.substr(0, first);
-  for (int i = 0; i < kNumInputs; ++i) {
-    if (name != kInputNames[i]) continue;
-    InputDesc& desc = inputs[i];
-    desc.present = true;
-    desc.dtype = item.substr(first + 1, second - first - 1);
-    std::istringstream dims(item.substr(second + 1));
-    std::string dim;
-    while (std::getline(dims, dim, ',')) desc.shape.push_back(std::stoll(dim));
-    return true;
-  }
-  return false;
-}
-
-}  // namespace
+#include "tests/probe_input.h"
 
 int main() {
   std::string line;
@@ -67,7 +42,8 @@ int main() {
         }
       }
       if (is_offset) continue;
-      parsed = parsed && (item.empty() || ParseInput(item, inputs));
+      parsed = parsed && (item.empty() || mamba_export_ops::ParseProbeInput(item,
+                                                                             mamba_export_ops::kInputNames, inputs));
     }
     if (!parsed) {
       std::cout << "PARSE ERROR " << line << "\n";
