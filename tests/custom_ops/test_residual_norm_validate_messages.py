@@ -2,15 +2,14 @@
 
 ONNX Runtime rejects wrong dtypes and missing required inputs before the kernel's checks
 run, so those messages cannot be reached through a session. Here the C++ validation is
-compiled on its own with a small driver (custom_ops/tests/residual_norm_probe.cc) and fed
+compiled on its own with a small driver (custom_ops/tests/residual_norm_probe.cc, built by
+tests/support/validate_probe.py) and fed
 generated input descriptions, valid and not; each must give the Python message word for
 word, or the same sizes.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -18,31 +17,16 @@ import pytest
 
 from mamba_export.errors import InputShapeError
 from mamba_export.ops.residual_norm import INPUTS, IO_DTYPES, check_inputs
-
-CUSTOM_OPS = Path(__file__).resolve().parents[2] / "custom_ops"
-DTYPES = ("float32", "float16", "bfloat16", "float64", "int64")
+from tests.support.validate_probe import DTYPES, build_probe, input_items, run_lines
 
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory) -> Path:
-    compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
-    if compiler is None:
-        pytest.fail("no C++ compiler found (c++, g++ or clang++); the library build needs one too")
-    out = tmp_path_factory.mktemp("probe") / "residual_norm_probe"
-    command = [compiler, "-std=c++17", "-O1", f"-I{CUSTOM_OPS / 'include'}", f"-I{CUSTOM_OPS}",
-               str(CUSTOM_OPS / "residual_norm" / "validate.cc"),
-               str(CUSTOM_OPS / "tests" / "residual_norm_probe.cc"), "-o", str(out)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return out
+    return build_probe(tmp_path_factory.mktemp("probe"), "residual_norm", "residual_norm_probe.cc")
 
 
 def run_probe(probe: Path, cases: list[dict]) -> list[str]:
-    lines = [";".join(f"{name}:{dtype}:{','.join(str(d) for d in shape)}" for name, (shape, dtype) in case.items())
-             for case in cases]
-    result = subprocess.run([str(probe)], input="\n".join(lines) + "\n", capture_output=True, text=True,
-                            check=True)
-    return result.stdout.splitlines()
+    return run_lines(probe, [";".join(input_items(case)) for case in cases])
 
 
 def python_result(case: dict) -> str:

@@ -9,8 +9,6 @@ not; each must give the Python message word for word, or the same dimensions.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -18,33 +16,18 @@ import pytest
 
 from mamba_export.errors import InputShapeError
 from mamba_export.ops.selective_scan import INPUTS, IO_DTYPES, REQUIRED_INPUTS, check_inputs
-
-CUSTOM_OPS = Path(__file__).resolve().parents[2] / "custom_ops"
-DTYPES = ("float32", "float16", "bfloat16", "float64", "int64")
+from tests.support.validate_probe import DTYPES, build_probe, input_items, run_lines
 
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory) -> Path:
-    compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
-    if compiler is None:
-        pytest.fail("no C++ compiler found (c++, g++ or clang++); the library build needs one too")
-    out = tmp_path_factory.mktemp("probe") / "validate_probe"
-    command = [compiler, "-std=c++17", "-O1", f"-I{CUSTOM_OPS / 'include'}", f"-I{CUSTOM_OPS}",
-               str(CUSTOM_OPS / "selective_scan" / "validate.cc"),
-               str(CUSTOM_OPS / "tests" / "validate_probe.cc"), "-o", str(out)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return out
+    return build_probe(tmp_path_factory.mktemp("probe"), "selective_scan", "validate_probe.cc")
 
 
 def run_probe(probe: Path, cases: list[dict], layouts: list[int] | None = None) -> list[str]:
     layouts = layouts or [0] * len(cases)
-    lines = [";".join([f"layout={layout}"] + [f"{name}:{dtype}:{','.join(str(d) for d in shape)}"
-                                              for name, (shape, dtype) in case.items()])
-             for case, layout in zip(cases, layouts, strict=True)]
-    result = subprocess.run([str(probe)], input="\n".join(lines) + "\n", capture_output=True, text=True,
-                            check=True)
-    return result.stdout.splitlines()
+    return run_lines(probe, [";".join([f"layout={layout}"] + input_items(case))
+                             for case, layout in zip(cases, layouts, strict=True)])
 
 
 def python_result(case: dict, layout: int = 0) -> str:
@@ -170,9 +153,7 @@ def test_offset_messages_and_dims_agree_on_generated_cases(probe):
             expected.append(str(error))
     assert sum(line.startswith("OK") for line in expected) > 300, "too few valid cases to compare dims"
     assert sum("_offset" in line for line in expected) > 300, "too few offset messages"
-    lines = [";".join(["layout=1"] + [f"{k}={v}" for k, v in offsets.items()]
-                      + [f"{name}:{dtype}:{','.join(str(d) for d in shape)}" for name, (shape, dtype) in case.items()])
+    lines = [";".join(["layout=1"] + [f"{k}={v}" for k, v in offsets.items()] + input_items(case))
              for case, offsets in drawn]
-    result = subprocess.run([str(probe)], input="\n".join(lines) + "\n", capture_output=True, text=True, check=True)
-    for (case, offsets), want, got in zip(drawn, expected, result.stdout.splitlines(), strict=True):
+    for (case, offsets), want, got in zip(drawn, expected, run_lines(probe, lines), strict=True):
         assert got == want, f"{offsets} {case}"
