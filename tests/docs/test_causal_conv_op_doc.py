@@ -4,44 +4,30 @@ outputs and attributes, its header values, and error messages that check_inputs(
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from mamba_export.errors import InputShapeError
 from mamba_export.ops import causal_conv as contract
+from tests.support.op_doc import DOCS, assert_header_values, assert_inputs_table, assert_outputs_table, table
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "causal_conv_op.md"
-
-
-def table(section: str) -> list[list[str]]:
-    """The rows of the first table under '## section' (up to the next heading), cells stripped of backticks."""
-    text = DOC.read_text().split(f"## {section}\n", 1)[1].split("\n#", 1)[0]
-    rows = [line for line in text.splitlines() if line.startswith("|")][2:]
-    return [[cell.strip().strip("`") for cell in row.strip("|").split("|")] for row in rows]
+DOC = DOCS / "causal_conv_op.md"
 
 
 def test_header_values():
-    text = DOC.read_text()
-    assert f"| Domain | `{contract.DOMAIN}` |" in text
-    assert f"| Op type | `{contract.OP_TYPE}` |" in text
-    assert f"| Version | {contract.OP_VERSION} " in text
+    assert_header_values(DOC, contract)
 
 
 def test_inputs_table():
-    rows = table("Inputs")
-    assert [(int(r[0]), r[1], r[2], r[3], r[4] == "yes", r[5]) for r in rows] == [
-        (i, s.name, s.shape, s.dtype, s.required, s.doc) for i, s in enumerate(contract.INPUTS)]
+    assert_inputs_table(DOC, contract)
 
 
 def test_outputs_table():
-    rows = table("Outputs")
-    assert [(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows] == [
-        (i, s.name, s.shape, s.dtype, s.doc) for i, s in enumerate(contract.OUTPUTS)]
+    assert_outputs_table(DOC, contract)
 
 
 def test_attribute_table():
-    rows = table("Attributes")
+    rows = table(DOC, "Attributes")
     assert {r[0]: (r[1].split()[0], int(r[2])) for r in rows} == contract.ATTRIBUTES
     assert all(f"{k}: {v}" in rows[0][3].lower() for k, v in contract.ACTIVATIONS.items())
 
