@@ -12,11 +12,17 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_contract_agrees import CUSTOM_OPS, constant, enum_entries, string_array
+from test_contract_agrees import (
+    CUSTOM_OPS,
+    assert_input_names_and_order,
+    assert_op_type_version_and_shared_domain,
+    constant,
+    enum_entries,
+    string_array,
+)
 from test_contract_agrees import HEADER as SCAN_HEADER
 
 from mamba_export.ops import causal_conv as contract
-from mamba_export.ops import selective_scan
 
 HEADER = CUSTOM_OPS / "include" / "mamba_export_ops" / "causal_conv.h"
 VALIDATE = CUSTOM_OPS / "causal_conv" / "validate.cc"
@@ -29,19 +35,11 @@ def header() -> str:
 
 
 def test_op_type_version_and_shared_domain(header):
-    assert constant(header, "kCausalConvOpType") == f'"{contract.OP_TYPE}"'
-    assert int(constant(header, "kCausalConvVersion")) == contract.OP_VERSION
-    assert '#include "mamba_export_ops/contract.h"' in header  # kDomain has one owner
-    assert contract.DOMAIN == selective_scan.DOMAIN
+    assert_op_type_version_and_shared_domain(header, "CausalConv", contract)
 
 
 def test_input_names_and_order(header):
-    assert tuple(string_array(header, "kConvInputNames")) == contract.INPUT_NAMES
-    entries = enum_entries(header, "CausalConvInput")
-    assert entries[-1] == ("kConvNumInputs", len(contract.INPUT_NAMES))
-    for (name, index), expected in zip(entries[:-1], contract.INPUT_NAMES, strict=True):
-        assert index == contract.INPUT_NAMES.index(expected)
-        assert name.removeprefix("kConvInput").lower() == expected.replace("_", "").lower()
+    assert_input_names_and_order(header, "Conv", "CausalConvInput", contract)
 
 
 def test_required_inputs_come_first(header):

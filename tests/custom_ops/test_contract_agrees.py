@@ -43,6 +43,25 @@ def enum_entries(text: str, enum: str) -> list[tuple[str, int]]:
     return [(name, int(value)) for name, value in re.findall(r"(k\w+)\s*=\s*(\d+)", match.group(1))]
 
 
+def assert_op_type_version_and_shared_domain(header: str, prefix: str, op) -> None:
+    """A further op's header: k<prefix>OpType and k<prefix>Version as its contract module op says; kDomain comes
+    from contract.h, shared with SelectiveScan."""
+    assert constant(header, f"k{prefix}OpType") == f'"{op.OP_TYPE}"'
+    assert int(constant(header, f"k{prefix}Version")) == op.OP_VERSION
+    assert '#include "mamba_export_ops/contract.h"' in header  # kDomain has one owner
+    assert op.DOMAIN == contract.DOMAIN
+
+
+def assert_input_names_and_order(header: str, short: str, enum: str, op) -> None:
+    """k<short>InputNames and the enum <enum> (k<short>Input<Name>..., k<short>NumInputs) follow op's contract."""
+    assert tuple(string_array(header, f"k{short}InputNames")) == op.INPUT_NAMES
+    entries = enum_entries(header, enum)
+    assert entries[-1] == (f"k{short}NumInputs", len(op.INPUT_NAMES))
+    for (name, index), expected in zip(entries[:-1], op.INPUT_NAMES, strict=True):
+        assert index == op.INPUT_NAMES.index(expected)
+        assert name.removeprefix(f"k{short}Input").lower() == expected.replace("_", "").lower()
+
+
 def test_domain_op_type_and_version(header):
     assert constant(header, "kDomain") == f'"{contract.DOMAIN}"'
     assert constant(header, "kSelectiveScanOpType") == f'"{contract.OP_TYPE}"'

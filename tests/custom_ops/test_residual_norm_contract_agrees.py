@@ -12,10 +12,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_contract_agrees import CUSTOM_OPS, constant, enum_entries, string_array
+from test_contract_agrees import (
+    CUSTOM_OPS,
+    assert_input_names_and_order,
+    assert_op_type_version_and_shared_domain,
+    constant,
+    enum_entries,
+    string_array,
+)
 
 from mamba_export.ops import residual_norm as contract
-from mamba_export.ops import selective_scan
 
 HEADER = CUSTOM_OPS / "include" / "mamba_export_ops" / "residual_norm.h"
 VALIDATE = CUSTOM_OPS / "residual_norm" / "validate.cc"
@@ -33,19 +39,11 @@ def _camel(name: str) -> str:
 
 
 def test_op_type_version_and_shared_domain(header):
-    assert constant(header, "kResidualNormOpType") == f'"{contract.OP_TYPE}"'
-    assert int(constant(header, "kResidualNormVersion")) == contract.OP_VERSION
-    assert '#include "mamba_export_ops/contract.h"' in header  # kDomain has one owner
-    assert contract.DOMAIN == selective_scan.DOMAIN
+    assert_op_type_version_and_shared_domain(header, "ResidualNorm", contract)
 
 
 def test_input_names_and_order(header):
-    assert tuple(string_array(header, "kNormInputNames")) == contract.INPUT_NAMES
-    entries = enum_entries(header, "ResidualNormInput")
-    assert entries[-1] == ("kNormNumInputs", len(contract.INPUT_NAMES))
-    for (name, index), expected in zip(entries[:-1], contract.INPUT_NAMES, strict=True):
-        assert index == contract.INPUT_NAMES.index(expected)
-        assert name.removeprefix("kNormInput").lower() == _camel(expected)
+    assert_input_names_and_order(header, "Norm", "ResidualNormInput", contract)
 
 
 def test_required_inputs_come_first(header):
