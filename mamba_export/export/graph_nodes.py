@@ -42,7 +42,7 @@ class LayerNodes:
         return max(self.counts, default=0)
 
     def summary(self) -> str:
-        """One line, e.g. ``9 per layer (24 layers), 3 outside``."""
+        """One line, e.g. ``7 per layer (24 layers), 3 outside``."""
         counts = sorted(set(self.counts))
         per_layer = str(counts[0]) if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
         return f"{per_layer} per layer ({len(self.per_layer)} layers), {sum(self.outside.values())} outside"
