@@ -61,10 +61,14 @@ def causal_conv_schema() -> onnx.defs.OpSchema:
     return _schema(conv_contract, "Causal depthwise convolution with state and mask (see docs/causal_conv_op.md).")
 
 
+def _node_op(op_contract, schema: onnx.defs.OpSchema) -> values.Op:
+    """The onnxscript op that writes one node of ``op_contract``'s operator."""
+    return values.Op(values.Opset(op_contract.DOMAIN, op_contract.OP_VERSION), op_contract.OP_TYPE, schema)
+
+
 @functools.lru_cache(maxsize=1)
 def _selective_scan_op() -> values.Op:
-    opset = values.Opset(contract.DOMAIN, contract.OP_VERSION)
-    return values.Op(opset, contract.OP_TYPE, op_schema())
+    return _node_op(contract, op_schema())
 
 
 def selective_scan_to_onnx(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None,
@@ -78,8 +82,7 @@ def selective_scan_to_onnx(u, delta, A, B, C, D=None, z=None, delta_bias=None, i
 
 @functools.lru_cache(maxsize=1)
 def _causal_conv_op() -> values.Op:
-    opset = values.Opset(conv_contract.DOMAIN, conv_contract.OP_VERSION)
-    return values.Op(opset, conv_contract.OP_TYPE, causal_conv_schema())
+    return _node_op(conv_contract, causal_conv_schema())
 
 
 def causal_conv1d_to_onnx(x, weight, bias=None, conv_state=None, mask=None, activation: int = 0,
@@ -97,8 +100,7 @@ def residual_norm_schema() -> onnx.defs.OpSchema:
 
 @functools.lru_cache(maxsize=1)
 def _residual_norm_op() -> values.Op:
-    opset = values.Opset(norm_contract.DOMAIN, norm_contract.OP_VERSION)
-    return values.Op(opset, norm_contract.OP_TYPE, residual_norm_schema())
+    return _node_op(norm_contract, residual_norm_schema())
 
 
 def residual_rms_norm_to_onnx(x, weight, residual=None, epsilon: float = 1e-6):
