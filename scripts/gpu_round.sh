@@ -25,7 +25,8 @@
 #                              (GPU tests of the half-precision and int4 exports, the trained model and
 #                              the CUDA runtime), "quality" (the bf16 quality row), "loads" (the chunked
 #                              scan's strided against staged loads), "serve" (the scheduler's load test
-#                              in-process on CUDA); default "op e2e".
+#                              in-process on CUDA, random and trained weights), "profile" (a token's time
+#                              by part, and ncu's kernels of one decode step and one prefill); default "op e2e".
 #   OP_TESTS_K                 a pytest -k selection of the CUDA op tests; SKIP_MEMCHECK=1 skips memcheck
 #   E2E_DTYPES                 the dtypes of the e2e group (default "fp32 fp16 bf16")
 #                              Each group fits one 10-minute device command; a warm machine keeps /tmp.
@@ -143,7 +144,27 @@ step export_serve 150 bash -o pipefail -c "python3 -m mamba_export export --mode
   --logits last --no-check --quiet --force 2>&1 | tail -n 5"
 step load_test_cuda 200 bash -o pipefail -c "python3 scripts/load_test.py /tmp/serve130 --mode inprocess \
   --provider cuda --clients 128 --requests 256 --max-tokens 64 --prompt-tokens 16 --time-limit 40 \
-  --compare-generate --json '${out}/load_test_inprocess_cuda.json' 2>&1 | tee '${out}/load_test_inprocess_cuda.log'"
+  --compare-generate --json '${out}/load_test_inprocess_cuda.json' 2>&1"
+# The trained model (models/fortunes-mamba): its logits have real margins, unlike random weights.
+step export_serve_trained 90 bash -o pipefail -c "python3 -m mamba_export export --model models/fortunes-mamba \
+  /tmp/serve_trained --logits last --no-check --quiet --force 2>&1 | tail -n 5"
+step load_test_cuda_trained 150 bash -o pipefail -c "python3 scripts/load_test.py /tmp/serve_trained \
+  --mode inprocess --provider cuda --clients 128 --requests 256 --max-tokens 64 --prompt-tokens 16 \
+  --time-limit 40 --json '${out}/load_test_inprocess_cuda_trained.json' 2>&1"
+fi
+
+# 5d. Where a generated token's time goes (scripts/profile_decode.py), and the kernels of one
+#     decode step and one prefill of 2048 tokens under ncu (fp16, mamba-130m, random weights).
+if [[ "${steps}" == *" profile "* ]]; then
+[[ -d /tmp/e2e/fp16 ]] || step export_fp16 150 bash -o pipefail -c "python3 -m mamba_export export \
+  --model preset:mamba-130m /tmp/e2e/fp16 --device cuda --dtype fp16 --no-check --force 2>&1 | tail -n 3"
+step profile_decode 150 bash -o pipefail -c "python3 scripts/profile_decode.py /tmp/e2e/fp16 --batches 1 32 128 \
+  --json '${out}/profile_decode.json' 2>&1"
+for batch in ${PROFILE_KERNEL_BATCHES:-1}; do
+  step "ncu_kernels_b${batch}" 200 bash -o pipefail -c "ncu --profile-from-start off --metrics gpu__time_duration.sum \
+    --csv --page raw python3 scripts/profile_decode.py /tmp/e2e/fp16 --kernels --batches ${batch} \
+    > '${out}/ncu_kernels_b${batch}.csv'"
+done
 fi
 
 # 6. The op benchmarks.

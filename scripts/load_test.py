@@ -108,6 +108,34 @@ def first_differences(differing, reference) -> list:
     return out
 
 
+def explain_differences(model, prompts, differing, reference) -> list:
+    """For each differing answer (at most 20), the solo logits where it leaves its reference.
+
+    The prompt and the reference tokens before that position are read alone (batch 1); the
+    entry gives the reference's token and the batch's, the batch token's rank among the solo
+    logits and the margin between the two, absolute and relative to max|logits|. A crossed row
+    would pick a token of another prompt's context, anywhere in the ranking; rounding that
+    depends on the batch can only swap near ties, so a rank of 1 with a relative margin near
+    the dtype's rounding names that cause."""
+    out = []
+    for r in differing[:20]:
+        want = reference[r.prompt_index]
+        position = next((i for i, (a, b) in enumerate(zip(r.tokens, want, strict=False)) if a != b), None)
+        if position is None:  # one answer is a prefix of the other (an EOS or a lost token)
+            out.append({"prompt": r.prompt_index, "position": None})
+            continue
+        ids = np.asarray([list(prompts[r.prompt_index]) + want[:position]], dtype=np.int64)
+        logits = np.asarray(model(ids).logits[0, -1], dtype=np.float64)
+        got, expected = r.tokens[position], want[position]
+        scale = float(np.abs(logits).max())
+        out.append({"prompt": r.prompt_index, "position": position, "reference_token": expected,
+                    "batch_token": got, "solo_top": int(np.argmax(logits)),
+                    "batch_token_rank": int((logits > logits[got]).sum()),
+                    "margin": float(logits[expected] - logits[got]),
+                    "relative_margin": float((logits[expected] - logits[got]) / scale) if scale else None})
+    return out
+
+
 def serve_options(args):
     """The server's options for this load: a batch of --max-batch (default --clients) rows."""
     from mamba_export.serve.options import ServeOptions
@@ -233,6 +261,15 @@ class OverHttp:
             serve.shutdown()
 
 
+def solo_model(args, driver):
+    """The model that reads differing answers alone: the in-process one, or a new one here."""
+    if getattr(driver, "model", None) is not None:
+        return driver.model
+    from mamba_export.runtime.model import ORTMambaForCausalLM
+
+    return ORTMambaForCausalLM.from_pretrained(args.folder, provider=args.provider)
+
+
 def generate_batch(args, prompts) -> dict:
     """generate() on one batch of --clients prompts (equal lengths, no padding), greedy."""
     from mamba_export.runtime.model import ORTMambaForCausalLM
@@ -309,6 +346,10 @@ def main(argv=None) -> int:
               "prompt_tokens": args.prompt_tokens, "max_tokens": args.max_tokens,
               "serial": summarize(serial, serial_wall), "concurrent": summarize(concurrent, concurrent_wall, reference)}
     result["speedup"] = result["concurrent"]["tokens_per_s"] / max(result["serial"]["tokens_per_s"], 1e-9)
+    differing = [r for r in concurrent if r.error is None and r.tokens != reference.get(r.prompt_index)]
+    if differing:
+        result["concurrent"]["explained"] = explain_differences(solo_model(args, driver), prompts, differing,
+                                                                reference)
     if args.compare_generate:
         result["generate_batch"] = generate_batch(args, prompts)
     result["load_average"] = {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]}
