@@ -30,8 +30,8 @@ using cuda_scan::ChunkedScanKernel;
 using cuda_scan::SequentialScanKernel;
 using cuda_scan::StagedChunkedScanKernel;
 
-// The mode a process starts in: staged (1.1x to 2.3x faster on mamba-130m to 2.8b shapes, the
-// same bits: results/gpu/2026-11-30-gpu-tests/bench_scan_loads.json), unless
+// The mode a process starts in: staged (3.2x to 3.8x faster on mamba-130m to 2.8b shapes, the
+// same bits: results/gpu/2026-11-30-scan-vectors/run2_stage8_vectors.json), unless
 // MAMBA_EXPORT_SCAN_LOADS=strided (or 0) asks for the strided loads, so a whole run (generate(),
 // a benchmark) can compare them without ctypes.
 int InitialScanLoads() {

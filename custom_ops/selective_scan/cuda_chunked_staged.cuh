@@ -1,15 +1,19 @@
 // The chunked scan of cuda_chunked.cuh with its channels-last tiles staged through shared
-// memory (the "staged" loads of cuda_loads.h; the plain kernel stays the default until the
-// two are measured against each other).
+// memory (the "staged" loads of cuda_loads.h, the default where they apply).
 //
 // Channels last, the plain kernel's lanes read their runs of steps D (or W) elements
 // apart: every load of a warp touches 32 sectors, and for B and C that happens once per
 // state index n, although B_t and C_t are N contiguous values shared by every channel
 // of the batch. Here the block (ChunkedWarps neighbouring channels of one batch entry)
 // first copies each tile into shared memory with coalesced loads:
-//   * u, delta and z: consecutive threads read consecutive channels of one step;
-//   * B and C, kStageStates states at a time: consecutive threads read consecutive
-//     state indices of one step (a contiguous run of the projection's row).
+//   * u, delta and z: the block's channels of one step are adjacent; where they are
+//     aligned, one thread moves them as one word (4 bytes in half precision, 16 in
+//     float32), else consecutive threads read consecutive channels;
+//   * B and C, kStageStates states at a time: the slice of one step is contiguous; where
+//     it is aligned, it moves as 16-byte words, else state by state.
+// At batch 1 a grid holds few warps per multiprocessor, each waiting on its loads, so
+// the number of load instructions (8x fewer for B and C in half precision) and the
+// block's shared memory (how many blocks fit) set the time more than the arithmetic.
 // The warps then read their runs from shared memory. Every lane's run is followed by a
 // pad of one 4-byte word, so the 32 lanes of a warp, reading step i of their runs at
 // once, hit 32 different banks. The arithmetic is the plain kernel's (ScanOneState), so
@@ -30,9 +34,10 @@ template <typename T, int kItems>
 struct StagedTile {
   static constexpr int kWarps = ChunkedWarps<T>();
   static constexpr int kTile = kWarpSize * kItems;
-  // States staged at once: 8 for float32 and 16 for half-precision I/O keep a B or C slice
-  // near 16 KiB.
-  static constexpr int kStageStates = sizeof(T) == 4 ? 8 : 16;
+  // States staged at once: 8 in every dtype. Sixteen for half-precision I/O took a block to
+  // 40 KiB of shared memory, so only 5 blocks fit on a multiprocessor: at batch 1, D = 1536
+  // (768 blocks) the grid ran in two waves, the second one seventh full.
+  static constexpr int kStageStates = 8;
   static constexpr int kPad = 4 / static_cast<int>(sizeof(T));  // one 4-byte word, in elements
   // A lane's run of kItems steps of one channel (u, delta, z), then the pad.
   static constexpr int kSeqRun = kItems + kPad;
@@ -61,6 +66,42 @@ bool StagedLoadsApply(const SelectiveScanParams& p) {
     if (groups > 0 && (p.dim / groups) % kWarps != 0) return false;
   }
   return true;
+}
+
+// One 16-byte word of B or C (16 / sizeof(T) states of one step) into a panel, as 4-byte
+// words (a lane's run is padded, so the panel position is only 4-byte aligned); zeros past L.
+template <typename T>
+__device__ __forceinline__ void StageVector(T* panel, bool inside, const T* source) {
+  uint4 word = make_uint4(0, 0, 0, 0);
+  if (inside) word = __ldg(reinterpret_cast<const uint4*>(source));
+  uint32_t* target = reinterpret_cast<uint32_t*>(panel);
+  target[0] = word.x;
+  target[1] = word.y;
+  target[2] = word.z;
+  target[3] = word.w;
+}
+
+// The word holding a block's channels of one step: 2 half-precision or 4 float32 values.
+template <size_t kBytes>
+struct StepWordOf;
+template <>
+struct StepWordOf<4> {
+  using type = uint32_t;
+};
+template <>
+struct StepWordOf<16> {
+  using type = uint4;
+};
+
+// One step's word of u, delta or z into each channel's run of a panel; zeros past L.
+// Channel c's run starts kChannelStride elements after channel c - 1's.
+template <typename T, int kChannels, int kChannelStride, typename Word>
+__device__ __forceinline__ void StageStep(T* panel, bool inside, const T* source) {
+  Word word{};
+  if (inside) word = __ldg(reinterpret_cast<const Word*>(source));
+  const T* values = reinterpret_cast<const T*>(&word);
+#pragma unroll
+  for (int c = 0; c < kChannels; ++c) panel[c * kChannelStride] = values[c];
 }
 
 template <typename T, int kItems>
@@ -109,18 +150,51 @@ __global__ void __launch_bounds__(ChunkedWarps<T>() * kWarpSize, 1)
   const float bias = p.delta_bias != nullptr ? p.delta_bias[d] : 0.0f;
   const float skip = p.D != nullptr ? p.D[d] : 0.0f;
 
+  // Whole 16-byte words of B and C (see the B/C loads below): states adjacent, N a multiple of
+  // the slice, and every row start 16-byte aligned. The same for every thread of the grid.
+  constexpr int kPerVector = 16 / static_cast<int>(sizeof(T));
+  constexpr int kVectors = kStates / kPerVector;
+  static_assert(kStates % kPerVector == 0, "a slice of B or C is whole 16-byte words");
+  const bool whole_vectors = p.proj_b.state == 1 && p.proj_c.state == 1 && N % kStates == 0 &&
+                             (p.proj_b.time * static_cast<int64_t>(sizeof(T))) % 16 == 0 &&
+                             (p.proj_c.time * static_cast<int64_t>(sizeof(T))) % 16 == 0 &&
+                             reinterpret_cast<uintptr_t>(b_rows) % 16 == 0 &&
+                             reinterpret_cast<uintptr_t>(c_rows) % 16 == 0;
+
+  // The block's channels of one step as one word, when every row start and step is aligned to it.
+  using StepWord = typename StepWordOf<kWarps * sizeof(T)>::type;
+  constexpr int kChannelStride = kWarpSize * Tile::kSeqRun;
+  const auto word_aligned = [](const void* ptr, int64_t step) {
+    return ptr == nullptr || (reinterpret_cast<uintptr_t>(ptr) % sizeof(StepWord) == 0 &&
+                              (step * static_cast<int64_t>(sizeof(T))) % static_cast<int64_t>(sizeof(StepWord)) == 0);
+  };
+  const bool step_words = word_aligned(u_rows, p.seq.time) && word_aligned(delta_rows, p.seq.time) &&
+                          word_aligned(z_rows, p.z_seq.time);
+
   int parity = 0;
   for (int64_t tile = 0; tile < L; tile += Tile::kTile) {
     __syncthreads();  // every warp is done with the previous tile's panels
-    // u, delta, z: element (step t, channel c) of the tile; consecutive threads take
-    // consecutive channels of a step.
-    for (int k = static_cast<int>(threadIdx.x); k < Tile::kTile * kWarps; k += kThreads) {
-      const int t = k / kWarps, c = k % kWarps;
-      const int at = c * kWarpSize * Tile::kSeqRun + (t / kItems) * Tile::kSeqRun + t % kItems;
-      const bool inside = tile + t < L;
-      u_panel[at] = inside ? u_rows[(tile + t) * p.seq.time + c] : ZeroOf<T>();
-      delta_panel[at] = inside ? delta_rows[(tile + t) * p.seq.time + c] : ZeroOf<T>();
-      if (z_rows != nullptr) z_panel[at] = inside ? z_rows[(tile + t) * p.z_seq.time + c] : ZeroOf<T>();
+    if (step_words) {
+      // u, delta, z: the block's kWarps channels of step t are one word (4 or 16 bytes).
+      constexpr auto stage = StageStep<T, kWarps, kChannelStride, StepWord>;
+      for (int t = static_cast<int>(threadIdx.x); t < Tile::kTile; t += kThreads) {
+        const int at = (t / kItems) * Tile::kSeqRun + t % kItems;
+        const bool inside = tile + t < L;
+        stage(u_panel + at, inside, u_rows + (tile + t) * p.seq.time);
+        stage(delta_panel + at, inside, delta_rows + (tile + t) * p.seq.time);
+        if (z_rows != nullptr) stage(z_panel + at, inside, z_rows + (tile + t) * p.z_seq.time);
+      }
+    } else {
+      // u, delta, z: element (step t, channel c) of the tile; consecutive threads take
+      // consecutive channels of a step.
+      for (int k = static_cast<int>(threadIdx.x); k < Tile::kTile * kWarps; k += kThreads) {
+        const int t = k / kWarps, c = k % kWarps;
+        const int at = c * kWarpSize * Tile::kSeqRun + (t / kItems) * Tile::kSeqRun + t % kItems;
+        const bool inside = tile + t < L;
+        u_panel[at] = inside ? u_rows[(tile + t) * p.seq.time + c] : ZeroOf<T>();
+        delta_panel[at] = inside ? delta_rows[(tile + t) * p.seq.time + c] : ZeroOf<T>();
+        if (z_rows != nullptr) z_panel[at] = inside ? z_rows[(tile + t) * p.z_seq.time + c] : ZeroOf<T>();
+      }
     }
     __syncthreads();
 
@@ -141,13 +215,24 @@ __global__ void __launch_bounds__(ChunkedWarps<T>() * kWarpSize, 1)
 
     for (int64_t n0 = 0; n0 < N; n0 += kStates) {
       if (n0 > 0) __syncthreads();  // every warp is done with the previous slice
-      // B and C: element (step t, state n0 + s); consecutive threads take consecutive states.
-      for (int k = static_cast<int>(threadIdx.x); k < Tile::kTile * kStates; k += kThreads) {
-        const int t = k / kStates, s = k % kStates;
-        const int at = (t / kItems) * Tile::kProjRun + (t % kItems) * kStates + s;
-        const bool inside = tile + t < L && n0 + s < N;
-        b_panel[at] = inside ? b_rows[(tile + t) * p.proj_b.time + (n0 + s) * p.proj_b.state] : ZeroOf<T>();
-        c_panel[at] = inside ? c_rows[(tile + t) * p.proj_c.time + (n0 + s) * p.proj_c.state] : ZeroOf<T>();
+      if (whole_vectors) {
+        // B and C: the slice's kStates values of one step are 16-byte words in memory, moved
+        // as such (8x fewer loads in half precision, each waited on far less often).
+        for (int k = static_cast<int>(threadIdx.x); k < Tile::kTile * kVectors; k += kThreads) {
+          const int t = k / kVectors, v = k % kVectors;
+          const int at = (t / kItems) * Tile::kProjRun + (t % kItems) * kStates + v * kPerVector;
+          StageVector<T>(b_panel + at, tile + t < L, b_rows + (tile + t) * p.proj_b.time + n0 + v * kPerVector);
+          StageVector<T>(c_panel + at, tile + t < L, c_rows + (tile + t) * p.proj_c.time + n0 + v * kPerVector);
+        }
+      } else {
+        // B and C: element (step t, state n0 + s); consecutive threads take consecutive states.
+        for (int k = static_cast<int>(threadIdx.x); k < Tile::kTile * kStates; k += kThreads) {
+          const int t = k / kStates, s = k % kStates;
+          const int at = (t / kItems) * Tile::kProjRun + (t % kItems) * kStates + s;
+          const bool inside = tile + t < L && n0 + s < N;
+          b_panel[at] = inside ? b_rows[(tile + t) * p.proj_b.time + (n0 + s) * p.proj_b.state] : ZeroOf<T>();
+          c_panel[at] = inside ? c_rows[(tile + t) * p.proj_c.time + (n0 + s) * p.proj_c.state] : ZeroOf<T>();
+        }
       }
       __syncthreads();
       const T* my_b = b_panel + lane * Tile::kProjRun;
