@@ -18,7 +18,7 @@ namespace mamba_export_ops {
 namespace {
 
 constexpr int kThreads = 128;        // channels per block
-constexpr int64_t kChunk = 32;       // time steps per thread: enough blocks to fill the GPU at B = 1
+constexpr int kChunk = 32;           // time steps per thread: enough blocks to fill the GPU at B = 1
 constexpr int64_t kMaxBlocks = 1 << 20;
 constexpr int kMaxUnrolledWidth = 4;  // K = 1..4 keep their window in registers; wider K reads memory
 
@@ -66,9 +66,7 @@ __device__ void RunChunkUnrolled(const Channel<T>& ch, int64_t t0, int64_t t1) {
   float window[kColumns > 0 ? kColumns : 1];
 #pragma unroll
   for (int i = 0; i < kColumns; ++i) window[i] = ch.Input(t0 - kColumns + i);
-  for (int64_t t = t0; t < t1; ++t) {
-    const bool kept = ch.Kept(t);
-    const float newest = ch.Input(t);
+  const auto advance = [&](int64_t t, float newest, bool kept) {
     float acc = 0.0f;
 #pragma unroll
     for (int k = 0; k < kColumns; ++k) acc = fmaf(w[k], window[k], acc);
@@ -77,6 +75,22 @@ __device__ void RunChunkUnrolled(const Channel<T>& ch, int64_t t0, int64_t t1) {
 #pragma unroll
     for (int i = 0; i + 1 < kColumns; ++i) window[i] = window[i + 1];
     if constexpr (kColumns > 0) window[kColumns - 1] = newest;
+  };
+  if (t1 - t0 == kChunk) {
+    // A whole chunk: every input and mask entry is loaded before the first is used, so
+    // the thread waits on memory once per chunk, not once per step (a warp alone on its
+    // scheduler cannot hide a load per step).
+    float inputs[kChunk];
+    bool kept[kChunk];
+#pragma unroll
+    for (int i = 0; i < kChunk; ++i) {
+      kept[i] = ch.Kept(t0 + i);
+      inputs[i] = ch.Input(t0 + i);
+    }
+#pragma unroll
+    for (int i = 0; i < kChunk; ++i) advance(t0 + i, inputs[i], kept[i]);
+  } else {
+    for (int64_t t = t0; t < t1; ++t) advance(t, ch.Input(t), ch.Kept(t));
   }
   if (t1 == p.length) {
 #pragma unroll

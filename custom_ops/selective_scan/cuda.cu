@@ -30,8 +30,8 @@ using cuda_scan::ChunkedScanKernel;
 using cuda_scan::SequentialScanKernel;
 using cuda_scan::StagedChunkedScanKernel;
 
-// The mode a process starts in: staged (3.2x to 3.8x faster on mamba-130m to 2.8b shapes, the
-// same bits: results/gpu/2026-11-30-scan-vectors/run2_stage8_vectors.json), unless
+// The mode a process starts in: staged (3.2x to 4.6x faster on mamba-130m to 2.8b shapes, the
+// same bits: results/gpu/2026-11-30-kernels/loads_b.json), unless
 // MAMBA_EXPORT_SCAN_LOADS=strided (or 0) asks for the strided loads, so a whole run (generate(),
 // a benchmark) can compare them without ctypes.
 int InitialScanLoads() {
@@ -79,11 +79,11 @@ cudaError_t LaunchSequential(const SelectiveScanParams& p, cudaStream_t stream) 
   return cudaGetLastError();
 }
 
-// The staged kernel (cuda_chunked_staged.cuh): one block per ChunkedWarps channels, all of
+// The staged kernel (cuda_chunked_staged.cuh): one block per StagedWarps channels, all of
 // one batch entry (StagedLoadsApply holds).
 template <typename T, int kItems>
 cudaError_t LaunchStagedWith(const SelectiveScanParams& p, cudaStream_t stream) {
-  constexpr int kWarps = cuda_scan::ChunkedWarps<T>();
+  constexpr int kWarps = cuda_scan::StagedWarps<T>();
   const int64_t blocks = p.batch * p.dim / kWarps;
   if (blocks > INT32_MAX) return cudaErrorInvalidConfiguration;
   const size_t shared = cuda_scan::StagedSharedBytes<T, kItems>(p.state);
