@@ -11,8 +11,9 @@ them where ``generate()`` keeps its own (``runtime/io_binding.py``):
   bindings, a CUDA graph each), kept in ``model.batch_cache`` with graph ids from
   ``FIRST_GRAPH_ID`` up, apart from generate()'s (ONNX Runtime numbers graphs per session);
   each decode step reads one set and writes the other;
-- a prompt is read into fresh device states; only its last position's logits come to the host
-  (the scheduler chooses a joining row's first token there, with the request's settings);
+- a prompt is read from zeros (gathered on the device) into fresh device states; only its last
+  position's logits come to the host (the scheduler chooses a joining row's first token there,
+  with the request's settings);
 - rows join and leave through the row gather of ``runtime/row_gather.py``: the current set and
   the joining rows' states are gathered, in the new batch's order, into the other set of the
   same bucket or a set of the new bucket, never into the set read;
@@ -81,8 +82,9 @@ class DeviceBatch:
         ids = check_input_ids(ids, int(model.info["vocab_size"]))
         mask = check_attention_mask(mask, ids.shape)
         batch, length = ids.shape
-        if carried is None:
-            past = state_set(model.state_spec, batch, self.device, zeros=True)
+        if carried is None:  # zeros copied on the device from bucket 1's zero row, not from the host
+            past = state_set(model.state_spec, batch, self.device)
+            self._gather.gather([self._decoder.buffers_for(1).zeros], np.zeros(batch, np.int64), past)
         else:
             past, row = carried
             if batch != 1 or row != 0:

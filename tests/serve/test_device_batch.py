@@ -25,8 +25,17 @@ def model(export_tiny, ops_library):
     return ORTMambaForCausalLM.from_pretrained(export_tiny("untied_head"))
 
 
+class PoisonedCPU(Device):
+    """CPU OrtValues whose fresh buffers hold NaN, not the zeros a new allocation often has, so a
+    state read before it was written shows in the tokens."""
+
+    def empty(self, shape: tuple, dtype):
+        return self.copy_of(np.full(shape, np.nan, dtype))
+
+
 def device_scheduler(model, max_batch, **kwargs):
-    return Scheduler(model, max_batch, store=DeviceBatch(model, max_batch, Device("cpu"), True, cache={}), **kwargs)
+    store = DeviceBatch(model, max_batch, PoisonedCPU("cpu"), True, cache={})
+    return Scheduler(model, max_batch, store=store, **kwargs)
 
 
 def test_bucket_sizes():
