@@ -69,11 +69,12 @@ def bind_states(binding, past: dict, present: dict) -> None:
 
 @dataclass
 class DeviceBuffers:
-    """Everything bound for one batch size: zeros, the A/B state sets, token and logits buffers,
-    the two decode bindings, their graph ids and whether each has been captured."""
+    """Everything bound for one batch size: zeros (None for a caller that reads no prompt into
+    them), the A/B state sets, token and logits buffers, the two decode bindings, their graph
+    ids and whether each has been captured."""
 
     batch: int
-    zeros: dict
+    zeros: dict | None
     sets: tuple
     ids: object
     mask: object
@@ -85,7 +86,7 @@ class DeviceBuffers:
     head_binding: object = None  # the token head's greedy binding on ``logits`` -> ``ids``, built on first use
 
     @classmethod
-    def allocate(cls, model, batch: int, first_graph_id: int, device: Device) -> DeviceBuffers:
+    def allocate(cls, model, batch: int, first_graph_id: int, device: Device, zeros: bool = True) -> DeviceBuffers:
         spec, runner, session = model.state_spec, model.runner, model.session
         sets = (state_set(spec, batch, device), state_set(spec, batch, device))
         ids = device.copy_of(np.zeros((batch, 1), np.int64))
@@ -100,7 +101,7 @@ class DeviceBuffers:
             bind_states(binding, sets[source], sets[target])
             bindings.append(binding)
         graph_ids = (first_graph_id, first_graph_id + 1)
-        zeros = state_set(spec, batch, device, zeros=True)
+        zeros = state_set(spec, batch, device, zeros=True) if zeros else None
         graph_options = tuple(run_options(graph_id) for graph_id in graph_ids)
         return cls(batch, zeros, sets, ids, mask, logits, tuple(bindings), graph_ids, [False, False], graph_options)
 
@@ -111,15 +112,17 @@ class DeviceDecoder:
     ``use_graph`` defaults to the model's options; the CPU tests set it to run the capture
     bookkeeping on CPU OrtValues (the CPU provider ignores graph ids). ``first_graph_id``: the
     graph ids of ``cache``'s buffers count up from it (two per batch size). ONNX Runtime keeps
-    graph ids per session, so every cache on one session needs its own range.
+    graph ids per session, so every cache on one session needs its own range. ``zeros=False``:
+    the buffers hold no zero states (a caller that never runs :meth:`prefill`).
     """
 
     def __init__(self, model, cache: dict, device: Device = Device(), use_graph: bool | None = None,
-                 first_graph_id: int = 1):
+                 first_graph_id: int = 1, zeros: bool = True):
         self.model = model
         self.cache = cache
         self.device = device
         self.first_graph_id = first_graph_id
+        self.zeros = zeros
         self.use_graph = model.options.use_cuda_graph if use_graph is None else bool(use_graph)
         self.buffers = None
         self.current = 0  # which state set holds the states after the last call
@@ -138,7 +141,7 @@ class DeviceDecoder:
         if batch not in self.cache:
             # generate()'s range starts at 1: graph id 0 is ONNX Runtime's default, -1 means none.
             first_id = self.first_graph_id + 2 * len(self.cache)
-            self.cache[batch] = DeviceBuffers.allocate(self.model, batch, first_id, self.device)
+            self.cache[batch] = DeviceBuffers.allocate(self.model, batch, first_id, self.device, self.zeros)
         return self.cache[batch]
 
     def prefill(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> None:

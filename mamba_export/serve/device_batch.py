@@ -55,8 +55,9 @@ class DeviceBatch:
         self.device = device
         self.buckets = bucket_sizes(max_batch)
         cache = model.batch_cache if cache is None else cache
-        self._decoder = DeviceDecoder(model, cache, device, use_graph, first_graph_id=FIRST_GRAPH_ID)
+        self._decoder = DeviceDecoder(model, cache, device, use_graph, first_graph_id=FIRST_GRAPH_ID, zeros=False)
         self._gather = RowGather(model.state_spec, providers_for(model.options, head=True))
+        self._zero_row = state_set(model.state_spec, 1, device, zeros=True)  # what a fresh prompt starts from
         self.rows: list = []
         self.bucket = None  # the bucket size the batch runs at, None while empty
         self._set = 0  # which of the bucket's two state sets holds the states
@@ -82,9 +83,9 @@ class DeviceBatch:
         ids = check_input_ids(ids, int(model.info["vocab_size"]))
         mask = check_attention_mask(mask, ids.shape)
         batch, length = ids.shape
-        if carried is None:  # zeros copied on the device from bucket 1's zero row, not from the host
+        if carried is None:  # the zero row repeated on the device, not copied from the host
             past = state_set(model.state_spec, batch, self.device)
-            self._gather.gather([self._decoder.buffers_for(1).zeros], np.zeros(batch, np.int64), past)
+            self._gather.gather([self._zero_row], np.zeros(batch, np.int64), past)
         else:
             past, row = carried
             if batch != 1 or row != 0:

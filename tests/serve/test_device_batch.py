@@ -103,6 +103,7 @@ def test_graph_ids_stay_apart_from_generate(model):
     serving = [i for buffers in cache.values() for i in buffers.graph_ids]
     generating = [i for buffers in decode_cache.values() for i in buffers.graph_ids]
     assert min(serving) == FIRST_GRAPH_ID and len(set(serving)) == len(serving)
+    assert all(buffers.zeros is None for buffers in cache.values())  # prompts start from one zero row
     assert max(generating) < FIRST_GRAPH_ID
     assert all(buffers.captured == [True, True] for size, buffers in cache.items() if size > 1)
 
