@@ -93,9 +93,14 @@ class HostDecoder:
         self._keep(self.model(ids, np.ones_like(ids), self.states))
 
 
+def keeps_states_on_device(options) -> bool:
+    """Whether decoding keeps the states on the device (provider "cuda" with IO binding)."""
+    return options.provider == "cuda" and options.io_binding
+
+
 def make_decoder(model):
     """The decoder for ``model``'s provider and options."""
-    if model.options.provider == "cuda" and model.options.io_binding:
+    if keeps_states_on_device(model.options):
         from mamba_export.runtime.io_binding import DeviceDecoder
 
         return DeviceDecoder.for_model(model)

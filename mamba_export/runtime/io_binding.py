@@ -51,7 +51,7 @@ class Device:
         return to_ort_value(array, self.kind, self.index)
 
 
-def _state_set(spec, batch: int, device: Device, zeros: bool = False) -> dict:
+def state_set(spec, batch: int, device: Device, zeros: bool = False) -> dict:
     """Buffers for every layer's state on ``device``, keyed by (kind, layer)."""
     def make(kind):
         shape, dtype = spec.shape(kind, batch), spec.dtype(kind)
@@ -60,7 +60,7 @@ def _state_set(spec, batch: int, device: Device, zeros: bool = False) -> dict:
     return {(kind, i): make(kind) for i in range(spec.num_layers) for kind in graph_io.STATE_KINDS}
 
 
-def _bind_states(binding, past: dict, present: dict) -> None:
+def bind_states(binding, past: dict, present: dict) -> None:
     for (kind, i), value in past.items():
         binding.bind_ortvalue_input(graph_io.past_name(i, kind), value)
     for (kind, i), value in present.items():
@@ -69,11 +69,12 @@ def _bind_states(binding, past: dict, present: dict) -> None:
 
 @dataclass
 class DeviceBuffers:
-    """Everything bound for one batch size: zeros, the A/B state sets, token and logits buffers,
-    the two decode bindings, their graph ids and whether each has been captured."""
+    """Everything bound for one batch size: zeros (None for a caller that reads no prompt into
+    them), the A/B state sets, token and logits buffers, the two decode bindings, their graph
+    ids and whether each has been captured."""
 
     batch: int
-    zeros: dict
+    zeros: dict | None
     sets: tuple
     ids: object
     mask: object
@@ -85,9 +86,9 @@ class DeviceBuffers:
     head_binding: object = None  # the token head's greedy binding on ``logits`` -> ``ids``, built on first use
 
     @classmethod
-    def allocate(cls, model, batch: int, first_graph_id: int, device: Device) -> DeviceBuffers:
+    def allocate(cls, model, batch: int, first_graph_id: int, device: Device, zeros: bool = True) -> DeviceBuffers:
         spec, runner, session = model.state_spec, model.runner, model.session
-        sets = (_state_set(spec, batch, device), _state_set(spec, batch, device))
+        sets = (state_set(spec, batch, device), state_set(spec, batch, device))
         ids = device.copy_of(np.zeros((batch, 1), np.int64))
         mask = device.copy_of(np.ones((batch, 1), np.int64))
         logits = device.empty((batch, 1, runner.head_width), runner.head_dtype)
@@ -97,10 +98,10 @@ class DeviceBuffers:
             binding.bind_ortvalue_input(graph_io.INPUT_IDS, ids)
             binding.bind_ortvalue_input(graph_io.ATTENTION_MASK, mask)
             binding.bind_ortvalue_output(runner.head_output, logits)
-            _bind_states(binding, sets[source], sets[target])
+            bind_states(binding, sets[source], sets[target])
             bindings.append(binding)
         graph_ids = (first_graph_id, first_graph_id + 1)
-        zeros = _state_set(spec, batch, device, zeros=True)
+        zeros = state_set(spec, batch, device, zeros=True) if zeros else None
         graph_options = tuple(run_options(graph_id) for graph_id in graph_ids)
         return cls(batch, zeros, sets, ids, mask, logits, tuple(bindings), graph_ids, [False, False], graph_options)
 
@@ -109,13 +110,19 @@ class DeviceDecoder:
     """The generation decoder of ``generation.py`` for provider="cuda" with IO binding.
 
     ``use_graph`` defaults to the model's options; the CPU tests set it to run the capture
-    bookkeeping on CPU OrtValues (the CPU provider ignores graph ids).
+    bookkeeping on CPU OrtValues (the CPU provider ignores graph ids). ``first_graph_id``: the
+    graph ids of ``cache``'s buffers count up from it (two per batch size). ONNX Runtime keeps
+    graph ids per session, so every cache on one session needs its own range. ``zeros=False``:
+    the buffers hold no zero states (a caller that never runs :meth:`prefill`).
     """
 
-    def __init__(self, model, cache: dict, device: Device = Device(), use_graph: bool | None = None):
+    def __init__(self, model, cache: dict, device: Device = Device(), use_graph: bool | None = None,
+                 first_graph_id: int = 1, zeros: bool = True):
         self.model = model
         self.cache = cache
         self.device = device
+        self.first_graph_id = first_graph_id
+        self.zeros = zeros
         self.use_graph = model.options.use_cuda_graph if use_graph is None else bool(use_graph)
         self.buffers = None
         self.current = 0  # which state set holds the states after the last call
@@ -129,23 +136,25 @@ class DeviceDecoder:
         # Buffers (and captured CUDA graphs) are kept per batch size across generate() calls.
         return cls(model, model.decode_cache, Device("cuda", cuda_device_id(model.options)))
 
-    def _buffers_for(self, batch: int) -> DeviceBuffers:
+    def buffers_for(self, batch: int) -> DeviceBuffers:
+        """The buffers of ``batch`` rows in ``cache``, allocated on first use."""
         if batch not in self.cache:
-            first_id = 1 + 2 * len(self.cache)  # graph id 0 is ONNX Runtime's default, -1 means none
-            self.cache[batch] = DeviceBuffers.allocate(self.model, batch, first_id, self.device)
+            # generate()'s range starts at 1: graph id 0 is ONNX Runtime's default, -1 means none.
+            first_id = self.first_graph_id + 2 * len(self.cache)
+            self.cache[batch] = DeviceBuffers.allocate(self.model, batch, first_id, self.device, self.zeros)
         return self.cache[batch]
 
     def prefill(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> None:
         """Read the prompt from the zero state; the states land in set A, the logits stay on the device."""
         runner = self.model.runner
         batch, length = input_ids.shape
-        self.buffers = self._buffers_for(batch)
+        self.buffers = self.buffers_for(batch)
         binding = self.model.session.io_binding()
         binding.bind_cpu_input(graph_io.INPUT_IDS, input_ids)
         binding.bind_cpu_input(graph_io.ATTENTION_MASK, attention_mask)
         logits = self.device.empty((batch, runner.head_positions(length), runner.head_width), runner.head_dtype)
         binding.bind_ortvalue_output(runner.head_output, logits)
-        _bind_states(binding, self.buffers.zeros, self.buffers.sets[0])
+        bind_states(binding, self.buffers.zeros, self.buffers.sets[0])
         self.model.session.run_with_iobinding(binding, run_options(NO_GRAPH) if self.use_graph else None)
         self.current, self.pending, self.chosen = 0, logits, None
 

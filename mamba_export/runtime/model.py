@@ -70,6 +70,9 @@ class ORTMambaModel:
         # Device buffers (and captured CUDA graphs) per batch size, kept across generate() calls;
         # one generate() at a time may use them.
         self.decode_cache: dict = {}
+        # The same per batch size for the serving scheduler's running batch (serve/device_batch.py),
+        # with graph ids of its own; one scheduler at a time may use them.
+        self.batch_cache: dict = {}
         self._decode_lock = threading.Lock()
         self._token_head = None
 

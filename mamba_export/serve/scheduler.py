@@ -2,16 +2,20 @@
 
 A replica owns one :class:`Scheduler` and one model. Each :meth:`Scheduler.step`:
 
-1. drops cancelled requests (waiting or running);
+1. drops cancelled requests (waiting ones at once, running ones with the step's leaving rows);
 2. reads up to ``prefill_chunk`` prompt tokens of the waiting requests, oldest first, while the
    batch has room (a long prompt takes several steps, so the running rows are never starved;
    short new prompts are read together in one left-padded call); a request whose prompt is read
    joins the batch;
 3. chooses one token per running row from its last logits, with the request's own
    :class:`GenerationSettings` and generator (the code ``generate()`` uses), and hands it to the
-   request's sink; rows that met EOS or their token limit leave; joining rows' states are
-   written into the places of leaving rows along the batch axis (see :meth:`_rebatch`);
+   request's sink; rows that met EOS or their token limit leave, and joining rows come in;
 4. advances every remaining row by one token in a single session call.
+
+Where the batch's states and logits live is the *batch store*'s business (``batch.py``): host
+arrays on the CPU provider; on CUDA with IO binding, device buffers at a padded bucket size,
+with rows joining and leaving through a gather on the GPU and greedy tokens picked there
+(``device_batch.py``), as ``generate()`` keeps its states on the GPU.
 
 A request alone therefore sees exactly what ``generate()`` does for its prompt: the same
 choice per step, and a generator seeded per request draws once per step as ``generate()``
@@ -34,7 +38,7 @@ import numpy as np
 
 from mamba_export.errors import ServerBusyError
 from mamba_export.runtime.generation import GenerationSettings
-from mamba_export.runtime.states import MambaStates
+from mamba_export.serve.batch import batch_store
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +64,7 @@ class _Request:
     sink: object  # callable(Event), called from the scheduler's thread
     rng: np.random.Generator = None
     read: int = 0  # prompt tokens prefilled so far
-    states: MambaStates | None = None  # while prefilling (batch 1)
+    states: object = None  # the batch store's handle of its states, while prefilling and joining
     logits: np.ndarray | None = None  # (1, vocab) float32 after the prompt
     generated: int = 0
     next_token: int = 0  # chosen at this step, fed at the next decode call
@@ -74,29 +78,32 @@ class _Request:
             self.sink(Event(finish_reason=reason, message=message))
 
 
-def _last_logits(logits) -> np.ndarray:
-    return np.asarray(logits[:, -1, :], dtype=np.float32)
-
-
 class Scheduler:
-    """Continuous batching over ``model`` (an ORTMambaForCausalLM) with at most ``max_batch`` rows."""
+    """Continuous batching over ``model`` (an ORTMambaForCausalLM) with at most ``max_batch`` rows.
 
-    def __init__(self, model, max_batch: int = 32, max_waiting: int = 256, prefill_chunk: int = 256):
+    ``store``: the batch store (``batch.py``); by default the one for the model's provider.
+    """
+
+    def __init__(self, model, max_batch: int = 32, max_waiting: int = 256, prefill_chunk: int = 256,
+                 store=None):
         self.model = model
         self.max_batch = max_batch
         self.max_waiting = max_waiting
         self.prefill_chunk = prefill_chunk
+        self.batch = batch_store(model, max_batch) if store is None else store
         self._ids = itertools.count()
         self._cond = threading.Condition()
         self._waiting: deque = deque()
         self._by_id: dict = {}
-        self._rows: list = []  # running requests, in the order of the batch axis
-        self._states: MambaStates | None = None
-        self._logits: np.ndarray | None = None  # (rows, vocab) float32
         self._thread = None
         self._stopping = False
         self._history: deque = deque()  # (time, tokens, rows) per decode step, for metrics
         self.counts = {"tokens": 0, "finished": 0, "cancelled": 0, "rejected": 0, "errors": 0, "steps": 0}
+
+    @property
+    def _rows(self) -> list:
+        """The running requests, in the order of the batch axis."""
+        return self.batch.rows
 
     # -- requests ---------------------------------------------------------------------------------
 
@@ -136,42 +143,61 @@ class Scheduler:
 
     def step(self) -> bool:
         """Run one scheduler step; returns whether there was anything to do."""
-        self._drop_cancelled()
-        joined = self._prefill()
-        if not self._rows and not joined:
+        self._drop_cancelled_waiting()
+        running = list(self._rows)
+        cancelled = {i for i, r in enumerate(running) if r.cancelled}
+        joined = self._prefill(len(running) - len(cancelled))
+        if not running and not joined:
             return bool(self._waiting)
-        candidates = self._rows + joined
-        logits = [self._logits[i:i + 1] for i in range(len(self._rows))] + [r.logits for r in joined]
-        tokens = [r.settings.choose(row, r.rng)[0] for r, row in zip(candidates, logits, strict=True)]
-        finished = self._emit(candidates, tokens)
-        self._rebatch({i for i, r in enumerate(self._rows) if r in finished},
-                      [r for r in joined if r not in finished])
-        if self._rows:
-            self._decode(np.array([r.next_token for r in self._rows], dtype=np.int64))
+        for i in cancelled:
+            self._end(running[i], CANCELLED)
+        live = [r for i, r in enumerate(running) if i not in cancelled]
+        candidates = live + joined
+        tokens = self._choose(running, cancelled) + [r.settings.choose(r.logits, r.rng)[0] for r in joined]
+        finished = self._emit(candidates, tokens) if candidates else set()
+        leaving = cancelled | {i for i, r in enumerate(running) if r in finished}
+        self._advance(leaving, [r for r in joined if r not in finished])
         return True
 
-    def _drop_cancelled(self) -> None:
+    def _choose(self, running: list, cancelled: set) -> list:
+        """The next token of each running row that is not cancelled: greedy rows from the store's
+        argmax, sampling rows from the last logits with their own settings and generator."""
+        live = [(i, r) for i, r in enumerate(running) if i not in cancelled]
+        greedy = self.batch.greedy_tokens() if any(not r.settings.do_sample for _, r in live) else None
+        logits = self.batch.last_logits() if any(r.settings.do_sample for _, r in live) else None
+        return [r.settings.choose(logits[i:i + 1], r.rng)[0] if r.settings.do_sample else greedy[i]
+                for i, r in live]
+
+    def _advance(self, leaving: set, joining: list) -> None:
+        """Rows ``leaving`` go, ``joining`` come in, and every row advances by its chosen token."""
+        try:
+            self.batch.rebatch(leaving, joining)
+            if self._rows:
+                self.batch.decode(np.array([r.next_token for r in self._rows], dtype=np.int64))
+        except Exception as error:
+            log.exception("decode step failed")
+            for request in set(self._rows) | set(joining):
+                self._end(request, ERROR, f"decode step failed: {error}")
+            self.batch.clear()
+
+    def _drop_cancelled_waiting(self) -> None:
         with self._cond:
             gone = [r for r in self._waiting if r.cancelled]
             for request in gone:
                 self._waiting.remove(request)
         for request in gone:
             self._end(request, CANCELLED)
-        leaving = {i for i, r in enumerate(self._rows) if r.cancelled}
-        if leaving:
-            for i in leaving:
-                self._end(self._rows[i], CANCELLED)
-            self._rebatch(leaving, [])
 
-    def _prefill(self) -> list:
-        """Read prompt tokens of waiting requests within the step's budget; returns those now ready.
+    def _prefill(self, running: int) -> list:
+        """Read prompt tokens of waiting requests within the step's budget while ``running`` rows
+        (those not cancelled) and the ready ones leave room; returns those now ready.
 
         A prompt already partly read goes on alone (its states carry on). New prompts that fit the
         budget together are read in one call, left-padded to the longest with the attention mask,
         as ``generate()`` reads a batch; the budget counts the padded tokens."""
         budget, ready = self.prefill_chunk, []
-        while budget > 0 and len(self._rows) + len(ready) < self.max_batch:
-            group = self._next_group(budget, self.max_batch - len(self._rows) - len(ready))
+        while budget > 0 and running + len(ready) < self.max_batch:
+            group = self._next_group(budget, self.max_batch - running - len(ready))
             if not group:
                 break
             budget -= self._read(group, budget, ready)
@@ -208,7 +234,7 @@ class Scheduler:
                 ids[row, take - len(request.prompt):] = request.prompt
                 mask[row, take - len(request.prompt):] = 1
         try:
-            output = self.model(ids, mask, group[0].states if len(group) == 1 else None)
+            logits, handles = self.batch.prefill(ids, mask, group[0].states if len(group) == 1 else None)
         except Exception as error:  # a failed read must not stop the other requests
             log.exception("prefill failed")
             with self._cond:
@@ -217,9 +243,8 @@ class Scheduler:
             for request in group:
                 self._end(request, ERROR, f"prefill failed: {error}")
             return take * len(group)
-        logits = _last_logits(output.logits)
         for row, request in enumerate(group):
-            request.states = output.states if len(group) == 1 else output.states.select(slice(row, row + 1))
+            request.states = handles[row]
             request.read = request.read + take if len(group) == 1 else len(request.prompt)
             if request.read == len(request.prompt):
                 request.logits = logits[row:row + 1]
@@ -243,58 +268,6 @@ class Scheduler:
                 finished.add(request)
         self._record(len(tokens))
         return finished
-
-    def _rebatch(self, leaving: set, joining: list) -> None:
-        """Take rows ``leaving`` (indices) out of the batch and put ``joining`` requests in.
-
-        Joining rows are written into the leaving rows' places, the last rows move into the
-        remaining holes, and the batch becomes a prefix of its arrays, so a step where as many
-        rows join as leave copies only those rows' states, never the whole batch. Only a batch
-        that grows is concatenated."""
-        rows, holes, incoming = list(self._rows), sorted(leaving), list(joining)
-        while holes and incoming:
-            index, request = holes.pop(0), incoming.pop(0)
-            self._write_row(index, request.states, request.logits, 0)
-            rows[index] = request
-        size, holes = len(rows), set(holes)
-        while holes:
-            last = size - 1
-            if last in holes:
-                holes.discard(last)
-            else:
-                index = min(holes)
-                holes.discard(index)
-                self._write_row(index, self._states, self._logits, last)
-                rows[index] = rows[last]
-            size -= 1
-        rows = rows[:size]
-        states = self._states.select(slice(0, size)) if size else None
-        logits = self._logits[:size] if size else None
-        if incoming:
-            states = MambaStates.concatenate(([states] if size else []) + [r.states for r in incoming])
-            logits = np.concatenate(([logits] if size else []) + [r.logits for r in incoming])
-            rows += incoming
-        self._rows, self._states, self._logits = rows, states, logits
-        for request in joining:
-            request.states = request.logits = None
-
-    def _write_row(self, index: int, states: MambaStates, logits: np.ndarray, source: int) -> None:
-        """Row ``index`` of the batch := row ``source`` of ``states`` / ``logits``."""
-        for target, given in zip(self._states.conv + self._states.ssm, states.conv + states.ssm, strict=True):
-            target[index] = given[source]
-        self._logits[index] = logits[source]
-
-    def _decode(self, tokens: np.ndarray) -> None:
-        ids = tokens.reshape(-1, 1)
-        try:
-            output = self.model(ids, np.ones_like(ids), self._states)
-        except Exception as error:
-            log.exception("decode step failed")
-            for request in self._rows:
-                self._end(request, ERROR, f"decode step failed: {error}")
-            self._rows, self._states, self._logits = [], None, None
-            return
-        self._states, self._logits = output.states, _last_logits(output.logits)
 
     def _end(self, request: _Request, reason: str, message: str | None = None) -> None:
         key = {CANCELLED: "cancelled", ERROR: "errors"}.get(reason, "finished")
@@ -356,7 +329,7 @@ class Scheduler:
         with self._cond:
             pending = list(self._waiting) + list(self._rows)
             self._waiting.clear()
-        self._rows, self._states, self._logits = [], None, None
+        self.batch.clear()
         for request in pending:
             self._end(request, ERROR, "the server is shutting down")
 

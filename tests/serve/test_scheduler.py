@@ -2,7 +2,9 @@
 
 Every request's tokens are compared with ``generate()`` on that prompt alone, so a row
 that reads another row's state or logits (a crossed row), a join or leave that
-misplaces states, or a chunked prefill that loses the prompt all fail here.
+misplaces states, or a chunked prefill that loses the prompt all fail here. Each test runs
+on both batch stores: the host arrays of the CPU provider and the device buffers of CUDA,
+the latter on CPU OrtValues (``Device("cpu")``, with the graph bookkeeping on).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import pytest
 
 from mamba_export.errors import ServerBusyError
 from mamba_export.runtime.generation import GenerationSettings
+from mamba_export.runtime.io_binding import Device
 from mamba_export.runtime.model import ORTMambaForCausalLM
+from mamba_export.serve.batch import HostBatch
+from mamba_export.serve.device_batch import DeviceBatch
 from mamba_export.serve.scheduler import CANCELLED, LENGTH, STOP, Scheduler
 
 VOCAB = 61
@@ -24,6 +29,16 @@ VOCAB = 61
 def model(export_tiny, ops_library):
     # The untied head makes greedy tokens depend on the state, not mostly on the last token.
     return ORTMambaForCausalLM.from_pretrained(export_tiny("untied_head"))
+
+
+@pytest.fixture(params=["host", "device"])
+def make_scheduler(request):
+    """Scheduler(model, ...) on the host store or on the device store over CPU OrtValues."""
+    def make(model, max_batch=32, **kwargs):
+        store = HostBatch(model) if request.param == "host" else DeviceBatch(model, max_batch, Device("cpu"), True)
+        return Scheduler(model, max_batch, store=store, **kwargs)
+
+    return make
 
 
 class Collector:
@@ -64,8 +79,8 @@ def submit(scheduler, model, prompt, max_new_tokens, **kwargs):
     return request_id, sink
 
 
-def test_concurrent_greedy_requests_each_get_their_solo_tokens(model):
-    scheduler = Scheduler(model, max_batch=4, max_waiting=64, prefill_chunk=6)
+def test_concurrent_greedy_requests_each_get_their_solo_tokens(model, make_scheduler):
+    scheduler = make_scheduler(model, max_batch=4, max_waiting=64, prefill_chunk=6)
     cases = [(p, 3 + 2 * i) for i, p in enumerate(prompts(10, seed=1))]
     sinks = [submit(scheduler, model, p, n)[1] for p, n in cases]
     scheduler.run_until_idle()
@@ -75,8 +90,8 @@ def test_concurrent_greedy_requests_each_get_their_solo_tokens(model):
     assert scheduler.metrics()["finished_total"] == len(cases)
 
 
-def test_seeded_sampling_matches_generate_and_repeats(model):
-    scheduler = Scheduler(model, max_batch=8, prefill_chunk=64)
+def test_seeded_sampling_matches_generate_and_repeats(model, make_scheduler):
+    scheduler = make_scheduler(model, max_batch=8, prefill_chunk=64)
     cases = [(p, dict(do_sample=True, temperature=0.7 + 0.1 * i, top_p=0.9, seed=10 + i))
              for i, p in enumerate(prompts(5, seed=2))]
     runs = []
@@ -91,8 +106,8 @@ def test_seeded_sampling_matches_generate_and_repeats(model):
     assert len({tuple(t) for t in runs[0][:-1]}) > 1  # different seeds, different draws
 
 
-def test_requests_join_and_leave_between_steps(model):
-    scheduler = Scheduler(model, max_batch=4, prefill_chunk=64)
+def test_requests_join_and_leave_between_steps(model, make_scheduler):
+    scheduler = make_scheduler(model, max_batch=4, prefill_chunk=64)
     long_prompt, short_prompt = prompts(2, seed=3)
     _, first = submit(scheduler, model, long_prompt, 8, eos_token_id=[])
     scheduler.step()
@@ -109,8 +124,8 @@ def test_requests_join_and_leave_between_steps(model):
     assert second.tokens == solo(model, short_prompt, 2, eos_token_id=[])
 
 
-def test_a_long_prompt_is_read_in_chunks_while_the_batch_decodes(model):
-    scheduler = Scheduler(model, max_batch=4, prefill_chunk=4)
+def test_a_long_prompt_is_read_in_chunks_while_the_batch_decodes(model, make_scheduler):
+    scheduler = make_scheduler(model, max_batch=4, prefill_chunk=4)
     running_prompt, long_prompt = [5, 6, 7], list(range(1, 19))
     _, running = submit(scheduler, model, running_prompt, 30, eos_token_id=[])
     scheduler.step()
@@ -152,8 +167,8 @@ def test_new_prompts_are_read_together_left_padded(model):
         assert sink.tokens == solo(model, prompt, 6, eos_token_id=[])
 
 
-def test_cancelled_requests_leave_and_the_others_are_untouched(model):
-    scheduler = Scheduler(model, max_batch=4, prefill_chunk=64)
+def test_cancelled_requests_leave_and_the_others_are_untouched(model, make_scheduler):
+    scheduler = make_scheduler(model, max_batch=4, prefill_chunk=64)
     cases = prompts(4, seed=5)
     ids_sinks = [submit(scheduler, model, p, 10, eos_token_id=[]) for p in cases]
     scheduler.step()
@@ -172,8 +187,8 @@ def test_cancelled_requests_leave_and_the_others_are_untouched(model):
     assert scheduler.metrics()["cancelled_total"] == 2
 
 
-def test_a_full_queue_is_refused_with_server_busy(model):
-    scheduler = Scheduler(model, max_batch=2, max_waiting=1, prefill_chunk=64)
+def test_a_full_queue_is_refused_with_server_busy(model, make_scheduler):
+    scheduler = make_scheduler(model, max_batch=2, max_waiting=1, prefill_chunk=64)
     for prompt in prompts(3, seed=6):
         submit(scheduler, model, prompt, 4)
     with pytest.raises(ServerBusyError, match="server busy"):
@@ -183,14 +198,14 @@ def test_a_full_queue_is_refused_with_server_busy(model):
     submit(scheduler, model, [1, 2], 4)  # room again
 
 
-def test_zero_tokens_ends_at_once(model):
-    scheduler = Scheduler(model)
+def test_zero_tokens_ends_at_once(model, make_scheduler):
+    scheduler = make_scheduler(model)
     _, sink = submit(scheduler, model, [1, 2, 3], 0)
     assert sink.end.finish_reason == LENGTH and not sink.tokens and scheduler.run_until_idle() == 0
 
 
-def test_the_background_loop_serves_and_stops(model):
-    scheduler = Scheduler(model, max_batch=3, prefill_chunk=5)
+def test_the_background_loop_serves_and_stops(model, make_scheduler):
+    scheduler = make_scheduler(model, max_batch=3, prefill_chunk=5)
     scheduler.start()
     try:
         cases = prompts(6, seed=7)
