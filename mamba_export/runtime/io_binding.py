@@ -57,7 +57,7 @@ def state_set(spec, batch: int, device: Device, zeros: bool = False) -> dict:
         shape, dtype = spec.shape(kind, batch), spec.dtype(kind)
         return device.copy_of(np.zeros(shape, dtype)) if zeros else device.empty(shape, dtype)
 
-    return {(kind, i): make(kind) for i in range(spec.num_layers) for kind in graph_io.STATE_KINDS}
+    return {(kind, i): make(kind) for kind, i in spec.keys()}
 
 
 def bind_states(binding, past: dict, present: dict) -> None:

@@ -32,10 +32,6 @@ def output_name(kind: str, layer: int) -> str:
     return f"gathered.{graph_io.past_name(layer, kind)}"
 
 
-def _keys(spec) -> list:
-    return [(kind, i) for i in range(spec.num_layers) for kind in graph_io.STATE_KINDS]
-
-
 def gather_graph(spec, parts: int):
     """For every (kind, layer) of ``spec`` (a StateSpec): ``parts`` inputs (rows_p, ...) and
     rows (batch,) int64 -> output (batch, ...) = concatenate(parts)[rows]."""
@@ -44,7 +40,7 @@ def gather_graph(spec, parts: int):
     if parts < 1:
         raise ValueError(f"a row gather needs at least one part, got {parts}")
     nodes, inputs, outputs = [], [helper.make_tensor_value_info(ROWS, TensorProto.INT64, ["batch"])], []
-    for kind, layer in _keys(spec):
+    for kind, layer in spec.keys():
         element = onnx_element_type(spec.dtype(kind))
         tail = list(spec.shape(kind, 1)[1:])
         names = [part_name(p, kind, layer) for p in range(parts)]
@@ -86,7 +82,7 @@ class RowGather:
         session = self._session(len(parts))
         binding = session.io_binding()
         binding.bind_cpu_input(ROWS, np.ascontiguousarray(rows, dtype=np.int64))
-        for kind, layer in _keys(self.spec):
+        for kind, layer in self.spec.keys():
             for p, part in enumerate(parts):
                 binding.bind_ortvalue_input(part_name(p, kind, layer), part[(kind, layer)])
             binding.bind_ortvalue_output(output_name(kind, layer), target[(kind, layer)])

@@ -38,6 +38,10 @@ class StateSpec:
     def dtype(self, kind: str) -> np.dtype:
         return self.conv_dtype if kind == "conv_state" else self.ssm_dtype
 
+    def keys(self) -> list:
+        """Every state tensor as (kind, layer), layer by layer: the keys of device state sets."""
+        return [(kind, i) for i in range(self.num_layers) for kind in graph_io.STATE_KINDS]
+
 
 @dataclass(frozen=True)
 class MambaStates:
