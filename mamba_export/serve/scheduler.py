@@ -72,10 +72,21 @@ class _Request:
     done: bool = False
     submitted: float = field(default_factory=time.monotonic)
 
+    def deliver(self, event: Event) -> None:
+        """Hand ``event`` to the sink. A sink that raises (its consumer is gone: a closed event loop,
+        a dropped connection) cancels its own request; it never stops the scheduler's thread."""
+        try:
+            self.sink(event)
+        except Exception as error:
+            if not self.cancelled:
+                log.warning("request %d: its sink failed (%s: %s); the request is cancelled",
+                            self.id, type(error).__name__, error)
+            self.cancelled = True
+
     def finish(self, reason: str, message: str | None = None) -> None:
         if not self.done:
             self.done = True
-            self.sink(Event(finish_reason=reason, message=message))
+            self.deliver(Event(finish_reason=reason, message=message))
 
 
 class Scheduler:
@@ -259,7 +270,7 @@ class Scheduler:
         for request, token in zip(requests, tokens, strict=True):
             request.generated += 1
             request.next_token = int(token)
-            request.sink(Event(token=int(token)))
+            request.deliver(Event(token=int(token)))
             if int(token) in request.settings.eos_token_ids:
                 self._end(request, STOP)
                 finished.add(request)
@@ -317,7 +328,23 @@ class Scheduler:
                     self._cond.wait()
                 if self._stopping:
                     break
-            self.step()
+            try:
+                self.step()
+            except Exception as error:  # a bug or a broken store must not leave requests waiting forever
+                log.exception("scheduler step failed")
+                self._fail_all(f"scheduler step failed: {type(error).__name__}: {error}")
+
+    def _fail_all(self, message: str) -> None:
+        """End every waiting and running request with an error and empty the batch; the loop goes on."""
+        with self._cond:
+            pending = list(self._waiting) + list(self._rows)
+            self._waiting.clear()
+        try:
+            self.batch.clear()
+        except Exception:
+            log.exception("clearing the batch failed")
+        for request in pending:
+            self._end(request, ERROR, message)
 
     def stop(self) -> None:
         """Stop the loop; requests still waiting or running end with an error event."""

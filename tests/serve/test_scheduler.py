@@ -219,3 +219,64 @@ def test_the_background_loop_serves_and_stops(model, make_scheduler):
         scheduler.stop()
     with pytest.raises(ServerBusyError, match="shutting down"):
         submit(scheduler, model, [1], 2)
+
+
+class GoneSink(Collector):
+    """A sink whose consumer goes away after ``tokens`` tokens: every later call raises, as
+    ``loop.call_soon_threadsafe`` does once the request's event loop is closed."""
+
+    def __init__(self, tokens):
+        super().__init__()
+        self.limit, self.calls = tokens, 0
+
+    def __call__(self, event):
+        self.calls += 1
+        if len(self.tokens) >= self.limit:
+            raise RuntimeError("Event loop is closed")
+        super().__call__(event)
+
+
+def test_a_sink_that_raises_cancels_only_its_own_request(model, make_scheduler):
+    scheduler = make_scheduler(model, max_batch=4, prefill_chunk=64)
+    cases = prompts(3, seed=8)
+    gone = GoneSink(2)
+    scheduler.submit(cases[0], settings(model, 10, eos_token_id=[]), gone)
+    others = [submit(scheduler, model, p, 10, eos_token_id=[])[1] for p in cases[1:]]
+    scheduler.run_until_idle(max_steps=100)
+    assert len(gone.tokens) == 2 and gone.end is None
+    assert gone.calls == 4, "the failed token and the cancel event: no further calls"
+    for prompt, sink in zip(cases[1:], others, strict=True):
+        assert sink.tokens == solo(model, prompt, 10, eos_token_id=[]) and sink.end.finish_reason == LENGTH
+    assert scheduler.metrics()["cancelled_total"] == 1
+
+
+class BrokenOnce:
+    """Wraps a batch store; its next decode raises a non-store error once (a bug, say)."""
+
+    def __init__(self, store):
+        self.store, self.armed = store, True
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def greedy_tokens(self):
+        if self.armed:
+            self.armed = False
+            raise ZeroDivisionError("a bug in the step")
+        return self.store.greedy_tokens()
+
+
+def test_a_failed_step_ends_its_requests_and_the_loop_serves_the_next(model, make_scheduler):
+    scheduler = make_scheduler(model, max_batch=3, prefill_chunk=64)
+    scheduler.batch = BrokenOnce(scheduler.batch)
+    scheduler.start()
+    try:
+        first = submit(scheduler, model, [1, 2, 3], 6)[1]
+        assert first.done.wait(60), "the request hung after the step failed"
+        assert first.end.finish_reason == "error" and "ZeroDivisionError" in first.end.message
+        prompt = prompts(1, seed=9)[0]
+        second = submit(scheduler, model, prompt, 6)[1]
+        assert second.done.wait(60), "the loop stopped after a failed step"
+        assert second.tokens == solo(model, prompt, 6)
+    finally:
+        scheduler.stop()
