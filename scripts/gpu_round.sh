@@ -26,7 +26,9 @@
 #                              the CUDA runtime), "quality" (the bf16 quality row), "loads" (the chunked
 #                              scan's strided against staged loads), "serve" (the scheduler's load test
 #                              in-process on CUDA, random and trained weights), "profile" (a token's time
-#                              by part, and ncu's kernels of one decode step and one prefill); default "op e2e".
+#                              by part, and ncu's kernels of one decode step and one prefill), "first_calls"
+#                              (a first call at new prompt lengths against the second, per node, lazy and
+#                              eager kernel loading); default "op e2e".
 #   OP_TESTS_K                 a pytest -k selection of the CUDA op tests; SKIP_MEMCHECK=1 skips memcheck
 #   E2E_DTYPES                 the dtypes of the e2e group (default "fp32 fp16 bf16")
 #                              Each group fits one 10-minute device command; a warm machine keeps /tmp.
@@ -165,6 +167,18 @@ for batch in ${PROFILE_KERNEL_BATCHES:-1}; do
     --csv --page raw python3 scripts/profile_decode.py /tmp/e2e/fp16 --kernels --batches ${batch} \
     > '${out}/ncu_kernels_b${batch}.csv'"
 done
+fi
+
+# 5e. Where a first call at a new prompt length spends its extra time (ONNX Runtime's profiler,
+#     first against second call per node), with CUDA's lazy kernel loading and with eager loading.
+if [[ "${steps}" == *" first_calls "* ]]; then
+[[ -d /tmp/e2e/fp16 ]] || step export_fp16 150 bash -o pipefail -c "python3 -m mamba_export export \
+  --model preset:mamba-130m /tmp/e2e/fp16 --device cuda --dtype fp16 --no-check --force 2>&1 | tail -n 3"
+step first_calls_lazy 120 bash -o pipefail -c "python3 scripts/profile_gpu.py /tmp/e2e/fp16 \
+  --first-calls 17 33 65 129 1025 --json '${out}/first_calls_lazy.json' 2>&1 | tee '${out}/first_calls.log'"
+step first_calls_eager 120 bash -o pipefail -c "CUDA_MODULE_LOADING=EAGER python3 scripts/profile_gpu.py \
+  /tmp/e2e/fp16 --first-calls 17 33 65 129 1025 --json '${out}/first_calls_eager.json' 2>&1 \
+  | tee -a '${out}/first_calls.log'"
 fi
 
 # 6. The op benchmarks.

@@ -5,7 +5,16 @@ prints, per op type, how many nodes ran and their summed kernel time, for a pref
 each length asked and for one decode step at each batch size; writes the same as JSON.
 The count of decode nodes is what a CUDA graph replays per token.
 
+With ``--first-calls``, it instead runs each given prompt length twice, lengths the session has
+not seen (after one warm-up prefill of 16 tokens), and compares the first call with the second per op
+type and per node, with the time the run spent outside any node: where the extra milliseconds
+of a first call at a new length go. ONNX Runtime times a node's host side, which holds whatever
+the first launch of a kernel costs (loading its module, picking a cuBLAS algorithm); allocations
+and shape planning fall outside the nodes. Run it once more with ``CUDA_MODULE_LOADING=EAGER`` to
+see how much of the difference is the lazy loading of kernels.
+
     python3 scripts/profile_gpu.py out/mamba-130m --lengths 2048 --batches 1 32 --json $OUT/profile.json
+    python3 scripts/profile_gpu.py out/mamba-130m --first-calls 17 33 65 129 1025 --json $OUT/first.json
 """
 
 from __future__ import annotations
@@ -75,6 +84,57 @@ def _summarise(events: list, run_index: int) -> dict:
             "providers": dict(providers), "per_op": dict(sorted(per_op.items(), key=lambda kv: -kv[1]["us"]))}
 
 
+def _node_times(events: list, run_index: int) -> dict:
+    """Host microseconds per node name in the ``run_index``-th model run."""
+    runs = [e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"]
+    run = runs[run_index]
+    start, end = run["ts"], run["ts"] + run["dur"]
+    times = defaultdict(int)
+    for e in events:
+        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time") and start <= e["ts"] <= end:
+            times[e["name"][:-len("_kernel_time")]] += e["dur"]
+    return dict(times)
+
+
+def first_calls(session, export, lengths: list, prefix_events, rng) -> dict:
+    """Each length run twice (new to the session), then first against second from the profile."""
+    vocab = int(export.info["vocab_size"])
+    session.run(None, _feeds(session, 1, 16, vocab, rng))  # the session's own first run, not a new length's
+    order = []
+    for length in lengths:
+        feeds = _feeds(session, 1, length, vocab, rng)
+        for call in ("first", "second"):
+            wall = time.perf_counter()
+            session.run(None, feeds)
+            order.append((length, call, (time.perf_counter() - wall) * 1e3))
+    events = prefix_events()
+    result = {}
+    for index, (length, call, wall_ms) in enumerate(order, start=1):
+        summary = _summarise(events, index)
+        summary["wall_ms"] = wall_ms
+        summary["outside_nodes_us"] = summary["run_us"] - summary["kernel_us"]
+        summary["nodes_us"] = _node_times(events, index)
+        result.setdefault(str(length), {})[call] = summary
+    for length, calls in result.items():
+        first, second = calls["first"], calls["second"]
+        print(f"\nlength {length}: first {first['wall_ms']:.2f} ms, second {second['wall_ms']:.2f} ms; "
+              f"outside nodes {first['outside_nodes_us'] / 1e3:.2f} against {second['outside_nodes_us'] / 1e3:.2f} ms")
+        print("op | first us | second us | extra us")
+        ops = sorted(first["per_op"], key=lambda op: -(first["per_op"][op]["us"]
+                                                        - second["per_op"].get(op, {"us": 0})["us"]))
+        for op in ops:
+            a, b = first["per_op"][op]["us"], second["per_op"].get(op, {"us": 0})["us"]
+            print(f"{op} | {a} | {b} | {a - b}")
+        extra = {name: us - second["nodes_us"].get(name, 0) for name, us in first["nodes_us"].items()}
+        top = sorted(extra.items(), key=lambda kv: -kv[1])[:8]
+        print("nodes with the most extra us: " + ", ".join(f"{name} {us}" for name, us in top))
+        calls["top_extra_nodes"] = top
+        for call in calls.values():
+            if isinstance(call, dict):
+                call.pop("nodes_us", None)
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
@@ -82,6 +142,8 @@ def main() -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--provider", choices=("cuda", "cpu"), default="cuda")
+    parser.add_argument("--first-calls", type=int, nargs="+", default=None,
+                        help="instead: the first call at each of these new prompt lengths against the second")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -90,6 +152,16 @@ def main() -> int:
     rng = np.random.default_rng(0)
     prefix = f"/tmp/mamba_export_profile_{int(time.time())}"
     session, export = _session(args.folder, prefix, args.provider)
+    if args.first_calls:
+        import os
+
+        result = {"folder": str(args.folder), "onnxruntime": ort.__version__,
+                  "cuda_module_loading": os.environ.get("CUDA_MODULE_LOADING", "(default: lazy)"),
+                  "first_calls": first_calls(session, export, args.first_calls,
+                                             lambda: json.loads(Path(session.end_profiling()).read_text()), rng)}
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1) + "\n")
+        return 0
     vocab = int(export.info["vocab_size"])
     plan = [("prefill", 1, length) for length in args.lengths] + [("decode", batch, 1) for batch in args.batches]
     measured = []  # (label, index of the profiled run)
