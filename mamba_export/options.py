@@ -93,6 +93,11 @@ def _cuda_option_pairs(value) -> tuple:
     return tuple(sorted((str(name), str(option)) for name, option in items))
 
 
+# generate() on CUDA pads prompts to a multiple of this many tokens (RuntimeOptions.prefill_bucket).
+DEFAULT_PREFILL_BUCKET = 64
+# ... and reads one prompt of each such length up to this one at load (RuntimeOptions.warm_up_length).
+DEFAULT_WARM_UP_LENGTH = 2048
+
 @dataclass(frozen=True)
 class RuntimeOptions:
     """How to run an exported folder: provider, IO binding, CUDA graphs, provider options, library path.
@@ -108,6 +113,17 @@ class RuntimeOptions:
     spin: ONNX Runtime's intra-op threads spin while waiting for work (its default, fastest on
         an idle machine); False lets them sleep, leaving the cores to other work in the process
         (a server's HTTP and scheduling threads) between calls.
+    prefill_bucket: on CUDA with IO binding, ``generate()`` left-pads each prompt (masked, so
+        the answer does not change) to a multiple of this many tokens. ONNX Runtime's CUDA
+        provider spends milliseconds on every matrix-product shape it has not seen (the first
+        layer's products and the head, 5 to 19 ms at a new prompt length for mamba-130m), and
+        a product's shape is (batch x padded length, width): with buckets, prompts of nearby
+        lengths share one. None: 64 there (``DEFAULT_PREFILL_BUCKET``); 1 turns it off.
+    warm_up_length: on CUDA with IO binding, the model reads one prompt of every bucket length
+        up to this one when it loads (longest first, so memory grows once), so that no later
+        prompt whose batch x padded length is within it meets a new shape. None: 2048
+        (``DEFAULT_WARM_UP_LENGTH``) for the custom backend, 0 (none) for the standard one,
+        whose Scan reads long prompts slowly.
     """
 
     provider: str = "cpu"
@@ -118,6 +134,8 @@ class RuntimeOptions:
     allow_tf32: bool = False
     cuda_options: tuple = ()
     spin: bool = True
+    prefill_bucket: int | None = None
+    warm_up_length: int | None = None
 
     def __post_init__(self):
         _choose("provider", self.provider, PROVIDERS)
@@ -128,11 +146,39 @@ class RuntimeOptions:
         object.__setattr__(self, "cuda_options", _cuda_option_pairs(self.cuda_options))
         if self.cuda_options and self.provider != "cuda":
             raise MambaExportError(f"cuda_options apply to provider='cuda', not {self.provider!r}")
+        for name, least in (("prefill_bucket", 1), ("warm_up_length", 0)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise MambaExportError(f"{name} must be an integer >= {least} or None, got {value!r}")
+            if not (self.provider == "cuda" and self.io_binding) and value != least:
+                raise MambaExportError(f"{name}={value} applies to provider='cuda' with io_binding=True "
+                                       f"(the device decoder), not provider={self.provider!r} with "
+                                       f"io_binding={self.io_binding}")
+        if self.warm_up_length and self.prefill_bucket == 1:
+            raise MambaExportError(f"warm_up_length={self.warm_up_length} needs prefill buckets: with "
+                                   "prefill_bucket=1 every prompt length is a shape of its own")
 
     @property
     def use_cuda_graph(self) -> bool:
         """Whether generate() captures its decode steps (the default for CUDA with IO binding)."""
         return self.provider == "cuda" and self.io_binding and self.cuda_graph is not False
+
+    @property
+    def prefill_multiple(self) -> int:
+        """The length generate()'s prompts are padded to a multiple of (1: no padding)."""
+        if self.prefill_bucket is not None:
+            return self.prefill_bucket
+        return DEFAULT_PREFILL_BUCKET if self.provider == "cuda" and self.io_binding else 1
+
+    def warm_up_to(self, backend: str) -> int:
+        """The longest prompt read at load for an export of ``backend`` (0: none)."""
+        if self.warm_up_length is not None:
+            return self.warm_up_length
+        if self.prefill_multiple > 1 and backend != "standard":
+            return DEFAULT_WARM_UP_LENGTH
+        return 0
 
     def to_dict(self) -> dict:
         return dict(asdict(self), cuda_options=dict(self.cuda_options))

@@ -130,3 +130,18 @@ def generate(decoder, input_ids: np.ndarray, attention_mask: np.ndarray,
             break
         decoder.step(tokens)
     return np.concatenate([input_ids, np.stack(new_tokens, axis=1)], axis=1)
+
+
+def warm_up(decoder, max_length: int) -> list:
+    """Read one prompt of every multiple of ``decoder.bucket`` up to ``max_length`` (rounded up),
+    longest first, and choose its token: every shape such prompts meet is then seen. Returns the
+    lengths read."""
+    if max_length < 1:
+        raise MambaExportError(f"warm-up length must be >= 1, got {max_length}")
+    settings = GenerationSettings.create(max_new_tokens=1, eos_token_id=[])
+    bucket = decoder.bucket
+    lengths = list(range(-(-max_length // bucket) * bucket, 0, -bucket))
+    for length in lengths:
+        ids = np.zeros((1, length), np.int64)
+        generate(decoder, ids, np.ones_like(ids), settings)
+    return lengths

@@ -72,3 +72,19 @@ def check_left_padded(attention_mask: np.ndarray) -> None:
     if bad_rows.size:
         raise InputShapeError(f"attention_mask row {int(bad_rows[0])} has padding after a token; "
                               "generate() needs left padding (pad at the start of each row)")
+
+
+def pad_left_to_multiple(input_ids: np.ndarray, attention_mask: np.ndarray, multiple: int,
+                         pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Left-pad (batch, sequence) ids and mask to a multiple of ``multiple`` positions.
+
+    The new positions are masked (0) and hold ``pad_id``; a masked position leaves the states
+    at zero, so a left-padded prompt ends in the same states as the prompt alone."""
+    length = input_ids.shape[1]
+    padded = -(-length // multiple) * multiple
+    if padded == length:
+        return input_ids, attention_mask
+    batch, extra = input_ids.shape[0], padded - length
+    ids = np.concatenate([np.full((batch, extra), pad_id, np.int64), input_ids], axis=1)
+    mask = np.concatenate([np.zeros((batch, extra), np.int64), attention_mask], axis=1)
+    return ids, mask

@@ -8,7 +8,9 @@ with the same sequences (a long prompt in chunks, or decoding).
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,8 @@ from mamba_export.runtime.inputs import check_attention_mask, check_input_ids
 from mamba_export.runtime.runner import GraphRunner, state_spec
 from mamba_export.runtime.session import graph_run_options, open_session, providers_for
 from mamba_export.runtime.states import MambaStates, check_states
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -158,6 +162,32 @@ class ORTMambaForCausalLM(ORTMambaModel):
 
     head_output = graph_io.LOGITS
     output_class = MambaCausalLMOutput
+
+    def __init__(self, folder: ExportFolder, options: RuntimeOptions):
+        super().__init__(folder, options)
+        length = self.options.warm_up_to(self.info["backend"])
+        if length:
+            self.warm_up(length)
+
+    def warm_up(self, max_length: int) -> float:
+        """Read one prompt of every prefill bucket length up to ``max_length``, longest first, and
+        choose its token; returns the seconds taken.
+
+        On CUDA each matrix-product shape costs milliseconds the first time it runs, and a
+        prompt's shapes follow its padded length: after this, ``generate()`` meets no new shape
+        for a prompt whose batch x padded length is at most ``max_length``. The load does it
+        (``RuntimeOptions.warm_up_length``); call it again after raising the limit."""
+        from mamba_export.runtime.generation import keeps_states_on_device, make_decoder, warm_up
+
+        if not keeps_states_on_device(self.options):
+            raise MambaExportError("warm_up() applies to provider='cuda' with io_binding=True")
+        start = time.perf_counter()
+        with self._decode_lock:
+            lengths = warm_up(make_decoder(self), max_length)
+        seconds = time.perf_counter() - start
+        log.info("read %d prompts of %d to %d tokens in %.2f s (warm-up)", len(lengths), min(lengths),
+                 max(lengths), seconds)
+        return seconds
 
     def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 20, do_sample: bool = False,
                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, eos_token_id=None,

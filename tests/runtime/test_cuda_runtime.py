@@ -62,6 +62,22 @@ def test_first_calls_at_new_prompt_lengths(folder, cpu_model, capsys):
             print(f"\n{folder.name} L={length}: first call {1e3 * times[0]:.1f} ms, second {1e3 * times[1]:.1f} ms")
 
 
+def test_prefill_buckets_and_the_warm_up_change_no_token(folder, capsys):
+    """Prompts padded to buckets of 32 after a warm-up to 256 tokens give the tokens of a session
+    that pads nothing and warms nothing up; the warm-up's time is printed."""
+    plain = on_cuda(folder, prefill_bucket=1)
+    start = time.perf_counter()
+    bucketed = on_cuda(folder, prefill_bucket=32, warm_up_length=256)
+    loaded = time.perf_counter() - start
+    for length in (3, 40, 100):
+        ids = tokens(2, length, seed=length)
+        np.testing.assert_array_equal(bucketed.generate(ids, max_new_tokens=8, eos_token_id=[]),
+                                      plain.generate(ids, max_new_tokens=8, eos_token_id=[]))
+    again = bucketed.warm_up(64)
+    with capsys.disabled():
+        print(f"\n{folder.name}: load with a warm-up to 256 tokens {loaded:.2f} s; warm-up to 64 again {again:.3f} s")
+
+
 def test_cuda_graph_decode_equals_the_path_without_graphs(folder):
     graphs, plain = on_cuda(folder), on_cuda(folder, cuda_graph=False)
     if graphs.info["backend"] == "standard":  # its ONNX Scan cannot be captured: graphs stay off

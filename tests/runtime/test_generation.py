@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from mamba_export.errors import BackendUnavailableError, InputShapeError, MambaExportError
-from mamba_export.runtime.generation import GenerationSettings, HostDecoder, generate
+from mamba_export.runtime.generation import GenerationSettings, HostDecoder, generate, warm_up
+from mamba_export.runtime.inputs import pad_left_to_multiple
 from mamba_export.runtime.io_binding import WARMUP_RUNS, Device, DeviceDecoder
 from mamba_export.runtime.model import ORTMambaForCausalLM
 from tests.support.prompts import left_padded_batch, tokens
@@ -150,6 +151,61 @@ def test_device_decoder_double_buffering_matches_host(model):
         np.testing.assert_array_equal(short, generate(HostDecoder(model), ids[:1], mask[:1], settings))
         assert sorted(cache) == [1, 3]
         assert cache[3].graph_ids == (1, 2) and cache[1].graph_ids == (3, 4)
+
+
+def test_pad_left_to_multiple():
+    ids, mask = np.array([[5, 6, 7]]), np.array([[0, 1, 1]])
+    padded, padded_mask = pad_left_to_multiple(ids, mask, 4, pad_id=9)
+    np.testing.assert_array_equal(padded, [[9, 5, 6, 7]])
+    np.testing.assert_array_equal(padded_mask, [[0, 0, 1, 1]])
+    same = pad_left_to_multiple(padded, padded_mask, 4)
+    assert same[0] is padded and same[1] is padded_mask
+    assert pad_left_to_multiple(ids, mask, 1)[0] is ids
+    assert pad_left_to_multiple(ids, mask, 64)[0].shape == (1, 64)
+
+
+@pytest.mark.parametrize("bucket", [1, 8, 64])
+def test_prefill_buckets_pad_the_prompt_and_change_no_token(model, bucket):
+    """generate() on the device decoder pads each prompt on the left to a multiple of the bucket;
+    the masked positions leave the states at zero, so every token is the host decoder's."""
+    ids = tokens(2, 5, seed=21)
+    mask = np.ones_like(ids)
+    mask[1, :3] = 0
+    for do_sample in (False, True):
+        settings = GenerationSettings.create(max_new_tokens=8, do_sample=do_sample, top_k=8, seed=3,
+                                             eos_token_id=[])
+        expected = generate(HostDecoder(model), ids, mask, settings)
+        decoder = DeviceDecoder(model, {}, Device("cpu"), bucket=bucket)
+        assert decoder.bucket == bucket
+        np.testing.assert_array_equal(generate(decoder, ids, mask, settings), expected)
+    decoder.prefill(ids, mask)
+    padded = -(-ids.shape[1] // bucket) * bucket
+    assert decoder.pending.shape()[1] == model.runner.head_positions(padded)
+
+
+def test_the_device_decoder_takes_its_bucket_from_the_options(model):
+    assert DeviceDecoder(model, {}, Device("cpu")).bucket == model.options.prefill_multiple == 1
+
+
+def test_warm_up_reads_every_bucket_longest_first(model, monkeypatch):
+    decoder = DeviceDecoder(model, {}, Device("cpu"), bucket=4)
+    read = []
+    real_prefill = decoder.prefill
+    monkeypatch.setattr(decoder, "prefill", lambda ids, mask: read.append(ids.shape) or real_prefill(ids, mask))
+    assert warm_up(decoder, 10) == [12, 8, 4]
+    assert read == [(1, 12), (1, 8), (1, 4)]
+    with pytest.raises(MambaExportError, match="warm-up length must be >= 1"):
+        warm_up(decoder, 0)
+    # the decoder serves as before
+    ids = tokens(1, 6, seed=4)
+    settings = GenerationSettings.create(max_new_tokens=5, eos_token_id=[])
+    np.testing.assert_array_equal(generate(decoder, ids, np.ones_like(ids), settings),
+                                  generate(HostDecoder(model), ids, np.ones_like(ids), settings))
+
+
+def test_warm_up_needs_the_device_decoder(model):
+    with pytest.raises(MambaExportError, match="warm_up\\(\\) applies to provider='cuda'"):
+        model.warm_up(64)
 
 
 def test_device_decoder_capture_bookkeeping(model):

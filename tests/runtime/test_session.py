@@ -116,6 +116,27 @@ def test_cuda_graphs_are_on_by_default_for_cuda_only():
         RuntimeOptions(provider="cuda", cuda_graph=True, io_binding=False)
 
 
+def test_prefill_buckets_and_warm_up_are_for_the_device_decoder():
+    cuda = RuntimeOptions(provider="cuda")
+    assert cuda.prefill_multiple == 64 and cuda.warm_up_to("custom") == 2048 and cuda.warm_up_to("standard") == 0
+    assert RuntimeOptions(provider="cuda", prefill_bucket=16, warm_up_length=256).warm_up_to("standard") == 256
+    assert RuntimeOptions(provider="cuda", prefill_bucket=1).warm_up_to("custom") == 0
+    for host in (RuntimeOptions(), RuntimeOptions(provider="cuda", io_binding=False)):
+        assert host.prefill_multiple == 1 and host.warm_up_to("custom") == 0
+    assert RuntimeOptions(prefill_bucket=1, warm_up_length=0).prefill_multiple == 1  # "off" is fine anywhere
+    with pytest.raises(MambaExportError, match="prefill_bucket=8 applies to provider='cuda' with io_binding"):
+        RuntimeOptions(prefill_bucket=8)
+    with pytest.raises(MambaExportError, match="warm_up_length=64 applies to provider='cuda'"):
+        RuntimeOptions(provider="cuda", io_binding=False, warm_up_length=64)
+    for bad in (0, -3, 2.5, True, "64"):
+        with pytest.raises(MambaExportError, match="prefill_bucket must be an integer >= 1"):
+            RuntimeOptions(provider="cuda", prefill_bucket=bad)
+    with pytest.raises(MambaExportError, match="warm_up_length must be an integer >= 0"):
+        RuntimeOptions(provider="cuda", warm_up_length=-1)
+    with pytest.raises(MambaExportError, match="needs prefill buckets"):
+        RuntimeOptions(provider="cuda", prefill_bucket=1, warm_up_length=128)
+
+
 @pytest.fixture
 def cuda_listed(monkeypatch):
     """onnxruntime claims the CUDA provider (only the provider list is built, no session)."""
