@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from mamba_export import graph_io
-from mamba_export.runtime.inputs import check_attention_mask, check_input_ids
+from mamba_export.runtime.inputs import check_attention_mask, check_input_ids, pad_left_to_multiple
 from mamba_export.runtime.io_binding import Device, DeviceDecoder, bind_states, state_set
 from mamba_export.runtime.row_gather import RowGather
 from mamba_export.runtime.session import NO_GRAPH, providers_for, run_options
@@ -50,12 +50,15 @@ class DeviceBatch:
     """The running batch in device buffers (see the module docstring); the batch store interface of ``batch.py``."""
 
     def __init__(self, model, max_batch: int, device: Device, use_graph: bool | None = None,
-                 cache: dict | None = None):
+                 cache: dict | None = None, prefill_bucket: int | None = None):
         self.model = model
         self.device = device
         self.buckets = bucket_sizes(max_batch)
         cache = model.batch_cache if cache is None else cache
-        self._decoder = DeviceDecoder(model, cache, device, use_graph, first_graph_id=FIRST_GRAPH_ID, zeros=False)
+        # A prompt read from zero states is left-padded to a multiple of the decoder's bucket
+        # (RuntimeOptions.prefill_bucket), as generate() pads it: shapes seen in the warm-up.
+        self._decoder = DeviceDecoder(model, cache, device, use_graph, first_graph_id=FIRST_GRAPH_ID, zeros=False,
+                                      bucket=prefill_bucket)
         self._gather = RowGather(model.state_spec, providers_for(model.options, head=True))
         self._zero_row = state_set(model.state_spec, 1, device, zeros=True)  # what a fresh prompt starts from
         self.rows: list = []
@@ -82,6 +85,8 @@ class DeviceBatch:
         model, runner = self.model, self.model.runner
         ids = check_input_ids(ids, int(model.info["vocab_size"]))
         mask = check_attention_mask(mask, ids.shape)
+        if carried is None:  # masked padding keeps zero states at zero; carried states it would change
+            ids, mask = pad_left_to_multiple(ids, mask, self._decoder.bucket)
         batch, length = ids.shape
         if carried is None:  # the zero row repeated on the device, not copied from the host
             past = state_set(model.state_spec, batch, self.device)

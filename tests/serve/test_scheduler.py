@@ -31,11 +31,16 @@ def model(export_tiny, ops_library):
     return ORTMambaForCausalLM.from_pretrained(export_tiny("untied_head"))
 
 
-@pytest.fixture(params=["host", "device"])
+@pytest.fixture(params=["host", "device", "device_bucketed"])
 def make_scheduler(request):
-    """Scheduler(model, ...) on the host store or on the device store over CPU OrtValues."""
+    """Scheduler(model, ...) on the host store or on the device store over CPU OrtValues, the latter
+    also with prompts read from zero states padded to buckets of 8 tokens (as on CUDA, of 64)."""
     def make(model, max_batch=32, **kwargs):
-        store = HostBatch(model) if request.param == "host" else DeviceBatch(model, max_batch, Device("cpu"), True)
+        if request.param == "host":
+            store = HostBatch(model)
+        else:
+            bucket = 8 if request.param == "device_bucketed" else None
+            store = DeviceBatch(model, max_batch, Device("cpu"), True, prefill_bucket=bucket)
         return Scheduler(model, max_batch, store=store, **kwargs)
 
     return make
