@@ -115,10 +115,13 @@ def ort_runs(folder: str, args, cuda_graph: bool | None = None) -> dict:
     cuda_options = dict(option.split("=", 1) for option in args.cuda_option)
     options = RuntimeOptions(provider=args.provider, cuda_graph=cuda_graph, intra_op_threads=args.threads,
                              cuda_options=cuda_options)
+    start = time.perf_counter()
     model = ORTMambaForCausalLM.from_pretrained(folder, options=options)
+    load_seconds = time.perf_counter() - start  # on CUDA with the default warm-up of the prefill buckets
     rng = np.random.default_rng(0)
     vocab = int(model.info["vocab_size"])
-    result = {"options": options.to_dict(), "prefill_ms": {}, "decode_tokens_per_s": {}}
+    result = {"options": options.to_dict(), "load_seconds": load_seconds, "prefill_ms": {},
+              "decode_tokens_per_s": {}}
     cuda = args.provider == "cuda"
     if cuda and cuda_graph is not False:
         model.generate(rng.integers(2, vocab, size=(1, 16)), max_new_tokens=2, eos_token_id=[])
@@ -257,6 +260,8 @@ def print_table(rows: dict, args) -> None:
             load = row["load_1min"]
             print(f"{name}: 1-minute load average {load['start']} at start, {load['end']} at end")
     for name, row in rows.items():
+        if "load_seconds" in row:
+            print(f"{name}: from_pretrained {row['load_seconds']:.2f} s")
         for length, calls in row.get("first_call_ms", {}).items():
             print(f"{name}: first call at new length {length}: {calls['first']:.1f} ms, "
                   f"second {calls['second']:.1f} ms (x{calls['first'] / calls['second']:.1f})")
