@@ -134,14 +134,23 @@ def test_pad_defaults_to_eos():
     assert GenerationSettings.create(eos_token_id=3, pad_token_id=5).eos_token_ids == (3,)
 
 
+def _left_padded_rows(rows: int, length: int, seed: int, padding: int):
+    """tokens(rows, length) with the second row's first ``padding`` positions masked."""
+    ids = tokens(rows, length, seed=seed)
+    mask = np.ones_like(ids)
+    mask[1, :padding] = 0
+    return ids, mask
+
+
+def _sampled_and_greedy(max_new_tokens: int, seed: int) -> list:
+    return [GenerationSettings.create(max_new_tokens=max_new_tokens, do_sample=do_sample, top_k=8, seed=seed,
+                                      eos_token_id=[]) for do_sample in (True, False)]
+
+
 def test_device_decoder_double_buffering_matches_host(model):
     """The CUDA decoder's A/B state buffers, fixed bindings and token head, run on CPU OrtValues."""
-    ids = tokens(3, 6, seed=10)
-    mask = np.ones_like(ids)
-    mask[1, :2] = 0
-    for do_sample in (True, False):
-        settings = GenerationSettings.create(max_new_tokens=9, do_sample=do_sample, top_k=8, seed=5,
-                                             eos_token_id=[])
+    ids, mask = _left_padded_rows(3, 6, seed=10, padding=2)
+    for settings in _sampled_and_greedy(9, seed=5):
         expected = generate(HostDecoder(model), ids, mask, settings)
         cache = {}
         for _ in range(2):  # the second call reuses the buffers of the first
@@ -168,12 +177,8 @@ def test_pad_left_to_multiple():
 def test_prefill_buckets_pad_the_prompt_and_change_no_token(model, bucket):
     """generate() on the device decoder pads each prompt on the left to a multiple of the bucket;
     the masked positions leave the states at zero, so every token is the host decoder's."""
-    ids = tokens(2, 5, seed=21)
-    mask = np.ones_like(ids)
-    mask[1, :3] = 0
-    for do_sample in (False, True):
-        settings = GenerationSettings.create(max_new_tokens=8, do_sample=do_sample, top_k=8, seed=3,
-                                             eos_token_id=[])
+    ids, mask = _left_padded_rows(2, 5, seed=21, padding=3)
+    for settings in _sampled_and_greedy(8, seed=3):
         expected = generate(HostDecoder(model), ids, mask, settings)
         decoder = DeviceDecoder(model, {}, Device("cpu"), bucket=bucket)
         assert decoder.bucket == bucket
