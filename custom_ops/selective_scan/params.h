@@ -132,6 +132,10 @@ inline void SetLayoutStrides(SelectiveScanParams* p) {
 }
 
 // Where x_dt of step (b, l) starts in the projected form (delta already at delta_offset).
+// Host and device: the CPU kernel and the CUDA kernels read x_dt alike.
+#if defined(__CUDACC__)
+__host__ __device__
+#endif
 inline int64_t ProjectedDeltaRowOffset(const SelectiveScanParams& p, int64_t b, int64_t l) {
   return (b * p.length + l) * p.packed.delta;
 }
