@@ -1,0 +1,119 @@
+"""ExportOptions(fuse_delta_proj=True): SelectiveScan projects the time step itself.
+
+The custom backend's layer loses its dt_proj MatMul (6 nodes instead of 7): the scan reads x_dt
+from the x_proj output at delta_offset 0 and takes dt_proj's weight as a float32 delta_weight.
+The fused export must compute what the unfused one does (float32 rounding apart: the projection
+runs in the op with a float32 weight instead of a MatMul) and pass the exporter's parity check.
+The standard backend ignores the option.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from mamba_export.cli import export as export_cli
+from mamba_export.export.convert import export
+from mamba_export.export.graph_nodes import layer_nodes_of_file
+from mamba_export.folder_format import read_info
+from mamba_export.ops.selective_scan import INPUT_NAMES, OP_TYPE
+from mamba_export.options import ExportOptions
+from mamba_export.runtime.model import ORTMambaForCausalLM
+from tests.support.tiny_models import tiny_model
+
+# Logits of two float32 graphs that differ only in how delta is summed (float32 rounding,
+# carried through two layers): far below any difference a wrong projection would make.
+LOGITS_TOLERANCE = 1e-4
+
+
+def _export(tmp_path_factory, name: str, fuse: bool, backend: str = "custom", validate: bool = False):
+    folder = tmp_path_factory.mktemp(f"{name}_{backend}_{'fused' if fuse else 'plain'}") / "out"
+    export(tiny_model(name), folder, ExportOptions(backend=backend, validate=validate, show_progress=False,
+                                                    fuse_delta_proj=fuse))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    return {fuse: _export(tmp_path_factory, "default", fuse, validate=fuse) for fuse in (False, True)}
+
+
+def _layers(folder, name="default"):
+    return layer_nodes_of_file(folder / "model.onnx", tiny_model(name).config.num_hidden_layers)
+
+
+def test_fused_layer_has_one_matmul_fewer(folders):
+    plain, fused = _layers(folders[False]), _layers(folders[True])
+    assert plain.counts == (7,) * len(plain.per_layer)
+    assert fused.counts == (6,) * len(fused.per_layer)
+    for before, after in zip(plain.per_layer, fused.per_layer, strict=True):
+        assert after["MatMul"] == before["MatMul"] - 1 == 3, after  # in_proj, x_proj, out_proj
+        assert after["SelectiveScan"] == 1, after
+
+
+def test_fused_scan_reads_x_proj_at_offset_0_with_dt_proj_weight(folders):
+    model = onnx.load(folders[True] / "model.onnx")
+    initializers = {t.name: t for t in model.graph.initializer}
+    constants = {n.output[0]: n.attribute[0].t for n in model.graph.node if n.op_type == "Constant"}
+    rank = tiny_model("default").config.time_step_rank
+    dim = tiny_model("default").config.intermediate_size
+    scans = [n for n in model.graph.node if n.op_type == OP_TYPE]
+    assert len(scans) == tiny_model("default").config.num_hidden_layers
+    for node in scans:
+        attributes = {a.name: a.i for a in node.attribute}
+        assert attributes["delta_offset"] == 0 and attributes["b_offset"] == rank
+        inputs = dict(zip(INPUT_NAMES, node.input, strict=False))
+        assert inputs["delta"] == inputs["B"] == inputs["C"]  # the x_proj output, as it is
+        weight = initializers.get(inputs["delta_weight"]) or constants[inputs["delta_weight"]]
+        assert weight.data_type == onnx.TensorProto.FLOAT
+        assert tuple(weight.dims) == (dim, rank)
+    weights = {tuple(numpy_helper.to_array(initializers.get(n.input[9]) or constants[n.input[9]]).ravel()[:3])
+               for n in scans}
+    assert len(weights) == len(scans), "each layer has its own dt_proj weight"
+
+
+def test_fused_export_passes_the_parity_check(folders):
+    assert read_info(folders[True])["parity"]["status"] == "passed"
+    assert read_info(folders[True])["options"]["fuse_delta_proj"] is True
+
+
+def test_fused_and_plain_exports_agree(folders):
+    plain, fused = (ORTMambaForCausalLM.from_pretrained(folders[flag]) for flag in (False, True))
+    ids = np.random.default_rng(0).integers(1, 61, (2, 9))
+    mask = np.ones_like(ids)
+    mask[1, :3] = 0  # left padding
+    logits = [model(ids, mask).logits for model in (plain, fused)]
+    scale = np.max(np.abs(logits[0]))
+    assert np.max(np.abs(logits[1] - logits[0])) / scale <= LOGITS_TOLERANCE
+    greedy = [model.generate(ids, attention_mask=mask, max_new_tokens=12, eos_token_id=[]) for model in (plain, fused)]
+    np.testing.assert_array_equal(greedy[1], greedy[0])
+
+
+def test_falcon_mamba_fused_layer_has_one_matmul_fewer(tmp_path_factory):
+    """B, C and dt are normed first: the scan projects the normed dt (its own (B, L, R) tensor)."""
+    plain = _layers(_export(tmp_path_factory, "falcon_mamba", False), "falcon_mamba")
+    fused_folder = _export(tmp_path_factory, "falcon_mamba", True, validate=True)
+    fused = _layers(fused_folder, "falcon_mamba")
+    for before, after in zip(plain.per_layer, fused.per_layer, strict=True):
+        assert after["MatMul"] == before["MatMul"] - 1, (before, after)
+        assert sum(after.values()) == sum(before.values()) - 1
+    assert read_info(fused_folder)["parity"]["status"] == "passed"
+
+
+def test_standard_backend_ignores_the_option(tmp_path_factory):
+    plain = _layers(_export(tmp_path_factory, "default", False, backend="standard"))
+    fused = _layers(_export(tmp_path_factory, "default", True, backend="standard"))
+    assert fused.per_layer == plain.per_layer
+
+
+def test_cli_flag_sets_the_option():
+    parser = argparse.ArgumentParser()
+    export_cli.add_arguments(parser)
+    assert parser.parse_args(["-m", "x", "out", "--fuse-delta-proj"]).fuse_delta_proj is True
+    assert parser.parse_args(["-m", "x", "out"]).fuse_delta_proj is False
+    with pytest.raises(Exception, match="fuse_delta_proj"):
+        ExportOptions(fuse_delta_proj="yes")
