@@ -73,7 +73,9 @@ def selective_scan(
             # float32 (float64 for the oracle): the Triton kernel and the reference both read it.
             delta = project_delta(named, offsets, dims)
     args = (u, delta, A, B, C, D, z, delta_bias, initial_state)
-    if u.device.type == "cuda":
+    # The Triton kernel takes delta in u's dtype: a projected delta (float32, never rounded to a
+    # half-precision u) runs the reference instead, on the same device.
+    if u.device.type == "cuda" and delta.dtype == u.dtype:
         y, last_state = _triton_scan(args, delta_softplus, check_layout(layout))
     else:
         y, last_state = reference.selective_scan(*args, delta_softplus=delta_softplus, layout=layout)

@@ -17,12 +17,12 @@ from __future__ import annotations
 import numpy as np
 import onnx
 from onnx import helper
-from packed_cases import embed
-from scan_cases import NUMPY_DTYPES, STATE_TOLERANCE, Y_TOLERANCE, make_inputs, relative_error, run
-from support.one_node import IR_VERSION, ONNX_DTYPES, OPSET, io_dtypes
 
 from mamba_export.ops.reference import selective_scan as reference_scan
 from mamba_export.ops.selective_scan import DOMAIN, INPUT_NAMES, OP_TYPE, OP_VERSION, OUTPUT_NAMES
+from tests.custom_ops.packed_cases import embed
+from tests.custom_ops.scan_cases import NUMPY_DTYPES, STATE_TOLERANCE, Y_TOLERANCE, make_inputs, relative_error, run
+from tests.support.one_node import IR_VERSION, ONNX_DTYPES, OPSET, io_dtypes
 
 OPTIONAL = ("D", "z", "delta_bias", "initial_state")
 
@@ -44,10 +44,12 @@ def make_projected(batch=2, dim=8, length=5, state=4, rank=3, io_dtype="float32"
     return inputs, {"delta_offset": lead}
 
 
-def projected_model(io_dtype: str, inputs: dict, offsets: dict, delta_softplus: int = 1) -> onnx.ModelProto:
+def projected_model(io_dtype: str, inputs: dict, offsets: dict, delta_softplus: int = 1,
+                    shaped: bool = False) -> onnx.ModelProto:
     """One SelectiveScan node (layout 1) on these inputs; without B in ``inputs`` (the layer form)
     B and C are read from delta's graph input. Shapes are left out, so malformed tensors reach the
-    kernel's own checks."""
+    kernel's own checks, unless ``shaped`` (symbolic dimensions of each input's rank, for
+    onnx.checker)."""
     declared = io_dtypes(io_dtype)
     node_inputs = [name if name in inputs else "" for name in INPUT_NAMES]
     if "B" not in inputs:
@@ -58,8 +60,11 @@ def projected_model(io_dtype: str, inputs: dict, offsets: dict, delta_softplus: 
                             delta_softplus=delta_softplus, **offsets)
     graph = helper.make_graph(
         [node], "projected_scan",
-        [helper.make_tensor_value_info(name, ONNX_DTYPES[declared[name]], None) for name in inputs],
-        [helper.make_tensor_value_info(name, ONNX_DTYPES[declared[name]], None) for name in OUTPUT_NAMES])
+        [helper.make_tensor_value_info(name, ONNX_DTYPES[declared[name]],
+                                       [f"{name}_{i}" for i in range(np.ndim(value))] if shaped else None)
+         for name, value in inputs.items()],
+        [helper.make_tensor_value_info(name, ONNX_DTYPES[declared[name]], shape if shaped else None)
+         for name, shape in zip(OUTPUT_NAMES, (["batch", "length", "dim"], ["batch", "dim", "state"]), strict=True)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET),
                                                     helper.make_opsetid(DOMAIN, OP_VERSION)])
     model.ir_version = IR_VERSION
