@@ -10,6 +10,8 @@ The standard backend ignores the option.
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -30,10 +32,11 @@ from tests.support.tiny_models import tiny_model
 LOGITS_TOLERANCE = 1e-4
 
 
-def _export(tmp_path_factory, name: str, fuse: bool, backend: str = "custom", validate: bool = False):
-    folder = tmp_path_factory.mktemp(f"{name}_{backend}_{'fused' if fuse else 'plain'}") / "out"
+def _export(tmp_path_factory, name: str, fuse: bool, backend: str = "custom", validate: bool = False,
+            dtype: str = "fp32"):
+    folder = tmp_path_factory.mktemp(f"{name}_{backend}_{dtype}_{'fused' if fuse else 'plain'}") / "out"
     export(tiny_model(name), folder, ExportOptions(backend=backend, validate=validate, show_progress=False,
-                                                    fuse_delta_proj=fuse))
+                                                    fuse_delta_proj=fuse, dtype=dtype))
     return folder
 
 
@@ -53,6 +56,24 @@ def test_fused_layer_has_one_matmul_fewer(folders):
     for before, after in zip(plain.per_layer, fused.per_layer, strict=True):
         assert after["MatMul"] == before["MatMul"] - 1 == 3, after  # in_proj, x_proj, out_proj
         assert after["SelectiveScan"] == 1, after
+
+
+def test_info_counts_six_nodes_per_layer(folders):
+    out = subprocess.run([sys.executable, "-m", "mamba_export", "info", str(folders[True])], capture_output=True,
+                         text=True, check=True).stdout
+    assert "6 per layer" in out, out
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_half_precision_fused_layer_is_six_nodes(tmp_path_factory, dtype):
+    """x_dt in T, the weight float32: no Cast appears. fp16 is checked for parity on the CPU (ONNX
+    Runtime has no bfloat16 CPU kernels: bf16 is checked on the GPU)."""
+    folder = _export(tmp_path_factory, "default", True, validate=dtype == "fp16", dtype=dtype)
+    layers = _layers(folder)
+    assert layers.counts == (6,) * tiny_model("default").config.num_hidden_layers
+    assert all(layer["Cast"] == 0 for layer in layers.per_layer), layers.per_layer
+    if dtype == "fp16":
+        assert read_info(folder)["parity"]["status"] == "passed"
 
 
 def test_fused_scan_reads_x_proj_at_offset_0_with_dt_proj_weight(folders):
