@@ -138,3 +138,26 @@ def test_cli_flag_sets_the_option():
     assert parser.parse_args(["-m", "x", "out"]).fuse_delta_proj is False
     with pytest.raises(Exception, match="fuse_delta_proj"):
         ExportOptions(fuse_delta_proj="yes")
+
+
+def _cuda_available() -> bool:
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda_available(), reason="needs onnxruntime-gpu with CUDAExecutionProvider and a GPU")
+@pytest.mark.parametrize("length", [1, 17, 300], ids=["decode_path", "chunked_17", "chunked_300"])
+def test_fused_export_on_cuda_matches_the_cpu(folders, length):
+    """On CUDA the fused graph runs the in-kernel projection (decode, captured in CUDA graphs by
+    generate()) and the projection kernel with scratch memory (prompts over 16 tokens)."""
+    from mamba_export.options import RuntimeOptions
+
+    cpu = ORTMambaForCausalLM.from_pretrained(folders[True])
+    cuda = ORTMambaForCausalLM.from_pretrained(folders[True], options=RuntimeOptions(provider="cuda"))
+    ids = np.random.default_rng(length).integers(1, 61, (2, length))
+    logits = [np.asarray(model(ids).logits) for model in (cpu, cuda)]
+    assert np.max(np.abs(logits[1] - logits[0])) / np.max(np.abs(logits[0])) <= LOGITS_TOLERANCE
+    tokens = [model.generate(ids, max_new_tokens=12, eos_token_id=[]) for model in (cpu, cuda)]
+    np.testing.assert_array_equal(tokens[1], tokens[0])
