@@ -52,12 +52,18 @@ class ExportOptions:
     accuracy_level: int = DEFAULT_ACCURACY_LEVEL
     revision: str | None = None  # hub revision (branch, tag or commit) when the model is a hub id
     adapter: str | None = None  # a PEFT LoRA adapter folder, merged into the weights before export
+    # Custom backend: SelectiveScan projects the time step itself (delta_weight, delta_offset), so each
+    # layer has no dt_proj MatMul (one node fewer). The standard backend ignores it (its graph keeps
+    # the MatMul). Opt-in until measured on the GPU.
+    fuse_delta_proj: bool = False
 
     def __post_init__(self):
         _choose("backend", self.backend, BACKENDS)
         _choose("dtype", self.dtype, DTYPES)
         _choose("device", self.device, DEVICES)
         _choose("logits", self.logits, LOGITS_MODES)
+        if not isinstance(self.fuse_delta_proj, bool):
+            raise MambaExportError(f"fuse_delta_proj must be True or False, got {self.fuse_delta_proj!r}")
         if not isinstance(self.opset, int) or not 18 <= self.opset <= 27:
             raise MambaExportError(f"opset must be an integer from 18 to 27, got {self.opset!r}")
         if self.quantize is not None:

@@ -67,6 +67,8 @@ def parse_args():
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for both engines (0: PyTorch's default, its physical cores)")
     parser.add_argument("--no-torch", action="store_true", help="skip the transformers baseline")
+    parser.add_argument("--fuse-delta-proj", action="store_true",
+                        help="export with --fuse-delta-proj (the custom backend's scan projects dt itself)")
     parser.add_argument("--cuda-option", action="append", default=[], metavar="NAME=VALUE",
                         help="CUDA provider option over the runtime's defaults (RuntimeOptions.cuda_options), "
                              "e.g. cudnn_conv_algo_search=EXHAUSTIVE; repeatable")
@@ -94,10 +96,10 @@ def median_seconds(fn, repeats: int) -> float:
 
 
 def export_backend(args, backend: str) -> dict:
-    out = Path(args.workdir) / f"{backend}-{args.dtype}"
+    out = Path(args.workdir) / f"{backend}-{args.dtype}{'-fused-dt' if args.fuse_delta_proj else ''}"
     command = [sys.executable, "-c", PEAK_RSS_SNIPPET, "export", "--model", args.model, str(out),
                "--backend", backend, "--dtype", args.dtype, "--device", args.provider, "--logits", "last",
-               "--no-check", "--force", "--quiet"]
+               "--no-check", "--force", "--quiet"] + (["--fuse-delta-proj"] if args.fuse_delta_proj else [])
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - start

@@ -16,6 +16,11 @@
 //
 // Short sequences (decode) take the row path of cpu_rows.h instead, where staging the
 // blocks would cost more than the few steps of recurrence.
+//
+// The projected delta (delta_weight given, layout 1) is computed first into a float32
+// (B, L, D) buffer, which the scan then reads in place of delta (params.delta_float32):
+// one more buffer the size of y in float32, and the plain path is untouched but for one
+// branch per step where delta is loaded.
 #include "selective_scan/cpu.h"
 
 #include <algorithm>
@@ -67,7 +72,8 @@ MAMBA_INLINE int64_t BufferAt(int w, int64_t t) {
   return kChannelsLast ? t * kLanes + w : w * kChunk + t;
 }
 
-// dt = softplus?(delta + bias) and dt * u along time for one channel (row), channels first.
+// dt = softplus?(delta + bias) and dt * u along time for one channel (row), channels first
+// (delta in T: the projected form, whose delta is float32, is channels last only).
 template <typename Io>
 MAMBA_INLINE void StageRow(const SelectiveScanParams& p, int64_t row, int64_t t0, int64_t steps,
                            float* __restrict dt, float* __restrict dtu) {
@@ -86,6 +92,20 @@ MAMBA_INLINE void StageRow(const SelectiveScanParams& p, int64_t row, int64_t t0
   for (int64_t t = 0; t < steps; ++t) dtu[t] = dt[t] * Io::Load(u[t]);
 }
 
+// delta + bias of `count` lanes of one step at element `at`, from delta in T or, for the
+// projected form, in float32.
+template <typename Io>
+MAMBA_INLINE void LoadDeltaLanes(const SelectiveScanParams& p, int64_t at, int count, const float* __restrict bias,
+                                 float* __restrict dt) {
+  if (p.delta_float32) {
+    const float* delta = static_cast<const float*>(p.delta) + at;
+    for (int w = 0; w < count; ++w) dt[w] = delta[w] + bias[w];
+  } else {
+    const typename Io::Storage* delta = static_cast<const typename Io::Storage*>(p.delta) + at;
+    for (int w = 0; w < count; ++w) dt[w] = Io::Load(delta[w]) + bias[w];
+  }
+}
+
 // The same for all lanes of a block, channels last: step by step across the lanes.
 // Lanes past `count` get dt = 0 and dt * u = 0.
 template <typename Io>
@@ -98,28 +118,29 @@ MAMBA_INLINE void StageStepsLast(const SelectiveScanParams& p, int64_t first_row
     for (int w = 0; w < count; ++w) bias[w] = p.delta_bias[d0 + w];
   }
   const int64_t start = SequenceRowOffset(p, first_row) + t0 * p.seq.time;
+  const int64_t delta_bytes = p.delta_float32 ? sizeof(float) : sizeof(S);
   for (int64_t t = 0; t < steps; ++t) {
-    const S* u = static_cast<const S*>(p.u) + start + t * p.seq.time;
-    const S* delta = static_cast<const S*>(p.delta) + start + t * p.seq.time;
+    const int64_t at = start + t * p.seq.time;
+    const S* u = static_cast<const S*>(p.u) + at;
     float* __restrict dt = buf.dt + t * kLanes;
     float* __restrict dtu = buf.dtu + t * kLanes;
     // Each step's lanes are one cache line a whole row (D values) away from the last:
     // ask for the lines a few steps ahead, which the hardware prefetcher does not.
     __builtin_prefetch(u + kPrefetchSteps * p.seq.time);
-    __builtin_prefetch(delta + kPrefetchSteps * p.seq.time);
+    __builtin_prefetch(static_cast<const char*>(p.delta) + (at + kPrefetchSteps * p.seq.time) * delta_bytes);
     // Whole blocks run all kLanes lanes with a compile-time trip count, so the loops
     // vectorise; a short last block of a group masks its spare lanes afterwards.
     if (count == kLanes) {
-      for (int w = 0; w < kLanes; ++w) dt[w] = Io::Load(delta[w]) + bias[w];
+      LoadDeltaLanes<Io>(p, at, kLanes, bias, dt);
       if (p.delta_softplus) {
         for (int w = 0; w < kLanes; ++w) dt[w] = FastSoftplus(dt[w], kSoftplusThreshold);
       }
       for (int w = 0; w < kLanes; ++w) dtu[w] = dt[w] * Io::Load(u[w]);
       continue;
     }
+    LoadDeltaLanes<Io>(p, at, count, bias, dt);
     for (int w = 0; w < count; ++w) {
-      const float x = Io::Load(delta[w]) + bias[w];
-      dt[w] = p.delta_softplus ? FastSoftplus(x, kSoftplusThreshold) : x;
+      dt[w] = p.delta_softplus ? FastSoftplus(dt[w], kSoftplusThreshold) : dt[w];
       dtu[w] = dt[w] * Io::Load(u[w]);
     }
     for (int w = count; w < kLanes; ++w) dt[w] = dtu[w] = 0.0f;
@@ -368,6 +389,49 @@ int64_t RowPathMaxLength() {
 #endif
 }
 
+// ---- the projected delta -----------------------------------------------------------------
+
+struct Projection {
+  const SelectiveScanParams* params;
+  float* out;             // (B, L, D) float32
+  int64_t steps_per_task;  // of the B * L steps
+};
+
+// out[b, l, :] = delta_weight @ x_dt[b, l, :], each sum over r in float32 from the T-typed x_dt.
+template <typename Io>
+void ProjectSteps(const Projection& job, int64_t begin, int64_t end) {
+  const SelectiveScanParams& p = *job.params;
+  const int64_t rank = p.rank;
+  std::vector<float> x(static_cast<size_t>(rank));
+  for (int64_t step = begin; step < end; ++step) {
+    const auto* x_dt = static_cast<const typename Io::Storage*>(p.delta) +
+                       ProjectedDeltaRowOffset(p, step / p.length, step % p.length);
+    for (int64_t r = 0; r < rank; ++r) x[r] = Io::Load(x_dt[r]);
+    float* out = job.out + step * p.dim;
+    for (int64_t d = 0; d < p.dim; ++d) {
+      const float* w = p.delta_weight + d * rank;
+      float sum = 0.0f;
+      for (int64_t r = 0; r < rank; ++r) sum += w[r] * x[r];
+      out[d] = sum;
+    }
+  }
+}
+
+void RunProjectionTask(void* state, size_t task) {
+  const Projection& job = *static_cast<const Projection*>(state);
+  const int64_t steps = job.params->batch * job.params->length;
+  const int64_t begin = static_cast<int64_t>(task) * job.steps_per_task;
+  const int64_t end = std::min(steps, begin + job.steps_per_task);
+  switch (job.params->dtype) {
+    case ScanDType::kFloat32:
+      return ProjectSteps<Float32Io>(job, begin, end);
+    case ScanDType::kFloat16:
+      return ProjectSteps<Float16Io>(job, begin, end);
+    case ScanDType::kBFloat16:
+      return ProjectSteps<BFloat16Io>(job, begin, end);
+  }
+}
+
 void RunSerially(void*, void (*task)(void*, size_t), size_t count, void* task_state) {
   for (size_t i = 0; i < count; ++i) task(task_state, i);
 }
@@ -382,6 +446,19 @@ ParallelFor SerialFor() {
 
 void RunSelectiveScanCpu(const SelectiveScanParams& params, const ParallelFor& parallel_for) {
   if (params.batch * params.dim == 0) return;
+  if (params.delta_weight != nullptr) {
+    // The projected form: the plain scan on a float32 delta computed first.
+    std::vector<float> projected(static_cast<size_t>(params.batch * params.length * params.dim));
+    const int64_t steps = params.batch * params.length;
+    const int64_t per_task = ItemsPerTask(steps, params.dim * std::max<int64_t>(1, params.rank));
+    Projection job{&params, projected.data(), per_task};
+    if (steps > 0) RunTasks(parallel_for, RunProjectionTask, (steps + per_task - 1) / per_task, &job);
+    SelectiveScanParams plain = params;
+    plain.delta = projected.data();
+    plain.delta_weight = nullptr;
+    plain.delta_float32 = true;
+    return RunSelectiveScanCpu(plain, parallel_for);
+  }
   const std::vector<float> b_panel = TimeMajorPanel(params, params.B, params.proj_b, params.groups_b);
   const std::vector<float> c_panel = TimeMajorPanel(params, params.C, params.proj_c, params.groups_c);
   const bool short_rows = params.length <= RowPathMaxLength() && params.state <= rows::kMaxState;

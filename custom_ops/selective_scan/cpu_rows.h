@@ -86,10 +86,17 @@ MAMBA_INLINE void StageStep(const SelectiveScanParams& p, const ChannelBlock& ch
   using S = typename Io::Storage;
   const int64_t offset = SequenceRowOffset(p, chunk.row0) + t * p.seq.time;
   const S* u = static_cast<const S*>(p.u) + offset;
-  const S* delta = static_cast<const S*>(p.delta) + offset;
   const int64_t d0 = chunk.row0 % p.dim, stride = p.seq.dim;
+  // delta in T, or float32 for the projected form (cpu.cc).
+  if (p.delta_float32) {
+    const float* delta = static_cast<const float*>(p.delta) + offset;
+    for (int64_t k = 0; k < chunk.count; ++k) dt[k] = delta[k * stride];
+  } else {
+    const S* delta = static_cast<const S*>(p.delta) + offset;
+    for (int64_t k = 0; k < chunk.count; ++k) dt[k] = Io::Load(delta[k * stride]);
+  }
   for (int64_t k = 0; k < chunk.count; ++k) {
-    const float x = Io::Load(delta[k * stride]) + (p.delta_bias ? p.delta_bias[d0 + k] : 0.0f);
+    const float x = dt[k] + (p.delta_bias ? p.delta_bias[d0 + k] : 0.0f);
     dt[k] = p.delta_softplus ? FastSoftplus(x, kSoftplusThreshold) : x;
     dtu[k] = dt[k] * Io::Load(u[k * stride]);
   }

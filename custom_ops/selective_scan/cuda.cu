@@ -2,6 +2,10 @@
 // shape and dtype, and launches one kernel on the caller's stream. It allocates
 // nothing and never synchronises, so ONNX Runtime can overlap it with other work.
 //
+// The projected form (delta_weight given): the sequential path projects inside the scan; the
+// chunked paths take a float32 delta that ProjectDeltaKernel writes first into scratch
+// memory the caller lends (SelectiveScanCudaScratchBytes).
+//
 // Paths (see the headers for how each works):
 //   sequential (cuda_sequential.cuh): short sequences (decode), N <= 128;
 //   chunked    (cuda_chunked.cuh):    everything else, any N; channels last, with the
@@ -127,12 +131,48 @@ cudaError_t LaunchChunked(const SelectiveScanParams& p, cudaStream_t stream) {
   return LaunchChunkedWith<T, 16>(p, stream);
 }
 
+bool TakesSequentialPath(const SelectiveScanParams& p) {
+  return p.length <= kSequentialMaxLength && p.state <= cuda_scan::kSequentialMaxState;
+}
+
+constexpr int kProjectThreads = 256;
+
+// The projected form ahead of the chunked paths: out[b, l, d] = delta_weight[d, :] . x_dt[b, l, :]
+// in float32, one block per step (b, l), x_dt staged once in shared memory (R floats).
 template <typename T>
-cudaError_t LaunchTyped(const SelectiveScanParams& p, cudaStream_t stream) {
-  if (p.length <= kSequentialMaxLength && p.state <= cuda_scan::kSequentialMaxState) {
-    return LaunchSequential<T>(p, stream);
+__global__ void __launch_bounds__(kProjectThreads) ProjectDeltaKernel(const SelectiveScanParams p, float* out) {
+  extern __shared__ float x_dt[];
+  const int64_t step = blockIdx.x;
+  const T* row = static_cast<const T*>(p.delta) + ProjectedDeltaRowOffset(p, step / p.length, step % p.length);
+  for (int64_t r = threadIdx.x; r < p.rank; r += kProjectThreads) x_dt[r] = ToFloat(row[r]);
+  __syncthreads();
+  for (int64_t d = threadIdx.x; d < p.dim; d += kProjectThreads) {
+    const float* w = p.delta_weight + d * p.rank;
+    float sum = 0.0f;
+    for (int64_t r = 0; r < p.rank; ++r) sum = fmaf(__ldg(w + r), x_dt[r], sum);
+    out[step * p.dim + d] = sum;
   }
-  return LaunchChunked<T>(p, stream);
+}
+
+template <typename T>
+cudaError_t LaunchTyped(const SelectiveScanParams& p, cudaStream_t stream, void* scratch) {
+  if (TakesSequentialPath(p)) return LaunchSequential<T>(p, stream);
+  if (p.delta_weight == nullptr) return LaunchChunked<T>(p, stream);
+  // The projected form: delta first (float32 (B, L, D) in scratch), then the plain scan on it.
+  const int64_t steps = p.batch * p.length;
+  if (steps == 0) return LaunchChunked<T>(p, stream);
+  if (scratch == nullptr) return cudaErrorInvalidValue;
+  if (steps > INT32_MAX) return cudaErrorInvalidConfiguration;
+  const size_t shared = static_cast<size_t>(p.rank) * sizeof(float);
+  if (shared > kDefaultSharedLimit) return cudaErrorInvalidConfiguration;
+  float* projected = static_cast<float*>(scratch);
+  ProjectDeltaKernel<T><<<static_cast<unsigned>(steps), kProjectThreads, shared, stream>>>(p, projected);
+  if (const cudaError_t error = cudaGetLastError(); error != cudaSuccess) return error;
+  SelectiveScanParams plain = p;
+  plain.delta = projected;
+  plain.delta_weight = nullptr;
+  plain.delta_float32 = true;
+  return LaunchChunked<T>(plain, stream);
 }
 
 bool GroupsAreValid(int64_t groups, int64_t dim) {
@@ -147,7 +187,12 @@ ScanLoads SetScanLoads(ScanLoads loads) {
   return static_cast<ScanLoads>(g_scan_loads.exchange(static_cast<int>(loads)));
 }
 
-cudaError_t LaunchSelectiveScanCuda(const SelectiveScanParams& params, cudaStream_t stream) {
+size_t SelectiveScanCudaScratchBytes(const SelectiveScanParams& p) {
+  if (p.delta_weight == nullptr || TakesSequentialPath(p)) return 0;
+  return static_cast<size_t>(p.batch * p.length * p.dim) * sizeof(float);
+}
+
+cudaError_t LaunchSelectiveScanCuda(const SelectiveScanParams& params, cudaStream_t stream, void* scratch) {
   const SelectiveScanParams& p = params;
   if (p.batch < 0 || p.dim < 0 || p.length < 0 || p.state < 0 || !GroupsAreValid(p.groups_b, p.dim) ||
       !GroupsAreValid(p.groups_c, p.dim)) {
@@ -158,16 +203,17 @@ cudaError_t LaunchSelectiveScanCuda(const SelectiveScanParams& params, cudaStrea
   const bool has_rows = p.length > 0;
   if (p.last_state == nullptr || (p.state > 0 && p.A == nullptr) ||
       (has_rows && (p.u == nullptr || p.delta == nullptr || p.y == nullptr ||
-                    (p.state > 0 && (p.B == nullptr || p.C == nullptr))))) {
+                    (p.state > 0 && (p.B == nullptr || p.C == nullptr)))) ||
+      (p.delta_weight != nullptr && (p.layout != kLayoutChannelsLast || p.rank < 0 || p.packed.delta < p.rank))) {
     return cudaErrorInvalidValue;
   }
   switch (p.dtype) {
     case ScanDType::kFloat32:
-      return LaunchTyped<float>(p, stream);
+      return LaunchTyped<float>(p, stream, scratch);
     case ScanDType::kFloat16:
-      return LaunchTyped<__half>(p, stream);
+      return LaunchTyped<__half>(p, stream, scratch);
     case ScanDType::kBFloat16:
-      return LaunchTyped<__nv_bfloat16>(p, stream);
+      return LaunchTyped<__nv_bfloat16>(p, stream, scratch);
   }
   return cudaErrorInvalidValue;
 }

@@ -130,7 +130,12 @@ __global__ void __launch_bounds__(ChunkedWarps<T>() * kWarpSize, 1)
   for (int64_t tile = 0; tile < L; tile += kTile) {
     const int64_t t0 = tile + static_cast<int64_t>(lane) * kItems;
     float dt[kItems], dtu[kItems], y[kItems];
-    LoadFloats<T, kItems>(delta_row, t0, L, step, vector_ok, dt);
+    if (p.delta_float32) {
+      // The projected form: delta computed before the scan, float32 (B, L, D), channels last.
+      LoadFloats<float, kItems>(static_cast<const float*>(p.delta) + row, t0, L, step, false, dt);
+    } else {
+      LoadFloats<T, kItems>(delta_row, t0, L, step, vector_ok, dt);
+    }
     LoadFloats<T, kItems>(u_row, t0, L, step, vector_ok, y);  // y holds u for now
 #pragma unroll
     for (int i = 0; i < kItems; ++i) {

@@ -21,6 +21,9 @@
 //
 // The block's channels must share their batch entry and their groups of B and C (the
 // panels are the block's): StagedLoadsApply says when that holds.
+//
+// A float32 delta (the projected form, params.delta_float32) is not staged: each lane reads
+// its run of steps straight from global memory, as the plain chunked kernel does.
 #pragma once
 
 #include <initializer_list>
@@ -180,8 +183,9 @@ __global__ void __launch_bounds__(StagedWarps<T>() * kWarpSize, 1)
     return ptr == nullptr || (reinterpret_cast<uintptr_t>(ptr) % sizeof(StepWord) == 0 &&
                               (step * static_cast<int64_t>(sizeof(T))) % static_cast<int64_t>(sizeof(StepWord)) == 0);
   };
-  const bool step_words = word_aligned(u_rows, p.seq.time) && word_aligned(delta_rows, p.seq.time) &&
-                          word_aligned(z_rows, p.z_seq.time);
+  const bool delta_float32 = p.delta_float32;
+  const bool step_words = word_aligned(u_rows, p.seq.time) &&
+                          (delta_float32 || word_aligned(delta_rows, p.seq.time)) && word_aligned(z_rows, p.z_seq.time);
 
   int parity = 0;
   for (int64_t tile = 0; tile < L; tile += Tile::kTile) {
@@ -193,7 +197,7 @@ __global__ void __launch_bounds__(StagedWarps<T>() * kWarpSize, 1)
         const int at = (t / kItems) * Tile::kSeqRun + t % kItems;
         const bool inside = tile + t < L;
         stage(u_panel + at, inside, u_rows + (tile + t) * p.seq.time);
-        stage(delta_panel + at, inside, delta_rows + (tile + t) * p.seq.time);
+        if (!delta_float32) stage(delta_panel + at, inside, delta_rows + (tile + t) * p.seq.time);
         if (z_rows != nullptr) stage(z_panel + at, inside, z_rows + (tile + t) * p.z_seq.time);
       }
     } else {
@@ -204,7 +208,7 @@ __global__ void __launch_bounds__(StagedWarps<T>() * kWarpSize, 1)
         const int at = c * kWarpSize * Tile::kSeqRun + (t / kItems) * Tile::kSeqRun + t % kItems;
         const bool inside = tile + t < L;
         u_panel[at] = inside ? u_rows[(tile + t) * p.seq.time + c] : ZeroOf<T>();
-        delta_panel[at] = inside ? delta_rows[(tile + t) * p.seq.time + c] : ZeroOf<T>();
+        if (!delta_float32) delta_panel[at] = inside ? delta_rows[(tile + t) * p.seq.time + c] : ZeroOf<T>();
         if (z_rows != nullptr) z_panel[at] = inside ? z_rows[(tile + t) * p.z_seq.time + c] : ZeroOf<T>();
       }
     }
@@ -214,11 +218,18 @@ __global__ void __launch_bounds__(StagedWarps<T>() * kWarpSize, 1)
     const T* my_seq = u_panel + warp * kWarpSize * Tile::kSeqRun + lane * Tile::kSeqRun;
     const int delta_offset = Tile::kSeqPanel, z_offset = 2 * Tile::kSeqPanel;
     float dt[kItems], dtu[kItems], y[kItems];
+    if (delta_float32) {
+      LoadFloats<float, kItems>(static_cast<const float*>(p.delta) + b * p.seq.batch + d * p.seq.dim, t0, L,
+                                p.seq.time, false, dt);
+    } else {
+#pragma unroll
+      for (int i = 0; i < kItems; ++i) dt[i] = ToFloat(my_seq[delta_offset + i]);
+    }
 #pragma unroll
     for (int i = 0; i < kItems; ++i) {
       const float u = ToFloat(my_seq[i]);
       // A step past the end must be the identity (decay 1, input 0).
-      dt[i] = (t0 + i < L) ? TimeStep(ToFloat(my_seq[delta_offset + i]), bias, p.delta_softplus) : 0.0f;
+      dt[i] = (t0 + i < L) ? TimeStep(dt[i], bias, p.delta_softplus) : 0.0f;
       dtu[i] = dt[i] * u;
       y[i] = skip * u;
     }

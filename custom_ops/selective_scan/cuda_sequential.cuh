@@ -5,6 +5,10 @@
 // warp) owns one (batch, channel); lane k of the group keeps up to
 // kStatesPerLane state values in registers and walks the steps one by one. The
 // output is the sum over the group's lanes, taken with warp shuffles.
+//
+// The projected form (delta_weight given): the group's lanes split the R terms of
+// delta = delta_weight[d, :] . x_dt[b, t, :] and sum them with the same shuffles, so the
+// time step comes from the x_proj output with no separate kernel.
 #pragma once
 
 #include "cuda_common.cuh"
@@ -59,10 +63,24 @@ __global__ void __launch_bounds__(kSequentialThreads)
   const float bias = (active && p.delta_bias != nullptr) ? p.delta_bias[d] : 0.0f;
   const float skip = (active && p.D != nullptr) ? p.D[d] : 0.0f;
 
+  const float* weight_row = p.delta_weight != nullptr ? p.delta_weight + d * p.rank : nullptr;
+
   for (int64_t t = 0; t < L; ++t) {
     float u = 0.0f;
     float dt = 0.0f;
-    if (active) {
+    if (weight_row != nullptr) {
+      // This lane's share of the R terms; every lane of the group ends with the whole sum.
+      float share = 0.0f;
+      if (active) {
+        const T* x_dt = static_cast<const T*>(p.delta) + ProjectedDeltaRowOffset(p, b, t);
+        for (int64_t r = slot; r < p.rank; r += lanes) share = fmaf(__ldg(weight_row + r), ToFloat(x_dt[r]), share);
+      }
+      for (int offset = lanes / 2; offset > 0; offset /= 2) share += __shfl_xor_sync(kFullMask, share, offset);
+      if (active) {
+        u = ToFloat(static_cast<const T*>(p.u)[row + t * step]);
+        dt = TimeStep(share, bias, p.delta_softplus);
+      }
+    } else if (active) {
       u = ToFloat(static_cast<const T*>(p.u)[row + t * step]);
       dt = TimeStep(ToFloat(static_cast<const T*>(p.delta)[row + t * step]), bias, p.delta_softplus);
     }

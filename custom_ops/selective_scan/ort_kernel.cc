@@ -21,7 +21,10 @@ OrtStatus* ReadOffsets(const OrtApi& api, const OrtKernelInfo* info, ScanOffsets
   const struct {
     const char* name;
     int64_t* value;
-  } attributes[] = {{kAttrBOffset, &offsets->b}, {kAttrCOffset, &offsets->c}, {kAttrZOffset, &offsets->z}};
+  } attributes[] = {{kAttrBOffset, &offsets->b},
+                    {kAttrCOffset, &offsets->c},
+                    {kAttrZOffset, &offsets->z},
+                    {kAttrDeltaOffset, &offsets->delta}};
   for (const auto& attribute : attributes) {
     if (OrtStatus* status = ReadIntAttribute(api, info, kSelectiveScanOpType, attribute.name, "",
                                              attribute.value, kWholeInput)) {
@@ -54,7 +57,9 @@ OrtStatus* ReadAttributes(const OrtApi& api, const OrtKernelInfo* info, bool* de
 
 void BindTensors(const Ort::KernelContext& context, const ScanInputs& in, SelectiveScanParams& p) {
   p.u = InputData<void>(context, kInputU, true);
-  p.delta = InputData<void>(context, kInputDelta, true);
+  // The projected form reads x_dt from delta_offset on (kWholeInput otherwise: delta as is).
+  p.delta = WindowStart(InputData<void>(context, kInputDelta, true), p.offsets.delta, p.dtype);
+  p.delta_weight = InputData<float>(context, kInputDeltaWeight, in[kInputDeltaWeight].present);
   p.A = InputData<float>(context, kInputA, true);
   p.B = WindowStart(InputData<void>(context, kInputB, true), p.offsets.b, p.dtype);
   p.C = WindowStart(InputData<void>(context, kInputC, true), p.offsets.c, p.dtype);

@@ -32,10 +32,12 @@ inline int64_t ScanDTypeBytes(ScanDType dtype) { return dtype == ScanDType::kFlo
 
 // The offset attributes (contract.h): where B, C and z start in the tensor they are read
 // from, in channels, or kWholeInput.
+// delta: where x_dt starts in delta when delta_weight is given (the projected form).
 struct ScanOffsets {
   int64_t b = kWholeInput;
   int64_t c = kWholeInput;
   int64_t z = kWholeInput;
+  int64_t delta = kWholeInput;
 };
 
 // The row width W of the tensors B, C and z are read from (their last dimension), 0 for
@@ -44,6 +46,7 @@ struct PackedWidths {
   int64_t b = 0;
   int64_t c = 0;
   int64_t z = 0;
+  int64_t delta = 0;  // W of delta in the projected form
 };
 
 struct SelectiveScanParams {
@@ -53,6 +56,7 @@ struct SelectiveScanParams {
   int64_t state = 0;     // N
   int64_t groups_b = 0;  // 0 when B is (B, N, L), else G of (B, G, N, L)
   int64_t groups_c = 0;
+  int64_t rank = 0;      // R of delta_weight (D, R); 0 when delta is given plain
   bool delta_softplus = false;
   int layout = kLayoutChannelsFirst;
   ScanDType dtype = ScanDType::kFloat32;  // of u, delta, B, C, z and y
@@ -80,6 +84,12 @@ struct SelectiveScanParams {
   const void* z = nullptr;            // (B, D, L) [(B, L, D)] T, optional
   const float* delta_bias = nullptr;  // (D,) float32, optional
   const float* initial_state = nullptr;  // (B, D, N) float32, optional
+  // The projected form (layout 1): delta then points at x_dt, element (b, l, r) at
+  // b * L * W + l * W + r (W = packed.delta), and the scan's delta is delta_weight @ x_dt.
+  const float* delta_weight = nullptr;   // (D, R) float32, optional
+  // Set by a kernel, not by the validation: delta holds the plain delta as float32 values,
+  // (B, D, L) [(B, L, D)] whatever T (a projection computed before the scan).
+  bool delta_float32 = false;
   void* y = nullptr;                  // (B, D, L) [(B, L, D)]  T
   float* last_state = nullptr;        // (B, D, N)  float32
 };
@@ -119,6 +129,15 @@ inline void SetLayoutStrides(SelectiveScanParams* p) {
                                           : PackedProjectionStrides(p->packed.b, p->state, p->length);
   p->proj_c = p->offsets.c == kWholeInput ? ProjectionStridesOf(p->layout, p->groups_c, p->state, p->length)
                                           : PackedProjectionStrides(p->packed.c, p->state, p->length);
+}
+
+// Where x_dt of step (b, l) starts in the projected form (delta already at delta_offset).
+// Host and device: the CPU kernel and the CUDA kernels read x_dt alike.
+#if defined(__CUDACC__)
+__host__ __device__
+#endif
+inline int64_t ProjectedDeltaRowOffset(const SelectiveScanParams& p, int64_t b, int64_t l) {
+  return (b * p.length + l) * p.packed.delta;
 }
 
 // `data` advanced to the window of an input read at `offset` channels (as is for kWholeInput).

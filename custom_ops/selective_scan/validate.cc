@@ -57,7 +57,7 @@ struct OffsetInput {
   int64_t offset;
 };
 
-std::string CheckOffsets(const OffsetInput (&items)[3], int layout) {
+std::string CheckOffsets(const OffsetInput (&items)[4], int layout) {
   for (const OffsetInput& item : items) {
     if (item.offset < kWholeInput) {
       return Fail(StrCat("attribute ", item.attribute, " is ", item.offset,
@@ -93,14 +93,53 @@ std::string CheckWindow(const OffsetInput& item, int64_t width, int64_t batch, i
   return "";
 }
 
+// The projected form: delta_weight (D, R) and delta a (B, L, W) tensor with W >= delta_offset + R;
+// without delta_weight, delta_offset is kWholeInput. Sets params->rank and packed.delta.
+std::string CheckProjectedDelta(const ScanInputs& in, int64_t offset, int64_t batch, int64_t length, int64_t dim,
+                                SelectiveScanParams* params) {
+  if (!in[kInputDeltaWeight].present) {
+    if (offset != kWholeInput) {
+      return Fail(StrCat("attribute ", kAttrDeltaOffset, " is ", offset, " but input delta_weight is absent"));
+    }
+    return "";
+  }
+  if (offset == kWholeInput) {
+    return Fail(StrCat("input delta_weight is given but attribute ", kAttrDeltaOffset,
+                       " is -1, expected the offset (>= 0) of x_dt in delta"));
+  }
+  const Shape& weight = in[kInputDeltaWeight].shape;
+  if (weight.size() != 2 || weight[0] != dim) {
+    return Fail(StrCat("delta_weight is ", FormatShape(weight), ", expected (D, R) = (", dim, ", R) to match u"));
+  }
+  const int64_t rank = weight[1];
+  const Shape& delta = in[kInputDelta].shape;
+  if (delta.size() != 3 || delta[0] != batch || delta[1] != length) {
+    return Fail(StrCat("delta is ", FormatShape(delta), " with delta_weight given, expected (B, L, W) with (B, L) = (",
+                       batch, ", ", length, ") to match u"));
+  }
+  if (delta[2] < offset + rank) {
+    return Fail(StrCat("delta is ", FormatShape(delta), ": ", kAttrDeltaOffset, " = ", offset, " with R = ", rank,
+                       " needs W >= ", offset + rank));
+  }
+  params->rank = rank;
+  params->packed.delta = delta[2];
+  return "";
+}
+
 std::string CheckShapes(const ScanInputs& in, int layout, const ScanOffsets& offsets,
                         SelectiveScanParams* params) {
   if (layout != kLayoutChannelsFirst && layout != kLayoutChannelsLast) {
     return Fail(StrCat("attribute ", kAttrLayout, " is ", layout,
                        ", expected 0 (channels first) or 1 (channels last)"));
   }
-  const OffsetInput offset_inputs[3] = {
-      {kInputB, kAttrBOffset, offsets.b}, {kInputC, kAttrCOffset, offsets.c}, {kInputZ, kAttrZOffset, offsets.z}};
+  if (in[kInputDeltaWeight].present && layout != kLayoutChannelsLast) {
+    return Fail(StrCat("input delta_weight needs layout 1 (channels last), the layout is ", layout));
+  }
+  // The last entry is delta_offset, checked with the others and used by CheckProjectedDelta.
+  const OffsetInput offset_inputs[4] = {{kInputB, kAttrBOffset, offsets.b},
+                                        {kInputC, kAttrCOffset, offsets.c},
+                                        {kInputZ, kAttrZOffset, offsets.z},
+                                        {kInputDelta, kAttrDeltaOffset, offsets.delta}};
   if (std::string error = CheckOffsets(offset_inputs, layout); !error.empty()) return error;
   params->offsets = offsets;
   for (int i = 0; i < kNumRequiredInputs; ++i) {
@@ -118,7 +157,10 @@ std::string CheckShapes(const ScanInputs& in, int layout, const ScanOffsets& off
     return Fail(StrCat("A is ", FormatShape(a), ", expected (D, N) = (", dim, ", N) to match u"));
   }
   const int64_t state = a[1];
-  std::string error = ExpectShape("delta", in[kInputDelta].shape, u, "to match u");
+  std::string error = CheckProjectedDelta(in, offsets.delta, batch, length, dim, params);
+  if (error.empty() && !in[kInputDeltaWeight].present) {
+    error = ExpectShape("delta", in[kInputDelta].shape, u, "to match u");
+  }
   // B, C and z as the contract sees them: read whole, or the window an offset selects.
   Shape seen[kNumInputs];
   for (int i = 0; i < kNumInputs; ++i) seen[i] = in[i].shape;

@@ -5,8 +5,8 @@
 // Case line:   name:dtype:d0,d1,...;name:dtype:...     (absent inputs left out; a
 //              rank-0 input has nothing after its second colon); an item layout=K
 //              sets the layout attribute (0 when absent); items b_offset=K,
-//              c_offset=K, z_offset=K set the offset attributes (-1 when absent)
-// Result line: "OK batch dim length state groups_b groups_c dtype_index" or the message.
+//              c_offset=K, z_offset=K, delta_offset=K set the offset attributes (-1 when absent)
+// Result line: "OK batch dim length state groups_b groups_c dtype_index rank" or the message.
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -32,7 +32,10 @@ int main() {
       const struct {
         const char* prefix;
         int64_t* value;
-      } offset_items[] = {{"b_offset=", &offsets.b}, {"c_offset=", &offsets.c}, {"z_offset=", &offsets.z}};
+      } offset_items[] = {{"b_offset=", &offsets.b},
+                          {"c_offset=", &offsets.c},
+                          {"z_offset=", &offsets.z},
+                          {"delta_offset=", &offsets.delta}};
       bool is_offset = false;
       for (const auto& offset : offset_items) {
         const std::string prefix = offset.prefix;
@@ -56,8 +59,8 @@ int main() {
       continue;
     }
     std::cout << "OK " << params.batch << ' ' << params.dim << ' ' << params.length << ' ' << params.state
-              << ' ' << params.groups_b << ' ' << params.groups_c << ' ' << static_cast<int>(params.dtype)
-              << "\n";
+              << ' ' << params.groups_b << ' ' << params.groups_c << ' ' << static_cast<int>(params.dtype) << ' '
+              << params.rank << "\n";
   }
   return 0;
 }

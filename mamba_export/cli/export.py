@@ -40,6 +40,9 @@ def add_arguments(parser) -> None:
                         help="hub revision (branch, tag or commit) when --model is a hub id")
     parser.add_argument("--adapter", metavar="PATH", default=None,
                         help="a PEFT LoRA adapter folder for the model, merged into its weights before export")
+    parser.add_argument("--fuse-delta-proj", action="store_true",
+                        help="custom backend: SelectiveScan computes dt_proj itself, one MatMul fewer per layer "
+                             "(the standard backend ignores it)")
     parser.add_argument("--no-check", action="store_true", help="skip the parity check after export")
     parser.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
@@ -61,7 +64,7 @@ def run(args) -> int:
         backend=args.backend, dtype=args.dtype, device=args.device, opset=args.opset,
         logits=args.logits, validate=not args.no_check, force=args.force, show_progress=not args.quiet,
         quantize=args.quantize, block_size=args.block_size, accuracy_level=args.accuracy_level,
-        revision=args.revision, adapter=args.adapter,
+        revision=args.revision, adapter=args.adapter, fuse_delta_proj=args.fuse_delta_proj,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ParityInconclusiveWarning)  # said below, once

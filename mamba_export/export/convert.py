@@ -45,7 +45,10 @@ def export(model, output_dir, options: ExportOptions | None = None) -> Path:
     head_output = graph_io.LOGITS if loaded.arch.has_lm_head(prepared) else graph_io.LAST_HIDDEN_STATE
     # ONNX Runtime's fused norms only where the graph is for ONNX Runtime (the custom op's).
     wrapper = StatefulModel(prepared, loaded.arch, options.logits, fused_norms=options.backend == "custom")
-    with progress.step("Tracing the model"), routed_through_op(prepared, options.backend, loaded.arch):
+    # The standard backend's rewrite keeps dt_proj a MatMul: the projected delta is the custom op's.
+    fuse_delta_proj = options.fuse_delta_proj and options.backend == "custom"
+    with progress.step("Tracing the model"), routed_through_op(prepared, options.backend, loaded.arch,
+                                                               fuse_delta_proj=fuse_delta_proj):
         program = trace(wrapper, dims.num_layers, dims.vocab_size, head_output, options.opset,
                         device=options.device)
     with atomic_folder(destination, options.force) as staging:

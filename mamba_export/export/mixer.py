@@ -11,7 +11,10 @@ the graph needs no transpose, and nothing is split: the conv op reads the x half
 half (z_offset D) and B and C as windows of the ``x_proj`` output (b_offset R, c_offset
 R + N), and dt_proj multiplies the whole x_proj output by its weight zero-padded to
 (D, R + 2N), which gives the same delta. Per layer that is in_proj, CausalConv1d,
-x_proj, dt_proj, SelectiveScan and out_proj. Where B, C and dt are RMS-normalised
+x_proj, dt_proj, SelectiveScan and out_proj. With ``fuse_delta_proj`` there is no dt_proj
+node: the scan reads x_dt from the x_proj output itself (delta_offset 0) and multiplies it by
+dt_proj's weight (delta_weight, float32), so a layer is in_proj, CausalConv1d, x_proj,
+SelectiveScan and out_proj. Where B, C and dt are RMS-normalised
 (``arch.normalized_bcdt``) the x_proj output is split for the norms as before.
 
 Padding: transformers zeroes padded positions of the mixer input and of the conv
@@ -39,6 +42,9 @@ STATE_MATRIX_ATTR = "_mamba_export_a"
 # The mixer attribute holding dt_proj's weight zero-padded to the width of the x_proj output,
 # (D, R + 2N), while routed_through_op routes the mixers: a constant in the graph, like A.
 PADDED_DT_WEIGHT_ATTR = "_mamba_export_dt_weight"
+# The mixer attribute holding dt_proj's weight (D, R) in float32 while routed_through_op routes the
+# mixers with fuse_delta_proj: the scan's delta_weight, a constant in the graph.
+DT_WEIGHT_ATTR = "_mamba_export_delta_weight"
 SILU = next(code for code, name in ACTIVATIONS.items() if name == "silu")
 
 
@@ -80,10 +86,12 @@ def causal_conv(mixer, arch: Architecture, x: torch.Tensor, conv_state: torch.Te
 
 
 def mixer_forward(mixer, arch: Architecture, hidden: torch.Tensor, attention_mask: torch.Tensor,
-                  conv_state: torch.Tensor, ssm_state: torch.Tensor, bcdt_eps: float = 0.0):
+                  conv_state: torch.Tensor, ssm_state: torch.Tensor, bcdt_eps: float = 0.0,
+                  fuse_delta_proj: bool = False):
     """hidden: (batch, sequence, hidden_size) -> (out (batch, sequence, hidden_size), conv_state, ssm_state).
 
     ssm_state: (batch, intermediate_size, state_size) float32, as the op wants it.
+    fuse_delta_proj: the scan projects the time step with dt_proj's weight itself (no dt_proj node).
     """
     dtype = hidden.dtype
     in_proj = get_path(mixer, arch.in_proj)
@@ -102,11 +110,21 @@ def mixer_forward(mixer, arch: Architecture, hidden: torch.Tensor, attention_mas
     rank = x_proj.out_features - 2 * state_size
     dt_proj = get_path(mixer, arch.dt_proj)
     projected = x_proj(x)  # (batch, sequence, rank + 2 * state): [dt, B, C]
+    delta_weight, delta_offset = None, WHOLE
+    if fuse_delta_proj:
+        # dt_proj's weight as routed_through_op precomputed it (a constant in the graph), float32.
+        delta_weight = mixer.__dict__.get(DT_WEIGHT_ATTR)
+        delta_weight = dt_proj.weight.detach().float() if delta_weight is None else delta_weight
+        delta_offset = 0
     if arch.normalized_bcdt:
         time_step, b, c = torch.split(projected, [rank, state_size, state_size], dim=-1)
         time_step, b, c = (_weightless_rms_norm(t, bcdt_eps) for t in (time_step, b, c))
-        delta = torch.nn.functional.linear(time_step, dt_proj.weight)  # (batch, sequence, intermediate)
+        # (batch, sequence, intermediate), or x_dt itself (the scan projects it at offset 0).
+        delta = time_step if fuse_delta_proj else torch.nn.functional.linear(time_step, dt_proj.weight)
         b_offset = c_offset = WHOLE
+    elif fuse_delta_proj:
+        delta = b = c = projected  # [dt, B, C]: x_dt at offset 0, B at R, C at R + N
+        b_offset, c_offset = rank, rank + state_size
     else:
         # The padded weight as routed_through_op precomputed it (a constant in the graph).
         weight = mixer.__dict__.get(PADDED_DT_WEIGHT_ATTR)
@@ -122,6 +140,6 @@ def mixer_forward(mixer, arch: Architecture, hidden: torch.Tensor, attention_mas
         a = -torch.exp(get_path(mixer, arch.a_log).float())
     y, new_ssm_state = torch.ops.mamba_export.selective_scan(
         x, delta, a, b, c, get_path(mixer, arch.d_skip).float(), packed_xz, delta_bias, ssm_state, True,
-        LAYOUT_CHANNELS_LAST, b_offset, c_offset, inner)
+        LAYOUT_CHANNELS_LAST, b_offset, c_offset, inner, delta_weight, delta_offset)
     out = get_path(mixer, arch.out_proj)(y.to(dtype))
     return out, new_conv_state, new_ssm_state

@@ -27,10 +27,11 @@ from mamba_export.ops.selective_scan import (
     WHOLE,
     check_inputs,
     check_layout,
+    project_delta,
     take_windows,
 )
 
-INPUT_ORDER = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state")
+INPUT_ORDER = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state", "delta_weight")
 
 
 def _dtype_name(array) -> str:
@@ -52,26 +53,37 @@ def _per_channel(x: np.ndarray, dim: int) -> np.ndarray:
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None,
-                   delta_softplus=False, layout=0, b_offset=WHOLE, c_offset=WHOLE, z_offset=WHOLE):
+                   delta_softplus=False, layout=0, b_offset=WHOLE, c_offset=WHOLE, z_offset=WHOLE,
+                   delta_weight=None, delta_offset=WHOLE):
     """The scan on numpy arrays.
 
     Layout 0: u, delta, z: (B, D, L); B, C: (B, N, L) or (B, G, N, L). Layout 1: u, delta,
     z: (B, L, D); B, C: (B, L, N) or (B, L, G, N), or with an offset >= 0 a (B, L, W) array
     read at channels [offset, offset + N) (z: + D). A: (D, N); D, delta_bias: (D,);
-    initial_state: (B, D, N). Returns y in u's layout and dtype and last_state: (B, D, N) float32.
+    initial_state: (B, D, N). With delta_weight (D, R) (layout 1), delta is a (B, L, W) array
+    whose channels from delta_offset on are x_dt, and the scan's delta is x_dt @ delta_weight.T
+    in float32. Returns y in u's layout and dtype and last_state: (B, D, N) float32.
     """
-    named = dict(zip(INPUT_ORDER, (u, delta, A, B, C, D, z, delta_bias, initial_state), strict=True))
+    named = dict(zip(INPUT_ORDER, (u, delta, A, B, C, D, z, delta_bias, initial_state, delta_weight), strict=True))
     present = {k: v for k, v in named.items() if v is not None}
-    offsets = dict(b_offset=b_offset, c_offset=c_offset, z_offset=z_offset)
+    offsets = dict(b_offset=b_offset, c_offset=c_offset, z_offset=z_offset, delta_offset=delta_offset)
     dims = check_inputs({k: np.shape(v) for k, v in present.items()},
                         {k: _dtype_name(v) for k, v in present.items()}, layout=layout, offsets=offsets)
-    if any(offset != WHOLE for offset in offsets.values()):
-        windows = take_windows({k: np.asarray(v) for k, v in present.items()}, offsets, dims)
-        return selective_scan(**windows, delta_softplus=delta_softplus, layout=layout)
+    plain = take_windows({k: np.asarray(v) for k, v in present.items()}, offsets, dims)
+    if delta_weight is not None:
+        plain["delta"] = project_delta(plain, offsets, dims)  # float32, not rounded to u's dtype
+        del plain["delta_weight"]
+    return _scan(**plain, dims=dims, delta_softplus=delta_softplus, layout=layout)
+
+
+def _scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None, *, dims,
+          delta_softplus=False, layout=0):
+    """The plain contract on checked arrays, every input read whole (delta may be float32)."""
     if layout == LAYOUT_CHANNELS_LAST:
+        named = dict(u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias, initial_state=initial_state)
         first = {k: (np.transpose(v, TO_CHANNELS_FIRST[np.ndim(v)]) if k in ("u", "delta", "z", "B", "C")
-                     else v) for k, v in present.items()}
-        y, h = selective_scan(**first, delta_softplus=delta_softplus)
+                     and v is not None else v) for k, v in named.items()}
+        y, h = _scan(**first, dims=dims, delta_softplus=delta_softplus)
         return np.ascontiguousarray(np.transpose(y, TO_CHANNELS_LAST[3])), h
     f32 = np.float32
     u32 = np.asarray(u, dtype=f32)
@@ -108,13 +120,13 @@ class SelectiveScan(OpRun):
 
     op_domain = DOMAIN
 
-    def _run(self, u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None,
-             delta_softplus=0, layout=0, b_offset=WHOLE, c_offset=WHOLE, z_offset=WHOLE):
+    def _run(self, u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None, delta_weight=None,
+             delta_softplus=0, layout=0, b_offset=WHOLE, c_offset=WHOLE, z_offset=WHOLE, delta_offset=WHOLE):
         if delta_softplus not in (0, 1):
             raise InputShapeError(f"{OP_TYPE}: delta_softplus is {delta_softplus}, expected 0 or 1")
         return selective_scan(u, delta, A, B, C, D, z, delta_bias, initial_state, bool(delta_softplus),
                               check_layout(layout), b_offset=int(b_offset), c_offset=int(c_offset),
-                              z_offset=int(z_offset))
+                              z_offset=int(z_offset), delta_weight=delta_weight, delta_offset=int(delta_offset))
 
 
 

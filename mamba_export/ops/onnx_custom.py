@@ -73,11 +73,13 @@ def _selective_scan_op() -> values.Op:
 
 def selective_scan_to_onnx(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None,
                            delta_softplus: bool = False, layout: int = 0, b_offset: int = contract.WHOLE,
-                           c_offset: int = contract.WHOLE, z_offset: int = contract.WHOLE):
+                           c_offset: int = contract.WHOLE, z_offset: int = contract.WHOLE, delta_weight=None,
+                           delta_offset: int = contract.WHOLE):
     """Translation of ``torch.ops.mamba_export.selective_scan.default`` into one custom node."""
     op = _selective_scan_op()
-    return op(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus=int(delta_softplus),
-              layout=int(layout), b_offset=int(b_offset), c_offset=int(c_offset), z_offset=int(z_offset))
+    return op(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_weight, delta_softplus=int(delta_softplus),
+              layout=int(layout), b_offset=int(b_offset), c_offset=int(c_offset), z_offset=int(z_offset),
+              delta_offset=int(delta_offset))
 
 
 @functools.lru_cache(maxsize=1)

@@ -32,10 +32,13 @@ from pathlib import Path
 import onnx
 from onnx import helper
 
+from mamba_export.errors import InputShapeError
 from mamba_export.ops import onnx_standard_conv, onnx_standard_norm
 from mamba_export.ops.onnx_builder import FLOAT
 from mamba_export.ops.onnx_builder import GraphBuilder as _Builder
 from mamba_export.ops.selective_scan import (
+    ALL_OFFSET_ATTRIBUTES,
+    DELTA_OFFSET_ATTRIBUTE,
     DOMAIN,
     INPUT_NAMES,
     LAYOUT_CHANNELS_LAST,
@@ -109,6 +112,21 @@ def _windows(g: _Builder, given: dict, offsets: dict) -> None:
         given[name] = g.op("Slice", given[name], start, g.op("Add", start, widths[name]), g.ints(2))
 
 
+def _projected_delta(g: _Builder, given: dict, offsets: dict, channels_last: bool) -> None:
+    """delta of the projected form -> the plain float32 (B, L, D) delta (in ``given``, in place):
+    its R channels from delta_offset on times delta_weight transposed."""
+    offset = offsets[DELTA_OFFSET_ATTRIBUTE]
+    if not given["delta_weight"]:
+        return
+    if not channels_last or offset == WHOLE:
+        raise InputShapeError(f"{OP_TYPE}: input delta_weight needs layout 1 and delta_offset >= 0")
+    start = g.ints(offset)
+    rank = g.op("Shape", given["delta_weight"], start=1, end=2)
+    x_dt = g.op("Slice", given["delta"], start, g.op("Add", start, rank), g.ints(2))
+    weight_t = g.op("Transpose", given["delta_weight"], perm=[1, 0])
+    given["delta"] = g.op("MatMul", g.op("Cast", x_dt, to=FLOAT), weight_t)
+
+
 def _channels_first(g: _Builder, given: dict) -> None:
     """Channels-last sequences and B, C -> channels first (in ``given``, in place)."""
     for name in ("u", "delta", "z"):
@@ -128,9 +146,10 @@ def _replacement(node: onnx.NodeProto, prefix: str) -> list[onnx.NodeProto]:
     softplus = bool(attributes.get("delta_softplus", 0))
     layout = check_layout(attributes.get("layout", 0))
     channels_last = layout == LAYOUT_CHANNELS_LAST
-    offsets = check_offsets({k: v for k, v in attributes.items() if k in OFFSET_ATTRIBUTES.values()}, layout)
+    offsets = check_offsets({k: v for k, v in attributes.items() if k in ALL_OFFSET_ATTRIBUTES}, layout)
     g = _Builder(prefix)
     _windows(g, given, offsets)
+    _projected_delta(g, given, offsets, channels_last)
     if channels_last:
         _channels_first(g, given)
     u, a = given["u"], given["A"]

@@ -21,6 +21,7 @@ from mamba_export.ops.selective_scan import (
     TO_CHANNELS_LAST,
     WHOLE,
     check_inputs,
+    project_delta,
     take_windows,
 )
 
@@ -42,20 +43,31 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None,
-                   delta_softplus=False, layout=0, b_offset=WHOLE, c_offset=WHOLE, z_offset=WHOLE):
+                   delta_softplus=False, layout=0, b_offset=WHOLE, c_offset=WHOLE, z_offset=WHOLE,
+                   delta_weight=None, delta_offset=WHOLE):
     """Run the scan one step at a time.
 
     Layout 0: u, delta, z: (B, D, L); B, C: (B, N, L) or (B, G, N, L). Layout 1: u, delta,
     z: (B, L, D); B, C: (B, L, N) or (B, L, G, N), or with an offset >= 0 a (B, L, W) tensor
     read at channels [offset, offset + N) (z: + D). A: (D, N); D, delta_bias: (D,);
-    initial_state: (B, D, N). Returns y in u's layout and dtype and last_state: (B, D, N)
-    in float32 (float64 for float64 inputs).
+    initial_state: (B, D, N). With delta_weight (D, R) (layout 1), delta is a (B, L, W) tensor
+    whose channels from delta_offset on are x_dt, and the scan's delta is x_dt @ delta_weight.T.
+    Returns y in u's layout and dtype and last_state: (B, D, N) in float32 (float64 for float64
+    inputs).
     """
     named = dict(u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias,
-                 initial_state=initial_state)
-    offsets = dict(b_offset=b_offset, c_offset=c_offset, z_offset=z_offset)
+                 initial_state=initial_state, delta_weight=delta_weight)
+    offsets = dict(b_offset=b_offset, c_offset=c_offset, z_offset=z_offset, delta_offset=delta_offset)
     dims = check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()}, layout=layout,
                         offsets=offsets)
+    if delta_weight is not None:
+        # The plain contract, with delta already projected (in the compute dtype, not rounded to u's).
+        named["delta"] = project_delta(named, offsets, dims)
+        named.pop("delta_weight")
+        offsets.pop("delta_offset")
+        return selective_scan(**named, delta_softplus=delta_softplus, layout=layout, **offsets)
+    named.pop("delta_weight")
+    offsets.pop("delta_offset")
     if any(offset != WHOLE for offset in offsets.values()):
         return selective_scan(**take_windows(named, offsets, dims), delta_softplus=delta_softplus, layout=layout)
     if layout == LAYOUT_CHANNELS_LAST:

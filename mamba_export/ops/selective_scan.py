@@ -35,6 +35,17 @@ outputs as they are, without a Split. -1 (the default) means the input is exactl
 tensor named above. An offset o >= 0 means the input is a (B, L, W) tensor whose channels
 [o, o + width) are the contract's tensor, width N for B and C (ungrouped only) and D for z;
 W >= o + width. One tensor may feed both B and C (the x_proj output, at two offsets).
+
+Projected delta (layout 1 only): with the optional input ``delta_weight`` (D, R) float32,
+``delta`` is a (B, L, W) tensor whose channels [delta_offset, delta_offset + R) hold the
+low-rank time step x_dt, and the contract's delta is
+
+    delta[b,l,d] = sum_r delta_weight[d,r] * x_dt[b,l,r]
+
+summed in float32 from the T-typed x_dt and not rounded to T (then delta_bias and softplus
+apply as above). ``delta_offset`` must then be >= 0 and W >= delta_offset + R; without
+``delta_weight`` it must be -1. A Mamba layer so feeds the scan its x_proj output as is and
+needs no dt_proj MatMul. :func:`project_delta` reduces this form to the plain one.
 """
 
 from __future__ import annotations
@@ -44,7 +55,8 @@ from dataclasses import dataclass
 from mamba_export.ops.contract_base import DOMAIN, ContractChecks, TensorSpec
 from mamba_export.ops.contract_base import format_shape as _fmt
 
-__all__ = ["DOMAIN", "TensorSpec", "OP_TYPE", "OP_VERSION", "INPUTS", "OUTPUTS", "ATTRIBUTES", "check_inputs"]
+__all__ = ["DOMAIN", "TensorSpec", "OP_TYPE", "OP_VERSION", "INPUTS", "OUTPUTS", "ATTRIBUTES", "check_inputs",
+           "project_delta"]
 
 OP_TYPE = "SelectiveScan"
 OP_VERSION = 1
@@ -54,7 +66,7 @@ SOFTPLUS_THRESHOLD = 20.0
 IO_DTYPES = ("float32", "float16", "bfloat16")
 # The parameters and the state are float32 whatever the I/O dtype: the recurrence
 # drifts in half precision.
-FLOAT32_INPUTS = ("A", "D", "delta_bias", "initial_state")
+FLOAT32_INPUTS = ("A", "D", "delta_bias", "initial_state", "delta_weight")
 
 
 # This order is the ABI: append, never reorder.
@@ -68,6 +80,8 @@ INPUTS = (
     TensorSpec("z", "(B, D, L)", "T", False, "gate: y is multiplied by silu(z)"),
     TensorSpec("delta_bias", "(D,)", "float32", False, "added to delta before softplus"),
     TensorSpec("initial_state", "(B, D, N)", "float32", False, "state before the first step"),
+    TensorSpec("delta_weight", "(D, R)", "float32", False,
+               "projects the low-rank x_dt read from delta at delta_offset (layout 1)"),
 )
 OUTPUTS = (
     TensorSpec("y", "(B, D, L)", "T", True, "output sequence"),
@@ -78,11 +92,16 @@ OUTPUT_NAMES = tuple(spec.name for spec in OUTPUTS)
 REQUIRED_INPUTS = tuple(spec.name for spec in INPUTS if spec.required)
 # Attribute name -> (ONNX type, default).
 ATTRIBUTES = {"delta_softplus": ("int", 0), "layout": ("int", 0),
-              "b_offset": ("int", -1), "c_offset": ("int", -1), "z_offset": ("int", -1)}
+              "b_offset": ("int", -1), "c_offset": ("int", -1), "z_offset": ("int", -1),
+              "delta_offset": ("int", -1)}
 # The value of an offset attribute that reads the input whole (see the module docstring).
 WHOLE = -1
 # The inputs that may be read at an offset, and the attribute holding it.
 OFFSET_ATTRIBUTES = {"B": "b_offset", "C": "c_offset", "z": "z_offset"}
+# Where delta holds x_dt when delta_weight is given (the projected form); WHOLE without it.
+DELTA_OFFSET_ATTRIBUTE = "delta_offset"
+# Every offset attribute, in the order of ATTRIBUTES.
+ALL_OFFSET_ATTRIBUTES = (*OFFSET_ATTRIBUTES.values(), DELTA_OFFSET_ATTRIBUTE)
 
 # Values of the ``layout`` attribute.
 LAYOUT_CHANNELS_FIRST = 0  # u (B, D, L); B, C (B, N, L) or (B, G, N, L)
@@ -109,6 +128,7 @@ class ScanDims:
     state: int
     groups_b: int  # 0 when B is (B, N, L), else G
     groups_c: int
+    rank: int = 0  # R of delta_weight (D, R); 0 when delta is given plain
 
 
 _checks = ContractChecks(OP_TYPE, INPUTS)
@@ -142,14 +162,15 @@ def check_layout(layout) -> int:
 
 
 def check_offsets(offsets: dict | None, layout: int = LAYOUT_CHANNELS_LAST) -> dict:
-    """The offset attributes (attribute name -> value, absent ones WHOLE) as a full dict of ints,
-    or InputShapeError for an unknown name, a value below -1, or an offset in layout 0."""
+    """The offset attributes (attribute name -> value, absent ones WHOLE; delta_offset among them)
+    as a full dict of ints, or InputShapeError for an unknown name, a value below -1, or an offset
+    in layout 0."""
     offsets = dict(offsets or {})
-    unknown = set(offsets) - set(OFFSET_ATTRIBUTES.values())
+    unknown = set(offsets) - set(ALL_OFFSET_ATTRIBUTES)
     if unknown:
-        _fail(f"unknown offset attributes {sorted(unknown)}; they are {list(OFFSET_ATTRIBUTES.values())}")
+        _fail(f"unknown offset attributes {sorted(unknown)}; they are {list(ALL_OFFSET_ATTRIBUTES)}")
     full = {}
-    for attribute in OFFSET_ATTRIBUTES.values():
+    for attribute in ALL_OFFSET_ATTRIBUTES:
         value = offsets.get(attribute, WHOLE)
         if isinstance(value, bool) or not isinstance(value, int) or value < WHOLE:
             _fail(f"attribute {attribute} is {value!r}, expected -1 (the whole input) or an offset >= 0")
@@ -188,6 +209,31 @@ def take_windows(tensors: dict, offsets: dict, dims: ScanDims) -> dict:
     return out
 
 
+def _projected_delta_rank(shapes: dict, offset: int, batch: int, length: int, dim: int) -> int:
+    """R of delta_weight, after checking the projected form: delta_weight (D, R), delta a (B, L, W)
+    tensor with W >= delta_offset + R. 0 when delta_weight is absent (then delta_offset is WHOLE)."""
+    weight = shapes.get("delta_weight")
+    if weight is None:
+        if offset != WHOLE:
+            _fail(f"attribute {DELTA_OFFSET_ATTRIBUTE} is {offset} but input delta_weight is absent")
+        return 0
+    weight = tuple(int(s) for s in weight)
+    if offset == WHOLE:
+        _fail(f"input delta_weight is given but attribute {DELTA_OFFSET_ATTRIBUTE} is -1, "
+              f"expected the offset (>= 0) of x_dt in delta")
+    if len(weight) != 2 or weight[0] != dim:
+        _fail(f"delta_weight is {_fmt(weight)}, expected (D, R) = ({dim}, R) to match u")
+    rank = weight[1]
+    delta = tuple(int(s) for s in shapes["delta"])
+    if len(delta) != 3 or delta[:2] != (batch, length):
+        _fail(f"delta is {_fmt(delta)} with delta_weight given, expected (B, L, W) with (B, L) = "
+              f"({batch}, {length}) to match u")
+    if delta[2] < offset + rank:
+        _fail(f"delta is {_fmt(delta)}: {DELTA_OFFSET_ATTRIBUTE} = {offset} with R = {rank} "
+              f"needs W >= {offset + rank}")
+    return rank
+
+
 def check_inputs(shapes: dict, dtypes: dict | None = None, layout: int = LAYOUT_CHANNELS_FIRST,
                  offsets: dict | None = None) -> ScanDims:
     """Check input shapes (and dtypes, if given) against the contract.
@@ -195,11 +241,13 @@ def check_inputs(shapes: dict, dtypes: dict | None = None, layout: int = LAYOUT_
     ``shapes`` maps input names to shapes; optional inputs may be missing or None.
     ``dtypes`` maps the same names to dtype names ("float32", "float16", ...).
     ``layout`` is the attribute's value (LAYOUTS); ``offsets`` maps offset attribute names
-    to their values (absent: WHOLE).
+    (delta_offset among them) to their values (absent: WHOLE).
     Returns the resolved dimensions or raises :class:`InputShapeError` naming the
     input, the expected and the actual value.
     """
     layout = check_layout(layout)
+    if shapes.get("delta_weight") is not None and layout != LAYOUT_CHANNELS_LAST:
+        _fail(f"input delta_weight needs layout 1 (channels last), the layout is {layout}")
     offsets = check_offsets(offsets, layout)
     _checks.check_names(shapes)
     u = tuple(shapes["u"])
@@ -213,7 +261,9 @@ def check_inputs(shapes: dict, dtypes: dict | None = None, layout: int = LAYOUT_
     if len(a) != 2 or a[0] != dim:
         _fail(f"A is {_fmt(a)}, expected (D, N) = ({dim}, N) to match u")
     state = a[1]
-    _expect_shape("delta", shapes["delta"], u, "to match u")
+    rank = _projected_delta_rank(shapes, offsets[DELTA_OFFSET_ATTRIBUTE], batch, length, dim)
+    if shapes.get("delta_weight") is None:
+        _expect_shape("delta", shapes["delta"], u, "to match u")
     shapes = dict(shapes)
     for name, width in (("B", state), ("C", state), ("z", dim)):
         offset = offsets[OFFSET_ATTRIBUTES[name]]
@@ -229,7 +279,26 @@ def check_inputs(shapes: dict, dtypes: dict | None = None, layout: int = LAYOUT_
             _expect_shape(name, shapes[name], expected, "to match u and A")
     if dtypes is not None:
         _check_dtypes({k: v for k, v in dtypes.items() if shapes.get(k) is not None})
-    return ScanDims(batch, dim, length, state, groups_b, groups_c)
+    return ScanDims(batch, dim, length, state, groups_b, groups_c, rank)
+
+
+def project_delta(tensors: dict, offsets: dict, dims: ScanDims):
+    """The plain (B, L, D) delta of the projected form (``tensors`` holds "delta" and "delta_weight",
+    numpy arrays or torch tensors, already checked): x_dt, the R channels of delta from
+    delta_offset on, times delta_weight transposed, summed in float32 (float64 for float64 inputs,
+    the reference's own precision) and not rounded to the I/O dtype."""
+    offset = offsets[DELTA_OFFSET_ATTRIBUTE]
+    x_dt = tensors["delta"][:, :, offset:offset + dims.rank]
+    weight = tensors["delta_weight"]
+    if hasattr(x_dt, "detach"):  # torch
+        import torch
+
+        cdt = torch.float64 if x_dt.dtype == torch.float64 else torch.float32
+        return torch.matmul(x_dt.to(cdt), weight.to(cdt).T)
+    import numpy as np
+
+    cdt = np.float64 if np.asarray(x_dt).dtype == np.float64 else np.float32
+    return np.matmul(np.asarray(x_dt, dtype=cdt), np.asarray(weight, dtype=cdt).T)
 
 
 def _check_dtypes(dtypes: dict) -> None:

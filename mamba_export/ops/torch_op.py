@@ -22,6 +22,7 @@ from mamba_export.ops.selective_scan import (
     WHOLE,
     check_inputs,
     check_layout,
+    project_delta,
     take_windows,
 )
 
@@ -51,21 +52,30 @@ def selective_scan(
     b_offset: int = WHOLE,
     c_offset: int = WHOLE,
     z_offset: int = WHOLE,
+    delta_weight: torch.Tensor | None = None,
+    delta_offset: int = WHOLE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The contract's scan. Layout 0: u, delta, z: (B, D, L); B, C: (B, N, L) or (B, G, N, L).
     Layout 1: u, delta, z: (B, L, D); B, C: (B, L, N) or (B, L, G, N), or with an offset >= 0 a
     (B, L, W) tensor read at channels [offset, offset + N) (z: + D). A: (D, N); D, delta_bias:
-    (D,); initial_state: (B, D, N). Returns y in u's layout and dtype and last_state: (B, D, N)
-    in float32."""
-    offsets = dict(b_offset=b_offset, c_offset=c_offset, z_offset=z_offset)
-    if any(offset != WHOLE for offset in offsets.values()):
+    (D,); initial_state: (B, D, N). With delta_weight (D, R) (layout 1), delta is a (B, L, W)
+    tensor whose channels from delta_offset on are x_dt, and the scan's delta is
+    x_dt @ delta_weight.T in float32. Returns y in u's layout and dtype and last_state:
+    (B, D, N) in float32."""
+    offsets = dict(b_offset=b_offset, c_offset=c_offset, z_offset=z_offset, delta_offset=delta_offset)
+    if delta_weight is not None or any(offset != WHOLE for offset in offsets.values()):
         named = dict(u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias,
-                     initial_state=initial_state)
+                     initial_state=initial_state, delta_weight=delta_weight)
         dims = check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()},
                             layout=layout, offsets=offsets)
         B, C, z = (take_windows(named, offsets, dims)[k] for k in ("B", "C", "z"))
+        if delta_weight is not None:
+            # float32 (float64 for the oracle): the Triton kernel and the reference both read it.
+            delta = project_delta(named, offsets, dims)
     args = (u, delta, A, B, C, D, z, delta_bias, initial_state)
-    if u.device.type == "cuda":
+    # The Triton kernel takes delta in u's dtype: a projected delta (float32, never rounded to a
+    # half-precision u) runs the reference instead, on the same device.
+    if u.device.type == "cuda" and delta.dtype == u.dtype:
         y, last_state = _triton_scan(args, delta_softplus, check_layout(layout))
     else:
         y, last_state = reference.selective_scan(*args, delta_softplus=delta_softplus, layout=layout)
@@ -92,14 +102,15 @@ def _triton_scan(args, delta_softplus, layout):
 
 @selective_scan.register_fake
 def _selective_scan_fake(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, layout=0,
-                         b_offset=WHOLE, c_offset=WHOLE, z_offset=WHOLE):
+                         b_offset=WHOLE, c_offset=WHOLE, z_offset=WHOLE, delta_weight=None, delta_offset=WHOLE):
     # Shape checks with concrete sizes only: under export L is symbolic.
     layout = check_layout(layout)
     if all(isinstance(s, int) for s in u.shape):
         named = dict(u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias,
-                     initial_state=initial_state)
+                     initial_state=initial_state, delta_weight=delta_weight)
         check_inputs({k: (None if v is None else tuple(v.shape)) for k, v in named.items()}, layout=layout,
-                     offsets=dict(b_offset=b_offset, c_offset=c_offset, z_offset=z_offset))
+                     offsets=dict(b_offset=b_offset, c_offset=c_offset, z_offset=z_offset,
+                                  delta_offset=delta_offset))
     batch, dim = u.shape[0], u.shape[2] if layout == LAYOUT_CHANNELS_LAST else u.shape[1]
     y = u.new_empty(u.shape)
     last_state = u.new_empty((batch, dim, A.shape[1]), dtype=_state_dtype(u.dtype))

@@ -95,7 +95,8 @@ def test_output_names_and_order(header):
 
 def test_attribute_names(header):
     names = [constant(header, name).strip('"')
-             for name in ("kAttrDeltaSoftplus", "kAttrLayout", "kAttrBOffset", "kAttrCOffset", "kAttrZOffset")]
+             for name in ("kAttrDeltaSoftplus", "kAttrLayout", "kAttrBOffset", "kAttrCOffset", "kAttrZOffset",
+                          "kAttrDeltaOffset")]
     assert names == list(contract.ATTRIBUTES)
     assert contract.ATTRIBUTES["delta_softplus"] == ("int", 0)
     assert contract.ATTRIBUTES["layout"] == ("int", contract.LAYOUT_CHANNELS_FIRST)
@@ -110,6 +111,9 @@ def test_offset_attributes(header):
     # The validation pairs each attribute with its input in the contract's order.
     pairs = re.findall(r"\{kInput(\w+), kAttr(\w)Offset, offsets\.\w\}", VALIDATE.read_text())
     assert [(i.lower(), a.lower()) for i, a in pairs] == [(n.lower(), n.lower()) for n in contract.OFFSET_ATTRIBUTES]
+    # delta_offset goes with delta_weight and reads delta at an offset only when it is given.
+    assert contract.ATTRIBUTES[contract.DELTA_OFFSET_ATTRIBUTE] == ("int", contract.WHOLE)
+    assert constant(header, "kAttrDeltaOffset") == f'"{contract.DELTA_OFFSET_ATTRIBUTE}"'
 
 
 def test_layout_values(header):

@@ -37,8 +37,13 @@ def python_result(case: dict, layout: int = 0) -> str:
         dims = check_inputs(shapes, dtypes, layout=layout)
     except InputShapeError as error:
         return str(error)
+    return ok_line(dims, dtypes)
+
+
+def ok_line(dims, dtypes: dict) -> str:
+    """The probe's line for valid inputs."""
     return (f"OK {dims.batch} {dims.dim} {dims.length} {dims.state} {dims.groups_b} {dims.groups_c} "
-            f"{IO_DTYPES.index(dtypes['u'])}")
+            f"{IO_DTYPES.index(dtypes['u'])} {dims.rank}")
 
 
 def valid_case(rng, layout: int = 0) -> dict:
@@ -56,7 +61,8 @@ def valid_case(rng, layout: int = 0) -> dict:
     shapes = {"u": seq, "delta": seq, "A": (dim, state), "B": bc(),
               "C": bc(), "D": (dim,), "z": seq, "delta_bias": (dim,),
               "initial_state": (batch, dim, state)}
-    return {spec.name: (shapes[spec.name], io if spec.dtype == "T" else "float32") for spec in INPUTS}
+    return {spec.name: (shapes[spec.name], io if spec.dtype == "T" else "float32") for spec in INPUTS
+            if spec.name in shapes}
 
 
 def break_case(rng, case: dict) -> dict:
@@ -111,7 +117,7 @@ def test_unknown_layout_gives_the_contracts_message(probe):
      "SelectiveScan: u is float64, expected one of float32, float16, bfloat16"),
 ])
 def test_messages_ort_does_not_let_through(probe, case_edit, message):
-    case = {spec.name: (shape, "float32") for spec, shape in zip(INPUTS, [
+    case = {spec.name: (shape, "float32") for spec, shape in zip(INPUTS[:9], [
         (2, 8, 16), (2, 8, 16), (8, 4), (2, 4, 16), (2, 4, 16), (8,), (2, 8, 16), (8,), (2, 8, 4)],
         strict=True)}
     case_edit(case)
@@ -146,9 +152,7 @@ def test_offset_messages_and_dims_agree_on_generated_cases(probe):
         shapes = {name: shape for name, (shape, _) in case.items()}
         dtypes = {name: dtype for name, (_, dtype) in case.items()}
         try:
-            dims = check_inputs(shapes, dtypes, layout=1, offsets=offsets)
-            expected.append(f"OK {dims.batch} {dims.dim} {dims.length} {dims.state} {dims.groups_b} "
-                            f"{dims.groups_c} {IO_DTYPES.index(dtypes['u'])}")
+            expected.append(ok_line(check_inputs(shapes, dtypes, layout=1, offsets=offsets), dtypes))
         except InputShapeError as error:
             expected.append(str(error))
     assert sum(line.startswith("OK") for line in expected) > 300, "too few valid cases to compare dims"
@@ -157,3 +161,42 @@ def test_offset_messages_and_dims_agree_on_generated_cases(probe):
              for case, offsets in drawn]
     for (case, offsets), want, got in zip(drawn, expected, run_lines(probe, lines), strict=True):
         assert got == want, f"{offsets} {case}"
+
+
+def projected_case(rng) -> tuple[dict, dict, int]:
+    """A case of the projected delta: delta_weight (D, R) and delta a (B, L, W) tensor read from
+    delta_offset on, often broken (W too small, an offset out of range, no weight, a weight of
+    the wrong shape or dtype, layout 0), with its offset attributes and its layout."""
+    layout = 1 if rng.random() < 0.85 else 0
+    case = valid_case(rng, layout)
+    batch, dim = case["u"][0][0], case["A"][0][0]
+    length = case["u"][0][1] if layout == 1 else case["u"][0][2]
+    rank = int(rng.integers(0, 4))
+    offset = int(rng.integers(-2, 4)) if rng.random() < 0.9 else -1
+    offsets = {"delta_offset": offset} if rng.random() < 0.9 else {}
+    io = case["u"][1]
+    case["delta"] = ((batch, length, max(0, offset) + rank + int(rng.integers(-1, 3))), io)
+    if rng.random() < 0.9:
+        weight = (dim, rank) if rng.random() < 0.85 else (dim + 1, rank)
+        case["delta_weight"] = (weight, "float32" if rng.random() < 0.9 else io)
+    return (break_case(rng, case) if rng.random() < 0.2 else case), offsets, layout
+
+
+def test_projected_delta_messages_and_dims_agree_on_generated_cases(probe):
+    rng = np.random.default_rng(11)
+    drawn = [projected_case(rng) for _ in range(3000)]
+    expected = []
+    for case, offsets, layout in drawn:
+        shapes = {name: shape for name, (shape, _) in case.items()}
+        dtypes = {name: dtype for name, (_, dtype) in case.items()}
+        try:
+            expected.append(ok_line(check_inputs(shapes, dtypes, layout=layout, offsets=offsets), dtypes))
+        except InputShapeError as error:
+            expected.append(str(error))
+    assert sum(line.startswith("OK") and not line.endswith(" 0") for line in expected) > 300, "too few projected"
+    assert sum("delta_offset" in line for line in expected) > 200, "too few delta_offset messages"
+    assert sum("delta_weight" in line for line in expected) > 100, "too few delta_weight messages"
+    lines = [";".join([f"layout={layout}"] + [f"{k}={v}" for k, v in offsets.items()] + input_items(case))
+             for case, offsets, layout in drawn]
+    for (case, offsets, layout), want, got in zip(drawn, expected, run_lines(probe, lines), strict=True):
+        assert got == want, f"{layout} {offsets} {case}"

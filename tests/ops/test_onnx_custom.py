@@ -61,7 +61,7 @@ def test_one_custom_node_with_empty_names_for_absent_inputs(exported):
     assert node.input[5] == "" and node.input[7] == ""  # D, delta_bias
     assert node.input[6] == "z" and node.input[8] == "h0"
     assert {a.name: a.i for a in node.attribute} == {"delta_softplus": 1, "layout": 0, "b_offset": -1, "c_offset": -1,
-                                                     "z_offset": -1}
+                                                     "z_offset": -1, "delta_offset": -1}
     assert {o.domain: o.version for o in model.opset_import}[DOMAIN] == OP_VERSION
     dims = [d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims[0] == "batch" and dims[2] == "sequence"

@@ -21,6 +21,7 @@ from mamba_export.ops.numpy_op import NUMPY_OPS
 from mamba_export.ops.onnx_standard import rewrite_model
 from tests.custom_ops import conv_cases
 from tests.custom_ops.packed_cases import embed, pack_conv, pack_scan, packed_scan_model
+from tests.custom_ops.projected_cases import make_projected, projected_model, projected_reference
 from tests.custom_ops.scan_cases import make_inputs, reference, relative_error
 from tests.support import standard_runtimes
 from tests.support.one_conv_node import causal_conv_model
@@ -57,6 +58,28 @@ def test_packed_scan_matches_the_reference(form, shared_bc, length):
         y, state = y.numpy(), state.numpy()
     else:
         y, state = _run_model(form, packed_scan_model("float32", PRESENT, True, offsets, shared_bc), packed)
+    assert y.shape == inputs["u"].shape and state.shape == ref_state.shape
+    assert relative_error(y, ref_y) <= TOLERANCE and relative_error(state, ref_state) <= TOLERANCE
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("layer", [True, False], ids=["x_proj_output", "window"])
+@pytest.mark.parametrize("length", [1, 12])
+def test_projected_delta_matches_the_reference(form, layer, length):
+    """delta_weight (D, R) times x_dt read from delta at delta_offset (NaN around x_dt)."""
+    inputs, offsets = make_projected(batch=2, dim=6, length=length, state=4, rank=3, seed=length, layer=layer)
+    ref_y, ref_state = projected_reference(inputs, offsets)
+    if form == "torch":
+        tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
+        b = tensors.get("B", tensors["delta"])
+        c = tensors.get("C", tensors["delta"])
+        y, state = torch.ops.mamba_export.selective_scan(
+            tensors["u"], tensors["delta"], tensors["A"], b, c, tensors["D"], tensors["z"], tensors["delta_bias"],
+            tensors["initial_state"], True, 1, offsets.get("b_offset", -1), offsets.get("c_offset", -1), -1,
+            tensors["delta_weight"], offsets["delta_offset"])
+        y, state = y.numpy(), state.numpy()
+    else:
+        y, state = _run_model(form, projected_model("float32", inputs, offsets, shaped=True), inputs)
     assert y.shape == inputs["u"].shape and state.shape == ref_state.shape
     assert relative_error(y, ref_y) <= TOLERANCE and relative_error(state, ref_state) <= TOLERANCE
 

@@ -27,7 +27,8 @@ def _dtypes(io="float32", **overrides):
 
 
 def test_the_input_order_is_the_abi():
-    assert contract.INPUT_NAMES == ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state")
+    assert contract.INPUT_NAMES == ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state",
+                                    "delta_weight")
     assert contract.OUTPUT_NAMES == ("y", "last_state")
     assert contract.REQUIRED_INPUTS == ("u", "delta", "A", "B", "C")
 
@@ -112,3 +113,57 @@ def test_dtype_errors_name_the_input(dtypes, message):
 def test_dtypes_of_absent_inputs_are_ignored():
     dims = check_inputs(_shapes(z=None), _dtypes("float16", z="float64"))
     assert dims.batch == BATCH
+
+
+# ---- the projected delta (delta_weight, delta_offset) -----------------------------------
+
+RANK, WIDE = 3, 3 + 2 * STATE
+
+
+def _projected(**overrides):
+    """Layout 1 shapes with delta the (B, L, R + 2N) x_proj output, x_dt at offset 0."""
+    shapes = dict(
+        u=(BATCH, LENGTH, DIM), delta=(BATCH, LENGTH, WIDE), A=(DIM, STATE),
+        B=(BATCH, LENGTH, WIDE), C=(BATCH, LENGTH, WIDE), D=(DIM,), z=(BATCH, LENGTH, 2 * DIM),
+        delta_bias=(DIM,), initial_state=(BATCH, DIM, STATE), delta_weight=(DIM, RANK),
+    )
+    shapes.update(overrides)
+    return shapes
+
+
+PROJECTED_OFFSETS = dict(b_offset=RANK, c_offset=RANK + STATE, z_offset=DIM, delta_offset=0)
+
+
+def test_projected_delta_is_accepted_and_gives_its_rank():
+    dims = check_inputs(_projected(), _dtypes("float16", delta_weight="float32"), layout=1,
+                        offsets=PROJECTED_OFFSETS)
+    assert dims == contract.ScanDims(BATCH, DIM, LENGTH, STATE, 0, 0, rank=RANK)
+    assert "delta_weight" in contract.FLOAT32_INPUTS
+    assert contract.ATTRIBUTES["delta_offset"] == ("int", contract.WHOLE)
+
+
+@pytest.mark.parametrize("shapes, layout, offsets, message", [
+    (_shapes(delta_weight=(DIM, RANK)), 0, {}, "delta_weight needs layout 1 (channels last), the layout is 0"),
+    (_projected(), 1, dict(PROJECTED_OFFSETS, delta_offset=-1),
+     "delta_weight is given but attribute delta_offset is -1"),
+    (_projected(delta_weight=None), 1, PROJECTED_OFFSETS,
+     "attribute delta_offset is 0 but input delta_weight is absent"),
+    (_projected(), 1, dict(PROJECTED_OFFSETS, delta_offset=-2), "attribute delta_offset is -2, expected -1"),
+    (_projected(), 1, dict(PROJECTED_OFFSETS, delta_offset=WIDE - RANK + 1),
+     f"delta is (2, 5, {WIDE}): delta_offset = {WIDE - RANK + 1} with R = {RANK} needs W >= {WIDE + 1}"),
+    (_projected(delta=(BATCH, LENGTH, RANK - 1)), 1, PROJECTED_OFFSETS,
+     f"delta is (2, 5, {RANK - 1}): delta_offset = 0 with R = {RANK} needs W >= {RANK}"),
+    (_projected(delta_weight=(DIM + 1, RANK)), 1, PROJECTED_OFFSETS,
+     f"delta_weight is ({DIM + 1}, {RANK}), expected (D, R) = ({DIM}, R) to match u"),
+    (_projected(delta_weight=(DIM,)), 1, PROJECTED_OFFSETS, f"delta_weight is ({DIM},), expected (D, R)"),
+    (_projected(delta=(BATCH, LENGTH + 1, WIDE)), 1, PROJECTED_OFFSETS,
+     f"delta is (2, 6, {WIDE}) with delta_weight given, expected (B, L, W) with (B, L) = (2, 5)"),
+])
+def test_projected_delta_errors_name_the_problem(shapes, layout, offsets, message):
+    with pytest.raises(InputShapeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_inputs(shapes, layout=layout, offsets=offsets)
+
+
+def test_projected_delta_weight_must_be_float32():
+    with pytest.raises(InputShapeError, match="delta_weight is float16, expected float32"):
+        check_inputs(_projected(), _dtypes("float16", delta_weight="float16"), layout=1, offsets=PROJECTED_OFFSETS)

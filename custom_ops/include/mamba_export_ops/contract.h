@@ -22,11 +22,12 @@ enum SelectiveScanInput : int {
   kInputZ = 6,
   kInputDeltaBias = 7,
   kInputInitialState = 8,
-  kNumInputs = 9,
+  kInputDeltaWeight = 9,
+  kNumInputs = 10,
 };
 constexpr int kNumRequiredInputs = 5;
 constexpr const char* kInputNames[kNumInputs] = {
-    "u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state"};
+    "u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state", "delta_weight"};
 
 enum SelectiveScanOutput : int {
   kOutputY = 0,
@@ -43,6 +44,10 @@ constexpr const char* kAttrBOffset = "b_offset";
 constexpr const char* kAttrCOffset = "c_offset";
 constexpr const char* kAttrZOffset = "z_offset";
 constexpr int64_t kWholeInput = -1;
+// Projected delta (layout 1 only): with the input delta_weight (D, R) float32, delta is a
+// (B, L, W) tensor whose channels [delta_offset, delta_offset + R) hold x_dt, and the scan's
+// delta is sum_r delta_weight[d, r] * x_dt[b, l, r] in float32; kWholeInput without it.
+constexpr const char* kAttrDeltaOffset = "delta_offset";
 
 // Values of the layout attribute: how u, delta, z, y and B, C are stored.
 enum SelectiveScanLayout : int {
