@@ -28,7 +28,8 @@
 #                              in-process on CUDA, random and trained weights), "profile" (a token's time
 #                              by part, and ncu's kernels of one decode step and one prefill), "first_calls"
 #                              (a first call at new prompt lengths against the second, per node, lazy and
-#                              eager kernel loading); default "op e2e".
+#                              eager kernel loading), "fused_delta" (the projected delta's GPU tests, and
+#                              generate() on the plain against the --fuse-delta-proj export); default "op e2e".
 #   OP_TESTS_K                 a pytest -k selection of the CUDA op tests; SKIP_MEMCHECK=1 skips memcheck
 #   E2E_DTYPES                 the dtypes of the e2e group (default "fp32 fp16 bf16")
 #                              Each group fits one 10-minute device command; a warm machine keeps /tmp.
@@ -166,6 +167,21 @@ for batch in ${PROFILE_KERNEL_BATCHES:-1}; do
   step "ncu_kernels_b${batch}" 200 bash -o pipefail -c "ncu --profile-from-start off --metrics gpu__time_duration.sum \
     --csv --page raw python3 scripts/profile_decode.py /tmp/e2e/fp16 --kernels --batches ${batch} \
     > '${out}/ncu_kernels_b${batch}.csv'"
+done
+fi
+
+# 5d'. The projected delta (--fuse-delta-proj): its CUDA op and export tests with the plain scan's
+#      (whose kernels it touched), then generate() on the plain and the fused fp16 export in one run.
+if [[ "${steps}" == *" fused_delta "* ]]; then
+step pytest_fused_delta 300 bash -o pipefail -c "python3 -m pytest -q -m gpu -p no:cacheprovider \
+  tests/custom_ops/test_projected_delta_cuda.py tests/export/test_fuse_delta_proj.py \
+  tests/custom_ops/test_selective_scan_cuda.py tests/custom_ops/test_selective_scan_cuda_staged.py \
+  tests/custom_ops/test_packed_inputs_cuda.py ${parallel:-} 2>&1 | tail -n 30 > '${out}/pytest_fused_delta.log'"
+for variant in plain fused; do
+  flag=""; [[ "${variant}" == fused ]] && flag="--fuse-delta-proj"
+  step "bench_e2e_${variant}" 240 bash -o pipefail -c "python3 scripts/bench_e2e.py --provider cuda --dtype fp16 \
+    --backends custom --no-torch --decode-tokens 64 --repeats 3 --workdir /tmp/fused_delta ${flag} \
+    --json '${out}/bench_e2e_${variant}.json' 2>&1 | tail -n 25"
 done
 fi
 
