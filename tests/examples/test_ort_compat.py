@@ -68,11 +68,15 @@ def run_probe(library: str, model: Path, feeds: dict, workdir: Path,
     return dict(np.load(workdir / "outputs.npz")), json.loads(result.stdout.strip().splitlines()[-1])
 
 
+# Every input of the plain form (layout 0): delta_weight, the projected form's, needs layout 1.
+PLAIN_INPUTS = [name for name in INPUT_NAMES if name != "delta_weight"]
+
+
 def scan_model(path: Path) -> None:
-    """One SelectiveScan node with every optional input, float32 I/O."""
-    inputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in INPUT_NAMES]
+    """One SelectiveScan node with every optional input of the plain form, float32 I/O."""
+    inputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in PLAIN_INPUTS]
     outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in OUTPUT_NAMES]
-    node = helper.make_node(OP_TYPE, list(INPUT_NAMES), list(OUTPUT_NAMES), domain=DOMAIN, delta_softplus=1)
+    node = helper.make_node(OP_TYPE, PLAIN_INPUTS, list(OUTPUT_NAMES), domain=DOMAIN, delta_softplus=1)
     graph = helper.make_graph([node], "one_scan", inputs, outputs)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18),
                                                     helper.make_opsetid(DOMAIN, OP_VERSION)])

@@ -119,8 +119,8 @@ def _shift_conv_state(monkeypatch) -> list:
 def _zero_ssm_state_between_calls(monkeypatch) -> None:
     real = patching.mixer_forward
 
-    def forgetting(mixer, arch, hidden, attention_mask, conv_state, ssm_state, bcdt_eps=0.0):
-        return real(mixer, arch, hidden, attention_mask, conv_state, ssm_state * 0.0, bcdt_eps)
+    def forgetting(mixer, arch, hidden, attention_mask, conv_state, ssm_state, bcdt_eps=0.0, **options):
+        return real(mixer, arch, hidden, attention_mask, conv_state, ssm_state * 0.0, bcdt_eps, **options)
 
     monkeypatch.setattr(patching, "mixer_forward", forgetting)
 
