@@ -104,6 +104,7 @@ DEFAULT_PREFILL_BUCKET = 64
 # ... and reads one prompt of each such length up to this one at load (RuntimeOptions.warm_up_length).
 DEFAULT_WARM_UP_LENGTH = 2048
 
+
 @dataclass(frozen=True)
 class RuntimeOptions:
     """How to run an exported folder: provider, IO binding, CUDA graphs, provider options, library path.

@@ -63,9 +63,6 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_s
     if delta_weight is not None:
         # The plain contract, with delta already projected (in the compute dtype, not rounded to u's).
         named["delta"] = project_delta(named, offsets, dims)
-        named.pop("delta_weight")
-        offsets.pop("delta_offset")
-        return selective_scan(**named, delta_softplus=delta_softplus, layout=layout, **offsets)
     named.pop("delta_weight")
     offsets.pop("delta_offset")
     if any(offset != WHOLE for offset in offsets.values()):

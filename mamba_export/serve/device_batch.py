@@ -85,16 +85,18 @@ class DeviceBatch:
         model, runner = self.model, self.model.runner
         ids = check_input_ids(ids, int(model.info["vocab_size"]))
         mask = check_attention_mask(mask, ids.shape)
-        if carried is None:  # masked padding keeps zero states at zero; carried states it would change
+        batch = ids.shape[0]
+        if carried is None:
+            # Masked padding keeps zero states at zero (carried states it would change); the zero
+            # row is repeated on the device, not copied from the host.
             ids, mask = pad_left_to_multiple(ids, mask, self._decoder.bucket)
-        batch, length = ids.shape
-        if carried is None:  # the zero row repeated on the device, not copied from the host
             past = state_set(model.state_spec, batch, self.device)
             self._gather.gather([self._zero_row], np.zeros(batch, np.int64), past)
         else:
             past, row = carried
             if batch != 1 or row != 0:
                 raise ValueError("only a prompt read alone goes on in chunks")
+        length = ids.shape[1]
         present = state_set(model.state_spec, batch, self.device)
         logits = self.device.empty((batch, runner.head_positions(length), runner.head_width), runner.head_dtype)
         binding = model.session.io_binding()

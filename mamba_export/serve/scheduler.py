@@ -353,12 +353,7 @@ class Scheduler:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join()
-        with self._cond:
-            pending = list(self._waiting) + list(self._rows)
-            self._waiting.clear()
-        self.batch.clear()
-        for request in pending:
-            self._end(request, ERROR, "the server is shutting down")
+        self._fail_all("the server is shutting down")
 
     def run_until_idle(self, max_steps: int = 1_000_000) -> int:
         """Step until nothing is waiting or running (for callers without the thread); returns the steps."""
