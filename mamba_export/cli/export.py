@@ -41,8 +41,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--adapter", metavar="PATH", default=None,
                         help="a PEFT LoRA adapter folder for the model, merged into its weights before export")
     parser.add_argument("--fuse-delta-proj", action="store_true",
-                        help="custom backend: SelectiveScan computes dt_proj itself, one MatMul fewer per layer "
-                             "(the standard backend ignores it)")
+                        help="custom backend: SelectiveScan computes dt_proj itself, one MatMul fewer per layer, "
+                             "for CUDA exports (slower on the CPU; the standard backend ignores it)")
     parser.add_argument("--no-check", action="store_true", help="skip the parity check after export")
     parser.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
