@@ -31,6 +31,7 @@ namespace mamba_export_ops {
 namespace {
 
 using cuda_scan::ChunkedScanKernel;
+using cuda_scan::SequentialScanKernel;
 using cuda_scan::StagedChunkedScanKernel;
 
 // The mode a process starts in: staged (3.2x to 4.6x faster on mamba-130m to 2.8b shapes, the
@@ -75,19 +76,10 @@ cudaError_t LaunchSequential(const SelectiveScanParams& p, cudaStream_t stream) 
   int log2_lanes = 0;
   while ((1 << log2_lanes) < lanes) ++log2_lanes;
   const int64_t threads = p.batch * p.dim * lanes;
-  constexpr int block = cuda_scan::kSequentialThreads;
-  const int64_t blocks = (threads + block - 1) / block;
+  const int64_t blocks = (threads + cuda_scan::kSequentialThreads - 1) / cuda_scan::kSequentialThreads;
   if (blocks > INT32_MAX) return cudaErrorInvalidConfiguration;
-  // Runs of states as 16-byte accesses (cuda_sequential.cuh): every run whole, A and the
-  // states 16-byte aligned.
-  const bool vector_state = p.state % cuda_scan::kStatesPerLane == 0 && IsAligned16(p.A) &&
-                            IsAligned16(p.last_state) &&
-                            (p.initial_state == nullptr || IsAligned16(p.initial_state));
-  if (vector_state) {
-    cuda_scan::SequentialScanKernel<T, true><<<static_cast<unsigned>(blocks), block, 0, stream>>>(p, log2_lanes);
-  } else {
-    cuda_scan::SequentialScanKernel<T, false><<<static_cast<unsigned>(blocks), block, 0, stream>>>(p, log2_lanes);
-  }
+  SequentialScanKernel<T><<<static_cast<unsigned>(blocks), cuda_scan::kSequentialThreads, 0, stream>>>(
+      p, log2_lanes);
   return cudaGetLastError();
 }
 

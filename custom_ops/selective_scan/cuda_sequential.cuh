@@ -6,12 +6,6 @@
 // kStatesPerLane state values in registers and walks the steps one by one. The
 // output is the sum over the group's lanes, taken with warp shuffles.
 //
-// Where N is a multiple of kStatesPerLane and the state tensors and A are 16-byte
-// aligned (kVectorState), a lane moves its run of states and of A as one 16-byte
-// access: at decode the states are most of the bytes, and four 4-byte accesses 16
-// bytes apart per lane cost four times the transactions. B and C runs move as one
-// access too where their state stride is 1 and the address allows it.
-//
 // The projected form (delta_weight given): the group's lanes split the R terms of
 // delta = delta_weight[d, :] . x_dt[b, t, :] and sum them with the same shuffles, so the
 // time step comes from the x_proj output with no separate kernel.
@@ -34,23 +28,7 @@ inline int SequentialLanesPerChannel(int64_t state) {
   return lanes;
 }
 
-// kStatesPerLane values of T from src[0], src[stride], ... as floats; one access where
-// the stride is 1 and src is aligned to the whole run.
 template <typename T>
-__device__ __forceinline__ void LoadRun(const T* src, int64_t stride, int count, float (&out)[kStatesPerLane]) {
-  constexpr uintptr_t kRunBytes = kStatesPerLane * sizeof(T);
-  if (count == kStatesPerLane && stride == 1 && reinterpret_cast<uintptr_t>(src) % kRunBytes == 0) {
-    T run[kStatesPerLane];
-    VectorLoad<T, kStatesPerLane>(src, run);
-#pragma unroll
-    for (int k = 0; k < kStatesPerLane; ++k) out[k] = ToFloat(run[k]);
-    return;
-  }
-#pragma unroll
-  for (int k = 0; k < kStatesPerLane; ++k) out[k] = k < count ? ToFloat(src[k * stride]) : 0.0f;
-}
-
-template <typename T, bool kVectorState>
 __global__ void __launch_bounds__(kSequentialThreads)
     SequentialScanKernel(const SelectiveScanParams p, int log2_lanes) {
   const int64_t thread = static_cast<int64_t>(blockIdx.x) * kSequentialThreads + threadIdx.x;
@@ -65,30 +43,13 @@ __global__ void __launch_bounds__(kSequentialThreads)
   const int64_t L = p.length;
   const int64_t n0 = static_cast<int64_t>(slot) * kStatesPerLane;
 
-  // The states this lane owns: a whole run, or the tail of N, or none.
-  const int owned = active ? static_cast<int>(N - n0 < kStatesPerLane ? (N - n0 > 0 ? N - n0 : 0) : kStatesPerLane)
-                           : 0;
   float a2[kStatesPerLane];
   float h[kStatesPerLane];
-  if (kVectorState && owned == kStatesPerLane) {
-    const float4 a = *reinterpret_cast<const float4*>(p.A + d * N + n0);
-    a2[0] = a.x * kLog2e; a2[1] = a.y * kLog2e; a2[2] = a.z * kLog2e; a2[3] = a.w * kLog2e;
-    if (p.initial_state != nullptr) {
-      // A plain load: the initial and last state may be one buffer (each lane reads its
-      // own run before it writes it).
-      const float4 s = *reinterpret_cast<const float4*>(p.initial_state + channel * N + n0);
-      h[0] = s.x; h[1] = s.y; h[2] = s.z; h[3] = s.w;
-    } else {
 #pragma unroll
-      for (int k = 0; k < kStatesPerLane; ++k) h[k] = 0.0f;
-    }
-  } else {
-#pragma unroll
-    for (int k = 0; k < kStatesPerLane; ++k) {
-      const bool mine = k < owned;
-      a2[k] = mine ? p.A[d * N + n0 + k] * kLog2e : 0.0f;
-      h[k] = (mine && p.initial_state != nullptr) ? p.initial_state[channel * N + n0 + k] : 0.0f;
-    }
+  for (int k = 0; k < kStatesPerLane; ++k) {
+    const bool owned = active && n0 + k < N;
+    a2[k] = owned ? p.A[d * N + n0 + k] * kLog2e : 0.0f;
+    h[k] = (owned && p.initial_state != nullptr) ? p.initial_state[channel * N + n0 + k] : 0.0f;
   }
 
   // Channels first: a thread's steps are contiguous. Channels last: neighbouring
@@ -125,17 +86,14 @@ __global__ void __launch_bounds__(kSequentialThreads)
     }
     const float dtu = dt * u;
     float partial = 0.0f;
-    if (owned > 0) {
-      float bn[kStatesPerLane];
-      float cn[kStatesPerLane];
-      LoadRun<T>(b_rows + n0 * p.proj_b.state + t * p.proj_b.time, p.proj_b.state, owned, bn);
-      LoadRun<T>(c_rows + n0 * p.proj_c.state + t * p.proj_c.time, p.proj_c.state, owned, cn);
 #pragma unroll
-      for (int k = 0; k < kStatesPerLane; ++k) {
-        if (k < owned) {
-          h[k] = fmaf(FastExp2(dt * a2[k]), h[k], dtu * bn[k]);
-          partial = fmaf(cn[k], h[k], partial);
-        }
+    for (int k = 0; k < kStatesPerLane; ++k) {
+      if (active && n0 + k < N) {
+        const int64_t n = n0 + k;
+        const float bn = ToFloat(b_rows[n * p.proj_b.state + t * p.proj_b.time]);
+        const float cn = ToFloat(c_rows[n * p.proj_c.state + t * p.proj_c.time]);
+        h[k] = fmaf(FastExp2(dt * a2[k]), h[k], dtu * bn);
+        partial = fmaf(cn, h[k], partial);
       }
     }
     for (int offset = lanes / 2; offset > 0; offset /= 2) {
@@ -147,13 +105,9 @@ __global__ void __launch_bounds__(kSequentialThreads)
       static_cast<T*>(p.y)[row + t * step] = FromFloat<T>(y);
     }
   }
-  if (kVectorState && owned == kStatesPerLane) {
-    *reinterpret_cast<float4*>(p.last_state + channel * N + n0) = make_float4(h[0], h[1], h[2], h[3]);
-  } else {
 #pragma unroll
-    for (int k = 0; k < kStatesPerLane; ++k) {
-      if (k < owned) p.last_state[channel * N + n0 + k] = h[k];
-    }
+  for (int k = 0; k < kStatesPerLane; ++k) {
+    if (active && n0 + k < N) p.last_state[channel * N + n0 + k] = h[k];
   }
 }
 
