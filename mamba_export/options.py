@@ -99,7 +99,7 @@ def _cuda_option_pairs(value) -> tuple:
     return tuple(sorted((str(name), str(option)) for name, option in items))
 
 
-# generate() on CUDA pads prompts to a multiple of this many tokens (RuntimeOptions.prefill_bucket).
+# generate() on CUDA pads prompts so that batch x length is a multiple of this (RuntimeOptions.prefill_bucket).
 DEFAULT_PREFILL_BUCKET = 64
 # ... and reads one prompt of each such length up to this one at load (RuntimeOptions.warm_up_length).
 DEFAULT_WARM_UP_LENGTH = 2048
@@ -121,11 +121,13 @@ class RuntimeOptions:
         an idle machine); False lets them sleep, leaving the cores to other work in the process
         (a server's HTTP and scheduling threads) between calls.
     prefill_bucket: on CUDA with IO binding, ``generate()`` left-pads each prompt (masked, so
-        the answer does not change) to a multiple of this many tokens. ONNX Runtime's CUDA
-        provider spends milliseconds on every matrix-product shape it has not seen (the first
-        layer's products and the head, 5 to 19 ms at a new prompt length for mamba-130m), and
-        a product's shape is (batch x padded length, width): with buckets, prompts of nearby
-        lengths share one. None: 64 there (``DEFAULT_PREFILL_BUCKET``); 1 turns it off.
+        the answer does not change) with the fewest positions that make batch x padded length a
+        multiple of this many tokens. ONNX Runtime's CUDA provider spends milliseconds on every
+        matrix-product shape it has not seen (the first layer's products and the head, 5 to 19
+        ms at a new prompt length for mamba-130m), and a product's shape is (batch x padded
+        length, width): with buckets, prompts of nearby lengths share one. One row pads to a
+        multiple of the bucket; 128 rows of 64-token buckets pad nothing. None: 64 there
+        (``DEFAULT_PREFILL_BUCKET``); 1 turns it off.
     warm_up_length: on CUDA with IO binding, the model reads one prompt of every bucket length
         up to this one when it loads (longest first, so memory grows once), so that no later
         prompt whose batch x padded length is within it meets a new shape. None: 2048
@@ -174,7 +176,7 @@ class RuntimeOptions:
 
     @property
     def prefill_multiple(self) -> int:
-        """The length generate()'s prompts are padded to a multiple of (1: no padding)."""
+        """The bucket generate()'s prompts are padded to: batch x length a multiple of it (1: no padding)."""
         if self.prefill_bucket is not None:
             return self.prefill_bucket
         return DEFAULT_PREFILL_BUCKET if self.provider == "cuda" and self.io_binding else 1

@@ -6,7 +6,7 @@
 # Usage (from the repository root, on a machine with a CUDA GPU):
 #   OUT=results/tmp/gpu bash scripts/gpu_round.sh
 # Environment:
-#   OUT                        folder for the logs and JSON (at most 7 files, flat)
+#   OUT                        folder for the logs and JSON (flat; keep a round's steps to 8 files, what a device call returns)
 #   ORT_STAGE                  folder with part* of scripts/stage_ort_gpu.sh: assembled,
 #                              checked and unpacked into ORT_DIR first (optional)
 #   ORT_DIR                    folder holding an unpacked onnxruntime-gpu (put first on
@@ -28,8 +28,10 @@
 #                              in-process on CUDA, random and trained weights), "profile" (a token's time
 #                              by part, and ncu's kernels of one decode step and one prefill), "first_calls"
 #                              (a first call at new prompt lengths against the second, per node, lazy and
-#                              eager kernel loading), "fused_delta" (the projected delta's GPU tests, and
-#                              generate() on the plain against the --fuse-delta-proj export); default "op e2e".
+#                              eager kernel loading), "fused_delta" (generate() on the plain against the
+#                              --fuse-delta-proj export), "decode_ab" (decode steps of both exports with
+#                              BASE_LIBRARY against the library under test); default "op e2e".
+#   BASE_LIBRARY               another build of the op library for "decode_ab" (optional)
 #   OP_TESTS_K                 a pytest -k selection of the CUDA op tests; SKIP_MEMCHECK=1 skips memcheck
 #   E2E_DTYPES                 the dtypes of the e2e group (default "fp32 fp16 bf16")
 #                              Each group fits one 10-minute device command; a warm machine keeps /tmp.
@@ -110,10 +112,10 @@ parallel=""
 python3 -c "import xdist" 2>/dev/null && parallel="-n 8"
 op_tests="tests/custom_ops/test_selective_scan_cuda.py tests/custom_ops/test_causal_conv_cuda.py \
 tests/custom_ops/test_packed_inputs_cuda.py tests/custom_ops/test_selective_scan_cuda_staged.py \
-tests/custom_ops/test_residual_norm_cuda.py"
+tests/custom_ops/test_residual_norm_cuda.py tests/custom_ops/test_projected_delta_cuda.py"
 if [[ "${steps}" == *" op "* ]]; then
 # 4. Tests: the CUDA ops first, then every other GPU test (8 workers where pytest-xdist is installed).
-step pytest_cuda_op 360 bash -o pipefail -c "python3 -m pytest -m gpu ${op_tests} -k '${OP_TESTS_K:-not no_such_test}' \
+step pytest_cuda_op 480 bash -o pipefail -c "python3 -m pytest -m gpu ${op_tests} -k '${OP_TESTS_K:-not no_such_test}' \
   -q -p no:cacheprovider ${parallel} 2>&1 | tee '${out}/pytest_cuda_op.log'"
 # 5. Memory check of a few op tests; no caching allocator, so each tensor is its own allocation.
 # (Kept short: under memcheck each test runs about 50x slower; 62 tests took more than 180 s.)
@@ -130,8 +132,8 @@ fi
 # 5b. Precision on CUDA: the bfloat16 and int4 export tests, and the bfloat16 row of the quality
 #     table on the trained model (needs build/fortunes from scripts/prepare_fortunes.py).
 if [[ "${steps}" == *" gpu_tests "* ]]; then
-step pytest_half_precision 300 bash -o pipefail -c "python3 -m pytest -m gpu tests/export/test_half_precision.py \
-  tests/models/test_fortunes_mamba.py tests/runtime/test_cuda_runtime.py tests/serve/test_scheduler_cuda.py \
+step pytest_half_precision 480 bash -o pipefail -c "python3 -m pytest -m gpu tests/export/test_half_precision.py \
+  tests/export/test_fuse_delta_proj.py tests/models/test_fortunes_mamba.py tests/runtime/test_cuda_runtime.py tests/serve/test_scheduler_cuda.py \
   -q -p no:cacheprovider -rs ${parallel} 2>&1 | tee '${out}/pytest_half_precision.log'"
 fi
 if [[ "${steps}" == *" quality "* ]]; then
@@ -170,19 +172,47 @@ for batch in ${PROFILE_KERNEL_BATCHES:-1}; do
 done
 fi
 
-# 5d'. The projected delta (--fuse-delta-proj): its CUDA op and export tests with the plain scan's
-#      (whose kernels it touched), then generate() on the plain and the fused fp16 export in one run.
+# 5d'. The projected delta (--fuse-delta-proj): generate() on the plain and the fused fp16 export in one
+#      run (its CUDA op tests are in "op", its export tests in "gpu_tests").
 if [[ "${steps}" == *" fused_delta "* ]]; then
-step pytest_fused_delta 300 bash -o pipefail -c "python3 -m pytest -q -m gpu -p no:cacheprovider \
-  tests/custom_ops/test_projected_delta_cuda.py tests/export/test_fuse_delta_proj.py \
-  tests/custom_ops/test_selective_scan_cuda.py tests/custom_ops/test_selective_scan_cuda_staged.py \
-  tests/custom_ops/test_packed_inputs_cuda.py ${parallel:-} 2>&1 | tail -n 30 > '${out}/pytest_fused_delta.log'"
 for variant in plain fused; do
   flag=""; [[ "${variant}" == fused ]] && flag="--fuse-delta-proj"
   step "bench_e2e_${variant}" 240 bash -o pipefail -c "python3 scripts/bench_e2e.py --provider cuda --dtype fp16 \
     --backends custom --no-torch --decode-tokens 64 --repeats 3 --workdir /tmp/fused_delta ${flag} \
     --json '${out}/bench_e2e_${variant}.json' 2>&1 | tail -n 25"
 done
+fi
+
+# 5d''. Decode steps side by side (scripts/profile_decode.py: graph replay, token head, generate() per
+#       token): the plain and the fused fp16 export, each with BASE_LIBRARY (another build of the op
+#       library, optional) and the library under test, alternating so that order effects show.
+if [[ "${steps}" == *" decode_ab "* ]]; then
+for variant in plain fused; do
+  flag=""; [[ "${variant}" == fused ]] && flag="--fuse-delta-proj"
+  [[ -d /tmp/decode_ab/${variant} ]] || step "export_${variant}" 100 bash -o pipefail -c "python3 -m mamba_export export \
+    --model preset:mamba-130m /tmp/decode_ab/${variant} --device cuda --dtype fp16 --no-check --force --quiet ${flag}"
+done
+runs="plain:new fused:new"
+[[ -n "${BASE_LIBRARY:-}" ]] && runs="plain:base plain:new fused:base fused:new plain:base plain:new fused:new"
+index=0
+rm -rf /tmp/decode_ab/json && mkdir -p /tmp/decode_ab/json
+for run in ${runs}; do
+  variant="${run%%:*}" which="${run##*:}" index=$((index + 1))
+  library="${MAMBA_EXPORT_OPS_LIBRARY}"; [[ "${which}" == base ]] && library="$(realpath "${BASE_LIBRARY}")"
+  step "decode_${index}_${variant}_${which}" 90 bash -o pipefail -c "MAMBA_EXPORT_OPS_LIBRARY='${library}' \
+    python3 scripts/profile_decode.py /tmp/decode_ab/${variant} --batches 1 32 128 \
+    --json /tmp/decode_ab/json/${index}_${variant}_${which}.json 2>&1 | tail -n 6"
+done
+# One file for all runs (the round's folder holds few files): {"1_plain_base": {...}, ...}.
+python3 - "${out}/decode_ab.json" /tmp/decode_ab/json <<'EOF_AB'
+import json, sys
+from pathlib import Path
+runs = {path.stem: json.loads(path.read_text()) for path in sorted(Path(sys.argv[2]).glob("*.json"))}
+Path(sys.argv[1]).write_text(json.dumps(runs, indent=1) + "\n")
+print("decode step ms (batch 1 / 32 / 128):")
+for name, run in runs.items():
+    print(f"  {name}: " + " / ".join(f"{row['decode_step_ms']:.3f}" for row in run["rows"]))
+EOF_AB
 fi
 
 # 5e. Where a first call at a new prompt length spends its extra time (ONNX Runtime's profiler,

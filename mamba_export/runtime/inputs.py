@@ -8,6 +8,8 @@ tensors) by converting it to the int64 arrays the graph takes.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from mamba_export.errors import InputShapeError
@@ -74,17 +76,28 @@ def check_left_padded(attention_mask: np.ndarray) -> None:
                               "generate() needs left padding (pad at the start of each row)")
 
 
-def pad_left_to_multiple(input_ids: np.ndarray, attention_mask: np.ndarray, multiple: int,
-                         pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Left-pad (batch, sequence) ids and mask to a multiple of ``multiple`` positions.
+def bucket_step(batch: int, bucket: int) -> int:
+    """The length step that makes batch x length a multiple of ``bucket`` with the least padding.
+
+    A matrix product's shape on CUDA is (batch x length, width), so what has to repeat is the
+    product of the two: one row needs a multiple of ``bucket``, 128 rows of a 64-token bucket
+    none at all."""
+    return bucket // math.gcd(max(batch, 1), bucket)
+
+
+def pad_left_to_bucket(input_ids: np.ndarray, attention_mask: np.ndarray, bucket: int,
+                       pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Left-pad (batch, sequence) ids and mask with the fewest positions that make batch x
+    sequence a multiple of ``bucket`` (:func:`bucket_step`).
 
     The new positions are masked (0) and hold ``pad_id``; a masked position leaves the states
     at zero, so a left-padded prompt ends in the same states as the prompt alone."""
-    length = input_ids.shape[1]
-    padded = -(-length // multiple) * multiple
+    batch, length = input_ids.shape
+    step = bucket_step(batch, bucket)
+    padded = -(-length // step) * step
     if padded == length:
         return input_ids, attention_mask
-    batch, extra = input_ids.shape[0], padded - length
+    extra = padded - length
     ids = np.concatenate([np.full((batch, extra), pad_id, np.int64), input_ids], axis=1)
     mask = np.concatenate([np.zeros((batch, extra), np.int64), attention_mask], axis=1)
     return ids, mask

@@ -31,7 +31,7 @@ import numpy as np
 from mamba_export import graph_io
 from mamba_export.errors import BackendUnavailableError
 from mamba_export.runtime.dtypes import empty_ort_value, to_ort_value
-from mamba_export.runtime.inputs import pad_left_to_multiple
+from mamba_export.runtime.inputs import pad_left_to_bucket
 from mamba_export.runtime.session import NO_GRAPH, run_options
 
 # Runs of each decode binding without a graph before its capture.
@@ -120,7 +120,7 @@ class DeviceDecoder:
     def __init__(self, model, cache: dict, device: Device = Device(), use_graph: bool | None = None,
                  first_graph_id: int = 1, zeros: bool = True, bucket: int | None = None):
         self.model = model
-        # Prompts are left-padded to a multiple of this (RuntimeOptions.prefill_bucket).
+        # Prompts are left-padded so that batch x length is a multiple of this (RuntimeOptions.prefill_bucket).
         self.bucket = model.options.prefill_multiple if bucket is None else int(bucket)
         self.cache = cache
         self.device = device
@@ -150,8 +150,9 @@ class DeviceDecoder:
     def prefill(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> None:
         """Read the prompt from the zero state; the states land in set A, the logits stay on the device.
 
-        The prompt is left-padded to a multiple of ``bucket`` first (masked: the same states)."""
-        input_ids, attention_mask = pad_left_to_multiple(input_ids, attention_mask, self.bucket)
+        The prompt is left-padded first, so that batch x length is a multiple of ``bucket``
+        (masked: the same states)."""
+        input_ids, attention_mask = pad_left_to_bucket(input_ids, attention_mask, self.bucket)
         runner = self.model.runner
         batch, length = input_ids.shape
         self.buffers = self.buffers_for(batch)

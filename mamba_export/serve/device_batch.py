@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from mamba_export import graph_io
-from mamba_export.runtime.inputs import check_attention_mask, check_input_ids, pad_left_to_multiple
+from mamba_export.runtime.inputs import check_attention_mask, check_input_ids, pad_left_to_bucket
 from mamba_export.runtime.io_binding import Device, DeviceDecoder, bind_states, state_set
 from mamba_export.runtime.row_gather import RowGather
 from mamba_export.runtime.session import NO_GRAPH, providers_for, run_options
@@ -89,7 +89,7 @@ class DeviceBatch:
         if carried is None:
             # Masked padding keeps zero states at zero (carried states it would change); the zero
             # row is repeated on the device, not copied from the host.
-            ids, mask = pad_left_to_multiple(ids, mask, self._decoder.bucket)
+            ids, mask = pad_left_to_bucket(ids, mask, self._decoder.bucket)
             past = state_set(model.state_spec, batch, self.device)
             self._gather.gather([self._zero_row], np.zeros(batch, np.int64), past)
         else:

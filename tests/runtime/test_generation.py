@@ -8,7 +8,7 @@ import torch
 
 from mamba_export.errors import BackendUnavailableError, InputShapeError, MambaExportError
 from mamba_export.runtime.generation import GenerationSettings, HostDecoder, generate, warm_up
-from mamba_export.runtime.inputs import pad_left_to_multiple
+from mamba_export.runtime.inputs import bucket_step, pad_left_to_bucket
 from mamba_export.runtime.io_binding import WARMUP_RUNS, Device, DeviceDecoder
 from mamba_export.runtime.model import ORTMambaForCausalLM
 from tests.support.prompts import left_padded_batch, tokens
@@ -162,21 +162,36 @@ def test_device_decoder_double_buffering_matches_host(model):
         assert cache[3].graph_ids == (1, 2) and cache[1].graph_ids == (3, 4)
 
 
-def test_pad_left_to_multiple():
+def test_pad_left_to_bucket():
     ids, mask = np.array([[5, 6, 7]]), np.array([[0, 1, 1]])
-    padded, padded_mask = pad_left_to_multiple(ids, mask, 4, pad_id=9)
+    padded, padded_mask = pad_left_to_bucket(ids, mask, 4, pad_id=9)
     np.testing.assert_array_equal(padded, [[9, 5, 6, 7]])
     np.testing.assert_array_equal(padded_mask, [[0, 0, 1, 1]])
-    same = pad_left_to_multiple(padded, padded_mask, 4)
+    same = pad_left_to_bucket(padded, padded_mask, 4)
     assert same[0] is padded and same[1] is padded_mask
-    assert pad_left_to_multiple(ids, mask, 1)[0] is ids
-    assert pad_left_to_multiple(ids, mask, 64)[0].shape == (1, 64)
+    assert pad_left_to_bucket(ids, mask, 1)[0] is ids
+    assert pad_left_to_bucket(ids, mask, 64)[0].shape == (1, 64)
+
+
+@pytest.mark.parametrize("batch, length, bucket, padded", [
+    (1, 3, 64, 64), (1, 65, 64, 128), (2, 3, 64, 32), (3, 17, 64, 64), (32, 16, 64, 16), (32, 17, 64, 18),
+    (128, 16, 64, 16), (128, 1, 64, 1), (4, 10, 48, 12), (5, 0, 64, 0)])
+def test_buckets_pad_batch_times_length_to_a_multiple_with_the_fewest_positions(batch, length, bucket, padded):
+    ids = np.arange(batch * length, dtype=np.int64).reshape(batch, length) + 1
+    out, out_mask = pad_left_to_bucket(ids, np.ones_like(ids), bucket)
+    assert out.shape == (batch, padded) and (batch * padded) % bucket == 0
+    # No shorter padding would do, and the prompt itself sits at the right end, unmasked.
+    assert all((batch * shorter) % bucket for shorter in range(length, padded))
+    np.testing.assert_array_equal(out[:, padded - length:], ids)
+    assert out_mask[:, :padded - length].sum() == 0 and out_mask[:, padded - length:].all()
+    assert bucket_step(batch, bucket) * batch % bucket == 0
 
 
 @pytest.mark.parametrize("bucket", [1, 8, 64])
 def test_prefill_buckets_pad_the_prompt_and_change_no_token(model, bucket):
-    """generate() on the device decoder pads each prompt on the left to a multiple of the bucket;
-    the masked positions leave the states at zero, so every token is the host decoder's."""
+    """generate() on the device decoder pads each prompt on the left so that batch x length is a
+    multiple of the bucket; the masked positions leave the states at zero, so every token is the
+    host decoder's."""
     ids, mask = _left_padded_rows(2, 5, seed=21, padding=3)
     for settings in _sampled_and_greedy(8, seed=3):
         expected = generate(HostDecoder(model), ids, mask, settings)
@@ -184,7 +199,8 @@ def test_prefill_buckets_pad_the_prompt_and_change_no_token(model, bucket):
         assert decoder.bucket == bucket
         np.testing.assert_array_equal(generate(decoder, ids, mask, settings), expected)
     decoder.prefill(ids, mask)
-    padded = -(-ids.shape[1] // bucket) * bucket
+    step = bucket_step(ids.shape[0], bucket)
+    padded = -(-ids.shape[1] // step) * step
     assert decoder.pending.shape()[1] == model.runner.head_positions(padded)
 
 
