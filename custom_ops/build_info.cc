@@ -14,6 +14,7 @@ extern "C" __attribute__((visibility("default"))) int mamba_export_ops_has_cuda(
 }
 
 #if defined(MAMBA_EXPORT_WITH_CUDA)
+#include "common/dependent_launch.h"
 #include "selective_scan/cuda_loads.h"
 #endif
 
@@ -27,6 +28,19 @@ extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_scan_
   return static_cast<int>(mamba_export_ops::SetScanLoads(static_cast<ScanLoads>(mode)));
 #else
   (void)mode;
+  return -1;
+#endif
+}
+
+// Switches dependent launches of our CUDA kernels (common/dependent_launch.h): 0 off, 1 on
+// (the default). Returns the previous setting, or -1 for another value or a build without
+// CUDA kernels. Graphs captured before keep their launches. For timing both in one process.
+extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_dependent_launch(int on) {
+#if defined(MAMBA_EXPORT_WITH_CUDA)
+  if (on != 0 && on != 1) return -1;
+  return mamba_export_ops::SetDependentLaunch(on == 1) ? 1 : 0;
+#else
+  (void)on;
   return -1;
 #endif
 }

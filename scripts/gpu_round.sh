@@ -32,6 +32,8 @@
 #                              --fuse-delta-proj export), "decode_ab" (decode steps of both exports with
 #                              BASE_LIBRARY against the library under test); default "op e2e".
 #   BASE_LIBRARY               another build of the op library for "decode_ab" (optional)
+#   BASE_ENV                   VAR=VALUE set for the "base" runs of "decode_ab" (optional), e.g.
+#                              MAMBA_EXPORT_DEPENDENT_LAUNCH=0 to time plain launches against dependent ones
 #   OP_TESTS_K                 a pytest -k selection of the CUDA op tests; SKIP_MEMCHECK=1 skips memcheck
 #   E2E_DTYPES                 the dtypes of the e2e group (default "fp32 fp16 bf16")
 #                              Each group fits one 10-minute device command; a warm machine keeps /tmp.
@@ -184,8 +186,9 @@ done
 fi
 
 # 5d''. Decode steps side by side (scripts/profile_decode.py: graph replay, token head, generate() per
-#       token): the plain and the fused fp16 export, each with BASE_LIBRARY (another build of the op
-#       library, optional) and the library under test, alternating so that order effects show.
+#       token): the plain and the fused fp16 export, each "base" (BASE_LIBRARY, another build of the op
+#       library, and/or BASE_ENV, a setting) and "new" (the library under test as it is), alternating so
+#       that order effects show.
 if [[ "${steps}" == *" decode_ab "* ]]; then
 for variant in plain fused; do
   flag=""; [[ "${variant}" == fused ]] && flag="--fuse-delta-proj"
@@ -193,13 +196,15 @@ for variant in plain fused; do
     --model preset:mamba-130m /tmp/decode_ab/${variant} --device cuda --dtype fp16 --no-check --force --quiet ${flag}"
 done
 runs="plain:new fused:new"
-[[ -n "${BASE_LIBRARY:-}" ]] && runs="plain:base plain:new fused:base fused:new plain:base plain:new fused:new"
+[[ -n "${BASE_LIBRARY:-}${BASE_ENV:-}" ]] && runs="plain:base plain:new fused:base fused:new plain:base plain:new fused:new"
 index=0
 rm -rf /tmp/decode_ab/json && mkdir -p /tmp/decode_ab/json
 for run in ${runs}; do
   variant="${run%%:*}" which="${run##*:}" index=$((index + 1))
-  library="${MAMBA_EXPORT_OPS_LIBRARY}"; [[ "${which}" == base ]] && library="$(realpath "${BASE_LIBRARY}")"
-  step "decode_${index}_${variant}_${which}" 90 bash -o pipefail -c "MAMBA_EXPORT_OPS_LIBRARY='${library}' \
+  library="${MAMBA_EXPORT_OPS_LIBRARY}" setting=""
+  [[ "${which}" == base && -n "${BASE_LIBRARY:-}" ]] && library="$(realpath "${BASE_LIBRARY}")"
+  [[ "${which}" == base ]] && setting="${BASE_ENV:-}"
+  step "decode_${index}_${variant}_${which}" 90 bash -o pipefail -c "${setting} MAMBA_EXPORT_OPS_LIBRARY='${library}' \
     python3 scripts/profile_decode.py /tmp/decode_ab/${variant} --batches 1 32 128 \
     --json /tmp/decode_ab/json/${index}_${variant}_${which}.json 2>&1 | tail -n 6"
 done

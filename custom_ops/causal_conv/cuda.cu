@@ -13,6 +13,7 @@
 
 #include "causal_conv/cuda.h"
 #include "common/cuda_convert.cuh"
+#include "common/cuda_launch.cuh"
 
 namespace mamba_export_ops {
 namespace {
@@ -120,6 +121,7 @@ template <typename T, int K>
 // per-thread copy.
 __global__ void __launch_bounds__(kThreads)
     CausalConvKernel(const __grid_constant__ CausalConvParams p, int64_t chunks, int64_t tiles) {
+  WaitForPreviousKernel();
   const int64_t channel_blocks = (p.channels + kThreads - 1) / kThreads;
   for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
     const int64_t c = (tile % channel_blocks) * kThreads + threadIdx.x;
@@ -144,15 +146,15 @@ cudaError_t LaunchTyped(const CausalConvParams& p, cudaStream_t stream) {
   const int64_t tiles = p.batch * chunks * ((p.channels + kThreads - 1) / kThreads);
   if (tiles == 0) return cudaSuccess;
   const unsigned blocks = static_cast<unsigned>(std::min(tiles, kMaxBlocks));
+  auto launch = [&](auto kernel) { return LaunchKernel(kernel, blocks, kThreads, 0, stream, p, chunks, tiles); };
+  static_assert(kMaxUnrolledWidth == 4, "the switch below unrolls K = 1..4");
   switch (p.width) {
-    case 1: CausalConvKernel<T, 1><<<blocks, kThreads, 0, stream>>>(p, chunks, tiles); break;
-    case 2: CausalConvKernel<T, 2><<<blocks, kThreads, 0, stream>>>(p, chunks, tiles); break;
-    case 3: CausalConvKernel<T, 3><<<blocks, kThreads, 0, stream>>>(p, chunks, tiles); break;
-    case 4: CausalConvKernel<T, 4><<<blocks, kThreads, 0, stream>>>(p, chunks, tiles); break;
-    default: CausalConvKernel<T, 0><<<blocks, kThreads, 0, stream>>>(p, chunks, tiles); break;
+    case 1: return launch(CausalConvKernel<T, 1>);
+    case 2: return launch(CausalConvKernel<T, 2>);
+    case 3: return launch(CausalConvKernel<T, 3>);
+    case 4: return launch(CausalConvKernel<T, 4>);
+    default: return launch(CausalConvKernel<T, 0>);
   }
-  static_assert(kMaxUnrolledWidth == 4, "the switch above unrolls K = 1..4");
-  return cudaGetLastError();
 }
 
 }  // namespace

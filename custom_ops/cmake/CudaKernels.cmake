@@ -16,6 +16,7 @@ function(mamba_export_add_cuda_kernels target)
     causal_conv/cuda.cu
     residual_norm/ort_kernel_cuda.cc
     residual_norm/cuda.cu
+    common/dependent_launch.cu
   )
   set_target_properties(${target} PROPERTIES
     CUDA_ARCHITECTURES "90-real;90-virtual"

@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "common/cuda_convert.cuh"
+#include "common/cuda_launch.cuh"
 #include "residual_norm/cuda.h"
 
 namespace mamba_export_ops {
@@ -37,6 +38,7 @@ __device__ float BlockSum(float value, float* shared) {
 template <typename T>
 __global__ void __launch_bounds__(kThreads) ResidualNormKernel(const __grid_constant__ ResidualNormParams p) {
   __shared__ float shared[kWarps];
+  WaitForPreviousKernel();
   const T* x_all = static_cast<const T*>(p.x);
   const T* weight = static_cast<const T*>(p.weight);
   for (int64_t row = blockIdx.x; row < p.rows; row += gridDim.x) {
@@ -60,8 +62,7 @@ template <typename T>
 cudaError_t LaunchTyped(const ResidualNormParams& p, cudaStream_t stream) {
   if (p.rows * p.hidden == 0) return cudaSuccess;
   const unsigned blocks = static_cast<unsigned>(std::min(p.rows, kMaxBlocks));
-  ResidualNormKernel<T><<<blocks, kThreads, 0, stream>>>(p);
-  return cudaGetLastError();
+  return LaunchKernel(ResidualNormKernel<T>, blocks, kThreads, 0, stream, p);
 }
 
 }  // namespace

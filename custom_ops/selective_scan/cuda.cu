@@ -78,9 +78,8 @@ cudaError_t LaunchSequential(const SelectiveScanParams& p, cudaStream_t stream) 
   const int64_t threads = p.batch * p.dim * lanes;
   const int64_t blocks = (threads + cuda_scan::kSequentialThreads - 1) / cuda_scan::kSequentialThreads;
   if (blocks > INT32_MAX) return cudaErrorInvalidConfiguration;
-  SequentialScanKernel<T><<<static_cast<unsigned>(blocks), cuda_scan::kSequentialThreads, 0, stream>>>(
-      p, log2_lanes);
-  return cudaGetLastError();
+  return LaunchKernel(SequentialScanKernel<T>, static_cast<unsigned>(blocks), cuda_scan::kSequentialThreads, 0,
+                      stream, p, log2_lanes);
 }
 
 // The staged kernel (cuda_chunked_staged.cuh): one block per StagedWarps channels, all of
@@ -96,9 +95,8 @@ cudaError_t LaunchStagedWith(const SelectiveScanParams& p, cudaStream_t stream) 
         StagedChunkedScanKernel<T, kItems>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
     if (raised != cudaSuccess) return raised;
   }
-  StagedChunkedScanKernel<T, kItems>
-      <<<static_cast<unsigned>(blocks), kWarps * cuda_scan::kWarpSize, shared, stream>>>(p);
-  return cudaGetLastError();
+  return LaunchKernel(StagedChunkedScanKernel<T, kItems>, static_cast<unsigned>(blocks),
+                      kWarps * cuda_scan::kWarpSize, shared, stream, p);
 }
 
 template <typename T, int kItems>
@@ -117,9 +115,8 @@ cudaError_t LaunchChunkedWith(const SelectiveScanParams& p, cudaStream_t stream)
         static_cast<int>(shared));
     if (raised != cudaSuccess) return raised;
   }
-  ChunkedScanKernel<T, kItems><<<static_cast<unsigned>(blocks), kWarps * cuda_scan::kWarpSize, shared, stream>>>(
-      p, RowsAreAligned<T>(p));
-  return cudaGetLastError();
+  return LaunchKernel(ChunkedScanKernel<T, kItems>, static_cast<unsigned>(blocks), kWarps * cuda_scan::kWarpSize,
+                      shared, stream, p, RowsAreAligned<T>(p));
 }
 
 // Longer runs per lane amortise the warp-wide combine; shorter ones keep lanes
@@ -142,6 +139,7 @@ constexpr int kProjectThreads = 256;
 template <typename T>
 __global__ void __launch_bounds__(kProjectThreads) ProjectDeltaKernel(const SelectiveScanParams p, float* out) {
   extern __shared__ float x_dt[];
+  WaitForPreviousKernel();
   const int64_t step = blockIdx.x;
   const T* row = static_cast<const T*>(p.delta) + ProjectedDeltaRowOffset(p, step / p.length, step % p.length);
   for (int64_t r = threadIdx.x; r < p.rank; r += kProjectThreads) x_dt[r] = ToFloat(row[r]);
@@ -166,8 +164,11 @@ cudaError_t LaunchTyped(const SelectiveScanParams& p, cudaStream_t stream, void*
   const size_t shared = static_cast<size_t>(p.rank) * sizeof(float);
   if (shared > kDefaultSharedLimit) return cudaErrorInvalidConfiguration;
   float* projected = static_cast<float*>(scratch);
-  ProjectDeltaKernel<T><<<static_cast<unsigned>(steps), kProjectThreads, shared, stream>>>(p, projected);
-  if (const cudaError_t error = cudaGetLastError(); error != cudaSuccess) return error;
+  if (const cudaError_t error = LaunchKernel(ProjectDeltaKernel<T>, static_cast<unsigned>(steps), kProjectThreads,
+                                             shared, stream, p, projected);
+      error != cudaSuccess) {
+    return error;
+  }
   SelectiveScanParams plain = p;
   plain.delta = projected;
   plain.delta_weight = nullptr;

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "../common/cuda_convert.cuh"
+#include "../common/cuda_launch.cuh"
 #include "../include/mamba_export_ops/contract.h"
 #include "params.h"
 

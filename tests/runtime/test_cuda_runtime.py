@@ -78,6 +78,32 @@ def test_prefill_buckets_and_the_warm_up_change_no_token(folder, capsys):
         print(f"\n{folder.name}: load with a warm-up to 256 tokens {loaded:.2f} s; warm-up to 64 again {again:.3f} s")
 
 
+def test_dependent_launches_change_no_bit(folder):
+    """Our kernels launched as programmatic dependents of the kernel before them (the default
+    on Hopper, common/dependent_launch.h) give the logits and tokens of plain launches, with
+    and without CUDA graphs. Each model is built under its setting, so its graphs capture it."""
+    import ctypes
+
+    from mamba_export.runtime.library import get_library_path
+
+    switch = ctypes.CDLL(get_library_path(cuda=True)).mamba_export_ops_set_dependent_launch
+    ids, mask, _ = left_padded_batch(4, seed=11)
+    kwargs = dict(attention_mask=mask, max_new_tokens=16, eos_token_id=[])
+    results = {}
+    before = switch(1)
+    try:
+        for on in (0, 1):
+            switch(on)
+            for graphs in (True, False):
+                model = on_cuda(folder, cuda_graph=None if graphs else False)
+                results[on, graphs] = (model.generate(ids, **kwargs), model(ids, mask).logits)
+    finally:
+        switch(before)
+    for graphs in (True, False):
+        np.testing.assert_array_equal(results[1, graphs][0], results[0, graphs][0])
+        np.testing.assert_array_equal(results[1, graphs][1], results[0, graphs][1])
+
+
 def test_cuda_graph_decode_equals_the_path_without_graphs(folder):
     graphs, plain = on_cuda(folder), on_cuda(folder, cuda_graph=False)
     if graphs.info["backend"] == "standard":  # its ONNX Scan cannot be captured: graphs stay off

@@ -170,3 +170,32 @@ def test_cuda_build_goes_to_its_own_folder(monkeypatch):
     with pytest.raises(BuildError):
         library.build_library(cuda=True)
     assert calls[0][-2:] == ["--build-dir", str(library.cuda_build_dir())]
+
+
+def test_the_dependent_launch_switch(cpu_only_library, cuda_library):
+    """mamba_export_ops_set_dependent_launch (common/dependent_launch.h): 0 and 1 switch the CUDA
+    build and return the previous setting; another value, or the CPU-only build, answers -1."""
+    import ctypes
+
+    assert ctypes.CDLL(cpu_only_library).mamba_export_ops_set_dependent_launch(1) == -1
+    switch = ctypes.CDLL(cuda_library).mamba_export_ops_set_dependent_launch
+    before = switch(0)
+    assert before in (0, 1)
+    try:
+        assert switch(1) == 0
+        assert switch(2) == -1 and switch(-1) == -1
+        assert switch(1) == 1  # the refused values changed nothing
+    finally:
+        switch(before)
+
+
+@pytest.mark.parametrize(("value", "starts_on"), [(None, 1), ("0", 0), ("off", 0), ("1", 1)])
+def test_dependent_launch_starts_as_the_environment_says(cuda_library, value, starts_on):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "MAMBA_EXPORT_DEPENDENT_LAUNCH"}
+    if value is not None:
+        env["MAMBA_EXPORT_DEPENDENT_LAUNCH"] = value
+    code = f"import ctypes; print(ctypes.CDLL({cuda_library!r}).mamba_export_ops_set_dependent_launch(1))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(starts_on)

@@ -1,0 +1,46 @@
+// Launching our CUDA kernels as programmatic dependents of the kernel before them
+// (common/dependent_launch.h says why and how to switch it off).
+//
+// Every kernel launched with LaunchKernel must call WaitForPreviousKernel() before it
+// reads any tensor: until then the kernel before it may still be writing. Nothing is
+// read before the wait, not even weights, since any input may be another node's output.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <utility>
+
+namespace mamba_export_ops {
+
+// Dependent launches exist from compute capability 9.0 (Hopper).
+constexpr int kDependentLaunchMajor = 9;
+
+// Whether the next launch on the current device should be dependent (dependent_launch.cu).
+bool DependentLaunchApplies();
+
+// Waits until the kernel this one was launched after has finished and its writes are
+// visible. Without a dependent launch (or before sm_90) there is nothing to wait for.
+__device__ __forceinline__ void WaitForPreviousKernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// kernel<<<grid, block, shared, stream>>>(args...), as a dependent launch where it applies.
+template <typename... Params, typename... Args>
+cudaError_t LaunchKernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream,
+                         Args&&... args) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared;
+  config.stream = stream;
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attribute;
+  config.numAttrs = DependentLaunchApplies() ? 1 : 0;
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
+
+}  // namespace mamba_export_ops
