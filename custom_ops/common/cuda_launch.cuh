@@ -17,6 +17,8 @@ constexpr int kDependentLaunchMajor = 9;
 
 // Whether the next launch on the current device should be dependent (dependent_launch.cu).
 bool DependentLaunchApplies();
+// Records that the current device refused a dependent launch: later launches there are plain.
+void DependentLaunchRefused();
 
 // Waits until the kernel this one was launched after has finished and its writes are
 // visible. Without a dependent launch (or before sm_90) there is nothing to wait for.
@@ -40,7 +42,15 @@ cudaError_t LaunchKernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_
   attribute[0].val.programmaticStreamSerializationAllowed = 1;
   config.attrs = attribute;
   config.numAttrs = DependentLaunchApplies() ? 1 : 0;
-  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+  const cudaError_t launched = cudaLaunchKernelEx(&config, kernel, args...);
+  if (launched == cudaSuccess || config.numAttrs == 0) return launched;
+  // A driver or context that refuses the attribute gets the plain launch, now and (if that
+  // works) from then on; an error of the launch itself comes back from the plain one too.
+  (void)cudaGetLastError();
+  config.numAttrs = 0;
+  const cudaError_t plain = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+  if (plain == cudaSuccess) DependentLaunchRefused();
+  return plain;
 }
 
 }  // namespace mamba_export_ops

@@ -41,4 +41,11 @@ bool DependentLaunchApplies() {
   return known == 2;
 }
 
+void DependentLaunchRefused() {
+  int device = 0;
+  if (cudaGetDevice(&device) == cudaSuccess && device >= 0 && device < kMaxDevices) {
+    g_device_supports[device].store(1, std::memory_order_relaxed);
+  }
+}
+
 }  // namespace mamba_export_ops
