@@ -261,6 +261,7 @@ if [[ "${steps}" == *" e2e_bench "* ]]; then
   step bench_e2e 420 bash -o pipefail -c "python3 scripts/bench_e2e.py --provider cuda --dtype fp16 \
     --backends custom --decode-tokens 64 --repeats 3 --workdir ${e2e}/bench \
     --json '${out}/bench_e2e_gpu.json' 2>&1 | tee -a '${log}'"
+  step plot_e2e 60 python3 scripts/plot_e2e.py "${out}/bench_e2e_gpu.json" "${out}/e2e.png"
 fi
 if [[ "${steps}" == *" e2e_big "* ]]; then
   step bench_e2e_bf16 240 bash -o pipefail -c "python3 scripts/bench_e2e.py --provider cuda --dtype bf16 \

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Plot one end-to-end benchmark run (scripts/bench_e2e.py --json) against the GPU targets.
+
+    python3 scripts/plot_e2e.py results/gpu/DATE/bench_e2e_gpu.json docs/img/e2e_h200.png
+
+Three panels from the one JSON, so everything drawn was measured side by side in one run:
+decode tokens/s by batch size (log scale) for every engine in the run, prefill latency by
+prompt length, and the first call at a new prompt length against the second. The targets of
+the 130m float16 configuration on the H200 are drawn as markers; the title names the date,
+the GPU and the versions the JSON records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+# The targets for mamba-130m in float16 on the H200: decode tokens/s by batch (CUDA graph),
+# prefill ms by prompt length, and the first call's ceiling as a multiple of the second's.
+DECODE_TARGETS = {1: 1800, 32: 50000}
+PREFILL_TARGETS = {2048: 5.0}
+FIRST_CALL_CEILING = 3.0
+
+ENGINE_LABELS = {
+    "ort-custom": "mamba-export, CUDA graph",
+    "ort-custom-nograph": "mamba-export, no graph",
+    "ort-standard": "mamba-export standard ops",
+    "transformers": "transformers eager",
+}
+
+
+def _label(engine: str) -> str:
+    return ENGINE_LABELS.get(engine, engine)
+
+
+def _grouped_bars(axis, series: dict, keys: list) -> dict:
+    """Bars of each engine's value per key; returns each key's x position."""
+    width = 0.8 / max(len(series), 1)
+    positions = {key: index for index, key in enumerate(keys)}
+    for offset, (engine, values) in enumerate(series.items()):
+        xs = [positions[k] + (offset - (len(series) - 1) / 2) * width for k in keys if k in values]
+        axis.bar(xs, [values[k] for k in keys if k in values], width, label=_label(engine))
+    axis.set_xticks(range(len(keys)), [str(k) for k in keys])
+    return positions
+
+
+def plot(run: dict, target: Path) -> None:
+    results = run["results"]
+    figure, (decode, prefill, first) = plt.subplots(1, 3, figsize=(17, 4.8))
+
+    series = {e: {int(b): v for b, v in r.get("decode_tokens_per_s", {}).items()} for e, r in results.items()}
+    series = {e: v for e, v in series.items() if v}
+    batches = sorted({b for values in series.values() for b in values})
+    positions = _grouped_bars(decode, series, batches)
+    for batch, goal in DECODE_TARGETS.items():
+        if batch in positions:
+            decode.plot(positions[batch], goal, "k_", markersize=40, mew=2)
+    decode.plot([], [], "k_", mew=2, label="target (CUDA graph)")
+    decode.set_yscale("log")
+    decode.set(title="decode through generate()", xlabel="batch", ylabel="tokens/s")
+    decode.legend(fontsize=8)
+
+    series = {e: {int(n): v for n, v in r.get("prefill_ms", {}).items()} for e, r in results.items()}
+    series = {e: v for e, v in series.items() if v}
+    lengths = sorted({n for values in series.values() for n in values})
+    positions = _grouped_bars(prefill, series, lengths)
+    for length, goal in PREFILL_TARGETS.items():
+        if length in positions:
+            prefill.plot(positions[length], goal, "k_", markersize=40, mew=2)
+    prefill.plot([], [], "k_", mew=2, label="target")
+    prefill.set_yscale("log")
+    prefill.set(title="prefill: generate(max_new_tokens=1)", xlabel="prompt tokens", ylabel="ms")
+    prefill.legend(fontsize=8)
+
+    calls = results.get("ort-custom", {}).get("first_call_ms", {})
+    lengths = sorted(int(n) for n in calls)
+    if lengths:
+        firsts = [calls[str(n)]["first"] for n in lengths]
+        seconds = [calls[str(n)]["second"] for n in lengths]
+        xs = range(len(lengths))
+        first.bar([x - 0.2 for x in xs], firsts, 0.4, label="first call")
+        first.bar([x + 0.2 for x in xs], seconds, 0.4, label="second call")
+        first.plot([x + 0.2 for x in xs], [FIRST_CALL_CEILING * s for s in seconds], "k_", markersize=18, mew=2,
+                   label=f"ceiling ({FIRST_CALL_CEILING:g}x the second)")
+        first.set_xticks(list(xs), [str(n) for n in lengths])
+    first.set(title="first call at a new prompt length", xlabel="prompt tokens", ylabel="ms")
+    first.legend(fontsize=8)
+
+    versions, settings = run.get("versions", {}), run.get("args", {})
+    figure.suptitle(f"{run.get('date', '?')}, {versions.get('gpu', '?')}: "
+                    f"onnxruntime {versions.get('onnxruntime', '?')}, torch {versions.get('torch', '?')}, "
+                    f"transformers {versions.get('transformers', '?')}; "
+                    f"{settings.get('model', '')} {settings.get('dtype', '')}", fontsize=10)
+    figure.tight_layout()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target, dpi=110)
+    plt.close(figure)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="a JSON written by scripts/bench_e2e.py --json")
+    parser.add_argument("target", type=Path, help="the PNG to write")
+    args = parser.parse_args()
+    try:
+        run = json.loads(args.run.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        parser.error(f"cannot read {args.run}: {error}")
+    if not isinstance(run, dict) or not isinstance(run.get("results"), dict):
+        parser.error(f"{args.run} is not a bench_e2e.py result (no 'results' object)")
+    plot(run, args.target)
+    print(f"wrote {args.target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
