@@ -44,3 +44,17 @@ extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_depen
   return -1;
 #endif
 }
+
+// Switches the short-sequence CUDA scan (selective_scan/cuda_loads.h): 0 a group of lanes per
+// (batch, channel), 1 one thread per (batch, channel) where the batch is large (the default).
+// Returns the previous mode, or -1 for another value or a build without CUDA kernels.
+extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_decode_scan(int mode) {
+#if defined(MAMBA_EXPORT_WITH_CUDA)
+  using mamba_export_ops::DecodeScan;
+  if (mode != static_cast<int>(DecodeScan::kLanes) && mode != static_cast<int>(DecodeScan::kChannel)) return -1;
+  return static_cast<int>(mamba_export_ops::SetDecodeScan(static_cast<DecodeScan>(mode)));
+#else
+  (void)mode;
+  return -1;
+#endif
+}

@@ -22,6 +22,7 @@
 #include <cstring>
 
 #include "cuda.h"
+#include "cuda_channel.cuh"
 #include "cuda_chunked.cuh"
 #include "cuda_chunked_staged.cuh"
 #include "cuda_loads.h"
@@ -45,6 +46,14 @@ int InitialScanLoads() {
 }
 
 std::atomic<int> g_scan_loads{InitialScanLoads()};
+
+int InitialDecodeScan() {
+  const char* value = std::getenv("MAMBA_EXPORT_DECODE_SCAN");
+  const bool lanes = value != nullptr && (std::strcmp(value, "lanes") == 0 || std::strcmp(value, "0") == 0);
+  return static_cast<int>(lanes ? DecodeScan::kLanes : DecodeScan::kChannel);
+}
+
+std::atomic<int> g_decode_scan{InitialDecodeScan()};
 
 // Up to this length a step-by-step walk beats the chunked scan, whose warp-wide
 // combine costs about as much as a few sequential steps per state index.
@@ -75,6 +84,18 @@ cudaError_t LaunchSequential(const SelectiveScanParams& p, cudaStream_t stream) 
   const int lanes = cuda_scan::SequentialLanesPerChannel(p.state);
   int log2_lanes = 0;
   while ((1 << log2_lanes) < lanes) ++log2_lanes;
+  if (GetDecodeScan() == DecodeScan::kChannel && p.state <= cuda_scan::kChannelMaxState &&
+      p.batch * p.dim >= cuda_scan::kChannelMinRows && p.batch <= 65535) {
+    // One thread per (batch, channel), the lane groups' bits (cuda_channel.cuh).
+    const dim3 grid(static_cast<unsigned>((p.dim + cuda_scan::kChannelThreads - 1) / cuda_scan::kChannelThreads),
+                    static_cast<unsigned>(p.batch));
+    const bool vector = p.state % cuda_scan::kStatesPerLane == 0 && IsAligned16(p.A) && IsAligned16(p.last_state) &&
+                        (p.initial_state == nullptr || IsAligned16(p.initial_state));
+    if (vector) {
+      return LaunchKernel(cuda_scan::ChannelScanKernel<T, true>, grid, cuda_scan::kChannelThreads, 0, stream, p, lanes);
+    }
+    return LaunchKernel(cuda_scan::ChannelScanKernel<T, false>, grid, cuda_scan::kChannelThreads, 0, stream, p, lanes);
+  }
   const int64_t threads = p.batch * p.dim * lanes;
   const int64_t blocks = (threads + cuda_scan::kSequentialThreads - 1) / cuda_scan::kSequentialThreads;
   if (blocks > INT32_MAX) return cudaErrorInvalidConfiguration;
@@ -186,6 +207,12 @@ ScanLoads GetScanLoads() { return static_cast<ScanLoads>(g_scan_loads.load(std::
 
 ScanLoads SetScanLoads(ScanLoads loads) {
   return static_cast<ScanLoads>(g_scan_loads.exchange(static_cast<int>(loads)));
+}
+
+DecodeScan GetDecodeScan() { return static_cast<DecodeScan>(g_decode_scan.load(std::memory_order_relaxed)); }
+
+DecodeScan SetDecodeScan(DecodeScan scan) {
+  return static_cast<DecodeScan>(g_decode_scan.exchange(static_cast<int>(scan)));
 }
 
 size_t SelectiveScanCudaScratchBytes(const SelectiveScanParams& p) {

@@ -172,13 +172,16 @@ def test_cuda_build_goes_to_its_own_folder(monkeypatch):
     assert calls[0][-2:] == ["--build-dir", str(library.cuda_build_dir())]
 
 
-def test_the_dependent_launch_switch(cpu_only_library, cuda_library):
-    """mamba_export_ops_set_dependent_launch (common/dependent_launch.h): 0 and 1 switch the CUDA
-    build and return the previous setting; another value, or the CPU-only build, answers -1."""
+@pytest.mark.parametrize("name", ["mamba_export_ops_set_dependent_launch", "mamba_export_ops_set_decode_scan",
+                                  "mamba_export_ops_set_scan_loads"])
+def test_the_timing_switches(cpu_only_library, cuda_library, name):
+    """The process-wide switches of the CUDA build (common/dependent_launch.h,
+    selective_scan/cuda_loads.h): 0 and 1 switch and return the previous setting; another
+    value, or the CPU-only build, answers -1."""
     import ctypes
 
-    assert ctypes.CDLL(cpu_only_library).mamba_export_ops_set_dependent_launch(1) == -1
-    switch = ctypes.CDLL(cuda_library).mamba_export_ops_set_dependent_launch
+    assert getattr(ctypes.CDLL(cpu_only_library), name)(1) == -1
+    switch = getattr(ctypes.CDLL(cuda_library), name)
     before = switch(0)
     assert before in (0, 1)
     try:
