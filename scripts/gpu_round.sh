@@ -114,7 +114,8 @@ parallel=""
 python3 -c "import xdist" 2>/dev/null && parallel="-n 8"
 op_tests="tests/custom_ops/test_selective_scan_cuda.py tests/custom_ops/test_causal_conv_cuda.py \
 tests/custom_ops/test_packed_inputs_cuda.py tests/custom_ops/test_selective_scan_cuda_staged.py \
-tests/custom_ops/test_residual_norm_cuda.py tests/custom_ops/test_projected_delta_cuda.py"
+tests/custom_ops/test_residual_norm_cuda.py tests/custom_ops/test_projected_delta_cuda.py \
+tests/custom_ops/test_selective_scan_cuda_channel.py"
 if [[ "${steps}" == *" op "* ]]; then
 # 4. Tests: the CUDA ops first, then every other GPU test (8 workers where pytest-xdist is installed).
 step pytest_cuda_op 480 bash -o pipefail -c "python3 -m pytest -m gpu ${op_tests} -k '${OP_TESTS_K:-not no_such_test}' \
@@ -123,7 +124,8 @@ step pytest_cuda_op 480 bash -o pipefail -c "python3 -m pytest -m gpu ${op_tests
 # (Kept short: under memcheck each test runs about 50x slower; 62 tests took more than 180 s.)
 memcheck_selection="chunked_17_unaligned and softplus and bfloat16 or decode_batch_64 and softplus and float32 \
 or wide_unaligned_77 and softplus and float16 or short_groups and softplus and float32 \
-or chunk_31 and silu and float16 or length_0 or bad_input"
+or chunk_31 and silu and float16 or length_0 or bad_input or decode_state_9 and bfloat16 and True \
+or short_3_state_12_odd_dim and float16 and False"
 [[ "${SKIP_MEMCHECK:-0}" == 1 ]] || step memcheck 180 bash -o pipefail -c "PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck \
   --target-processes all --print-limit 20 --error-exitcode 3 python3 -m pytest -m gpu -q -p no:cacheprovider \
   ${op_tests} -k '${memcheck_selection}' 2>&1 | tee '${out}/memcheck.log'"
