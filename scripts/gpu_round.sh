@@ -29,11 +29,13 @@
 #                              by part, and ncu's kernels of one decode step and one prefill), "first_calls"
 #                              (a first call at new prompt lengths against the second, per node, lazy and
 #                              eager kernel loading), "fused_delta" (generate() on the plain against the
-#                              --fuse-delta-proj export), "decode_ab" (decode steps of both exports with
-#                              BASE_LIBRARY against the library under test); default "op e2e".
+#                              --fuse-delta-proj export), "decode_ab" (decode steps of the library under
+#                              test against BASE_LIBRARY and AB_SETTINGS, alternating); default "op e2e".
 #   BASE_LIBRARY               another build of the op library for "decode_ab" (optional)
-#   BASE_ENV                   VAR=VALUE set for the "base" runs of "decode_ab" (optional), e.g.
-#                              MAMBA_EXPORT_DEPENDENT_LAUNCH=0 to time plain launches against dependent ones
+#   AB_SETTINGS                for "decode_ab": space-separated NAME=VAR=VALUE, each timed as a run of the
+#                              library under test with VAR=VALUE set, e.g. "pdl_off=MAMBA_EXPORT_DEPENDENT_LAUNCH=0
+#                              lanes=MAMBA_EXPORT_DECODE_SCAN=lanes"
+#   AB_VARIANTS                the exports "decode_ab" times: "plain" (default) and/or "fused" (--fuse-delta-proj)
 #   OP_TESTS_K                 a pytest -k selection of the CUDA op tests; SKIP_MEMCHECK=1 skips memcheck
 #   E2E_DTYPES                 the dtypes of the e2e group (default "fp32 fp16 bf16")
 #                              Each group fits one 10-minute device command; a warm machine keeps /tmp.
@@ -188,29 +190,34 @@ done
 fi
 
 # 5d''. Decode steps side by side (scripts/profile_decode.py: graph replay, token head, generate() per
-#       token): the plain and the fused fp16 export, each "base" (BASE_LIBRARY, another build of the op
-#       library, and/or BASE_ENV, a setting) and "new" (the library under test as it is), alternating so
-#       that order effects show.
+#       token), two passes over the runs so that order effects show: for each export of AB_VARIANTS
+#       ("plain" and/or "fused", the --fuse-delta-proj export; default "plain"), the library under
+#       test as it is ("new"), BASE_LIBRARY ("base", another build, optional) and every AB_SETTINGS
+#       entry NAME=VAR=VALUE (the library under test with one environment variable set).
 if [[ "${steps}" == *" decode_ab "* ]]; then
-for variant in plain fused; do
+settings="" variants="${AB_VARIANTS:-plain}"
+[[ -n "${BASE_LIBRARY:-}" ]] && settings="base"
+for entry in ${AB_SETTINGS:-}; do settings="${settings} ${entry}"; done
+for variant in ${variants}; do
   flag=""; [[ "${variant}" == fused ]] && flag="--fuse-delta-proj"
   [[ -d /tmp/decode_ab/${variant} ]] || step "export_${variant}" 100 bash -o pipefail -c "python3 -m mamba_export export \
     --model preset:mamba-130m /tmp/decode_ab/${variant} --device cuda --dtype fp16 --no-check --force --quiet ${flag}"
 done
-runs="plain:new fused:new"
-[[ -n "${BASE_LIBRARY:-}${BASE_ENV:-}" ]] && runs="plain:base plain:new fused:base fused:new plain:base plain:new fused:new"
 index=0
 rm -rf /tmp/decode_ab/json && mkdir -p /tmp/decode_ab/json
-for run in ${runs}; do
-  variant="${run%%:*}" which="${run##*:}" index=$((index + 1))
-  library="${MAMBA_EXPORT_OPS_LIBRARY}" setting=""
-  [[ "${which}" == base && -n "${BASE_LIBRARY:-}" ]] && library="$(realpath "${BASE_LIBRARY}")"
-  [[ "${which}" == base ]] && setting="${BASE_ENV:-}"
-  step "decode_${index}_${variant}_${which}" 90 bash -o pipefail -c "${setting} MAMBA_EXPORT_OPS_LIBRARY='${library}' \
-    python3 scripts/profile_decode.py /tmp/decode_ab/${variant} --batches 1 32 128 \
-    --json /tmp/decode_ab/json/${index}_${variant}_${which}.json 2>&1 | tail -n 6"
+for pass in 1 2; do
+  for variant in ${variants}; do
+    for setting in ${settings} new; do
+      index=$((index + 1)) name="${setting%%=*}" library="${MAMBA_EXPORT_OPS_LIBRARY}" assignment=""
+      [[ "${setting}" == base ]] && library="$(realpath "${BASE_LIBRARY}")"
+      [[ "${setting}" == *=* ]] && assignment="${setting#*=}"
+      step "decode_${index}_${variant}_${name}" 90 bash -o pipefail -c "${assignment} \
+        MAMBA_EXPORT_OPS_LIBRARY='${library}' python3 scripts/profile_decode.py /tmp/decode_ab/${variant} \
+        --batches 1 32 128 --json /tmp/decode_ab/json/$(printf %02d ${index})_${variant}_${name}.json 2>&1 | tail -n 6"
+    done
+  done
 done
-# One file for all runs (the round's folder holds few files): {"1_plain_base": {...}, ...}.
+# One file for all runs (the round's folder holds few files): {"01_plain_base": {...}, ...}.
 python3 - "${out}/decode_ab.json" /tmp/decode_ab/json <<'EOF_AB'
 import json, sys
 from pathlib import Path
