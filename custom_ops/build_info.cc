@@ -32,8 +32,8 @@ extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_scan_
 #endif
 }
 
-// Switches dependent launches of our CUDA kernels (common/dependent_launch.h): 0 off, 1 on
-// (the default). Returns the previous setting, or -1 for another value or a build without
+// Switches dependent launches of our CUDA kernels (common/dependent_launch.h): 0 off (the
+// default), 1 on. Returns the previous setting, or -1 for another value or a build without
 // CUDA kernels. Graphs captured before keep their launches. For timing both in one process.
 extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_dependent_launch(int on) {
 #if defined(MAMBA_EXPORT_WITH_CUDA)
@@ -46,7 +46,7 @@ extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_depen
 }
 
 // Switches the short-sequence CUDA scan (selective_scan/cuda_loads.h): 0 a group of lanes per
-// (batch, channel), 1 one thread per (batch, channel) where the batch is large (the default).
+// (batch, channel) (the default), 1 one thread per (batch, channel) where the batch is large.
 // Returns the previous mode, or -1 for another value or a build without CUDA kernels.
 extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_decode_scan(int mode) {
 #if defined(MAMBA_EXPORT_WITH_CUDA)

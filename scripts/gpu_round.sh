@@ -33,8 +33,8 @@
 #                              test against BASE_LIBRARY and AB_SETTINGS, alternating); default "op e2e".
 #   BASE_LIBRARY               another build of the op library for "decode_ab" (optional)
 #   AB_SETTINGS                for "decode_ab": space-separated NAME=VAR=VALUE, each timed as a run of the
-#                              library under test with VAR=VALUE set, e.g. "pdl_off=MAMBA_EXPORT_DEPENDENT_LAUNCH=0
-#                              lanes=MAMBA_EXPORT_DECODE_SCAN=lanes"
+#                              library under test with VAR=VALUE set, e.g. "pdl_on=MAMBA_EXPORT_DEPENDENT_LAUNCH=1
+#                              channel=MAMBA_EXPORT_DECODE_SCAN=channel"
 #   AB_VARIANTS                the exports "decode_ab" times: "plain" (default) and/or "fused" (--fuse-delta-proj)
 #   OP_TESTS_K                 a pytest -k selection of the CUDA op tests; SKIP_MEMCHECK=1 skips memcheck
 #   E2E_DTYPES                 the dtypes of the e2e group (default "fp32 fp16 bf16")

@@ -6,8 +6,9 @@
 // common/cuda_launch.cuh) before it reads any input. The results are the same bits.
 //
 // A process-wide switch, so that one process can time both: mamba_export_ops_set_dependent_launch
-// (build_info.cc) sets it through ctypes; MAMBA_EXPORT_DEPENDENT_LAUNCH=0 starts a process
-// with it off. Launches only become dependent on GPUs of compute capability 9.0 or newer.
+// (build_info.cc) sets it through ctypes; MAMBA_EXPORT_DEPENDENT_LAUNCH=1 starts a process with
+// it on. Off by default until a GPU round has measured it. Launches only become dependent on
+// GPUs of compute capability 9.0 or newer.
 // A CUDA graph keeps the launches it captured: switch before a session captures.
 // No CUDA types, so plain C++ can include it.
 #pragma once

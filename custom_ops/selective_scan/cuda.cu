@@ -47,10 +47,12 @@ int InitialScanLoads() {
 
 std::atomic<int> g_scan_loads{InitialScanLoads()};
 
+// The lane groups unless the environment asks for the channel kernel, until a GPU round has
+// timed it (docs/gpu.md).
 int InitialDecodeScan() {
   const char* value = std::getenv("MAMBA_EXPORT_DECODE_SCAN");
-  const bool lanes = value != nullptr && (std::strcmp(value, "lanes") == 0 || std::strcmp(value, "0") == 0);
-  return static_cast<int>(lanes ? DecodeScan::kLanes : DecodeScan::kChannel);
+  const bool channel = value != nullptr && (std::strcmp(value, "channel") == 0 || std::strcmp(value, "1") == 0);
+  return static_cast<int>(channel ? DecodeScan::kChannel : DecodeScan::kLanes);
 }
 
 std::atomic<int> g_decode_scan{InitialDecodeScan()};

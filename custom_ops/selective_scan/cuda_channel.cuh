@@ -11,7 +11,7 @@
 // kStatesPerLane, and the runs' partial sums (and the projected delta's shares) are added
 // in the order that kernel's shuffle tree adds them (TreeSum). The launcher (cuda.cu) takes
 // it for N <= kChannelMaxState where batch x D gives enough threads (kChannelMinRows); the
-// decode-scan switch (cuda_loads.h) turns it off for timing both.
+// decode-scan switch (cuda_loads.h, off by default until a GPU round has timed it) selects it.
 #pragma once
 
 #include "cuda_common.cuh"

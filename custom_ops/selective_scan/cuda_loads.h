@@ -8,9 +8,9 @@
 // MAMBA_EXPORT_SCAN_LOADS=strided starts a process in the strided mode (cuda.cu).
 //
 // DecodeScan: the short-sequence (decode) path: a group of lanes per (batch, channel)
-// (cuda_sequential.cuh), or one thread per (batch, channel) where the batch is large
-// (cuda_channel.cuh, the default where it applies). mamba_export_ops_set_decode_scan;
-// MAMBA_EXPORT_DECODE_SCAN=lanes starts a process with the lane groups only.
+// (cuda_sequential.cuh, the default), or one thread per (batch, channel) where the batch is
+// large (cuda_channel.cuh). mamba_export_ops_set_decode_scan; MAMBA_EXPORT_DECODE_SCAN=channel
+// starts a process with the channel kernel where it applies.
 #pragma once
 
 namespace mamba_export_ops {
