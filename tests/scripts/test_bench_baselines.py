@@ -1,0 +1,114 @@
+"""scripts/bench_baselines.py without a GPU: its arguments, its table, and its error when a baseline is missing.
+
+The measurements themselves need CUDA and the mamba-ssm wheels (scripts/gpu_round.sh, ROUND_STEPS=baselines).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_baselines.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_baselines", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_script(*args, pythonpath=None):
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_defaults_are_the_issue_s_figures(bench):
+    args = bench.parse_args([])
+    assert args.models == ["130m", "1.4b"] and args.batches == [1, 32] and args.lengths == [2048]
+    assert args.rows == list(bench.ROWS) and args.decode_tokens == 64 and args.json is None
+    assert bench.MODELS["1.4b"] == {"d_model": 2048, "n_layer": 48}
+
+
+def test_options_are_parsed(bench):
+    args = bench.parse_args(["--models", "130m", "--batches", "4", "--lengths", "512", "1024", "--repeats", "5",
+                             "--decode-tokens", "16", "--rows", "transformers", "--json", "x.json"])
+    assert (args.models, args.batches, args.lengths, args.repeats) == (["130m"], [4], [512, 1024], 5)
+    assert (args.decode_tokens, args.rows, args.json) == (16, ["transformers"], "x.json")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--models", "7b"], "invalid choice"),
+    (["--batches", "0"], "--batches must be positive"),
+    (["--lengths", "-3"], "--lengths must be positive"),
+    (["--decode-tokens", "1"], "--decode-tokens must be at least 2"),
+    (["--repeats", "0"], "--repeats must be positive"),
+])
+def test_bad_options_are_named(bench, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.parse_args(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_help_runs_without_the_baselines():
+    result = run_script("--help")
+    assert result.returncode == 0, result.stderr
+    assert "--decode-tokens" in result.stdout and "mamba-ssm" in result.stdout
+
+
+def test_table_has_a_line_per_model_and_row(bench):
+    decode = {"1": {"tokens_per_s": 812.4, "first_call_extra_s": 1.234},
+              "32": {"tokens_per_s": None, "first_call_extra_s": 0.5}}
+    results = {"130m": {"mamba_ssm cg=True": {"decode": decode, "prefill_s": {"2048": {"median_s": 0.0123}}},
+                        "transformers": {"decode": {"1": {"tokens_per_s": 95.0, "first_call_extra_s": 3.0}},
+                                         "prefill_s": {}}}}
+    lines = bench.format_table(results, [1, 32], [2048]).splitlines()
+    assert lines[0] == ("| model | row | decode tok/s b1 | decode tok/s b32 | first call extra s b1 "
+                        "| first call extra s b32 | prefill ms L2048 |")
+    assert lines[1] == "|" + "---|" * 7
+    assert lines[2] == "| 130m | mamba_ssm cg=True | 812 | - | 1.23 | 0.50 | 12.3 |"
+    assert lines[3] == "| 130m | transformers | 95 | - | 3.00 | - | - |"
+    assert len(lines) == 4
+
+
+def write_package(root: Path, name: str, body: str) -> None:
+    (root / name).mkdir(parents=True)
+    (root / name / "__init__.py").write_text(body)
+
+
+@pytest.mark.parametrize("missing, what", [
+    ("causal_conv1d_cuda", "causal-conv1d's compiled CUDA extension"),
+    ("selective_scan_cuda", "mamba-ssm's compiled CUDA extension"),
+])
+def test_a_missing_baseline_is_named(tmp_path, missing, what):
+    # Stand-ins that import, except the one that fails as an extension built for another torch does.
+    modules = ("causal_conv1d", "causal_conv1d_cuda", "selective_scan_cuda", "mamba_ssm")
+    for name in modules:
+        body = ("raise ImportError('undefined symbol: _ZN3c104cuda9SetDeviceEa')" if name == missing
+                else "__version__ = '0'\n")
+        write_package(tmp_path, name, body)
+    (tmp_path / "mamba_ssm" / "models").mkdir()
+    (tmp_path / "mamba_ssm" / "models" / "__init__.py").write_text("")
+    (tmp_path / "mamba_ssm" / "models" / "mixer_seq_simple.py").write_text("")
+    result = run_script("--models", "130m", pythonpath=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"cannot import {missing} ({what})" in result.stderr
+    assert "undefined symbol" in result.stderr and "stage_baselines.sh" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_without_any_baseline_the_package_is_named(tmp_path):
+    if importlib.util.find_spec("causal_conv1d") is not None:
+        pytest.skip("causal_conv1d is installed in this environment")
+    result = run_script("--models", "130m")
+    assert result.returncode == 2
+    assert "cannot import causal_conv1d (the causal-conv1d package): ModuleNotFoundError" in result.stderr
