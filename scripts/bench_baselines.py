@@ -153,7 +153,8 @@ def build_transformers(config: dict, seed: int):
     torch.manual_seed(seed)
     cfg = MambaConfig(vocab_size=VOCAB_SIZE, hidden_size=config["d_model"], num_hidden_layers=config["n_layer"],
                       state_size=16, expand=2, conv_kernel=4, residual_in_fp32=True)
-    model = MambaForCausalLM(cfg).to(device="cuda", dtype=torch.float16).eval()
+    with torch.device("cuda"):  # initialised on the GPU: a 1.4b model's random init on the CPU takes a while
+        model = MambaForCausalLM(cfg).to(dtype=torch.float16).eval()
     model.generation_config.pad_token_id = 0
     return model
 
