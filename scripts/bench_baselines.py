@@ -53,6 +53,9 @@ REQUIRED_MODULES = (
     ("mamba_ssm", "the mamba-ssm package"),
     ("mamba_ssm.models.mixer_seq_simple", "mamba-ssm's MambaLMHeadModel"),
 )
+# Where and in what the models run; the CPU test of this script runs the transformers row on the CPU.
+DEVICE = "cuda"
+DTYPE = "float16"
 # Kernel names (substrings) that show transformers ran the fused kernels, not its PyTorch fallback.
 FUSED_KERNEL_MARKS = ("selective_scan", "causal_conv1d")
 
@@ -123,10 +126,11 @@ def versions() -> dict:
 def timed(call, *args) -> float:
     import torch
 
-    torch.cuda.synchronize()
+    synchronize = torch.cuda.synchronize if DEVICE == "cuda" else (lambda: None)
+    synchronize()
     start = time.perf_counter()
     call(*args)
-    torch.cuda.synchronize()
+    synchronize()
     return time.perf_counter() - start
 
 
@@ -143,7 +147,7 @@ def build_mamba_ssm(config: dict, seed: int):
     cfg = MambaConfig(d_model=config["d_model"], n_layer=config["n_layer"], vocab_size=VOCAB_SIZE,
                       ssm_cfg={"layer": "Mamba1"}, rms_norm=True, residual_in_fp32=True, fused_add_norm=True,
                       pad_vocab_size_multiple=8)
-    return MambaLMHeadModel(cfg, device="cuda", dtype=torch.float16).eval()
+    return MambaLMHeadModel(cfg, device=DEVICE, dtype=getattr(torch, DTYPE)).eval()
 
 
 def build_transformers(config: dict, seed: int):
@@ -153,8 +157,8 @@ def build_transformers(config: dict, seed: int):
     torch.manual_seed(seed)
     cfg = MambaConfig(vocab_size=VOCAB_SIZE, hidden_size=config["d_model"], num_hidden_layers=config["n_layer"],
                       state_size=16, expand=2, conv_kernel=4, residual_in_fp32=True)
-    with torch.device("cuda"):  # initialised on the GPU: a 1.4b model's random init on the CPU takes a while
-        model = MambaForCausalLM(cfg).to(dtype=torch.float16).eval()
+    with torch.device(DEVICE):  # initialised on the GPU: a 1.4b model's random init on the CPU takes a while
+        model = MambaForCausalLM(cfg).to(dtype=getattr(torch, DTYPE)).eval()
     model.generation_config.pad_token_id = 0
     return model
 
@@ -183,10 +187,12 @@ def fused_kernels_ran(model, vocab: int) -> list:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    ids = torch.randint(0, vocab, (1, 64), device="cuda")
-    with torch.inference_mode(), profile(activities=[ProfilerActivity.CUDA]) as prof:
+    ids = torch.randint(0, vocab, (1, 64), device=DEVICE)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if DEVICE == "cuda" else [])
+    with torch.inference_mode(), profile(activities=activities) as prof:
         model(ids)
-        torch.cuda.synchronize()
+        if DEVICE == "cuda":
+            torch.cuda.synchronize()
     names = {event.key for event in prof.key_averages()}
     return sorted(name for name in names if any(mark in name.lower() for mark in FUSED_KERNEL_MARKS))
 
@@ -198,7 +204,7 @@ def measure_row(row: str, model, args) -> dict:
     result = {"decode": {}, "prefill_s": {}}
     n = args.decode_tokens
     for batch in args.batches:
-        ids = torch.randint(0, VOCAB_SIZE, (batch, args.prompt_tokens), device="cuda")
+        ids = torch.randint(0, VOCAB_SIZE, (batch, args.prompt_tokens), device=DEVICE)
         first = timed(run, ids, n)
         full = median_time(args.repeats, run, ids, n)
         one = median_time(args.repeats, run, ids, 1)
@@ -210,7 +216,7 @@ def measure_row(row: str, model, args) -> dict:
         }
         print(f"  {row} batch {batch}: {result['decode'][str(batch)]}", flush=True)
     for length in args.lengths:
-        ids = torch.randint(0, VOCAB_SIZE, (1, length), device="cuda")
+        ids = torch.randint(0, VOCAB_SIZE, (1, length), device=DEVICE)
         first = timed(run, ids, 1)
         result["prefill_s"][str(length)] = {"first_call_s": first, "median_s": median_time(args.repeats, run, ids, 1)}
         print(f"  {row} prefill {length}: {result['prefill_s'][str(length)]}", flush=True)
@@ -236,11 +242,12 @@ def measure(args) -> dict:
                     print("  warning: transformers ran no mamba-ssm/causal-conv1d kernel (its PyTorch fallback)",
                           flush=True)
             entry.update(measure_row(row, model, args))
-            entry["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
             results[name][row] = entry
             del model
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
+            if DEVICE == "cuda":
+                entry["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
     return results
 
 
@@ -284,7 +291,7 @@ def main(argv=None) -> int:
     table = format_table(results, args.batches, args.lengths)
     print(table)
     report = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": found,
-              "command": " ".join([sys.executable, *sys.argv]), "settings": vars(args), "dtype": "float16",
+              "command": " ".join([sys.executable, *sys.argv]), "settings": vars(args), "dtype": DTYPE,
               "weights": "random", "vocab_size": VOCAB_SIZE, "models": {name: MODELS[name] for name in args.models},
               "decode_definition": "batch * (N - 1) / (t(prompt + N new) - t(prompt + 1 new)), medians",
               "seconds": round(time.time() - started, 1), "results": results, "table": table}

@@ -112,3 +112,40 @@ def test_without_any_baseline_the_package_is_named(tmp_path):
     result = run_script("--models", "130m")
     assert result.returncode == 2
     assert "cannot import causal_conv1d (the causal-conv1d package): ModuleNotFoundError" in result.stderr
+
+
+def test_transformers_row_measures_on_the_cpu(bench, monkeypatch):
+    # The timing loop and generate() calls of the transformers row, on a tiny float32 model on the CPU; without
+    # mamba-ssm's kernels its profiled forward finds none of them (the fallback the GPU run warns about).
+    monkeypatch.setattr(bench, "DEVICE", "cpu")
+    monkeypatch.setattr(bench, "DTYPE", "float32")
+    monkeypatch.setattr(bench, "VOCAB_SIZE", 64)
+    monkeypatch.setattr(bench, "MODELS", {"tiny": {"d_model": 16, "n_layer": 2}})
+    args = bench.parse_args(["--models", "tiny", "--rows", "transformers", "--batches", "1", "2",
+                             "--lengths", "8", "--decode-tokens", "4", "--prompt-tokens", "3", "--repeats", "2"])
+    results = bench.measure(args)
+    entry = results["tiny"]["transformers"]
+    assert set(results["tiny"]) == {"transformers"}
+    if importlib.util.find_spec("mamba_ssm") is None:
+        assert entry["fused_kernels"] == []
+    for batch in ("1", "2"):
+        decode = entry["decode"][batch]
+        assert decode["later_call_s"] > 0 and decode["prompt_plus_one_s"] > 0 and decode["first_call_s"] > 0
+        step = (decode["later_call_s"] - decode["prompt_plus_one_s"]) / 3
+        assert decode["step_ms"] == pytest.approx(1e3 * step)
+    assert entry["prefill_s"]["8"]["median_s"] > 0
+    table = bench.format_table(results, args.batches, args.lengths)
+    assert table.splitlines()[2].startswith("| tiny | transformers | ")
+
+
+def test_a_generate_that_stops_early_is_an_error(bench, monkeypatch):
+    import torch
+
+    class StopsEarly:
+        def generate(self, ids, **kwargs):
+            return ids  # no new token
+
+    monkeypatch.setattr(bench, "DEVICE", "cpu")
+    run = bench.generator("transformers", StopsEarly())
+    with pytest.raises(RuntimeError, match=r"generate\(\) returned shape \(1, 3\), expected \(1, 5\)"):
+        run(torch.zeros(1, 3, dtype=torch.long), 2)
