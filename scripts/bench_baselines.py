@@ -37,6 +37,7 @@ import platform
 import statistics
 import sys
 import time
+import traceback
 
 # The published configurations' shapes (state 16, expand 2, conv 4, vocabulary padded to 50280).
 MODELS = {
@@ -223,7 +224,11 @@ def measure_row(row: str, model, args) -> dict:
     return result
 
 
-def measure(args) -> dict:
+def measure(args, after_row=None) -> dict:
+    """Every model and row; a row that fails is recorded with its error and the others still run.
+
+    ``after_row(results)`` is called after each row, so a run cut short keeps what it measured.
+    """
     import torch
 
     results = {}
@@ -233,22 +238,32 @@ def measure(args) -> dict:
             if row not in args.rows:
                 continue
             print(f"== {name}: {row}", flush=True)
-            build = build_transformers if row == "transformers" else build_mamba_ssm
-            model = build(MODELS[name], args.seed)
-            entry = {}
-            if row == "transformers":
-                entry["fused_kernels"] = fused_kernels_ran(model, VOCAB_SIZE)
-                if not entry["fused_kernels"]:
-                    print("  warning: transformers ran no mamba-ssm/causal-conv1d kernel (its PyTorch fallback)",
-                          flush=True)
-            entry.update(measure_row(row, model, args))
-            results[name][row] = entry
+            entry = results[name][row] = {}
+            model = None
+            try:
+                build = build_transformers if row == "transformers" else build_mamba_ssm
+                model = build(MODELS[name], args.seed)
+                if row == "transformers":
+                    entry["fused_kernels"] = fused_kernels_ran(model, VOCAB_SIZE)
+                    if not entry["fused_kernels"]:
+                        print("  warning: transformers ran no mamba-ssm/causal-conv1d kernel (its PyTorch "
+                              "fallback)", flush=True)
+                entry.update(measure_row(row, model, args))
+            except Exception as error:
+                traceback.print_exc()
+                entry["error"] = f"{type(error).__name__}: {error}"
             del model
             if DEVICE == "cuda":
                 entry["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
+            if after_row is not None:
+                after_row(results)
     return results
+
+
+def failed_rows(results: dict) -> list:
+    return [f"{name} {row}" for name, rows in results.items() for row, entry in rows.items() if "error" in entry]
 
 
 # --- Report -------------------------------------------------------------------------------------------
@@ -270,6 +285,9 @@ def format_table(results: dict, batches, lengths) -> str:
             decode = entry.get("decode", {})
             prefill = entry.get("prefill_s", {})
             cells = [model, row]
+            if "error" in entry:
+                lines.append("| " + " | ".join(cells + ["error"] * (len(header) - 2)) + " |")
+                continue
             cells += [_cell(decode.get(str(b), {}).get("tokens_per_s"), ".0f") for b in batches]
             cells += [_cell(decode.get(str(b), {}).get("first_call_extra_s"), ".2f") for b in batches]
             cells += [_cell(None if str(length) not in prefill else 1e3 * prefill[str(length)]["median_s"], ".1f")
@@ -287,18 +305,27 @@ def main(argv=None) -> int:
         return 2
     print(json.dumps(found), flush=True)
     started = time.time()
-    results = measure(args)
-    table = format_table(results, args.batches, args.lengths)
-    print(table)
-    report = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": found,
-              "command": " ".join([sys.executable, *sys.argv]), "settings": vars(args), "dtype": DTYPE,
-              "weights": "random", "vocab_size": VOCAB_SIZE, "models": {name: MODELS[name] for name in args.models},
-              "decode_definition": "batch * (N - 1) / (t(prompt + N new) - t(prompt + 1 new)), medians",
-              "seconds": round(time.time() - started, 1), "results": results, "table": table}
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(report, handle, indent=1)
-            handle.write("\n")
+
+    def write(results, complete):
+        report = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "complete": complete, "versions": found,
+                  "command": " ".join([sys.executable, *sys.argv]), "settings": vars(args), "dtype": DTYPE,
+                  "weights": "random", "vocab_size": VOCAB_SIZE,
+                  "models": {name: MODELS[name] for name in args.models},
+                  "decode_definition": "batch * (N - 1) / (t(prompt + N new) - t(prompt + 1 new)), medians",
+                  "seconds": round(time.time() - started, 1), "results": results,
+                  "table": format_table(results, args.batches, args.lengths)}
+        if args.json:
+            with open(args.json, "w") as handle:
+                json.dump(report, handle, indent=1)
+                handle.write("\n")
+        return report
+
+    results = measure(args, after_row=lambda partial: write(partial, complete=False))
+    print(write(results, complete=True)["table"])
+    failed = failed_rows(results)
+    if failed:
+        print(f"error: {len(failed)} row(s) failed: {', '.join(failed)} (tracebacks above)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -117,15 +117,33 @@ def test_without_any_baseline_the_package_is_named(tmp_path):
 def test_transformers_row_measures_on_the_cpu(bench, monkeypatch):
     # The timing loop and generate() calls of the transformers row, on a tiny float32 model on the CPU; without
     # mamba-ssm's kernels its profiled forward finds none of them (the fallback the GPU run warns about).
+    # A row that fails (here mamba-ssm's, made to) is recorded with its error and the next row still runs.
     monkeypatch.setattr(bench, "DEVICE", "cpu")
     monkeypatch.setattr(bench, "DTYPE", "float32")
     monkeypatch.setattr(bench, "VOCAB_SIZE", 64)
     monkeypatch.setattr(bench, "MODELS", {"tiny": {"d_model": 16, "n_layer": 2}})
-    args = bench.parse_args(["--models", "tiny", "--rows", "transformers", "--batches", "1", "2",
-                             "--lengths", "8", "--decode-tokens", "4", "--prompt-tokens", "3", "--repeats", "2"])
-    results = bench.measure(args)
+
+    def no_mamba_ssm(config, seed):
+        raise RuntimeError("no kernel image is available for execution on the device")
+
+    monkeypatch.setattr(bench, "build_mamba_ssm", no_mamba_ssm)
+    build_transformers = bench.build_transformers
+
+    def half_the_tokens_end(config, seed):  # so only the row's forced token count keeps generate() going
+        model = build_transformers(config, seed)
+        model.generation_config.eos_token_id = list(range(32))  # half the vocabulary
+        return model
+
+    monkeypatch.setattr(bench, "build_transformers", half_the_tokens_end)
+    args = bench.parse_args(["--models", "tiny", "--rows", "transformers", "mamba_ssm cg=True", "--batches", "1",
+                             "2", "--lengths", "8", "--decode-tokens", "4", "--prompt-tokens", "3", "--repeats", "2"])
+    snapshots = []
+    results = bench.measure(args, after_row=lambda partial: snapshots.append(bench.failed_rows(partial)))
+    assert snapshots == [["tiny mamba_ssm cg=True"], ["tiny mamba_ssm cg=True"]]
+    assert list(results["tiny"]) == ["mamba_ssm cg=True", "transformers"]
+    assert results["tiny"]["mamba_ssm cg=True"] == {
+        "error": "RuntimeError: no kernel image is available for execution on the device"}
     entry = results["tiny"]["transformers"]
-    assert set(results["tiny"]) == {"transformers"}
     if importlib.util.find_spec("mamba_ssm") is None:
         assert entry["fused_kernels"] == []
     for batch in ("1", "2"):
@@ -134,8 +152,9 @@ def test_transformers_row_measures_on_the_cpu(bench, monkeypatch):
         step = (decode["later_call_s"] - decode["prompt_plus_one_s"]) / 3
         assert decode["step_ms"] == pytest.approx(1e3 * step)
     assert entry["prefill_s"]["8"]["median_s"] > 0
-    table = bench.format_table(results, args.batches, args.lengths)
-    assert table.splitlines()[2].startswith("| tiny | transformers | ")
+    table = bench.format_table(results, args.batches, args.lengths).splitlines()
+    assert table[2] == "| tiny | mamba_ssm cg=True | error | error | error | error | error |"
+    assert table[3].startswith("| tiny | transformers | ") and "error" not in table[3]
 
 
 def test_a_generate_that_stops_early_is_an_error(bench, monkeypatch):
