@@ -30,7 +30,10 @@
 #                              (a first call at new prompt lengths against the second, per node, lazy and
 #                              eager kernel loading), "fused_delta" (generate() on the plain against the
 #                              --fuse-delta-proj export), "decode_ab" (decode steps of the library under
-#                              test against BASE_LIBRARY and AB_SETTINGS, alternating); default "op e2e".
+#                              test against BASE_LIBRARY and AB_SETTINGS, alternating), "baselines"
+#                              (mamba-ssm's generate() with and without CUDA graphs and transformers on
+#                              mamba-ssm's kernels, scripts/bench_baselines.py; alone, it needs neither
+#                              onnxruntime nor the op library); default "op e2e".
 #   BASE_LIBRARY               another build of the op library for "decode_ab" (optional)
 #   AB_SETTINGS                for "decode_ab": space-separated NAME=VAR=VALUE, each timed as a run of the
 #                              library under test with VAR=VALUE set, e.g. "pdl_on=MAMBA_EXPORT_DEPENDENT_LAUNCH=1
@@ -38,6 +41,10 @@
 #   AB_VARIANTS                the exports "decode_ab" times: "plain" (default) and/or "fused" (--fuse-delta-proj)
 #   OP_TESTS_K                 a pytest -k selection of the CUDA op tests; SKIP_MEMCHECK=1 skips memcheck
 #   E2E_DTYPES                 the dtypes of the e2e group (default "fp32 fp16 bf16")
+#   BASELINE_STAGE             folder with part* and parts.sha256 of scripts/stage_baselines.sh: checked,
+#                              unpacked and its wheels installed into BASELINE_DIR (group "baselines")
+#   BASELINE_DIR               the baselines' install folder, put on PYTHONPATH (default /tmp/baselines;
+#                              a warm machine keeps it, so BASELINE_STAGE may then be left out)
 #                              Each group fits one 10-minute device command; a warm machine keeps /tmp.
 set -uo pipefail
 
@@ -68,7 +75,15 @@ fail_now() { echo "error: $*" >&2; exit 1; }
 nvidia-smi > "${out}/nvidia_smi.txt" 2>&1 || fail_now "nvidia-smi failed: $(cat "${out}/nvidia_smi.txt")"
 head -n 12 "${out}/nvidia_smi.txt"
 
+steps=" ${ROUND_STEPS:-op e2e} "
+# The baselines alone use neither onnxruntime nor this package.
+only_baselines=0
+[[ "$(echo ${steps})" == baselines ]] && only_baselines=1
+
 # 2. onnxruntime-gpu.
+if (( only_baselines )); then
+  echo "== baselines only: onnxruntime and the op library are not checked"
+else
 if [[ -n "${ORT_STAGE:-}" ]]; then
   ORT_DIR="${ORT_DIR:-/tmp/ort}"
   (cd "${ORT_STAGE}" && sha256sum -c parts.sha256) || fail_now "staged onnxruntime parts are incomplete or corrupt"
@@ -110,8 +125,8 @@ if [[ ! -f "${MAMBA_EXPORT_OPS_LIBRARY}" ]]; then
       -DCMAKE_PROJECT_mamba_export_ops_INCLUDE=/tmp/enable_cuda.cmake && cmake --build "${build_dir}" -j 8; } \
     > "${out}/setup.log" 2>&1 || fail_now "building the op library failed: $(tail -n 30 "${out}/setup.log")"
 fi
+fi
 
-steps=" ${ROUND_STEPS:-op e2e} "
 parallel=""
 python3 -c "import xdist" 2>/dev/null && parallel="-n 8"
 op_tests="tests/custom_ops/test_selective_scan_cuda.py tests/custom_ops/test_causal_conv_cuda.py \
@@ -281,13 +296,36 @@ if [[ "${steps}" == *" e2e_big "* ]]; then
     --workdir ${e2e}/bench_1_4b --json '${out}/bench_e2e_gpu_1_4b.json' 2>&1 | tee -a '${log}'"
 fi
 
+# 7b. The baselines: mamba-ssm 2.3.2.post1 and causal-conv1d 1.7.0 (sm_90 wheels built elsewhere by
+#     scripts/stage_baselines.sh), installed into BASELINE_DIR, never into the environment.
+if [[ "${steps}" == *" baselines "* ]]; then
+  baseline_dir="${BASELINE_DIR:-/tmp/baselines}"
+  if [[ -n "${BASELINE_STAGE:-}" ]]; then
+    step baselines_install 120 bash -o pipefail -c "cd '${BASELINE_STAGE}' && sha256sum -c parts.sha256 \
+      && rm -rf /tmp/baseline_wheels && mkdir -p /tmp/baseline_wheels \
+      && cat part[0-9]* | xz -d | tar -xf - -C /tmp/baseline_wheels \
+      && if python3 -m pip --version > /dev/null 2>&1; then python3 -m pip install -q --no-index --no-deps \
+        --no-compile --target '${baseline_dir}' --upgrade /tmp/baseline_wheels/*.whl; \
+      else echo 'no pip: unzipping the wheels (they hold no .data folder)'; \
+        for w in /tmp/baseline_wheels/*.whl; do python3 -m zipfile -e \$w '${baseline_dir}' || exit 1; done; fi \
+      && ls '${baseline_dir}'"
+  fi
+  step bench_baselines 480 bash -o pipefail -c "PYTHONPATH='${baseline_dir}'\${PYTHONPATH:+:\${PYTHONPATH}} \
+    python3 scripts/bench_baselines.py --json '${out}/bench_baselines.json' 2>&1 | tee '${out}/bench_baselines.log'"
+fi
+
 # 8. What ran, where, with what.
 FAILURES="${failures[*]:-}" ROUND_SECONDS=$(( $(date +%s) - started )) python3 - "${out}" <<'EOF'
 import json, os, subprocess, sys, time
 from pathlib import Path
 
-import onnxruntime as ort
 import torch
+
+try:
+    import onnxruntime as ort
+    ort_version = ort.__version__
+except ImportError:
+    ort_version = None
 
 out = Path(sys.argv[1])
 def last_line(name):
@@ -298,11 +336,11 @@ smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format
                      capture_output=True, text=True).stdout.strip()
 info = dict(date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), commit=os.environ.get("MAMBA_EXPORT_COMMIT"),
             gpu_and_driver=smi, torch=torch.__version__, torch_cuda=torch.version.cuda,
-            onnxruntime=ort.__version__, library=os.environ.get("MAMBA_EXPORT_OPS_LIBRARY"),
+            onnxruntime=ort_version, library=os.environ.get("MAMBA_EXPORT_OPS_LIBRARY"),
             seconds=int(os.environ["ROUND_SECONDS"]), failures=os.environ["FAILURES"].split(),
             results={name: last_line(name) for name in
                      ("pytest_cuda_op.log", "memcheck.log", "pytest_gpu_other.log", "pytest_half_precision.log",
-                      "bench_quality_bf16_cuda.log", "e2e.log", "bench_op_gpu.log")})
+                      "bench_quality_bf16_cuda.log", "e2e.log", "bench_op_gpu.log", "bench_baselines.log")})
 (out / "round.json").write_text(json.dumps(info, indent=1) + "\n")
 print(json.dumps(info, indent=1))
 EOF
