@@ -50,33 +50,28 @@ def _grouped_bars(axis, series: dict, keys: list) -> dict:
     return positions
 
 
+def _panel(axis, results: dict, key: str, targets: dict, target_label: str) -> None:
+    """Every engine's ``key`` figures as bars on a log scale, the targets as markers."""
+    series = {e: {int(k): v for k, v in r.get(key, {}).items()} for e, r in results.items()}
+    series = {e: v for e, v in series.items() if v}
+    keys = sorted({k for values in series.values() for k in values})
+    positions = _grouped_bars(axis, series, keys)
+    for where, goal in targets.items():
+        if where in positions:
+            axis.plot(positions[where], goal, "k_", markersize=40, mew=2)
+    axis.plot([], [], "k_", mew=2, label=target_label)
+    axis.set_yscale("log")
+    axis.legend(fontsize=8)
+
+
 def plot(run: dict, target: Path) -> None:
     results = run["results"]
     figure, (decode, prefill, first) = plt.subplots(1, 3, figsize=(17, 4.8))
 
-    series = {e: {int(b): v for b, v in r.get("decode_tokens_per_s", {}).items()} for e, r in results.items()}
-    series = {e: v for e, v in series.items() if v}
-    batches = sorted({b for values in series.values() for b in values})
-    positions = _grouped_bars(decode, series, batches)
-    for batch, goal in DECODE_TARGETS.items():
-        if batch in positions:
-            decode.plot(positions[batch], goal, "k_", markersize=40, mew=2)
-    decode.plot([], [], "k_", mew=2, label="target (CUDA graph)")
-    decode.set_yscale("log")
+    _panel(decode, results, "decode_tokens_per_s", DECODE_TARGETS, "target (CUDA graph)")
     decode.set(title="decode through generate()", xlabel="batch", ylabel="tokens/s")
-    decode.legend(fontsize=8)
-
-    series = {e: {int(n): v for n, v in r.get("prefill_ms", {}).items()} for e, r in results.items()}
-    series = {e: v for e, v in series.items() if v}
-    lengths = sorted({n for values in series.values() for n in values})
-    positions = _grouped_bars(prefill, series, lengths)
-    for length, goal in PREFILL_TARGETS.items():
-        if length in positions:
-            prefill.plot(positions[length], goal, "k_", markersize=40, mew=2)
-    prefill.plot([], [], "k_", mew=2, label="target")
-    prefill.set_yscale("log")
+    _panel(prefill, results, "prefill_ms", PREFILL_TARGETS, "target")
     prefill.set(title="prefill: generate(max_new_tokens=1)", xlabel="prompt tokens", ylabel="ms")
-    prefill.legend(fontsize=8)
 
     calls = results.get("ort-custom", {}).get("first_call_ms", {})
     lengths = sorted(int(n) for n in calls)

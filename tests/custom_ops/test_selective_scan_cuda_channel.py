@@ -6,13 +6,13 @@ applies (the CUDA trace names it) and leave N > 16 and small batches to the lane
 
 from __future__ import annotations
 
-import ctypes
 import json
 
 import numpy as np
 import pytest
 import test_projected_delta_cuda as projected
 import test_selective_scan_cuda as scan_cuda
+from library_switches import check_unknown_mode_is_refused, switch_fixture
 from packed_cases import check_packed_scan
 
 pytestmark = pytest.mark.gpu
@@ -37,18 +37,7 @@ CASES = {
 }
 
 
-@pytest.fixture
-def decode_scan(cuda_library):
-    """set(mode) switches the library ONNX Runtime loaded; the process's mode comes back after."""
-    library = ctypes.CDLL(cuda_library)
-    before = library.mamba_export_ops_set_decode_scan(CHANNEL)
-    assert before in (LANES, CHANNEL)
-
-    def switch(mode: int) -> None:
-        assert library.mamba_export_ops_set_decode_scan(mode) in (LANES, CHANNEL)
-
-    yield switch
-    library.mamba_export_ops_set_decode_scan(before)
+decode_scan = switch_fixture("mamba_export_ops_set_decode_scan", CHANNEL)
 
 
 @pytest.mark.parametrize("delta_softplus", [True, False])
@@ -106,8 +95,4 @@ def test_channel_kernel_runs_where_it_applies(cuda_library, decode_scan, case, k
 
 
 def test_unknown_mode_is_refused(cuda_library):
-    library = ctypes.CDLL(cuda_library)
-    assert library.mamba_export_ops_set_decode_scan(2) == -1
-    before = library.mamba_export_ops_set_decode_scan(LANES)
-    assert before in (LANES, CHANNEL)  # an unknown mode changed nothing
-    library.mamba_export_ops_set_decode_scan(before)
+    check_unknown_mode_is_refused(cuda_library, "mamba_export_ops_set_decode_scan")

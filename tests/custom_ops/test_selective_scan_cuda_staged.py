@@ -8,12 +8,12 @@ strided kernel."""
 
 from __future__ import annotations
 
-import ctypes
 import json
 
 import numpy as np
 import pytest
 import test_selective_scan_cuda as scan_cuda
+from library_switches import check_unknown_mode_is_refused, switch_fixture
 from packed_cases import check_packed_scan
 
 pytestmark = pytest.mark.gpu
@@ -37,18 +37,7 @@ CASES = {
 }
 
 
-@pytest.fixture
-def scan_loads(cuda_library):
-    """set(mode) switches the library ONNX Runtime loaded; the process's mode comes back after."""
-    library = ctypes.CDLL(cuda_library)
-    before = library.mamba_export_ops_set_scan_loads(STAGED)
-    assert before in (STRIDED, STAGED)
-
-    def switch(mode: int) -> None:
-        assert library.mamba_export_ops_set_scan_loads(mode) in (STRIDED, STAGED)
-
-    yield switch
-    library.mamba_export_ops_set_scan_loads(before)
+scan_loads = switch_fixture("mamba_export_ops_set_scan_loads", STAGED)
 
 
 def _both(library, scan_loads, io_dtype, **case):
@@ -99,8 +88,4 @@ def test_staged_kernel_runs_where_it_applies(cuda_library, scan_loads, case, ker
 
 
 def test_unknown_mode_is_refused(cuda_library):
-    library = ctypes.CDLL(cuda_library)
-    assert library.mamba_export_ops_set_scan_loads(2) == -1
-    before = library.mamba_export_ops_set_scan_loads(STRIDED)
-    assert before in (STRIDED, STAGED)  # an unknown mode changed nothing
-    library.mamba_export_ops_set_scan_loads(before)
+    check_unknown_mode_is_refused(cuda_library, "mamba_export_ops_set_scan_loads")
