@@ -5,9 +5,12 @@ generate() on CUDA spends each token in four places: the decode step (a CUDA gra
 default), the token head (argmax next to the logits, its own session), the copy of the chosen
 ids to the host, and Python. This script times each part alone, at each batch size, against a
 whole generate() call divided by its tokens, so the gap between the graph and the user's
-figure is measured rather than guessed. With ``--kernels`` it also runs one decode step and
-one prefill between cudaProfilerStart/Stop (for ``ncu --profile-from-start off``), so the
-GPU's own list of kernels can be taken of exactly those calls.
+figure is measured rather than guessed; and generate()'s own loop with its decoder's calls
+timed where they happen (the ``loop_*`` columns: step(), next_tokens() and the Python
+between them, prefill left out), since parts timed alone can run faster than in the loop.
+With ``--kernels`` it also runs one decode step and one prefill between
+cudaProfilerStart/Stop (for ``ncu --profile-from-start off``), so the GPU's own list of
+kernels can be taken of exactly those calls.
 
     python3 scripts/profile_decode.py /tmp/e2e/fp16 --batches 1 32 --json $OUT/profile_decode.json
     ncu --profile-from-start off --metrics gpu__time_duration.sum --csv \\
@@ -62,6 +65,39 @@ def parts(model, batch: int, tokens: int, repeats: int, rng) -> dict:
     return row
 
 
+def loop(model, batch: int, tokens: int, rng) -> dict:
+    """generate()'s own loop with its decoder's calls timed where they happen: ms per token in
+    step() (the decode step), next_tokens() (token head and ids to the host) and the rest
+    (generate()'s Python between them); the prefill is timed apart and left out."""
+    from mamba_export.runtime.generation import GenerationSettings, generate, make_decoder
+
+    vocab = int(model.info["vocab_size"])
+    ids = rng.integers(2, vocab, size=(batch, 16), dtype=np.int64)
+    model.generate(ids, max_new_tokens=4, eos_token_id=[])  # this batch size's graphs
+    decoder = make_decoder(model)
+    spent = {"prefill": 0.0, "next_tokens": 0.0, "step": 0.0}
+
+    def timed(name):
+        method = getattr(decoder, name)
+
+        def call(*args):
+            start = time.perf_counter()
+            result = method(*args)
+            spent[name] += time.perf_counter() - start
+            return result
+        setattr(decoder, name, call)
+
+    for name in spent:
+        timed(name)
+    settings = GenerationSettings.create(max_new_tokens=tokens, eos_token_id=[])
+    start = time.perf_counter()
+    generate(decoder, ids, np.ones_like(ids), settings)
+    total = time.perf_counter() - start
+    per_token = {name: 1e3 * value / tokens for name, value in spent.items() if name != "prefill"}
+    per_token["python"] = 1e3 * (total - sum(spent.values())) / tokens
+    return {f"loop_{name}_ms": value for name, value in per_token.items()}
+
+
 def kernels(model, batch: int, length: int) -> None:
     """One decode step without a graph and one prefill of ``length`` tokens inside the profiler range."""
     import torch
@@ -105,12 +141,15 @@ def main() -> int:
         kernels(model, args.batches[0], args.length)
         return 0
     rng = np.random.default_rng(0)
-    rows = [parts(model, batch, args.tokens, args.repeats, rng) for batch in args.batches]
-    print("batch | generate ms/token | decode step | token head | ids to host | ids to device | other | graph")
+    rows = [dict(parts(model, batch, args.tokens, args.repeats, rng), **loop(model, batch, args.tokens, rng))
+            for batch in args.batches]
+    print("batch | generate ms/token | decode step | token head | ids to host | ids to device | other | graph"
+          " | in the loop: step() | next_tokens() | python")
     for r in rows:
         print(f"{r['batch']} | {r['generate_ms_per_token']:.3f} | {r['decode_step_ms']:.3f} | "
               f"{r['token_head_ms']:.3f} | {r['ids_to_host_ms']:.3f} | {r['ids_to_device_ms']:.3f} | "
-              f"{r['other_ms']:.3f} | {r['graph']}")
+              f"{r['other_ms']:.3f} | {r['graph']} | {r['loop_step_ms']:.3f} | {r['loop_next_tokens_ms']:.3f} | "
+              f"{r['loop_python_ms']:.3f}")
     if args.json:
         args.json.write_text(json.dumps({"folder": str(args.folder), "onnxruntime": ort.__version__,
                                          "info": {k: model.info.get(k) for k in ("dtype", "num_layers")},
