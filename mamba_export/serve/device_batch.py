@@ -55,8 +55,8 @@ class DeviceBatch:
         self.device = device
         self.buckets = bucket_sizes(max_batch)
         cache = model.batch_cache if cache is None else cache
-        # A prompt read from zero states is left-padded to a multiple of the decoder's bucket
-        # (RuntimeOptions.prefill_bucket), as generate() pads it: shapes seen in the warm-up.
+        # A prompt read from zero states is left-padded as generate() pads it (batch x length a
+        # multiple of the decoder's bucket, RuntimeOptions.prefill_bucket): shapes seen in the warm-up.
         self._decoder = DeviceDecoder(model, cache, device, use_graph, first_graph_id=FIRST_GRAPH_ID, zeros=False,
                                       bucket=prefill_bucket)
         self._gather = RowGather(model.state_spec, providers_for(model.options, head=True))
