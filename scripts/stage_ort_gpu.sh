@@ -20,6 +20,7 @@ version="${ORT_GPU_VERSION:-1.31.1}"
 part_size="${PART_SIZE:-60M}"
 
 mkdir -p "${stage}"
+stage="$(cd "${stage}" && pwd)"  # absolute: the archive is written from inside the tree
 wheel_dir="${stage}/wheel"
 mkdir -p "${wheel_dir}"
 if ! ls "${wheel_dir}"/onnxruntime_gpu-"${version}"-*.whl >/dev/null 2>&1; then
