@@ -1,6 +1,7 @@
 // The CUDA kernels of the library: one line per (op, dtype). Built only with
 // MAMBA_EXPORT_WITH_CUDA=ON; same op name, domain and version as on the CPU.
 #include "causal_conv/ort_kernel.h"
+#include "linear/ort_kernel.h"
 #include "register.h"
 #include "residual_norm/ort_kernel.h"
 #include "selective_scan/ort_kernel.h"
@@ -26,7 +27,13 @@ void AddCudaKernels(OrtCustomOpDomain* domain) {
   };
   for (const auto& op : kOps) AddOp(domain, &op);
   for (const auto& op : kConvOps) AddOp(domain, &op);
+  static const LinearOp kLinearOps[] = {
+      {kCuda, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, RunLinearOnCuda},
+      {kCuda, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16, RunLinearOnCuda},
+      {kCuda, ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16, RunLinearOnCuda},
+  };
   for (const auto& op : kNormOps) AddOp(domain, &op);
+  for (const auto& op : kLinearOps) AddOp(domain, &op);
 }
 
 }  // namespace mamba_export_ops

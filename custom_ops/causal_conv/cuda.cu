@@ -121,6 +121,7 @@ template <typename T, int K>
 // per-thread copy.
 __global__ void __launch_bounds__(kThreads)
     CausalConvKernel(const __grid_constant__ CausalConvParams p, int64_t chunks, int64_t tiles) {
+  ReleaseNextKernel();
   WaitForPreviousKernel();
   const int64_t channel_blocks = (p.channels + kThreads - 1) / kThreads;
   for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {

@@ -1,4 +1,4 @@
-# Adds the CUDA kernels of SelectiveScan and CausalConv1d to the op library (MAMBA_EXPORT_WITH_CUDA=ON).
+# Adds the CUDA kernels of SelectiveScan, CausalConv1d, ResidualRMSNorm and Linear to the op library (MAMBA_EXPORT_WITH_CUDA=ON).
 #
 # Hopper only: sm_90 machine code plus compute_90 PTX for newer GPUs. The CUDA
 # runtime is linked statically so the library needs no libcudart at load time.
@@ -16,6 +16,9 @@ function(mamba_export_add_cuda_kernels target)
     causal_conv/cuda.cu
     residual_norm/ort_kernel_cuda.cc
     residual_norm/cuda.cu
+    linear/ort_kernel_cuda.cc
+    linear/cuda.cu
+    linear/cublas.cc
     common/dependent_launch.cu
   )
   set_target_properties(${target} PROPERTIES
@@ -29,5 +32,6 @@ function(mamba_export_add_cuda_kernels target)
   )
   # register.cc calls RegisterCudaOps only in this configuration; build_info.cc reports it.
   set_property(SOURCE register.cc build_info.cc APPEND PROPERTY COMPILE_DEFINITIONS MAMBA_EXPORT_WITH_CUDA=1)
-  target_link_libraries(${target} PRIVATE CUDA::cudart_static)
+  # cuBLAS is found in the process at run time (linear/cublas.cc), hence dlopen and no cuBLAS link.
+  target_link_libraries(${target} PRIVATE CUDA::cudart_static ${CMAKE_DL_LIBS})
 endfunction()

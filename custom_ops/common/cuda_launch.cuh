@@ -28,6 +28,16 @@ __device__ __forceinline__ void WaitForPreviousKernel() {
 #endif
 }
 
+// Lets the kernel launched after this one as a dependent start now, while this one runs: it
+// waits (WaitForPreviousKernel) for this whole kernel to finish before it reads anything, so
+// this is safe anywhere. Called first thing, it overlaps the next kernel's launch with this
+// one's work. Without a dependent launch after it (or before sm_90) it does nothing.
+__device__ __forceinline__ void ReleaseNextKernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+}
+
 // kernel<<<grid, block, shared, stream>>>(args...), as a dependent launch where it applies.
 template <typename... Params, typename... Args>
 cudaError_t LaunchKernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream,

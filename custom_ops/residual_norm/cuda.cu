@@ -38,6 +38,7 @@ __device__ float BlockSum(float value, float* shared) {
 template <typename T>
 __global__ void __launch_bounds__(kThreads) ResidualNormKernel(const __grid_constant__ ResidualNormParams p) {
   __shared__ float shared[kWarps];
+  ReleaseNextKernel();
   WaitForPreviousKernel();
   const T* x_all = static_cast<const T*>(p.x);
   const T* weight = static_cast<const T*>(p.weight);

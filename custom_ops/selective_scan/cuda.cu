@@ -162,6 +162,7 @@ constexpr int kProjectThreads = 256;
 template <typename T>
 __global__ void __launch_bounds__(kProjectThreads) ProjectDeltaKernel(const SelectiveScanParams p, float* out) {
   extern __shared__ float x_dt[];
+  ReleaseNextKernel();
   WaitForPreviousKernel();
   const int64_t step = blockIdx.x;
   const T* row = static_cast<const T*>(p.delta) + ProjectedDeltaRowOffset(p, step / p.length, step % p.length);

@@ -63,6 +63,7 @@ __device__ __forceinline__ void LoadStates(const float* src, int count, float (&
 
 template <typename T, bool kVector>
 __global__ void __launch_bounds__(kChannelThreads) ChannelScanKernel(const SelectiveScanParams p, int lanes) {
+  ReleaseNextKernel();
   WaitForPreviousKernel();
   const int64_t d = static_cast<int64_t>(blockIdx.x) * kChannelThreads + threadIdx.x;
   if (d >= p.dim) return;

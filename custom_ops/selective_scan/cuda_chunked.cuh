@@ -91,6 +91,7 @@ template <typename T, int kItems>
 __global__ void __launch_bounds__(ChunkedWarps<T>() * kWarpSize, 1)
     ChunkedScanKernel(const SelectiveScanParams p, bool vector_ok) {
   extern __shared__ float carry_shared[];
+  ReleaseNextKernel();
   WaitForPreviousKernel();
   constexpr int64_t kTile = static_cast<int64_t>(kWarpSize) * kItems;
   const int warp = static_cast<int>(threadIdx.x) / kWarpSize;

@@ -122,6 +122,7 @@ __device__ __forceinline__ void StageStep(T* panel, bool inside, const T* source
 template <typename T, int kItems>
 __global__ void __launch_bounds__(StagedWarps<T>() * kWarpSize, 1)
     StagedChunkedScanKernel(const SelectiveScanParams p) {
+  ReleaseNextKernel();
   WaitForPreviousKernel();
   using Tile = StagedTile<T, kItems>;
   constexpr int kWarps = Tile::kWarps;

@@ -31,6 +31,7 @@ inline int SequentialLanesPerChannel(int64_t state) {
 template <typename T>
 __global__ void __launch_bounds__(kSequentialThreads)
     SequentialScanKernel(const SelectiveScanParams p, int log2_lanes) {
+  ReleaseNextKernel();
   WaitForPreviousKernel();
   const int64_t thread = static_cast<int64_t>(blockIdx.x) * kSequentialThreads + threadIdx.x;
   const int lanes = 1 << log2_lanes;

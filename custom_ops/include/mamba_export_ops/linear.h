@@ -1,0 +1,30 @@
+// The Linear operator contract, mirrored from mamba_export/ops/linear.py. That Python module
+// is the source of truth; tests/custom_ops/test_linear_contract_agrees.py fails if this header
+// drifts from it. The input order is the ABI: append, never reorder.
+#pragma once
+
+#include "mamba_export_ops/contract.h"  // kDomain, shared by every op of the library
+
+namespace mamba_export_ops {
+
+constexpr const char* kLinearOpType = "Linear";
+constexpr int kLinearVersion = 1;
+
+enum LinearInput : int {
+  kLinearInputX = 0,
+  kLinearInputWeight = 1,
+  kLinearNumInputs = 2,
+};
+constexpr int kLinearNumRequiredInputs = 2;
+constexpr const char* kLinearInputNames[kLinearNumInputs] = {"x", "weight"};
+
+enum LinearOutput : int {
+  kLinearOutputY = 0,
+  kLinearNumOutputs = 1,
+};
+constexpr const char* kLinearOutputNames[kLinearNumOutputs] = {"y"};
+
+// Rows of x the CUDA kernel computes with matrix-vector kernels of its own; more go to cuBLAS.
+constexpr int kLinearVectorRows = 4;
+
+}  // namespace mamba_export_ops

@@ -1,0 +1,34 @@
+// The CUDA branch of the Linear binding (built with MAMBA_EXPORT_WITH_CUDA=ON): up to
+// kLinearVectorRows rows through the matrix-vector kernel, more through cuBLAS, on ORT's
+// compute stream. It neither synchronises nor copies to the host.
+#include <cuda_runtime_api.h>
+
+#include "linear/cuda.h"
+#include "linear/ort_kernel.h"
+#include "mamba_export_ops/linear.h"
+#include "mamba_export_ops/status.h"
+
+namespace mamba_export_ops {
+
+OrtStatus* RunLinearOnCuda(const LinearParams& params, const Ort::KernelContext& context) {
+  if (params.rows * params.outer == 0) return nullptr;  // an empty y
+  auto stream = static_cast<cudaStream_t>(context.GetGPUComputeStream());
+  if (params.inner == 0) {  // sums over nothing
+    const size_t bytes = static_cast<size_t>(params.rows * params.outer) * (params.dtype == LinearDType::kFloat32 ? 4 : 2);
+    const cudaError_t error = cudaMemsetAsync(params.y, 0, bytes, stream);
+    if (error == cudaSuccess) return nullptr;
+    return MakeStatus(ORT_EP_FAIL, StrCat(kLinearOpType, ": clearing y failed: ", cudaGetErrorString(error)));
+  }
+  if (params.rows > kLinearVectorRows) {
+    const std::string error = RunLinearCublas(params, stream);
+    return error.empty() ? nullptr : MakeStatus(ORT_EP_FAIL, error);
+  }
+  const cudaError_t error = LaunchLinearVectorCuda(params, stream);
+  if (error != cudaSuccess) {
+    return MakeStatus(ORT_EP_FAIL, StrCat(kLinearOpType, ": CUDA kernel launch failed: ", cudaGetErrorName(error),
+                                          ": ", cudaGetErrorString(error)));
+  }
+  return nullptr;
+}
+
+}  // namespace mamba_export_ops

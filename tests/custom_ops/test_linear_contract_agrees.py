@@ -1,0 +1,64 @@
+"""custom_ops/include/mamba_export_ops/linear.h must say what mamba_export/ops/linear.py says.
+
+The header is parsed as text (no compiler needed): op type, version, the input and output
+names in ABI order, the number of required inputs and the rows the CUDA kernel keeps for its
+own matrix-vector kernels. The dtypes the kernel validation (linear/validate.cc) accepts are
+checked against the contract too.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_contract_agrees import (
+    CUSTOM_OPS,
+    assert_input_names_and_order,
+    assert_op_type_version_and_shared_domain,
+    constant,
+    enum_entries,
+    string_array,
+)
+
+from mamba_export.ops import linear as contract
+
+HEADER = CUSTOM_OPS / "include" / "mamba_export_ops" / "linear.h"
+VALIDATE = CUSTOM_OPS / "linear" / "validate.cc"
+CUDA_KERNEL = CUSTOM_OPS / "linear" / "cuda.cu"
+
+
+@pytest.fixture(scope="module")
+def header() -> str:
+    return HEADER.read_text()
+
+
+def test_op_type_version_and_shared_domain(header):
+    assert_op_type_version_and_shared_domain(header, "Linear", contract)
+
+
+def test_input_names_and_order(header):
+    assert_input_names_and_order(header, "Linear", "LinearInput", contract)
+
+
+def test_every_input_is_required(header):
+    assert int(constant(header, "kLinearNumRequiredInputs")) == len(contract.INPUT_NAMES)
+    assert contract.REQUIRED_INPUTS == contract.INPUT_NAMES
+
+
+def test_output_names_and_order(header):
+    assert tuple(string_array(header, "kLinearOutputNames")) == contract.OUTPUT_NAMES
+    entries = enum_entries(header, "LinearOutput")
+    assert [name.removeprefix("kLinearOutput").lower() for name, _ in entries[:-1]] == list(contract.OUTPUT_NAMES)
+    assert [index for _, index in entries] == list(range(len(contract.OUTPUT_NAMES) + 1))
+
+
+def test_vector_rows(header):
+    assert int(constant(header, "kLinearVectorRows")) == contract.VECTOR_ROWS
+    # The CUDA launcher instantiates one kernel per row count up to it.
+    source = CUDA_KERNEL.read_text()
+    for rows in range(1, contract.VECTOR_ROWS + 1):
+        assert f"case {rows}: return LaunchKernel(LinearVectorKernel<T, {rows}, E>" in source
+    assert f"kLinearVectorRows == {contract.VECTOR_ROWS}" in source
+
+
+def test_validation_accepts_the_contracts_dtypes():
+    assert tuple(string_array(VALIDATE.read_text(), "kIoDtypes")) == contract.IO_DTYPES
+    assert all(spec.dtype == "T" for spec in contract.INPUTS + contract.OUTPUTS)
