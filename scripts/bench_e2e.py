@@ -69,6 +69,8 @@ def parse_args():
     parser.add_argument("--no-torch", action="store_true", help="skip the transformers baseline")
     parser.add_argument("--fuse-delta-proj", action="store_true",
                         help="export with --fuse-delta-proj (the custom backend's scan projects dt itself)")
+    parser.add_argument("--linear-op", action="store_true",
+                        help="export with --linear-op (the products through the library's Linear op)")
     parser.add_argument("--cuda-option", action="append", default=[], metavar="NAME=VALUE",
                         help="CUDA provider option over the runtime's defaults (RuntimeOptions.cuda_options), "
                              "e.g. cudnn_conv_algo_search=EXHAUSTIVE; repeatable")
@@ -96,10 +98,12 @@ def median_seconds(fn, repeats: int) -> float:
 
 
 def export_backend(args, backend: str) -> dict:
-    out = Path(args.workdir) / f"{backend}-{args.dtype}{'-fused-dt' if args.fuse_delta_proj else ''}"
+    suffix = ("-fused-dt" if args.fuse_delta_proj else "") + ("-linear" if args.linear_op else "")
+    out = Path(args.workdir) / f"{backend}-{args.dtype}{suffix}"
     command = [sys.executable, "-c", PEAK_RSS_SNIPPET, "export", "--model", args.model, str(out),
                "--backend", backend, "--dtype", args.dtype, "--device", args.provider, "--logits", "last",
-               "--no-check", "--force", "--quiet"] + (["--fuse-delta-proj"] if args.fuse_delta_proj else [])
+               "--no-check", "--force", "--quiet"] + (["--fuse-delta-proj"] if args.fuse_delta_proj else []) \
+        + (["--linear-op"] if args.linear_op and backend == "custom" else [])
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - start

@@ -38,9 +38,11 @@
 #   AB_SETTINGS                for "decode_ab": space-separated NAME=VAR=VALUE, each timed as a run of the
 #                              library under test with VAR=VALUE set, e.g. "pdl_on=MAMBA_EXPORT_DEPENDENT_LAUNCH=1
 #                              channel=MAMBA_EXPORT_DECODE_SCAN=channel"
-#   AB_VARIANTS                the exports "decode_ab" times: "plain" (default) and/or "fused" (--fuse-delta-proj)
+#   AB_VARIANTS                the exports "decode_ab" times: "plain" (default), "fused" (--fuse-delta-proj)
+#                              and/or "linear" (--linear-op)
 #   OP_TESTS_K                 a pytest -k selection of the CUDA op tests; SKIP_MEMCHECK=1 skips memcheck
 #   E2E_DTYPES                 the dtypes of the e2e group (default "fp32 fp16 bf16")
+#   E2E_FLAGS                  extra scripts/bench_e2e.py flags for "e2e_bench" and "e2e_big" (e.g. --linear-op)
 #   BASELINE_STAGE             folder with part* and parts.sha256 of scripts/stage_baselines.sh: checked,
 #                              unpacked and its wheels installed into BASELINE_DIR (group "baselines")
 #   BASELINE_DIR               the baselines' install folder, put on PYTHONPATH (default /tmp/baselines;
@@ -132,7 +134,7 @@ python3 -c "import xdist" 2>/dev/null && parallel="-n 8"
 op_tests="tests/custom_ops/test_selective_scan_cuda.py tests/custom_ops/test_causal_conv_cuda.py \
 tests/custom_ops/test_packed_inputs_cuda.py tests/custom_ops/test_selective_scan_cuda_staged.py \
 tests/custom_ops/test_residual_norm_cuda.py tests/custom_ops/test_projected_delta_cuda.py \
-tests/custom_ops/test_selective_scan_cuda_channel.py"
+tests/custom_ops/test_selective_scan_cuda_channel.py tests/custom_ops/test_linear_cuda.py"
 if [[ "${steps}" == *" op "* ]]; then
 # 4. Tests: the CUDA ops first, then every other GPU test (8 workers where pytest-xdist is installed).
 step pytest_cuda_op 480 bash -o pipefail -c "python3 -m pytest -m gpu ${op_tests} -k '${OP_TESTS_K:-not no_such_test}' \
@@ -206,7 +208,7 @@ fi
 
 # 5d''. Decode steps side by side (scripts/profile_decode.py: graph replay, token head, generate() per
 #       token), two passes over the runs so that order effects show: for each export of AB_VARIANTS
-#       ("plain" and/or "fused", the --fuse-delta-proj export; default "plain"), the library under
+#       ("plain", "fused": the --fuse-delta-proj export, "linear": the --linear-op export; default "plain"), the library under
 #       test as it is ("new"), BASE_LIBRARY ("base", another build, optional) and every AB_SETTINGS
 #       entry NAME=VAR=VALUE (the library under test with one environment variable set).
 if [[ "${steps}" == *" decode_ab "* ]]; then
@@ -214,7 +216,7 @@ settings="" variants="${AB_VARIANTS:-plain}"
 [[ -n "${BASE_LIBRARY:-}" ]] && settings="base"
 for entry in ${AB_SETTINGS:-}; do settings="${settings} ${entry}"; done
 for variant in ${variants}; do
-  flag=""; [[ "${variant}" == fused ]] && flag="--fuse-delta-proj"
+  flag=""; [[ "${variant}" == fused ]] && flag="--fuse-delta-proj"; [[ "${variant}" == linear ]] && flag="--linear-op"
   [[ -d /tmp/decode_ab/${variant} ]] || step "export_${variant}" 100 bash -o pipefail -c "python3 -m mamba_export export \
     --model preset:mamba-130m /tmp/decode_ab/${variant} --device cuda --dtype fp16 --no-check --force --quiet ${flag}"
 done
@@ -283,17 +285,17 @@ if [[ "${steps}" == *" e2e "* ]]; then
 fi
 if [[ "${steps}" == *" e2e_bench "* ]]; then
   step bench_e2e 420 bash -o pipefail -c "python3 scripts/bench_e2e.py --provider cuda --dtype fp16 \
-    --backends custom --decode-tokens 64 --repeats 3 --workdir ${e2e}/bench \
+    --backends custom --decode-tokens 64 --repeats 3 --workdir ${e2e}/bench ${E2E_FLAGS:-} \
     --json '${out}/bench_e2e_gpu.json' 2>&1 | tee -a '${log}'"
   step plot_e2e 60 python3 scripts/plot_e2e.py "${out}/bench_e2e_gpu.json" "${out}/e2e.png"
 fi
 if [[ "${steps}" == *" e2e_big "* ]]; then
   step bench_e2e_bf16 240 bash -o pipefail -c "python3 scripts/bench_e2e.py --provider cuda --dtype bf16 \
     --backends custom --no-torch --lengths 2048 --batches 1 32 --decode-tokens 64 --repeats 3 \
-    --workdir ${e2e}/bench_bf16 --json '${out}/bench_e2e_gpu_bf16.json' 2>&1 | tee -a '${log}'"
+    --workdir ${e2e}/bench_bf16 ${E2E_FLAGS:-} --json '${out}/bench_e2e_gpu_bf16.json' 2>&1 | tee -a '${log}'"
   step bench_e2e_1_4b 300 bash -o pipefail -c "python3 scripts/bench_e2e.py --model preset:mamba-1.4b \
     --provider cuda --dtype fp16 --backends custom --lengths 2048 --batches 1 32 --decode-tokens 64 --repeats 3 \
-    --workdir ${e2e}/bench_1_4b --json '${out}/bench_e2e_gpu_1_4b.json' 2>&1 | tee -a '${log}'"
+    --workdir ${e2e}/bench_1_4b ${E2E_FLAGS:-} --json '${out}/bench_e2e_gpu_1_4b.json' 2>&1 | tee -a '${log}'"
 fi
 
 # 7b. The baselines: mamba-ssm 2.3.2.post1 and causal-conv1d 1.7.0 (sm_90 wheels built elsewhere by
