@@ -17,17 +17,21 @@
 //   gemv_pdl_l2    + the kernel's weight rows prefetched into L2 before the wait (weights are
 //                    initializers: nothing writes them, so they may be read early)
 //   empty / empty_pdl   kernels that do nothing: the floor of a chain of that many kernels
+//   op / op_pdl    the Linear op's own launcher (custom_ops/linear/cuda.cu, rows up to 4), dependent
+//                  launches off / on (the library's process-wide switch)
 //
 // and a whole layer's kernels, 7 a layer as in the export's graph (norm, in_proj, conv, x_proj,
 // dt_proj, scan, out_proj; the three non-products stand in as element-wise kernels over the
 // same tensors): layer_cublas (products by cuBLAS, ours plain, as today), layer_cublas_pdl (ours
 // as dependents; a dependent of a cuBLAS kernel still waits for it), layer_gemv_pdl (every
-// kernel ours, as dependents, weights prefetched).
+// kernel ours, as dependents, weights prefetched), layer_op_pdl (the Linear op's kernel, with the
+// element-wise kernels as dependents).
 //
 // Each product is checked against float64 on the host first (relative to the largest |y|; float16
 // output rounding is 2^-11). Times are replays of a graph of --steps steps, per step, median of
 // --replays. Usage (libcublas comes from torch's install on the GPU machine):
-//   nvcc -O3 -std=c++17 -arch=sm_90 -cudart static -o bench_decode_products scripts/bench_decode_products.cu -ldl
+//   nvcc -O3 -std=c++17 -arch=sm_90 -cudart static -Icustom_ops -Icustom_ops/include -o bench_decode_products \
+//     scripts/bench_decode_products.cu custom_ops/linear/cuda.cu custom_ops/common/dependent_launch.cu -ldl
 //   ./bench_decode_products --cublas /path/libcublas.so.13 --config mamba-130m --batches 1,4,16 --json out.json
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -41,6 +45,9 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include "common/dependent_launch.h"
+#include "linear/cuda.h"
 
 #define CHECK_CUDA(call)                                                                       \
   do {                                                                                         \
@@ -230,7 +237,7 @@ __half* Upload(const std::vector<__half>& host) {
   return device;
 }
 
-enum class Kind { kCublasNN, kCublasTN, kGemv };
+enum class Kind { kCublasNN, kCublasTN, kGemv, kOp };
 
 // One product y (M, N) = x (M, K) w^T with the given kind.
 void RunProduct(Kind kind, Cublas& cublas, int M, const __half* x, int ldx, const Layer& layer, int p, __half* y,
@@ -238,6 +245,18 @@ void RunProduct(Kind kind, Cublas& cublas, int M, const __half* x, int ldx, cons
   const float one = 1.f, zero = 0.f;
   if (kind == Kind::kGemv) {
     LaunchGemv(M, x, ldx, layer.w[p], y, ldy, K, N, flags, stream);
+  } else if (kind == Kind::kOp) {
+    if (ldx != K || ldy != N) { std::fprintf(stderr, "error: the op reads dense rows\n"); std::exit(1); }
+    mamba_export_ops::LinearParams params;
+    params.rows = M;
+    params.inner = K;
+    params.outer = N;
+    params.dtype = mamba_export_ops::LinearDType::kFloat16;
+    params.weight_constant = true;
+    params.x = x;
+    params.weight = layer.w[p];
+    params.y = y;
+    CHECK_CUDA(mamba_export_ops::LaunchLinearVectorCuda(params, stream));
   } else if (kind == Kind::kCublasNN) {
     // Row-major y = x wt, wt (K, N): column-major y^T (N, M) = wt^T (N, K) x^T (K, M).
     int status = cublas.gemm(cublas.handle, kOpN, kOpN, N, M, K, &one, layer.wt[p], kR16F, N, x, kR16F, ldx, &zero,
@@ -257,6 +276,7 @@ struct Variant {
   bool layer;           // a whole layer (7 kernels) rather than the products alone
   Flags other_flags;    // the layer's element-wise kernels
   bool empty = false;   // empty kernels, as many as the products
+  bool op_dependent = false;  // the library's dependent-launch switch, for Kind::kOp
 };
 
 void Element(const __half* in, __half* out, int count, Flags flags, cudaStream_t stream) {
@@ -274,8 +294,8 @@ void Step(const Variant& v, Cublas& cublas, int M, const Config& config, const s
     }
     if (v.layer) Element(buf.h, buf.h, M * H, v.other_flags, stream);  // norm
     RunProduct(v.kind, cublas, M, buf.h, H, layer, 0, buf.a, 2 * I, H, 2 * I, v.product_flags, stream);
-    if (v.layer) Element(buf.a, buf.a, M * 2 * I, v.other_flags, stream);  // conv (reads the whole in_proj out)
-    RunProduct(v.kind, cublas, M, buf.a, 2 * I, layer, 1, buf.b, P, I, P, v.product_flags, stream);
+    if (v.layer) Element(buf.a, buf.t, M * I, v.other_flags, stream);  // conv: in_proj's x half -> t
+    RunProduct(v.kind, cublas, M, buf.t, I, layer, 1, buf.b, P, I, P, v.product_flags, stream);
     RunProduct(v.kind, cublas, M, buf.b, P, layer, 2, buf.c, I, P, I, v.product_flags, stream);
     if (v.layer) Element(buf.c, buf.c, M * I, v.other_flags, stream);  // scan
     RunProduct(v.kind, cublas, M, buf.c, I, layer, 3, buf.h, H, I, H, v.product_flags, stream);
@@ -290,6 +310,7 @@ double Median(std::vector<double> values) {
 // Per-step time of a graph of `steps` steps, median of `replays` replays, in microseconds.
 double TimeVariant(const Variant& v, Cublas& cublas, int M, const Config& config, const std::vector<Layer>& layers,
                    Buffers& buf, cudaStream_t stream, int steps, int replays) {
+  mamba_export_ops::SetDependentLaunch(v.op_dependent);
   Step(v, cublas, M, config, layers, buf, stream);  // outside capture: cuBLAS picks its kernels
   CHECK_CUDA(cudaStreamSynchronize(stream));
   cudaGraph_t graph;
@@ -426,7 +447,8 @@ int main(int argc, char** argv) {
   bool first = true;
   for (int M : batches) {
     for (const Product& p : products) {
-      for (Kind kind : {Kind::kCublasNN, Kind::kCublasTN, Kind::kGemv}) {
+      for (Kind kind : {Kind::kCublasNN, Kind::kCublasTN, Kind::kGemv, Kind::kOp}) {
+        if (kind == Kind::kOp && M > 4) continue;
         Flags flags;
         double error = CheckProduct(kind, flags, cublas, M, p.K, p.N, rng, stream);
         if (kind == Kind::kGemv) {
@@ -468,6 +490,7 @@ int main(int argc, char** argv) {
   buf.a = Upload(RandomHalf(static_cast<size_t>(max_batch) * 2 * I, 1.f, rng));
   buf.b = Upload(RandomHalf(static_cast<size_t>(max_batch) * P, 1.f, rng));
   buf.c = Upload(RandomHalf(static_cast<size_t>(max_batch) * I, 1.f, rng));
+  buf.t = Upload(RandomHalf(static_cast<size_t>(max_batch) * I, 1.f, rng));
 
   const Flags plain{}, dependent{true, false, false}, early{true, true, false}, l2{true, true, true};
   std::vector<Variant> variants = {
@@ -484,6 +507,11 @@ int main(int argc, char** argv) {
       {"layer_gemv", Kind::kGemv, plain, true, plain},
       {"layer_gemv_pdl", Kind::kGemv, l2, true, early},
   };
+  if (max_batch <= 4) {  // the op's own kernel takes up to 4 rows
+    variants.push_back({"op", Kind::kOp, plain, false, plain});
+    variants.push_back({"op_pdl", Kind::kOp, plain, false, plain, false, true});
+    variants.push_back({"layer_op_pdl", Kind::kOp, plain, true, early, false, true});
+  }
   std::printf("\nper decode step (%d layers; products: 4 a layer; layer_*: 7 kernels a layer), us, median of %d "
               "replays of %d-step graphs\n", config->layers, replays, steps);
   std::printf("%-18s", "variant");

@@ -13,7 +13,9 @@ mkdir -p "${out}"
 binary="${BENCH_BINARY:-${repo_root}/build/bench/bench_decode_products}"
 if [[ ! -x "${binary}" ]]; then
   mkdir -p "$(dirname "${binary}")"
-  nvcc -O3 -std=c++17 -arch=sm_90 -cudart static -o "${binary}" "${repo_root}/scripts/bench_decode_products.cu" -ldl
+  nvcc -O3 -std=c++17 -arch=sm_90 -cudart static -I"${repo_root}/custom_ops" -I"${repo_root}/custom_ops/include" \
+    -o "${binary}" "${repo_root}/scripts/bench_decode_products.cu" "${repo_root}/custom_ops/linear/cuda.cu" \
+    "${repo_root}/custom_ops/common/dependent_launch.cu" -ldl
 fi
 cublas="${CUBLAS:-$(python3 - <<'PY'
 import torch
@@ -23,5 +25,5 @@ print(next(line.split()[-1] for line in open("/proc/self/maps") if "libcublas.so
 PY
 )}"
 echo "cuBLAS: ${cublas}"
-"${binary}" --cublas "${cublas}" --config mamba-130m --batches 1,4,16 --json "${out}/decode_products_130m.json"
-"${binary}" --cublas "${cublas}" --config mamba-1.4b --batches 1,16 --json "${out}/decode_products_1p4b.json"
+"${binary}" --cublas "${cublas}" --config mamba-130m --batches 1,2,4 --json "${out}/decode_products_130m.json"
+"${binary}" --cublas "${cublas}" --config mamba-1.4b --batches 1,4 --json "${out}/decode_products_1p4b.json"

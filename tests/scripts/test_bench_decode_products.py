@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-SOURCE = Path(__file__).resolve().parents[2] / "scripts" / "bench_decode_products.cu"
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = ROOT / "scripts" / "bench_decode_products.cu"
+# The Linear op's launcher and the dependent-launch switch it times.
+LIBRARY_SOURCES = [ROOT / "custom_ops" / "linear" / "cuda.cu", ROOT / "custom_ops" / "common" / "dependent_launch.cu"]
 
 
 def find_nvcc() -> str | None:
@@ -29,8 +32,10 @@ def binary(tmp_path_factory) -> Path:
     if nvcc is None:
         pytest.skip("no nvcc: the benchmark cannot be compiled here")
     out = tmp_path_factory.mktemp("bench") / "bench_decode_products"
-    built = subprocess.run([nvcc, "-O1", "-std=c++17", "-arch=sm_90", "-cudart", "static", "-o", str(out),
-                            str(SOURCE), "-ldl"], capture_output=True, text=True, timeout=600)
+    built = subprocess.run([nvcc, "-O1", "-std=c++17", "-arch=sm_90", "-cudart", "static",
+                            f"-I{ROOT / 'custom_ops'}", f"-I{ROOT / 'custom_ops' / 'include'}", "-o", str(out),
+                            str(SOURCE), *map(str, LIBRARY_SOURCES), "-ldl"], capture_output=True, text=True,
+                           timeout=600)
     assert built.returncode == 0, built.stderr[-3000:]
     return out
 
