@@ -1,4 +1,4 @@
-// Linear's rows past kLinearVectorRows (prefill, large decode batches) through cuBLAS, which
+// Linear's calls that LinearUsesVectorKernel leaves out (prefill, larger decode batches) through cuBLAS, which
 // the op library does not link: ONNX Runtime's CUDA provider has already loaded it into the
 // process (libcublas.so.13 for CUDA 13 builds, .12 for CUDA 12), and dlopen finds it there,
 // so the library keeps loading without CUDA's libraries on its path and uses the same cuBLAS
@@ -119,8 +119,8 @@ int CudaType(LinearDType dtype) {
 std::string RunLinearCublas(const LinearParams& p, cudaStream_t stream) {
   const Cublas& cublas = LoadCublas();
   const auto fail = [&](const std::string& why) {
-    return StrCat(kLinearOpType, ": x has ", p.rows, " rows; more than ", kLinearVectorRows,
-                  " go to cuBLAS, and ", why);
+    return StrCat(kLinearOpType, ": x has ", p.rows, " rows and the weight is (", p.outer, ", ", p.inner,
+                  "); such a call goes to cuBLAS, and ", why);
   };
   if (!cublas.error.empty()) return fail(cublas.error);
   if (p.rows > INT_MAX || p.inner > INT_MAX || p.outer > INT_MAX) {

@@ -1,5 +1,5 @@
-// The CUDA branch of the Linear binding (built with MAMBA_EXPORT_WITH_CUDA=ON): up to
-// kLinearVectorRows rows through the matrix-vector kernel, more through cuBLAS, on ORT's
+// The CUDA branch of the Linear binding (built with MAMBA_EXPORT_WITH_CUDA=ON): the calls
+// LinearUsesVectorKernel picks through the matrix-vector kernel, the rest through cuBLAS, on ORT's
 // compute stream. It neither synchronises nor copies to the host.
 #include <cuda_runtime_api.h>
 
@@ -14,12 +14,13 @@ OrtStatus* RunLinearOnCuda(const LinearParams& params, const Ort::KernelContext&
   if (params.rows * params.outer == 0) return nullptr;  // an empty y
   auto stream = static_cast<cudaStream_t>(context.GetGPUComputeStream());
   if (params.inner == 0) {  // sums over nothing
-    const size_t bytes = static_cast<size_t>(params.rows * params.outer) * (params.dtype == LinearDType::kFloat32 ? 4 : 2);
+    const size_t bytes = static_cast<size_t>(params.rows * params.outer) * (params.dtype == LinearDType::kFloat32 ? 4u : 2u);
     const cudaError_t error = cudaMemsetAsync(params.y, 0, bytes, stream);
     if (error == cudaSuccess) return nullptr;
     return MakeStatus(ORT_EP_FAIL, StrCat(kLinearOpType, ": clearing y failed: ", cudaGetErrorString(error)));
   }
-  if (params.rows > kLinearVectorRows) {
+  const long long element_bytes = params.dtype == LinearDType::kFloat32 ? 4 : 2;
+  if (!LinearUsesVectorKernel(params.rows, params.outer * params.inner * element_bytes)) {
     const std::string error = RunLinearCublas(params, stream);
     return error.empty() ? nullptr : MakeStatus(ORT_EP_FAIL, error);
   }

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from mamba_export.ops.contract_base import DOMAIN, ContractChecks, TensorSpec
 from mamba_export.ops.contract_base import format_shape as _fmt
 
-__all__ = ["DOMAIN", "OP_TYPE", "OP_VERSION", "INPUTS", "OUTPUTS", "ATTRIBUTES", "VECTOR_ROWS", "check_inputs"]
+__all__ = ["DOMAIN", "OP_TYPE", "OP_VERSION", "INPUTS", "OUTPUTS", "ATTRIBUTES", "VECTOR_ROWS",
+           "VECTOR_MAX_WEIGHT_BYTES", "check_inputs", "uses_vector_kernel"]
 
 OP_TYPE = "Linear"
 OP_VERSION = 1
@@ -41,8 +42,12 @@ OP_VERSION = 1
 IO_DTYPES = ("float32", "float16", "bfloat16")
 
 # Rows of x (the product of every dimension but the last) that the CUDA kernel computes with
-# matrix-vector kernels of its own; more rows go to cuBLAS. Decode at batch 1 to 4.
+# matrix-vector kernels of its own; more rows go to cuBLAS. Decode at batch 1 to 4. Past one row,
+# only weights of at most VECTOR_MAX_WEIGHT_BYTES take them: on the H200 four rows of mamba-130m's
+# products (weights up to 4.7 MB) ran 19 % faster than cuBLAS, four of mamba-1.4b's (17 and 34 MB)
+# 38 % slower (results/gpu/2026-12-01-decode-products/).
 VECTOR_ROWS = 4
+VECTOR_MAX_WEIGHT_BYTES = 8 * 1024 * 1024
 
 # This order is the ABI: append, never reorder.
 INPUTS = (
@@ -93,6 +98,11 @@ def check_inputs(shapes: dict, dtypes: dict | None = None) -> LinearDims:
     for size in x[:-1]:
         rows *= size
     return LinearDims(rows, weight[1], weight[0])
+
+
+def uses_vector_kernel(rows: int, weight_bytes: int) -> bool:
+    """Whether the CUDA kernel computes a call with its own matrix-vector kernel (else cuBLAS)."""
+    return 1 <= rows <= VECTOR_ROWS and (rows == 1 or weight_bytes <= VECTOR_MAX_WEIGHT_BYTES)
 
 
 def output_shape(x_shape, weight_shape) -> tuple[int, ...]:

@@ -8,6 +8,8 @@ checked against the contract too.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from test_contract_agrees import (
     CUSTOM_OPS,
@@ -52,6 +54,10 @@ def test_output_names_and_order(header):
 
 def test_vector_rows(header):
     assert int(constant(header, "kLinearVectorRows")) == contract.VECTOR_ROWS
+    factors = constant(header, "kLinearVectorMaxWeightBytes").split("*")
+    assert math.prod(int(f.strip().removesuffix("LL")) for f in factors) == contract.VECTOR_MAX_WEIGHT_BYTES
+    rule = "rows >= 1 && rows <= kLinearVectorRows && (rows == 1 || weight_bytes <= kLinearVectorMaxWeightBytes)"
+    assert f"return {rule};" in header
     # The CUDA launcher instantiates one kernel per row count up to it.
     source = CUDA_KERNEL.read_text()
     for rows in range(1, contract.VECTOR_ROWS + 1):
@@ -62,3 +68,10 @@ def test_vector_rows(header):
 def test_validation_accepts_the_contracts_dtypes():
     assert tuple(string_array(VALIDATE.read_text(), "kIoDtypes")) == contract.IO_DTYPES
     assert all(spec.dtype == "T" for spec in contract.INPUTS + contract.OUTPUTS)
+
+
+@pytest.mark.parametrize(("rows", "weight_bytes", "expected"), [
+    (0, 10, False), (1, 10, True), (1, 10**9, True), (4, 8 * 1024 * 1024, True), (4, 8 * 1024 * 1024 + 1, False),
+    (2, 4_718_592, True), (5, 10, False)])
+def test_which_calls_take_the_vector_kernel(rows, weight_bytes, expected):
+    assert contract.uses_vector_kernel(rows, weight_bytes) is expected

@@ -1,6 +1,7 @@
 """Parity of the CUDA kernels of Linear, run through ONNX Runtime's CUDA provider.
 
-Rows up to VECTOR_ROWS take the matrix-vector kernel (16-byte pieces where K fills them and
+Calls that uses_vector_kernel picks (rows up to VECTOR_ROWS; past one row, weights up to
+VECTOR_MAX_WEIGHT_BYTES) take the matrix-vector kernel (16-byte pieces where K fills them and
 the tensors are aligned, single values otherwise; the weight read before the wait when it is
 an initializer, after it when it is a graph input); more rows take cuBLAS, found in the process
 at run time. Inputs and outputs stay on the GPU; y is filled with NaN before each run, so an
@@ -50,6 +51,7 @@ CASES = {
     "prefill_512": dict(shape=(1, 512, 1536), outer=768),
     "rank_4": dict(shape=(2, 3, 4, 5), outer=6),
     "cublas_odd_inner": dict(shape=(9, 13), outer=17),
+    "cublas_2_rows_large_weight": dict(shape=(2, 1, 2048), outer=4100),  # 8.4 M weights: over 8 MiB in every dtype
 }
 
 

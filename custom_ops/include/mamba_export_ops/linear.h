@@ -24,7 +24,13 @@ enum LinearOutput : int {
 };
 constexpr const char* kLinearOutputNames[kLinearNumOutputs] = {"y"};
 
-// Rows of x the CUDA kernel computes with matrix-vector kernels of its own; more go to cuBLAS.
+// Rows of x the CUDA kernel computes with matrix-vector kernels of its own; more go to cuBLAS. Past
+// one row, only weights of at most kLinearVectorMaxWeightBytes do.
 constexpr int kLinearVectorRows = 4;
+constexpr long long kLinearVectorMaxWeightBytes = 8LL * 1024 * 1024;
+
+inline bool LinearUsesVectorKernel(long long rows, long long weight_bytes) {
+  return rows >= 1 && rows <= kLinearVectorRows && (rows == 1 || weight_bytes <= kLinearVectorMaxWeightBytes);
+}
 
 }  // namespace mamba_export_ops
