@@ -13,9 +13,10 @@ with the weight stored (N, K), as ``torch.nn.Linear`` keeps it:
                         head reads the embedding table the Gather reads, no copy)
     W @ x               stays a MatMul (Linear multiplies by the weight transposed on the right)
 
-Where the exporter's optimiser has already folded a small weight's Transpose into a
-constant (weights under a few thousand values), the transposed copy of the head's weight
-is the embedding table itself: the Linear then reads the table. Every MatMul left as it
+The exporter writes the projections as ``x @ W`` with W a (K, N) constant of their own, so
+each becomes its (N, K) transpose, no larger. A tied head is ``x @ Transpose(table)``, but
+where the exporter folded that Transpose into a constant (a small table), the transposed
+copy equals the embedding table: the Linear then reads the table itself. Every MatMul left as it
 was is listed in the record with the reason, which ``export_info.json`` keeps as
 ``linear_products``.
 """
