@@ -87,7 +87,8 @@ def io_description(dims, dtype_name: str, head_output: str, logits: str) -> tupl
 
 
 def build_info(*, architecture: str, dims, options, head_output: str, source: dict,
-               external_data: str | None, quantization: dict | None = None) -> dict:
+               external_data: str | None, quantization: dict | None = None,
+               linear_products: dict | None = None) -> dict:
     """The record of one export. options: the ``ExportOptions`` it was made with."""
     if head_output not in HEAD_OUTPUTS:
         raise ValueError(f"head_output must be one of {HEAD_OUTPUTS}, got {head_output!r}")
@@ -114,6 +115,7 @@ def build_info(*, architecture: str, dims, options, head_output: str, source: di
         "outputs": outputs,
         "external_data": external_data,
         "quantization": quantization,  # what export.quantize rewrote, or None
+        "linear_products": linear_products,  # what export.linear_products rewrote (--linear-op), or None
         "source": source,
         "options": options.to_dict(),
         "versions": versions(),

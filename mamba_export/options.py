@@ -56,14 +56,25 @@ class ExportOptions:
     # layer has no dt_proj MatMul (one node fewer). The standard backend ignores it (its graph keeps
     # the MatMul). Opt-in until measured on the GPU.
     fuse_delta_proj: bool = False
+    # Custom backend: every MatMul with a constant weight becomes our Linear op (weight (N, K), the
+    # CUDA kernel's own matrix-vector products for decode instead of cuBLAS's;
+    # mamba_export.export.linear_products). Opt-in until measured on the GPU.
+    linear_op: bool = False
 
     def __post_init__(self):
         _choose("backend", self.backend, BACKENDS)
         _choose("dtype", self.dtype, DTYPES)
         _choose("device", self.device, DEVICES)
         _choose("logits", self.logits, LOGITS_MODES)
-        if not isinstance(self.fuse_delta_proj, bool):
-            raise MambaExportError(f"fuse_delta_proj must be True or False, got {self.fuse_delta_proj!r}")
+        for name in ("fuse_delta_proj", "linear_op"):
+            if not isinstance(getattr(self, name), bool):
+                raise MambaExportError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.linear_op and self.backend != "custom":
+            raise MambaExportError(f"linear_op=True needs backend='custom' (the Linear op is a custom op), "
+                                   f"got backend={self.backend!r}")
+        if self.linear_op and self.quantize is not None:
+            raise MambaExportError(f"linear_op=True and quantize={self.quantize!r} both rewrite the MatMuls; "
+                                   "choose one")
         if not isinstance(self.opset, int) or not 18 <= self.opset <= 27:
             raise MambaExportError(f"opset must be an integer from 18 to 27, got {self.opset!r}")
         if self.quantize is not None:

@@ -43,6 +43,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--fuse-delta-proj", action="store_true",
                         help="custom backend: SelectiveScan computes dt_proj itself, one MatMul fewer per layer, "
                              "for CUDA exports (slower on the CPU; the standard backend ignores it)")
+    parser.add_argument("--linear-op", action="store_true",
+                        help="custom backend: every MatMul with a constant weight becomes the Linear custom op "
+                             "(decode's matrix-vector products by kernels of our own on CUDA instead of "
+                             "cuBLAS); opt-in until measured on the GPU; not with --quantize")
     parser.add_argument("--no-check", action="store_true", help="skip the parity check after export")
     parser.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
@@ -65,6 +69,7 @@ def run(args) -> int:
         logits=args.logits, validate=not args.no_check, force=args.force, show_progress=not args.quiet,
         quantize=args.quantize, block_size=args.block_size, accuracy_level=args.accuracy_level,
         revision=args.revision, adapter=args.adapter, fuse_delta_proj=args.fuse_delta_proj,
+        linear_op=args.linear_op,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ParityInconclusiveWarning)  # said below, once

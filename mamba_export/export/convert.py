@@ -2,7 +2,8 @@
 
 The steps, in order: check the destination, load, resolve the architecture, cast,
 route the mixers through the SelectiveScan op, trace, apply the backend (keep the
-custom node, or rewrite it into standard ops), write the folder atomically with
+custom node, or rewrite it into standard ops), rewrite the MatMuls when asked (the Linear
+op, or int4), write the folder atomically with
 its config, tokenizer and ``export_info.json``, and check it against PyTorch.
 """
 
@@ -54,12 +55,13 @@ def export(model, output_dir, options: ExportOptions | None = None) -> Path:
     with atomic_folder(destination, options.force) as staging:
         with progress.step(f"Saving {MODEL_FILE} ({options.backend} backend)"):
             external_data = _save_graph(program, staging, options.backend, _weight_bytes(prepared))
+        linear_products = _linear_products(staging, options, external_data, progress)
         quantization = _quantize(staging, options, external_data, progress)
         _write_side_files(prepared, loaded, staging)
         info = folder_format.build_info(
             architecture=loaded.arch.name, dims=dims, options=options, head_output=head_output,
             source=_source_record(loaded, type(prepared).__name__), external_data=external_data,
-            quantization=quantization)
+            quantization=quantization, linear_products=linear_products)
         folder_format.write_info(staging, info)
         if options.validate:
             _check(staging, destination, prepared, options, check_provider, info, progress)
@@ -110,6 +112,16 @@ def _save_graph(program, staging: Path, backend: str, weight_bytes: int) -> str 
         rewrite_file(path)
     data_files = sorted(p.name for p in staging.iterdir() if p.name != MODEL_FILE)
     return data_files[0] if data_files else None
+
+
+def _linear_products(staging: Path, options: ExportOptions, external_data: str | None, progress: Progress):
+    """The constant-weight MatMuls as the Linear op when ``options.linear_op`` asks; the record or None."""
+    if not options.linear_op:
+        return None
+    from mamba_export.export.linear_products import rewrite_file
+
+    with progress.step("Rewriting the MatMuls with constant weights as the Linear op"):
+        return rewrite_file(staging / MODEL_FILE, external_data)
 
 
 def _quantize(staging: Path, options: ExportOptions, external_data: str | None, progress: Progress):

@@ -3,8 +3,8 @@
 ``onnx.reference.ReferenceEvaluator(model, new_ops=list(NUMPY_OPS))`` then runs
 graphs that contain our custom nodes without the compiled library or PyTorch: a
 portable second implementation of the contracts in
-:mod:`mamba_export.ops.selective_scan`, :mod:`mamba_export.ops.causal_conv` and
-:mod:`mamba_export.ops.residual_norm`.
+:mod:`mamba_export.ops.selective_scan`, :mod:`mamba_export.ops.causal_conv`,
+:mod:`mamba_export.ops.residual_norm` and :mod:`mamba_export.ops.linear`.
 Like every implementation each checks its inputs with the contract's
 ``check_inputs`` and computes in float32 whatever the I/O dtype.
 """
@@ -16,6 +16,7 @@ from onnx.reference.op_run import OpRun
 
 from mamba_export.errors import InputShapeError
 from mamba_export.ops import causal_conv as conv_contract
+from mamba_export.ops import linear as linear_contract
 from mamba_export.ops import residual_norm as norm_contract
 from mamba_export.ops.selective_scan import (
     DOMAIN,
@@ -207,5 +208,26 @@ class ResidualRMSNorm(OpRun):
         return residual_rms_norm(x, weight, residual, epsilon)
 
 
+def linear(x, weight):
+    """The product with a constant weight on numpy arrays: x (..., K) times weight (N, K) transposed.
+
+    Products and sums in float32 whatever the dtype, rounded once; returns y (..., N) in x's dtype.
+    """
+    linear_contract.check_inputs({"x": np.shape(x), "weight": np.shape(weight)},
+                                 {"x": _dtype_name(x), "weight": _dtype_name(weight)})
+    f32 = np.float32
+    y = np.matmul(np.asarray(x, dtype=f32), np.asarray(weight, dtype=f32).T)
+    return y.astype(np.asarray(x).dtype)
+
+
+class Linear(OpRun):
+    """The Linear node for ``onnx.reference.ReferenceEvaluator(new_ops=[...])``."""
+
+    op_domain = DOMAIN
+
+    def _run(self, x, weight):
+        return (linear(x, weight),)
+
+
 # Every custom node of our domain, for ``ReferenceEvaluator(model, new_ops=list(NUMPY_OPS))``.
-NUMPY_OPS = (SelectiveScan, CausalConv1d, ResidualRMSNorm)
+NUMPY_OPS = (SelectiveScan, CausalConv1d, ResidualRMSNorm, Linear)

@@ -18,6 +18,7 @@ import onnx
 from onnxscript import values
 
 from mamba_export.ops import causal_conv as conv_contract
+from mamba_export.ops import linear as linear_contract
 from mamba_export.ops import residual_norm as norm_contract
 from mamba_export.ops import selective_scan as contract
 
@@ -109,6 +110,14 @@ def residual_rms_norm_to_onnx(x, weight, residual=None, epsilon: float = 1e-6):
     """Translation of ``torch.ops.mamba_export.residual_rms_norm.default`` into one custom node."""
     op = _residual_norm_op()
     return op(x, weight, residual, epsilon=float(epsilon))
+
+
+@functools.lru_cache(maxsize=1)
+def linear_schema() -> onnx.defs.OpSchema:
+    """The Linear contract as an ONNX operator schema (not registered globally). No torch op
+    translates to it: the node comes from the rewrite of a saved graph (export/linear_products.py)."""
+    return _schema(linear_contract, "Product with a constant weight stored (N, K), y = x W^T "
+                                    "(see docs/linear_op.md).")
 
 
 def custom_translation_table() -> dict:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from mamba_export.ops import causal_conv as conv_contract
+from mamba_export.ops import linear as linear_contract
 from mamba_export.ops import residual_norm as norm_contract
 from mamba_export.ops.selective_scan import (
     LAYOUT_CHANNELS_LAST,
@@ -151,3 +152,15 @@ def residual_rms_norm(x, weight, residual, epsilon):
     inv = torch.rsqrt(s.square().mean(-1, keepdim=True) + epsilon) if s.shape[-1] else s
     y = weight.to(cdt) * (s * inv)
     return y.to(x.dtype).contiguous(), s.contiguous()
+
+
+def linear(x, weight):
+    """The product of :mod:`mamba_export.ops.linear`: x (..., K) times weight (N, K) transposed.
+
+    Returns y (..., N) in x's dtype, computed in float64 for float64 inputs, else in float32
+    and rounded once.
+    """
+    linear_contract.check_inputs({"x": tuple(x.shape), "weight": tuple(weight.shape)})
+    cdt = _compute_dtype(x.dtype)
+    y = torch.matmul(x.to(cdt), weight.to(cdt).transpose(0, 1))
+    return y.to(x.dtype).contiguous()

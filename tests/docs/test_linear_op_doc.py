@@ -1,0 +1,71 @@
+"""docs/linear_op.md must state the contract of mamba_export/ops/linear.py: its tables of inputs and
+outputs, its header values, error messages that check_inputs() really raises, and the words of the
+export record (export/linear_products.py) it quotes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from mamba_export.errors import InputShapeError
+from mamba_export.export import linear_products
+from mamba_export.ops import linear as contract
+from tests.support.op_doc import DOCS, assert_header_values, assert_inputs_table, assert_outputs_table
+
+DOC = DOCS / "linear_op.md"
+
+
+def test_header_values():
+    assert_header_values(DOC, contract)
+
+
+def test_inputs_table():
+    assert_inputs_table(DOC, contract)
+
+
+def test_outputs_table():
+    assert_outputs_table(DOC, contract)
+
+
+def test_no_attributes():
+    assert contract.ATTRIBUTES == {}
+    assert "## Attributes\n\nNone.\n" in DOC.read_text()
+
+
+def test_vector_rows_is_the_contracts():
+    assert f"to {contract.VECTOR_ROWS} rows of `x` (`VECTOR_ROWS` in the contract)" in DOC.read_text()
+
+
+SHAPES = {"x": (2, 8), "weight": (3, 8)}
+MESSAGE_CASES = [
+    ({"weight": (8, 3)}, None),
+    ({"weight": (8,)}, None),
+    ({"x": ()}, None),
+    ({}, {"x": "float16", "weight": "float32"}),
+]
+
+
+@pytest.mark.parametrize(("edit", "dtypes"), MESSAGE_CASES)
+def test_quoted_errors_are_the_ones_raised(edit, dtypes):
+    with pytest.raises(InputShapeError) as caught:
+        contract.check_inputs(SHAPES | edit, dtypes)
+    assert f"`{caught.value}`" in DOC.read_text()
+
+
+def test_quoted_record_words_are_the_passes():
+    text = DOC.read_text()
+    for words in (linear_products.WEIGHT_IS_LEFT, linear_products.AS_STORED, linear_products.TRANSPOSED_COPY,
+                  linear_products.SHARED_TABLE):
+        assert f"`{words}`" in text, words
+
+
+def test_every_record_key_is_described():
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"], name="proj")], "one",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+                              [numpy_helper.from_array(np.ones((4, 3), np.float32), "W")])
+    record = linear_products.rewrite_model(helper.make_model(graph))
+    text = DOC.read_text().split("## Where the exporter uses it", 1)[1]
+    keys = [key for key in record if key not in ("op", "op_version")] + list(record["rewritten"][0])
+    assert [key for key in keys if f"`{key}`" not in text and key != "node"] == []
