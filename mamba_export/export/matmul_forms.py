@@ -54,15 +54,35 @@ class Graph:
         return numpy_helper.to_array(self.initializers[name]) if self.is_weight(name) else None
 
 
+# Initializers larger than this go to shape inference as their dims alone.
+_STUB_BYTES = 1 << 20
+
+
+def _without_large_weights(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with every initializer over _STUB_BYTES reduced to its name, dtype and dims:
+    shape inference needs no more, and a model past protobuf's 2 GB cannot be serialized for it."""
+    light = onnx.ModelProto()
+    light.ir_version = model.ir_version
+    light.opset_import.extend(model.opset_import)
+    graph = light.graph
+    graph.name = model.graph.name
+    for field in ("node", "input", "output", "value_info"):
+        getattr(graph, field).extend(getattr(model.graph, field))
+    for init in model.graph.initializer:
+        if init.ByteSize() > _STUB_BYTES:
+            graph.initializer.append(TensorProto(name=init.name, data_type=init.data_type, dims=init.dims))
+        else:
+            graph.initializer.append(init)
+    return light
+
+
 def inferred_graph(model: onnx.ModelProto, float_types: tuple | None = None) -> Graph:
-    """A :class:`Graph` over ``model.graph`` with the ranks shape inference finds (none past
-    protobuf's 2 GB, where only the forms that need no rank are found)."""
+    """A :class:`Graph` over ``model.graph`` with the ranks shape inference finds. Large weights go
+    to shape inference as their dims alone, so a model past protobuf's 2 GB is inferred too."""
     kwargs = {} if float_types is None else {"float_types": float_types}
-    try:
-        g = Graph(onnx.shape_inference.infer_shapes(model).graph, **kwargs)
-    except ValueError:
-        g = Graph(model.graph, **kwargs)
+    g = Graph(onnx.shape_inference.infer_shapes(_without_large_weights(model)).graph, **kwargs)
     g.graph = model.graph
+    g.initializers = {init.name: init for init in model.graph.initializer}
     return g
 
 
