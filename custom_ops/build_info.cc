@@ -32,8 +32,8 @@ extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_scan_
 #endif
 }
 
-// Switches dependent launches of our CUDA kernels (common/dependent_launch.h): 0 off (the
-// default), 1 on. Returns the previous setting, or -1 for another value or a build without
+// Switches dependent launches of our CUDA kernels (common/dependent_launch.h): 0 off, 1 on (the
+// default, for calls of up to kDependentLaunchMaxRows rows). Returns the previous setting, or -1 for another value or a build without
 // CUDA kernels. Graphs captured before keep their launches. For timing both in one process.
 extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_dependent_launch(int on) {
 #if defined(MAMBA_EXPORT_WITH_CUDA)

@@ -3,6 +3,7 @@
 // copies to the host; launch errors come back to ORT as a status.
 #include <cuda_runtime_api.h>
 
+#include "common/dependent_launch.h"
 #include "causal_conv/cuda.h"
 #include "causal_conv/ort_kernel.h"
 #include "mamba_export_ops/causal_conv.h"
@@ -14,6 +15,7 @@ OrtStatus* RunConvOnCuda(const CausalConvParams& params, const Ort::KernelContex
   // No rows means empty outputs; a launch with an empty grid would be an error.
   if (params.batch * params.channels == 0) return nullptr;
   auto stream = static_cast<cudaStream_t>(context.GetGPUComputeStream());
+  const DependentLaunchScope scope(params.batch * params.length);
   const cudaError_t error = LaunchCausalConvCuda(params, stream);
   if (error != cudaSuccess) {
     return MakeStatus(ORT_EP_FAIL, StrCat(kCausalConvOpType, ": CUDA kernel launch failed: ",

@@ -10,13 +10,16 @@
 namespace mamba_export_ops {
 namespace {
 
-// Off unless the environment turns it on, until a GPU round has timed it (docs/gpu.md).
+// On unless the environment turns it off (docs/gpu.md has the measurements).
 bool InitialDependentLaunch() {
   const char* value = std::getenv("MAMBA_EXPORT_DEPENDENT_LAUNCH");
-  return value != nullptr && (std::strcmp(value, "1") == 0 || std::strcmp(value, "on") == 0);
+  return value == nullptr || !(std::strcmp(value, "0") == 0 || std::strcmp(value, "off") == 0);
 }
 
 std::atomic<bool> g_dependent_launch{InitialDependentLaunch()};
+
+// Whether the call this thread is launching for is small enough (DependentLaunchScope).
+thread_local bool t_call_allows = true;
 
 // Per device: 0 not asked yet, 1 no, 2 yes.
 constexpr int kMaxDevices = 64;
@@ -28,8 +31,14 @@ bool GetDependentLaunch() { return g_dependent_launch.load(std::memory_order_rel
 
 bool SetDependentLaunch(bool on) { return g_dependent_launch.exchange(on); }
 
+DependentLaunchScope::DependentLaunchScope(long long rows) : previous_(t_call_allows) {
+  t_call_allows = rows <= kDependentLaunchMaxRows;
+}
+
+DependentLaunchScope::~DependentLaunchScope() { t_call_allows = previous_; }
+
 bool DependentLaunchApplies() {
-  if (!GetDependentLaunch()) return false;
+  if (!GetDependentLaunch() || !t_call_allows) return false;
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kMaxDevices) return false;
   int known = g_device_supports[device].load(std::memory_order_relaxed);

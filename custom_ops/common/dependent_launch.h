@@ -5,9 +5,15 @@
 // while the previous kernel's last blocks finish, and each waits (griddepcontrol.wait,
 // common/cuda_launch.cuh) before it reads any input. The results are the same bits.
 //
-// A process-wide switch, so that one process can time both: mamba_export_ops_set_dependent_launch
-// (build_info.cc) sets it through ctypes; MAMBA_EXPORT_DEPENDENT_LAUNCH=1 starts a process with
-// it on. Off by default until a GPU round has measured it. Launches only become dependent on
+// They pay off where every kernel of a step is ours: decode at up to kDependentLaunchMaxRows rows
+// (batch x length), where Linear's products run our kernels too. There a mamba-130m step on the
+// H200 went from 0.60 to 0.43 ms; between cuBLAS's products (larger batches, or a graph of MatMul
+// nodes) they cost about 2 % (results/gpu/2026-12-01-linear/). So each op's CUDA binding opens a
+// DependentLaunchScope with its call's rows, and only small calls launch as dependents.
+//
+// On by default; a process-wide switch, so that one process can time both:
+// mamba_export_ops_set_dependent_launch (build_info.cc) sets it through ctypes;
+// MAMBA_EXPORT_DEPENDENT_LAUNCH=0 starts a process with it off. Launches only become dependent on
 // GPUs of compute capability 9.0 or newer.
 // A CUDA graph keeps the launches it captured: switch before a session captures.
 // No CUDA types, so plain C++ can include it.
@@ -18,5 +24,21 @@ namespace mamba_export_ops {
 // Defined in common/dependent_launch.cu (CUDA builds only).
 bool GetDependentLaunch();
 bool SetDependentLaunch(bool on);  // returns the previous setting
+
+// Rows (batch x length) up to which a call's kernels launch as dependents: Linear's kLinearVectorRows.
+constexpr long long kDependentLaunchMaxRows = 4;
+
+// While one is open on a thread, that thread's launches are dependent only if its call has at most
+// kDependentLaunchMaxRows rows. Launches outside any scope follow the switch alone.
+class DependentLaunchScope {
+ public:
+  explicit DependentLaunchScope(long long rows);
+  ~DependentLaunchScope();
+  DependentLaunchScope(const DependentLaunchScope&) = delete;
+  DependentLaunchScope& operator=(const DependentLaunchScope&) = delete;
+
+ private:
+  bool previous_;
+};
 
 }  // namespace mamba_export_ops

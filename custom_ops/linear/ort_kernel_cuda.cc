@@ -3,12 +3,16 @@
 // compute stream. It neither synchronises nor copies to the host.
 #include <cuda_runtime_api.h>
 
+#include "common/dependent_launch.h"
 #include "linear/cuda.h"
 #include "linear/ort_kernel.h"
 #include "mamba_export_ops/linear.h"
 #include "mamba_export_ops/status.h"
 
 namespace mamba_export_ops {
+
+static_assert(kDependentLaunchMaxRows == kLinearVectorRows,
+              "dependent launches pay off where the products are the matrix-vector kernel's");
 
 OrtStatus* RunLinearOnCuda(const LinearParams& params, const Ort::KernelContext& context) {
   if (params.rows * params.outer == 0) return nullptr;  // an empty y
@@ -24,6 +28,7 @@ OrtStatus* RunLinearOnCuda(const LinearParams& params, const Ort::KernelContext&
     const std::string error = RunLinearCublas(params, stream);
     return error.empty() ? nullptr : MakeStatus(ORT_EP_FAIL, error);
   }
+  const DependentLaunchScope scope(params.rows);
   const cudaError_t error = LaunchLinearVectorCuda(params, stream);
   if (error != cudaSuccess) {
     return MakeStatus(ORT_EP_FAIL, StrCat(kLinearOpType, ": CUDA kernel launch failed: ", cudaGetErrorName(error),

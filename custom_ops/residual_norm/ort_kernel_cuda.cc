@@ -3,6 +3,7 @@
 // copies to the host; launch errors come back to ORT as a status.
 #include <cuda_runtime_api.h>
 
+#include "common/dependent_launch.h"
 #include "mamba_export_ops/residual_norm.h"
 #include "mamba_export_ops/status.h"
 #include "residual_norm/cuda.h"
@@ -14,6 +15,7 @@ OrtStatus* RunNormOnCuda(const ResidualNormParams& params, const Ort::KernelCont
   // No values means empty outputs; a launch with an empty grid would be an error.
   if (params.rows * params.hidden == 0) return nullptr;
   auto stream = static_cast<cudaStream_t>(context.GetGPUComputeStream());
+  const DependentLaunchScope scope(params.rows);
   const cudaError_t error = LaunchResidualNormCuda(params, stream);
   if (error != cudaSuccess) {
     return MakeStatus(ORT_EP_FAIL, StrCat(kResidualNormOpType, ": CUDA kernel launch failed: ",

@@ -3,6 +3,7 @@
 // the host; launch errors come back to ORT as a status.
 #include <cuda_runtime_api.h>
 
+#include "common/dependent_launch.h"
 #include "mamba_export_ops/contract.h"
 #include "mamba_export_ops/status.h"
 #include "selective_scan/cuda.h"
@@ -51,6 +52,7 @@ OrtStatus* RunScanOnCuda(const SelectiveScanParams& params, const Ort::KernelCon
     return MakeStatus(ORT_EP_FAIL, StrCat(kSelectiveScanOpType, ": could not allocate ", scratch_bytes,
                                           " bytes of CUDA memory for the projected delta"));
   }
+  const DependentLaunchScope scope(params.batch * params.length);
   const cudaError_t error = LaunchSelectiveScanCuda(params, stream, scratch.data());
   if (error != cudaSuccess) {
     return MakeStatus(ORT_EP_FAIL, StrCat(kSelectiveScanOpType, ": CUDA kernel launch failed: ",

@@ -192,7 +192,7 @@ def test_the_timing_switches(cpu_only_library, cuda_library, name):
         switch(before)
 
 
-@pytest.mark.parametrize(("value", "starts_on"), [(None, 0), ("0", 0), ("off", 0), ("1", 1), ("on", 1)])
+@pytest.mark.parametrize(("value", "starts_on"), [(None, 1), ("0", 0), ("off", 0), ("1", 1), ("on", 1)])
 def test_dependent_launch_starts_as_the_environment_says(cuda_library, value, starts_on):
     import os
 
