@@ -9,6 +9,8 @@ weights in float16): the folder is kept, a warning says how to verify it, and
 
 from __future__ import annotations
 
+import argparse
+
 from mamba_export import options as opts
 from mamba_export.dtypes import DEFAULT_DTYPE
 
@@ -43,10 +45,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--fuse-delta-proj", action="store_true",
                         help="custom backend: SelectiveScan computes dt_proj itself, one MatMul fewer per layer, "
                              "for CUDA exports (slower on the CPU; the standard backend ignores it)")
-    parser.add_argument("--linear-op", action="store_true",
+    parser.add_argument("--linear-op", action=argparse.BooleanOptionalAction, default=None,
                         help="custom backend: every MatMul with a constant weight becomes the Linear custom op "
                              "(decode's matrix-vector products by kernels of our own on CUDA instead of "
-                             "cuBLAS); opt-in until measured on the GPU; not with --quantize")
+                             "cuBLAS); default: on with --device cuda (unless --quantize), off otherwise")
     parser.add_argument("--no-check", action="store_true", help="skip the parity check after export")
     parser.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")

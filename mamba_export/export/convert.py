@@ -115,8 +115,8 @@ def _save_graph(program, staging: Path, backend: str, weight_bytes: int) -> str 
 
 
 def _linear_products(staging: Path, options: ExportOptions, external_data: str | None, progress: Progress):
-    """The constant-weight MatMuls as the Linear op when ``options.linear_op`` asks; the record or None."""
-    if not options.linear_op:
+    """The constant-weight MatMuls as the Linear op when ``options.uses_linear_op``; the record or None."""
+    if not options.uses_linear_op:
         return None
     from mamba_export.export.linear_products import rewrite_file
 

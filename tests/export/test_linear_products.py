@@ -228,15 +228,25 @@ def test_bad_combinations_are_refused(options, names):
     ExportOptions(linear_op=False, **options)  # the other option alone is fine
 
 
-def test_linear_op_must_be_a_bool():
-    with pytest.raises(MambaExportError, match="linear_op must be True or False, got 'yes'"):
+def test_linear_op_must_be_a_bool_or_none():
+    with pytest.raises(MambaExportError, match="linear_op must be True, False or None, got 'yes'"):
         ExportOptions(linear_op="yes")
+
+
+@pytest.mark.parametrize(("options", "uses"), [
+    ({}, False), ({"device": "cuda"}, True), ({"device": "cuda", "backend": "standard"}, False),
+    ({"device": "cuda", "quantize": "int4"}, False), ({"device": "cuda", "linear_op": False}, False),
+    ({"linear_op": True}, True)])
+def test_by_default_cuda_exports_use_the_op(options, uses):
+    """Left unset, the op goes into CUDA exports of the custom backend that are not quantized."""
+    assert ExportOptions(**options).uses_linear_op is uses
 
 
 def test_cli_flag_reaches_the_options(monkeypatch):
     parser = argparse.ArgumentParser()
     export_cli.add_arguments(parser)
-    assert parser.parse_args(["-m", "x", "out"]).linear_op is False
+    assert parser.parse_args(["-m", "x", "out"]).linear_op is None
+    assert parser.parse_args(["-m", "x", "out", "--no-linear-op"]).linear_op is False
     args = parser.parse_args(["-m", "x", "out", "--linear-op", "--no-check"])
     seen = {}
 
