@@ -34,7 +34,9 @@ def test_no_attributes():
 
 
 def test_vector_rows_is_the_contracts():
-    assert f"to {contract.VECTOR_ROWS} rows of `x` (`VECTOR_ROWS` in the contract)" in DOC.read_text()
+    text = " ".join(DOC.read_text().split())
+    assert f"to {contract.VECTOR_ROWS} rows of `x` (`VECTOR_ROWS` in the contract;" in text
+    assert f"`VECTOR_MAX_WEIGHT_BYTES`, {contract.VECTOR_MAX_WEIGHT_BYTES // 2**20} MiB)" in text
 
 
 SHAPES = {"x": (2, 8), "weight": (3, 8)}
