@@ -273,3 +273,18 @@ def test_shape_inference_sees_large_weights_as_dims_alone(monkeypatch):
     assert rewrite_model(stubbed) == expected
     for old, new in zip(_run(full, feeds), _run(stubbed, feeds), strict=True):
         np.testing.assert_array_equal(new, old)
+
+
+def test_the_linear_export_passes_its_parity_check_and_generates_the_same_tokens_on_the_cpu(export_tiny):
+    """Through ONNX Runtime with the library's CPU kernel: the export's own parity check against the
+    float64 oracle passes, and generate() picks the tokens of the MatMul export."""
+    from mamba_export import ORTMambaForCausalLM
+
+    folder = export_tiny("default", linear_op=True, validate=True)
+    info = json.loads((folder / "export_info.json").read_text())
+    assert info["parity"]["passed"] is True, info["parity"]
+    config = tiny_config()
+    ids = tokens(config, 2, 5, seed=3)
+    plain = ORTMambaForCausalLM.from_pretrained(export_tiny("default")).generate(ids, max_new_tokens=8)
+    linear = ORTMambaForCausalLM.from_pretrained(folder).generate(ids, max_new_tokens=8)
+    np.testing.assert_array_equal(np.asarray(linear), np.asarray(plain))
