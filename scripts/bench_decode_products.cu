@@ -18,7 +18,9 @@
 //                    initializers: nothing writes them, so they may be read early)
 //   empty / empty_pdl   kernels that do nothing: the floor of a chain of that many kernels
 //   op / op_pdl    the Linear op's own launcher (custom_ops/linear/cuda.cu, rows up to 4), dependent
-//                  launches off / on (the library's process-wide switch)
+//                  launches off / on (the library's process-wide switch); op_pdl_<shape>: the same with
+//                  another LinearVectorShape (g8: 8 pieces in flight per lane; p8, p16: fewer lanes per
+//                  column, up to 8 or 16 pieces each; grid4: 4 blocks per multiprocessor walking the columns)
 //
 // and a whole layer's kernels, 7 a layer as in the export's graph (norm, in_proj, conv, x_proj,
 // dt_proj, scan, out_proj; the three non-products stand in as element-wise kernels over the
@@ -241,7 +243,8 @@ enum class Kind { kCublasNN, kCublasTN, kGemv, kOp };
 
 // One product y (M, N) = x (M, K) w^T with the given kind.
 void RunProduct(Kind kind, Cublas& cublas, int M, const __half* x, int ldx, const Layer& layer, int p, __half* y,
-                int ldy, int K, int N, Flags flags, cudaStream_t stream) {
+                int ldy, int K, int N, Flags flags, cudaStream_t stream,
+                const mamba_export_ops::LinearVectorShape& shape = mamba_export_ops::LinearVectorShape()) {
   const float one = 1.f, zero = 0.f;
   if (kind == Kind::kGemv) {
     LaunchGemv(M, x, ldx, layer.w[p], y, ldy, K, N, flags, stream);
@@ -256,7 +259,7 @@ void RunProduct(Kind kind, Cublas& cublas, int M, const __half* x, int ldx, cons
     params.x = x;
     params.weight = layer.w[p];
     params.y = y;
-    CHECK_CUDA(mamba_export_ops::LaunchLinearVectorCuda(params, stream));
+    CHECK_CUDA(mamba_export_ops::LaunchLinearVectorCuda(params, stream, shape));
   } else if (kind == Kind::kCublasNN) {
     // Row-major y = x wt, wt (K, N): column-major y^T (N, M) = wt^T (N, K) x^T (K, M).
     int status = cublas.gemm(cublas.handle, kOpN, kOpN, N, M, K, &one, layer.wt[p], kR16F, N, x, kR16F, ldx, &zero,
@@ -277,6 +280,17 @@ struct Variant {
   Flags other_flags;    // the layer's element-wise kernels
   bool empty = false;   // empty kernels, as many as the products
   bool op_dependent = false;  // the library's dependent-launch switch, for Kind::kOp
+  mamba_export_ops::LinearVectorShape shape = {};  // for Kind::kOp
+};
+
+// The op kernel's shapes the benchmark tries, by suffix ("" is the op's default).
+struct NamedShape {
+  const char* suffix;
+  mamba_export_ops::LinearVectorShape shape;
+};
+const NamedShape kShapes[] = {
+    {"", {4, 2, 0}}, {"_g8", {8, 2, 0}}, {"_p8", {4, 8, 0}}, {"_p8_g8", {8, 8, 0}},
+    {"_p16", {4, 16, 0}}, {"_grid4", {4, 2, 4}}, {"_p8_grid4", {4, 8, 4}},
 };
 
 void Element(const __half* in, __half* out, int count, Flags flags, cudaStream_t stream) {
@@ -293,12 +307,12 @@ void Step(const Variant& v, Cublas& cublas, int M, const Config& config, const s
       continue;
     }
     if (v.layer) Element(buf.h, buf.h, M * H, v.other_flags, stream);  // norm
-    RunProduct(v.kind, cublas, M, buf.h, H, layer, 0, buf.a, 2 * I, H, 2 * I, v.product_flags, stream);
+    RunProduct(v.kind, cublas, M, buf.h, H, layer, 0, buf.a, 2 * I, H, 2 * I, v.product_flags, stream, v.shape);
     if (v.layer) Element(buf.a, buf.t, M * I, v.other_flags, stream);  // conv: in_proj's x half -> t
-    RunProduct(v.kind, cublas, M, buf.t, I, layer, 1, buf.b, P, I, P, v.product_flags, stream);
-    RunProduct(v.kind, cublas, M, buf.b, P, layer, 2, buf.c, I, P, I, v.product_flags, stream);
+    RunProduct(v.kind, cublas, M, buf.t, I, layer, 1, buf.b, P, I, P, v.product_flags, stream, v.shape);
+    RunProduct(v.kind, cublas, M, buf.b, P, layer, 2, buf.c, I, P, I, v.product_flags, stream, v.shape);
     if (v.layer) Element(buf.c, buf.c, M * I, v.other_flags, stream);  // scan
-    RunProduct(v.kind, cublas, M, buf.c, I, layer, 3, buf.h, H, I, H, v.product_flags, stream);
+    RunProduct(v.kind, cublas, M, buf.c, I, layer, 3, buf.h, H, I, H, v.product_flags, stream, v.shape);
   }
 }
 
@@ -341,7 +355,8 @@ double TimeVariant(const Variant& v, Cublas& cublas, int M, const Config& config
 }
 
 // Largest |y - y64| / largest |y64| of one product of each kind.
-double CheckProduct(Kind kind, Flags flags, Cublas& cublas, int M, int K, int N, std::mt19937& rng, cudaStream_t stream) {
+double CheckProduct(Kind kind, Flags flags, Cublas& cublas, int M, int K, int N, std::mt19937& rng, cudaStream_t stream,
+                    const mamba_export_ops::LinearVectorShape& shape = mamba_export_ops::LinearVectorShape()) {
   std::vector<__half> x = RandomHalf(static_cast<size_t>(M) * K, 1.f, rng);
   std::vector<__half> w = RandomHalf(static_cast<size_t>(N) * K, 1.f / std::sqrt(static_cast<float>(K)), rng);
   std::vector<__half> wt(w.size());
@@ -353,7 +368,7 @@ double CheckProduct(Kind kind, Flags flags, Cublas& cublas, int M, int K, int N,
   __half* dx = Upload(x);
   __half* dy = nullptr;
   CHECK_CUDA(cudaMalloc(&dy, static_cast<size_t>(M) * N * sizeof(__half)));
-  RunProduct(kind, cublas, M, dx, K, layer, 0, dy, N, K, N, flags, stream);
+  RunProduct(kind, cublas, M, dx, K, layer, 0, dy, N, K, N, flags, stream, shape);
   CHECK_CUDA(cudaStreamSynchronize(stream));
   std::vector<__half> y(static_cast<size_t>(M) * N);
   CHECK_CUDA(cudaMemcpy(y.data(), dy, y.size() * sizeof(__half), cudaMemcpyDeviceToHost));
@@ -455,6 +470,11 @@ int main(int argc, char** argv) {
           Flags dependent{true, true, true};
           error = std::max(error, CheckProduct(kind, dependent, cublas, M, p.K, p.N, rng, stream));
         }
+        if (kind == Kind::kOp) {
+          for (const NamedShape& named : kShapes) {
+            error = std::max(error, CheckProduct(kind, flags, cublas, M, p.K, p.N, rng, stream, named.shape));
+          }
+        }
         worst_error = std::max(worst_error, error);
         char item[200];
         std::snprintf(item, sizeof(item), "%s{\"batch\": %d, \"product\": \"%s\", \"kind\": %d, \"error\": %.3e}",
@@ -511,6 +531,11 @@ int main(int argc, char** argv) {
     variants.push_back({"op", Kind::kOp, plain, false, plain});
     variants.push_back({"op_pdl", Kind::kOp, plain, false, plain, false, true});
     variants.push_back({"layer_op_pdl", Kind::kOp, plain, true, early, false, true});
+    for (const NamedShape& named : kShapes) {
+      if (named.suffix[0] == '\0') continue;
+      variants.push_back({std::string("op_pdl") + named.suffix, Kind::kOp, plain, false, plain, false, true,
+                          named.shape});
+    }
   }
   std::printf("\nper decode step (%d layers; products: 4 a layer; layer_*: 7 kernels a layer), us, median of %d "
               "replays of %d-step graphs\n", config->layers, replays, steps);
