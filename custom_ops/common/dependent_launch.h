@@ -19,14 +19,17 @@
 // No CUDA types, so plain C++ can include it.
 #pragma once
 
+#include "mamba_export_ops/linear.h"  // kLinearVectorRows
+
 namespace mamba_export_ops {
 
 // Defined in common/dependent_launch.cu (CUDA builds only).
 bool GetDependentLaunch();
 bool SetDependentLaunch(bool on);  // returns the previous setting
 
-// Rows (batch x length) up to which a call's kernels launch as dependents: Linear's kLinearVectorRows.
-constexpr long long kDependentLaunchMaxRows = 4;
+// Rows (batch x length) up to which a call's kernels launch as dependents: those whose products
+// Linear's matrix-vector kernel takes.
+constexpr long long kDependentLaunchMaxRows = kLinearVectorRows;
 
 // While one is open on a thread, that thread's launches are dependent only if its call has at most
 // kDependentLaunchMaxRows rows. Launches outside any scope follow the switch alone.

@@ -11,19 +11,16 @@
 
 namespace mamba_export_ops {
 
-static_assert(kDependentLaunchMaxRows == kLinearVectorRows,
-              "dependent launches pay off where the products are the matrix-vector kernel's");
-
 OrtStatus* RunLinearOnCuda(const LinearParams& params, const Ort::KernelContext& context) {
   if (params.rows * params.outer == 0) return nullptr;  // an empty y
   auto stream = static_cast<cudaStream_t>(context.GetGPUComputeStream());
+  const int64_t element_bytes = params.dtype == LinearDType::kFloat32 ? 4 : 2;
   if (params.inner == 0) {  // sums over nothing
-    const size_t bytes = static_cast<size_t>(params.rows * params.outer) * (params.dtype == LinearDType::kFloat32 ? 4u : 2u);
-    const cudaError_t error = cudaMemsetAsync(params.y, 0, bytes, stream);
+    const cudaError_t error =
+        cudaMemsetAsync(params.y, 0, static_cast<size_t>(params.rows * params.outer * element_bytes), stream);
     if (error == cudaSuccess) return nullptr;
     return MakeStatus(ORT_EP_FAIL, StrCat(kLinearOpType, ": clearing y failed: ", cudaGetErrorString(error)));
   }
-  const long long element_bytes = params.dtype == LinearDType::kFloat32 ? 4 : 2;
   if (!LinearUsesVectorKernel(params.rows, params.outer * params.inner * element_bytes)) {
     const std::string error = RunLinearCublas(params, stream);
     return error.empty() ? nullptr : MakeStatus(ORT_EP_FAIL, error);

@@ -75,7 +75,7 @@ def on_cuda(library, io_dtype, rank, constant):
         weight = inputs["weight"] if constant else None
         session = cuda_session(linear_model(io_dtype, rank=rank, weight=weight), library)
         tensors = {name: to_cuda(value) for name, value in inputs.items() if constant is False or name == "x"}
-        x = to_cuda(inputs["x"])
+        x = tensors["x"]
         shape = tuple(x.shape[:-1]) + (inputs["weight"].shape[0],)
         if x.numel() == 0 or int(np.prod(shape)) == 0:
             return run(session, inputs)  # empty tensors have no device address to bind
