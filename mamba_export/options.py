@@ -59,8 +59,8 @@ class ExportOptions:
     # Custom backend: every MatMul with a constant weight becomes our Linear op (weight (N, K), the
     # CUDA kernel's own matrix-vector products for decode instead of cuBLAS's;
     # mamba_export.export.linear_products). None: on for a CUDA export of the custom backend that is
-    # not quantized (a mamba-130m decode step on the H200: 0.68 -> 0.43 ms), off otherwise (on the
-    # CPU, ONNX Runtime's MatMul is faster). See ``uses_linear_op``.
+    # not quantized (a mamba-130m decode step on the H200: 0.68 -> 0.43 ms), off otherwise (the op's CPU
+    # kernel is plain dot products, not timed against ONNX Runtime's MatMul). See ``uses_linear_op``.
     linear_op: bool | None = None
 
     def __post_init__(self):
