@@ -21,6 +21,8 @@
 //                  launches off / on (the library's process-wide switch); op_pdl_<shape>: the same with
 //                  another LinearVectorShape (g8: 8 pieces in flight per lane; p8, p16: fewer lanes per
 //                  column, up to 8 or 16 pieces each; grid4: 4 blocks per multiprocessor walking the columns)
+//   op_tile / op_tile_pdl   the Linear op's tensor-core kernel (custom_ops/linear/cuda_tile.cu, 2 to 32
+//                  rows), dependent launches off / on; op_tile_pdl_wide: 32 columns a block instead of 16
 //
 // and a whole layer's kernels, 7 a layer as in the export's graph (norm, in_proj, conv, x_proj,
 // dt_proj, scan, out_proj; the three non-products stand in as element-wise kernels over the
@@ -33,7 +35,8 @@
 // output rounding is 2^-11). Times are replays of a graph of --steps steps, per step, median of
 // --replays. Usage (libcublas comes from torch's install on the GPU machine):
 //   nvcc -O3 -std=c++17 -arch=sm_90 -cudart static -Icustom_ops -Icustom_ops/include -o bench_decode_products \
-//     scripts/bench_decode_products.cu custom_ops/linear/cuda.cu custom_ops/common/dependent_launch.cu -ldl
+//     scripts/bench_decode_products.cu custom_ops/linear/cuda.cu custom_ops/linear/cuda_tile.cu \
+//     custom_ops/common/dependent_launch.cu -ldl
 //   ./bench_decode_products --cublas /path/libcublas.so.13 --config mamba-130m --batches 1,4,16 --json out.json
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -239,16 +242,17 @@ __half* Upload(const std::vector<__half>& host) {
   return device;
 }
 
-enum class Kind { kCublasNN, kCublasTN, kGemv, kOp };
+enum class Kind { kCublasNN, kCublasTN, kGemv, kOp, kOpTile };
 
 // One product y (M, N) = x (M, K) w^T with the given kind.
 void RunProduct(Kind kind, Cublas& cublas, int M, const __half* x, int ldx, const Layer& layer, int p, __half* y,
                 int ldy, int K, int N, Flags flags, cudaStream_t stream,
-                const mamba_export_ops::LinearVectorShape& shape = mamba_export_ops::LinearVectorShape()) {
+                const mamba_export_ops::LinearVectorShape& shape = mamba_export_ops::LinearVectorShape(),
+                const mamba_export_ops::LinearTileShape& tile = mamba_export_ops::LinearTileShape()) {
   const float one = 1.f, zero = 0.f;
   if (kind == Kind::kGemv) {
     LaunchGemv(M, x, ldx, layer.w[p], y, ldy, K, N, flags, stream);
-  } else if (kind == Kind::kOp) {
+  } else if (kind == Kind::kOp || kind == Kind::kOpTile) {
     if (ldx != K || ldy != N) { std::fprintf(stderr, "error: the op reads dense rows\n"); std::exit(1); }
     mamba_export_ops::LinearParams params;
     params.rows = M;
@@ -259,7 +263,11 @@ void RunProduct(Kind kind, Cublas& cublas, int M, const __half* x, int ldx, cons
     params.x = x;
     params.weight = layer.w[p];
     params.y = y;
-    CHECK_CUDA(mamba_export_ops::LaunchLinearVectorCuda(params, stream, shape));
+    if (kind == Kind::kOp) {
+      CHECK_CUDA(mamba_export_ops::LaunchLinearVectorCuda(params, stream, shape));
+    } else {
+      CHECK_CUDA(mamba_export_ops::LaunchLinearTileCuda(params, stream, tile));
+    }
   } else if (kind == Kind::kCublasNN) {
     // Row-major y = x wt, wt (K, N): column-major y^T (N, M) = wt^T (N, K) x^T (K, M).
     int status = cublas.gemm(cublas.handle, kOpN, kOpN, N, M, K, &one, layer.wt[p], kR16F, N, x, kR16F, ldx, &zero,
@@ -281,6 +289,7 @@ struct Variant {
   bool empty = false;   // empty kernels, as many as the products
   bool op_dependent = false;  // the library's dependent-launch switch, for Kind::kOp
   mamba_export_ops::LinearVectorShape shape = {};  // for Kind::kOp
+  mamba_export_ops::LinearTileShape tile = {};      // for Kind::kOpTile
 };
 
 // The op kernel's shapes the benchmark tries, by suffix ("" is the op's default).
@@ -292,6 +301,8 @@ const NamedShape kShapes[] = {
     {"", {4, 2, 0}}, {"_g8", {8, 2, 0}}, {"_p8", {4, 8, 0}}, {"_p8_g8", {8, 8, 0}},
     {"_p16", {4, 16, 0}}, {"_grid4", {4, 2, 4}}, {"_p8_grid4", {4, 8, 4}},
 };
+
+const mamba_export_ops::LinearTileShape kWideTile{1};  // 32 columns a block for every product
 
 void Element(const __half* in, __half* out, int count, Flags flags, cudaStream_t stream) {
   Launch(ElementwiseKernel, dim3((count + 255) / 256), dim3(256), stream, flags.wait, in, out, count, flags);
@@ -307,12 +318,12 @@ void Step(const Variant& v, Cublas& cublas, int M, const Config& config, const s
       continue;
     }
     if (v.layer) Element(buf.h, buf.h, M * H, v.other_flags, stream);  // norm
-    RunProduct(v.kind, cublas, M, buf.h, H, layer, 0, buf.a, 2 * I, H, 2 * I, v.product_flags, stream, v.shape);
+    RunProduct(v.kind, cublas, M, buf.h, H, layer, 0, buf.a, 2 * I, H, 2 * I, v.product_flags, stream, v.shape, v.tile);
     if (v.layer) Element(buf.a, buf.t, M * I, v.other_flags, stream);  // conv: in_proj's x half -> t
-    RunProduct(v.kind, cublas, M, buf.t, I, layer, 1, buf.b, P, I, P, v.product_flags, stream, v.shape);
-    RunProduct(v.kind, cublas, M, buf.b, P, layer, 2, buf.c, I, P, I, v.product_flags, stream, v.shape);
+    RunProduct(v.kind, cublas, M, buf.t, I, layer, 1, buf.b, P, I, P, v.product_flags, stream, v.shape, v.tile);
+    RunProduct(v.kind, cublas, M, buf.b, P, layer, 2, buf.c, I, P, I, v.product_flags, stream, v.shape, v.tile);
     if (v.layer) Element(buf.c, buf.c, M * I, v.other_flags, stream);  // scan
-    RunProduct(v.kind, cublas, M, buf.c, I, layer, 3, buf.h, H, I, H, v.product_flags, stream, v.shape);
+    RunProduct(v.kind, cublas, M, buf.c, I, layer, 3, buf.h, H, I, H, v.product_flags, stream, v.shape, v.tile);
   }
 }
 
@@ -356,7 +367,8 @@ double TimeVariant(const Variant& v, Cublas& cublas, int M, const Config& config
 
 // Largest |y - y64| / largest |y64| of one product of each kind.
 double CheckProduct(Kind kind, Flags flags, Cublas& cublas, int M, int K, int N, std::mt19937& rng, cudaStream_t stream,
-                    const mamba_export_ops::LinearVectorShape& shape = mamba_export_ops::LinearVectorShape()) {
+                    const mamba_export_ops::LinearVectorShape& shape = mamba_export_ops::LinearVectorShape(),
+                    const mamba_export_ops::LinearTileShape& tile = mamba_export_ops::LinearTileShape()) {
   std::vector<__half> x = RandomHalf(static_cast<size_t>(M) * K, 1.f, rng);
   std::vector<__half> w = RandomHalf(static_cast<size_t>(N) * K, 1.f / std::sqrt(static_cast<float>(K)), rng);
   std::vector<__half> wt(w.size());
@@ -368,7 +380,7 @@ double CheckProduct(Kind kind, Flags flags, Cublas& cublas, int M, int K, int N,
   __half* dx = Upload(x);
   __half* dy = nullptr;
   CHECK_CUDA(cudaMalloc(&dy, static_cast<size_t>(M) * N * sizeof(__half)));
-  RunProduct(kind, cublas, M, dx, K, layer, 0, dy, N, K, N, flags, stream, shape);
+  RunProduct(kind, cublas, M, dx, K, layer, 0, dy, N, K, N, flags, stream, shape, tile);
   CHECK_CUDA(cudaStreamSynchronize(stream));
   std::vector<__half> y(static_cast<size_t>(M) * N);
   CHECK_CUDA(cudaMemcpy(y.data(), dy, y.size() * sizeof(__half), cudaMemcpyDeviceToHost));
@@ -462,8 +474,9 @@ int main(int argc, char** argv) {
   bool first = true;
   for (int M : batches) {
     for (const Product& p : products) {
-      for (Kind kind : {Kind::kCublasNN, Kind::kCublasTN, Kind::kGemv, Kind::kOp}) {
+      for (Kind kind : {Kind::kCublasNN, Kind::kCublasTN, Kind::kGemv, Kind::kOp, Kind::kOpTile}) {
         if (kind == Kind::kOp && M > 4) continue;
+        if (kind == Kind::kOpTile && M > 32) continue;
         Flags flags;
         double error = CheckProduct(kind, flags, cublas, M, p.K, p.N, rng, stream);
         if (kind == Kind::kGemv) {
@@ -474,6 +487,9 @@ int main(int argc, char** argv) {
           for (const NamedShape& named : kShapes) {
             error = std::max(error, CheckProduct(kind, flags, cublas, M, p.K, p.N, rng, stream, named.shape));
           }
+        }
+        if (kind == Kind::kOpTile) {
+          error = std::max(error, CheckProduct(kind, flags, cublas, M, p.K, p.N, rng, stream, {}, kWideTile));
         }
         worst_error = std::max(worst_error, error);
         char item[200];
@@ -536,6 +552,12 @@ int main(int argc, char** argv) {
       variants.push_back({std::string("op_pdl") + named.suffix, Kind::kOp, plain, false, plain, false, true,
                           named.shape});
     }
+  }
+  if (max_batch <= 32) {  // the op's tensor-core kernel takes up to 32 rows
+    variants.push_back({"op_tile", Kind::kOpTile, plain, false, plain});
+    variants.push_back({"op_tile_pdl", Kind::kOpTile, plain, false, plain, false, true});
+    variants.push_back({"op_tile_pdl_wide", Kind::kOpTile, plain, false, plain, false, true, {}, kWideTile});
+    variants.push_back({"layer_tile_pdl", Kind::kOpTile, plain, true, early, false, true});
   }
   std::printf("\nper decode step (%d layers; products: 4 a layer; layer_*: 7 kernels a layer), us, median of %d "
               "replays of %d-step graphs\n", config->layers, replays, steps);

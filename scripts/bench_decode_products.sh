@@ -15,6 +15,7 @@ if [[ ! -x "${binary}" ]]; then
   mkdir -p "$(dirname "${binary}")"
   nvcc -O3 -std=c++17 -arch=sm_90 -cudart static -I"${repo_root}/custom_ops" -I"${repo_root}/custom_ops/include" \
     -o "${binary}" "${repo_root}/scripts/bench_decode_products.cu" "${repo_root}/custom_ops/linear/cuda.cu" \
+    "${repo_root}/custom_ops/linear/cuda_tile.cu" \
     "${repo_root}/custom_ops/common/dependent_launch.cu" -ldl
 fi
 cublas="${CUBLAS:-$(python3 - <<'PY'
@@ -26,4 +27,6 @@ PY
 )}"
 echo "cuBLAS: ${cublas}"
 "${binary}" --cublas "${cublas}" --config mamba-130m --batches 1,2,4 --json "${out}/decode_products_130m.json"
+"${binary}" --cublas "${cublas}" --config mamba-130m --batches 8,16,32 --json "${out}/decode_products_130m_b8_32.json"
 "${binary}" --cublas "${cublas}" --config mamba-1.4b --batches 1,4 --json "${out}/decode_products_1p4b.json"
+"${binary}" --cublas "${cublas}" --config mamba-1.4b --batches 32 --json "${out}/decode_products_1p4b_b32.json"

@@ -18,6 +18,7 @@ function(mamba_export_add_cuda_kernels target)
     residual_norm/cuda.cu
     linear/ort_kernel_cuda.cc
     linear/cuda.cu
+    linear/cuda_tile.cu
     linear/cublas.cc
     common/dependent_launch.cu
   )

@@ -6,10 +6,12 @@
 // common/cuda_launch.cuh) before it reads any input. The results are the same bits.
 //
 // They pay off where every kernel of a step is ours: decode at up to kDependentLaunchMaxRows rows
-// (batch x length), where Linear's products run our kernels too. There a mamba-130m step on the
-// H200 went from 0.60 to 0.43 ms; between cuBLAS's products (larger batches, or a graph of MatMul
-// nodes) they cost about 2 % (results/gpu/2026-12-01-linear/). So each op's CUDA binding opens a
-// DependentLaunchScope with its call's rows, and only small calls launch as dependents.
+// (batch x length), where Linear's products run our kernels too (its matrix-vector kernel up to
+// kLinearVectorRows, its tensor-core kernel up to kLinearTileRows in float16 and bfloat16). There a
+// mamba-130m step on the H200 went from 0.60 to 0.43 ms at batch 1; between cuBLAS's products
+// (prefill, float32 decode, or a graph of MatMul nodes) they cost about 2 %
+// (results/gpu/2026-12-01-linear/). So each op's CUDA binding opens a DependentLaunchScope with its
+// call's rows, and only small calls launch as dependents.
 //
 // On by default; a process-wide switch, so that one process can time both:
 // mamba_export_ops_set_dependent_launch (build_info.cc) sets it through ctypes;
@@ -19,7 +21,7 @@
 // No CUDA types, so plain C++ can include it.
 #pragma once
 
-#include "mamba_export_ops/linear.h"  // kLinearVectorRows
+#include "mamba_export_ops/linear.h"  // kLinearTileRows
 
 namespace mamba_export_ops {
 
@@ -28,8 +30,8 @@ bool GetDependentLaunch();
 bool SetDependentLaunch(bool on);  // returns the previous setting
 
 // Rows (batch x length) up to which a call's kernels launch as dependents: those whose products
-// Linear's matrix-vector kernel takes.
-constexpr long long kDependentLaunchMaxRows = kLinearVectorRows;
+// Linear's own kernels take.
+constexpr long long kDependentLaunchMaxRows = kLinearTileRows;
 
 // While one is open on a thread, that thread's launches are dependent only if its call has at most
 // kDependentLaunchMaxRows rows. Launches outside any scope follow the switch alone.

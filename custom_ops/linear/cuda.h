@@ -25,7 +25,22 @@ struct LinearVectorShape {
 cudaError_t LaunchLinearVectorCuda(const LinearParams& params, cudaStream_t stream,
                                    const LinearVectorShape& shape = LinearVectorShape());
 
-// More rows: cuBLAS (cublas.cc), found in the process at run time.
+// How the tensor-core kernel spreads a call: each block owns 16 output columns, or 32 where N is
+// at least wide_columns (0: never). scripts/bench_decode_products.cu times both.
+struct LinearTileShape {
+  long long wide_columns = 0;
+};
+
+// Whether the tensor-core kernel of cuda_tile.cu takes the call: LinearUsesTileKernel, and x and
+// the weight 16-byte aligned.
+bool LinearTileFits(const LinearParams& params);
+
+// Calls LinearTileFits accepts: the tensor-core kernel, launched as a dependent where dependent
+// launches apply. Others are refused with cudaErrorInvalidValue.
+cudaError_t LaunchLinearTileCuda(const LinearParams& params, cudaStream_t stream,
+                                 const LinearTileShape& shape = LinearTileShape());
+
+// More rows, float32, or K not a multiple of 8: cuBLAS (cublas.cc), found in the process at run time.
 std::string RunLinearCublas(const LinearParams& params, cudaStream_t stream);
 
 }  // namespace mamba_export_ops

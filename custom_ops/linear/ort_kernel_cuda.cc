@@ -1,6 +1,6 @@
 // The CUDA branch of the Linear binding (built with MAMBA_EXPORT_WITH_CUDA=ON): the calls
-// LinearUsesVectorKernel picks through the matrix-vector kernel, the rest through cuBLAS, on ORT's
-// compute stream. It neither synchronises nor copies to the host.
+// LinearUsesVectorKernel picks through the matrix-vector kernel, those LinearTileFits picks through
+// the tensor-core kernel, the rest through cuBLAS, on ORT's compute stream. It neither synchronises nor copies to the host.
 #include <cuda_runtime_api.h>
 
 #include "common/dependent_launch.h"
@@ -21,12 +21,13 @@ OrtStatus* RunLinearOnCuda(const LinearParams& params, const Ort::KernelContext&
     if (error == cudaSuccess) return nullptr;
     return MakeStatus(ORT_EP_FAIL, StrCat(kLinearOpType, ": clearing y failed: ", cudaGetErrorString(error)));
   }
-  if (!LinearUsesVectorKernel(params.rows, params.outer * params.inner * element_bytes)) {
+  const bool vector = LinearUsesVectorKernel(params.rows, params.outer * params.inner * element_bytes);
+  if (!vector && !LinearTileFits(params)) {
     const std::string error = RunLinearCublas(params, stream);
     return error.empty() ? nullptr : MakeStatus(ORT_EP_FAIL, error);
   }
   const DependentLaunchScope scope(params.rows);
-  const cudaError_t error = LaunchLinearVectorCuda(params, stream);
+  const cudaError_t error = vector ? LaunchLinearVectorCuda(params, stream) : LaunchLinearTileCuda(params, stream);
   if (error != cudaSuccess) {
     return MakeStatus(ORT_EP_FAIL, StrCat(kLinearOpType, ": CUDA kernel launch failed: ", cudaGetErrorName(error),
                                           ": ", cudaGetErrorString(error)));

@@ -5,6 +5,13 @@
 // each thread re-reads its s from residual_out (its own writes, no barrier needed)
 // and writes weight * s * inv, rounded once to T. Consecutive threads take
 // consecutive hidden units, so every load and store of a warp is coalesced.
+//
+// Rows of up to kThreads * kHeldMax units (every Mamba model's, H = 768 .. 4096) take a kernel
+// that holds each thread's values in registers instead: all its loads of x, the residual and the
+// weight are issued at once, and nothing is re-read. Decode has one row per sequence, so a call
+// is one or a few blocks and its time is the latency of its dependent loads: one round of loads
+// rather than H / kThreads of them (mamba-1.4b's norm, 2048 units, took 9.6 us under ncu with the
+// loop). Same sums in the same order either way.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -59,10 +66,61 @@ __global__ void __launch_bounds__(kThreads) ResidualNormKernel(const __grid_cons
   }
 }
 
+// The same with each thread's (at most P) values of a row held in registers: hidden <= P kThreads.
+template <typename T, int P>
+__global__ void __launch_bounds__(kThreads) ResidualNormHeldKernel(const __grid_constant__ ResidualNormParams p) {
+  __shared__ float shared[kWarps];
+  ReleaseNextKernel();
+  WaitForPreviousKernel();
+  const T* x_all = static_cast<const T*>(p.x);
+  const T* weight = static_cast<const T*>(p.weight);
+  float w[P];
+#pragma unroll
+  for (int i = 0; i < P; ++i) {
+    const int64_t c = threadIdx.x + static_cast<int64_t>(i) * kThreads;
+    w[i] = c < p.hidden ? ToFloat(weight[c]) : 0.0f;
+  }
+  for (int64_t row = blockIdx.x; row < p.rows; row += gridDim.x) {
+    const int64_t base = row * p.hidden;
+    float s[P];
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      const int64_t c = threadIdx.x + static_cast<int64_t>(i) * kThreads;
+      s[i] = 0.0f;
+      if (c < p.hidden) {
+        s[i] = ToFloat(x_all[base + c]);
+        if (p.residual != nullptr) s[i] += p.residual[base + c];
+      }
+    }
+    float sum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      const int64_t c = threadIdx.x + static_cast<int64_t>(i) * kThreads;
+      if (c < p.hidden) {
+        p.residual_out[base + c] = s[i];
+        sum = fmaf(s[i], s[i], sum);
+      }
+    }
+    const float inv = rsqrtf(BlockSum(sum, shared) / static_cast<float>(p.hidden) + p.epsilon);
+    T* y = static_cast<T*>(p.y) + base;
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      const int64_t c = threadIdx.x + static_cast<int64_t>(i) * kThreads;
+      if (c < p.hidden) y[c] = FromFloat<T>(w[i] * (s[i] * inv));
+    }
+  }
+}
+
+constexpr int64_t kHeldMax = 16;  // values per thread: rows up to 4096 units
+
 template <typename T>
 cudaError_t LaunchTyped(const ResidualNormParams& p, cudaStream_t stream) {
   if (p.rows * p.hidden == 0) return cudaSuccess;
   const unsigned blocks = static_cast<unsigned>(std::min(p.rows, kMaxBlocks));
+  const int64_t held = (p.hidden + kThreads - 1) / kThreads;
+  if (held <= 4) return LaunchKernel(ResidualNormHeldKernel<T, 4>, blocks, kThreads, 0, stream, p);
+  if (held <= 8) return LaunchKernel(ResidualNormHeldKernel<T, 8>, blocks, kThreads, 0, stream, p);
+  if (held <= kHeldMax) return LaunchKernel(ResidualNormHeldKernel<T, kHeldMax>, blocks, kThreads, 0, stream, p);
   return LaunchKernel(ResidualNormKernel<T>, blocks, kThreads, 0, stream, p);
 }
 

@@ -6,9 +6,10 @@ computes the same; the op exists for decode on a GPU. There a step's products ar
 matrix-vector products, and cuBLAS's kernels for them are bound by latency, not by
 the weight's bytes: 96 of them take 64 % of a mamba-130m step on an H200
 (``results/gpu/2026-12-01-gemm/``). The op's CUDA kernel takes rows of x up to
-``VECTOR_ROWS`` with kernels of our own, launched as dependents of the kernel before
-them (they start while it finishes and read the weight, a constant, before waiting
-for it), and hands more rows to cuBLAS. The exporter, the runtime, the tests, the docs
+``TILE_ROWS`` with kernels of our own (matrix-vector kernels up to ``VECTOR_ROWS``,
+a tensor-core kernel past them), launched as dependents of the kernel before them
+(they start while it finishes and read the weight, a constant, before waiting for
+it), and hands more rows (prefill) to cuBLAS. The exporter, the runtime, the tests, the docs
 (``docs/linear_op.md``) and the C++ header ``custom_ops/include/mamba_export_ops/linear.h``
 follow this module; ``tests/custom_ops/test_linear_contract_agrees.py`` fails if the
 header drifts.
@@ -33,7 +34,8 @@ from mamba_export.ops.contract_base import DOMAIN, ContractChecks, TensorSpec
 from mamba_export.ops.contract_base import format_shape as _fmt
 
 __all__ = ["DOMAIN", "OP_TYPE", "OP_VERSION", "INPUTS", "OUTPUTS", "ATTRIBUTES", "VECTOR_ROWS",
-           "VECTOR_MAX_WEIGHT_BYTES", "check_inputs", "uses_vector_kernel"]
+           "VECTOR_MAX_WEIGHT_BYTES", "TILE_ROWS", "TILE_INNER_MULTIPLE", "TILE_DTYPES", "check_inputs",
+           "uses_vector_kernel", "uses_tile_kernel", "cuda_path"]
 
 OP_TYPE = "Linear"
 OP_VERSION = 1
@@ -48,6 +50,14 @@ IO_DTYPES = ("float32", "float16", "bfloat16")
 # 38 % slower (results/gpu/2026-12-01-decode-products/).
 VECTOR_ROWS = 4
 VECTOR_MAX_WEIGHT_BYTES = 8 * 1024 * 1024
+
+# Calls the matrix-vector kernel leaves, of up to TILE_ROWS rows (decode at batch 5 to 32, and
+# batch 2 to 4 past VECTOR_MAX_WEIGHT_BYTES), in a dtype of TILE_DTYPES and with K a multiple of
+# TILE_INNER_MULTIPLE, take a tensor-core kernel of our own, also launched as a dependent (where x
+# and the weight are 16-byte aligned, as ONNX Runtime allocates them); the rest go to cuBLAS.
+TILE_ROWS = 32
+TILE_INNER_MULTIPLE = 8
+TILE_DTYPES = ("float16", "bfloat16")
 
 # This order is the ABI: append, never reorder.
 INPUTS = (
@@ -103,6 +113,19 @@ def check_inputs(shapes: dict, dtypes: dict | None = None) -> LinearDims:
 def uses_vector_kernel(rows: int, weight_bytes: int) -> bool:
     """Whether the CUDA kernel computes a call with its own matrix-vector kernel (else cuBLAS)."""
     return 1 <= rows <= VECTOR_ROWS and (rows == 1 or weight_bytes <= VECTOR_MAX_WEIGHT_BYTES)
+
+
+def uses_tile_kernel(rows: int, inner: int, dtype: str) -> bool:
+    """Whether a call the vector kernel leaves takes the tensor-core kernel (else cuBLAS)."""
+    return dtype in TILE_DTYPES and 1 <= rows <= TILE_ROWS and inner % TILE_INNER_MULTIPLE == 0
+
+
+def cuda_path(rows: int, inner: int, outer: int, dtype: str) -> str:
+    """Which of the CUDA kernel's three paths takes a call: "vector", "tile" or "cublas"."""
+    weight_bytes = inner * outer * (4 if dtype == "float32" else 2)
+    if uses_vector_kernel(rows, weight_bytes):
+        return "vector"
+    return "tile" if uses_tile_kernel(rows, inner, dtype) else "cublas"
 
 
 def output_shape(x_shape, weight_shape) -> tuple[int, ...]:

@@ -25,6 +25,7 @@ from mamba_export.ops import linear as contract
 HEADER = CUSTOM_OPS / "include" / "mamba_export_ops" / "linear.h"
 VALIDATE = CUSTOM_OPS / "linear" / "validate.cc"
 CUDA_KERNEL = CUSTOM_OPS / "linear" / "cuda.cu"
+TILE_KERNEL = CUSTOM_OPS / "linear" / "cuda_tile.cu"
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,18 @@ def test_vector_rows(header):
     assert f"kLinearVectorRows == {contract.VECTOR_ROWS}" in source
 
 
+def test_tile_rows(header):
+    assert int(constant(header, "kLinearTileRows")) == contract.TILE_ROWS
+    assert int(constant(header, "kLinearTileInnerMultiple")) == contract.TILE_INNER_MULTIPLE
+    rule = "half_precision && rows >= 1 && rows <= kLinearTileRows && inner % kLinearTileInnerMultiple == 0"
+    assert f"return {rule};" in header
+    assert contract.TILE_DTYPES == tuple(d for d in contract.IO_DTYPES if d != "float32")
+    # The kernel instantiates one or two row tiles of 16.
+    source = TILE_KERNEL.read_text()
+    assert f"kLinearTileRows == {contract.TILE_ROWS}" in source and contract.TILE_ROWS == 32
+    assert "LinearUsesTileKernel(params.rows, params.inner, params.dtype != LinearDType::kFloat32)" in source
+
+
 def test_validation_accepts_the_contracts_dtypes():
     assert tuple(string_array(VALIDATE.read_text(), "kIoDtypes")) == contract.IO_DTYPES
     assert all(spec.dtype == "T" for spec in contract.INPUTS + contract.OUTPUTS)
@@ -75,3 +88,12 @@ def test_validation_accepts_the_contracts_dtypes():
     (2, 4_718_592, True), (5, 10, False)])
 def test_which_calls_take_the_vector_kernel(rows, weight_bytes, expected):
     assert contract.uses_vector_kernel(rows, weight_bytes) is expected
+
+
+@pytest.mark.parametrize(("rows", "inner", "outer", "dtype", "expected"), [
+    (1, 768, 50280, "float16", "vector"), (4, 768, 3072, "bfloat16", "vector"),
+    (5, 768, 3072, "float16", "tile"), (32, 48, 1536, "bfloat16", "tile"), (2, 2048, 8192, "float16", "tile"),
+    (5, 768, 3072, "float32", "cublas"), (2, 2048, 8192, "float32", "cublas"), (33, 768, 3072, "float16", "cublas"),
+    (8, 13, 17, "float16", "cublas"), (0, 8, 8, "float16", "cublas")])
+def test_which_path_takes_a_call(rows, inner, outer, dtype, expected):
+    assert contract.cuda_path(rows, inner, outer, dtype) == expected

@@ -3,8 +3,10 @@
 Calls that uses_vector_kernel picks (rows up to VECTOR_ROWS; past one row, weights up to
 VECTOR_MAX_WEIGHT_BYTES) take the matrix-vector kernel (16-byte pieces where K fills them and
 the tensors are aligned, single values otherwise; the weight read before the wait when it is
-an initializer, after it when it is a graph input); more rows take cuBLAS, found in the process
-at run time. Inputs and outputs stay on the GPU; y is filled with NaN before each run, so an
+an initializer, after it when it is a graph input); those uses_tile_kernel picks (up to TILE_ROWS
+rows in float16 and bfloat16, K a multiple of 8) the tensor-core kernel (row and column tiles
+partly filled, K ending inside a step); the rest take cuBLAS, found in the process at run time.
+The cases reach every path in every dtype that has it (test_cases_reach_every_path). Inputs and outputs stay on the GPU; y is filled with NaN before each run, so an
 element the kernel forgets to write fails the check. Tolerances and the error measure:
 linear_cases.py. Every case runs with dependent launches on and off (the process-wide switch
 of common/dependent_launch.h): the same bits either way.
@@ -22,7 +24,7 @@ from hypothesis import strategies as st
 from linear_cases import TOLERANCE, check_parity, make_inputs, reference, run
 from scan_cases import relative_error
 
-from mamba_export.ops.linear import VECTOR_ROWS
+from mamba_export.ops.linear import TILE_DTYPES, TILE_ROWS, VECTOR_ROWS, cuda_path
 from tests.support.one_linear_node import linear_model
 
 pytestmark = pytest.mark.gpu
@@ -45,14 +47,32 @@ CASES = {
     "inner_1": dict(shape=(1, 1), outer=5),
     "one_piece": dict(shape=(3, 8), outer=300),
     "rank_1": dict(shape=(40,), outer=7),
-    # cuBLAS
+    # the tensor-core kernel in float16 and bfloat16 (cuBLAS in float32)
     "rows_5": dict(shape=(5, 64), outer=24),
+    "decode_b16_x_proj": dict(shape=(16, 1, 1536), outer=80),  # one row tile, full
+    "decode_b17_dt_proj": dict(shape=(17, 1, 48), outer=1536),  # two row tiles; K ends inside a step
     "decode_b32": dict(shape=(32, 1, 768), outer=3072),
+    "decode_b32_out_proj_1.4b": dict(shape=(32, 1, 4096), outer=2048),
+    "head_130m_b8": dict(shape=(8, 768), outer=50280),  # N not a multiple of 16
+    "inner_8_outer_33": dict(shape=(12, 8), outer=33),
+    "large_weight_2_rows": dict(shape=(2, 1, 2048), outer=4100),  # 8.4 M weights: over 8 MiB in every dtype
+    # cuBLAS
     "prefill_512": dict(shape=(1, 512, 1536), outer=768),
+    "rows_33": dict(shape=(33, 1, 768), outer=96),
     "rank_4": dict(shape=(2, 3, 4, 5), outer=6),
     "cublas_odd_inner": dict(shape=(9, 13), outer=17),
-    "cublas_2_rows_large_weight": dict(shape=(2, 1, 2048), outer=4100),  # 8.4 M weights: over 8 MiB in every dtype
 }
+
+
+def _path(spec, io_dtype):
+    shape = spec["shape"]
+    return cuda_path(int(np.prod(shape[:-1])), shape[-1], spec["outer"], io_dtype)
+
+
+@pytest.mark.parametrize("io_dtype", DTYPES)
+def test_cases_reach_every_path(io_dtype):
+    paths = {_path(spec, io_dtype) for spec in CASES.values()}
+    assert paths == ({"vector", "tile", "cublas"} if io_dtype in TILE_DTYPES else {"vector", "cublas"})
 
 
 @pytest.fixture(params=[False, True], ids=["plain_launch", "dependent_launch"])
@@ -100,7 +120,7 @@ def test_matches_reference(cuda_library, dependent_launch, case, constant, io_dt
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(io_dtype=st.sampled_from(DTYPES), rows=st.integers(0, VECTOR_ROWS + 3),
+@given(io_dtype=st.sampled_from(DTYPES), rows=st.integers(0, TILE_ROWS + 3),
        inner=st.sampled_from([0, 1, 7, 8, 16, 24, 80, 129, 768]), outer=st.integers(0, 700),
        constant=st.booleans(), seed=st.integers(0, 2**31 - 1))
 def test_fuzzed_shapes(cuda_library, io_dtype, rows, inner, outer, constant, seed):
@@ -108,9 +128,10 @@ def test_fuzzed_shapes(cuda_library, io_dtype, rows, inner, outer, constant, see
                  seed=seed)
 
 
-def test_dependent_launches_change_no_bit(cuda_library):
+@pytest.mark.parametrize("rows", [3, 24], ids=["vector", "tile"])
+def test_dependent_launches_change_no_bit(cuda_library, rows):
     """The wait, the early weight read and the release of the next kernel move no sum."""
-    inputs = make_inputs(shape=(3, 1536), outer=768, io_dtype="float16", seed=4)
+    inputs = make_inputs(shape=(rows, 1536), outer=768, io_dtype="float16", seed=4)
     library = ctypes.CDLL(cuda_library)
     results = []
     for on in (0, 1):
@@ -129,9 +150,9 @@ def test_cpu_and_cuda_agree_within_the_tolerance(cuda_library, make_session):
     assert np.max(np.abs(on_gpu - on_cpu)) <= TOLERANCE["bfloat16"] * np.max(np.abs(on_cpu))
 
 
-@pytest.mark.parametrize("rows", [1, VECTOR_ROWS, 32], ids=["vector_1", "vector_max", "cublas"])
+@pytest.mark.parametrize("rows", [1, VECTOR_ROWS, TILE_ROWS, 64], ids=["vector_1", "vector_max", "tile", "cublas"])
 def test_replays_inside_a_cuda_graph(cuda_library, rows):
-    """Both paths run on ORT's stream and allocate nothing per call (cuBLAS's handle and its
+    """Every path runs on ORT's stream and allocate nothing per call (cuBLAS's handle and its
     workspace are made on the stream's first, uncaptured call), so ORT can capture the node in a
     CUDA graph; replays on new x give their product."""
     import onnxruntime as ort

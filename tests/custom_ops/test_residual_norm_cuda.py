@@ -35,6 +35,11 @@ CASES = {
     "decode_130m": dict(shape=(64, 1, 768)),
     "prefill_130m": dict(shape=(1, 2048, 768)),
     "decode_2.8b": dict(shape=(32, 1, 2560)),
+    "decode_1.4b_b1": dict(shape=(1, 1, 2048)),  # the held kernels: 4, 8 and 16 values a thread
+    "held_4096": dict(shape=(2, 4096)),
+    "held_1025": dict(shape=(2, 1025)),
+    "loop_4097": dict(shape=(2, 4097)),  # past the held kernels: the loop over the row
+    "loop_5120": dict(shape=(3, 1, 5120)),
     "hidden_1": dict(shape=(7, 1)),
     "hidden_255": dict(shape=(3, 255)),
     "hidden_256": dict(shape=(3, 256)),
@@ -98,7 +103,7 @@ def test_matches_reference(cuda_library, case, residual, io_dtype):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(io_dtype=st.sampled_from(DTYPES), residual=st.booleans(), rows=st.integers(0, 70),
-       hidden=st.sampled_from([1, 2, 31, 32, 33, 255, 256, 257, 768, 1000]), seed=st.integers(0, 2**31 - 1))
+       hidden=st.sampled_from([1, 2, 31, 32, 33, 255, 256, 257, 768, 1000, 2048, 4096, 4097]), seed=st.integers(0, 2**31 - 1))
 def test_fuzzed_shapes(cuda_library, io_dtype, residual, rows, hidden, seed):
     check_parity(on_cuda(cuda_library, io_dtype, residual, 2), io_dtype, residual=residual, shape=(rows, hidden),
                  seed=seed)

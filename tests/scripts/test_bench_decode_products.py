@@ -16,7 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "scripts" / "bench_decode_products.cu"
 # The Linear op's launcher and the dependent-launch switch it times.
-LIBRARY_SOURCES = [ROOT / "custom_ops" / "linear" / "cuda.cu", ROOT / "custom_ops" / "common" / "dependent_launch.cu"]
+LIBRARY_SOURCES = [ROOT / "custom_ops" / "linear" / name for name in ("cuda.cu", "cuda_tile.cu")] + [
+    ROOT / "custom_ops" / "common" / "dependent_launch.cu"]
 
 
 def find_nvcc() -> str | None:

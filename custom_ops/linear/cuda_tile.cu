@@ -1,0 +1,201 @@
+// The tensor-core kernel of Linear, for decode at batch sizes past the matrix-vector kernel's
+// rows: y (M, N) = x (M, K) weight (N, K)^T with M at most kLinearTileRows, float16 or bfloat16.
+//
+// Why: at these sizes a product still streams its weight once and does little arithmetic, so its
+// cost is the weight's bytes and the launch; cuBLAS's kernels cannot be launched as dependents of
+// the kernel before them, and at batch 32 they took 0.44 of a 0.81 ms mamba-130m step on the H200
+// (results/gpu/2026-12-01-linear/). This kernel is launched as a dependent and reads its first
+// pieces of the weight (an initializer) before it waits for the kernel before it.
+//
+// Each block owns kTileColumns output columns, as two or four tiles of 8 for mma.sync m16n8k16
+// (float32 sums), and all M rows as one or two tiles of 16; its kTileWarps warps split K, each a
+// run of steps of 32, and add their sums through shared memory at the end. A step is one 16-byte
+// piece per lane of each weight row and of each x row: lane (g, t) (g = lane / 4, t = lane % 4)
+// reads k = 8t .. 8t+7 of the step from weight row g of each column tile and from x rows g and
+// g + 8 of each row tile. The mma's k order within the step is a permutation of the physical one
+// (its k pair (2t, 2t+1) of half-step s is physical 8t + 4s + {0, 1}, its pair (2t+8, 2t+9) is
+// 8t + 4s + {2, 3}), the same for x and the weight, so the sum is the same set of products. Rows of
+// x past M, columns past N and k past K read as zeros. Requires K a multiple of 8 and x and the
+// weight 16-byte aligned (LinearTileFits); other calls go to cuBLAS.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "common/cuda_convert.cuh"
+#include "common/cuda_launch.cuh"
+#include "linear/cuda.h"
+#include "mamba_export_ops/linear.h"
+
+namespace mamba_export_ops {
+namespace {
+
+constexpr int kTileWarps = 8;
+constexpr int kTileThreads = kTileWarps * 32;
+constexpr int kStepK = 32;   // k per step: 4 lanes x 8 values
+constexpr int kPieceK = 8;   // values in a 16-byte piece
+
+struct alignas(16) Piece {
+  uint32_t w[4];  // 8 values of 16 bits, two to a word
+};
+
+__device__ __forceinline__ Piece LoadPiece(const void* base, int64_t element, bool valid) {
+  Piece piece = {{0u, 0u, 0u, 0u}};
+  if (valid) piece = *reinterpret_cast<const Piece*>(static_cast<const uint16_t*>(base) + element);
+  return piece;
+}
+
+// c += a b: a 16x16 tile of x (row-major), b a 16x8 tile of the weight transposed, float32 sums.
+template <typename T>
+__device__ __forceinline__ void Mma(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                                    uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  if constexpr (std::is_same<T, __half>::value) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  }
+#endif
+}
+
+static_assert(kLinearTileRows == 32, "LaunchTyped instantiates one or two row tiles of 16");
+
+// RT row tiles of 16 (M up to 16 RT), CT column tiles of 8 per block.
+template <typename T, int RT, int CT>
+__global__ void __launch_bounds__(kTileThreads) LinearTileKernel(const __grid_constant__ LinearParams p,
+                                                                 int steps_per_warp) {
+  constexpr int kColumns = CT * 8;
+  __shared__ float partial[kTileWarps][RT * 16][kColumns];
+  ReleaseNextKernel();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t = lane & 3;
+  const int64_t column0 = static_cast<int64_t>(blockIdx.x) * kColumns;
+  const int64_t steps = (p.inner + kStepK - 1) / kStepK;
+  const int64_t first = static_cast<int64_t>(warp) * steps_per_warp;
+  const int64_t last = first + steps_per_warp < steps ? first + steps_per_warp : steps;
+
+  const void* weight_rows[CT];
+  bool has_column[CT];
+#pragma unroll
+  for (int j = 0; j < CT; ++j) {
+    const int64_t n = column0 + 8 * j + g;
+    has_column[j] = n < p.outer;
+    weight_rows[j] = static_cast<const uint16_t*>(p.weight) + (has_column[j] ? n : 0) * p.inner;
+  }
+  const auto load_weight = [&](Piece(&into)[CT], int64_t step) {
+    const int64_t k = step * kStepK + kPieceK * t;
+    const bool valid = step < last && k < p.inner;
+#pragma unroll
+    for (int j = 0; j < CT; ++j) into[j] = LoadPiece(weight_rows[j], k, valid && has_column[j]);
+  };
+
+  float sums[RT][CT][4];
+#pragma unroll
+  for (int r = 0; r < RT; ++r)
+#pragma unroll
+    for (int j = 0; j < CT; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) sums[r][j][i] = 0.0f;
+
+  Piece w[CT];
+  if (p.weight_constant) load_weight(w, first);
+  WaitForPreviousKernel();
+  if (!p.weight_constant) load_weight(w, first);
+
+  for (int64_t step = first; step < last; ++step) {
+    const int64_t k = step * kStepK + kPieceK * t;
+    const bool k_valid = k < p.inner;
+    Piece a[RT][2];
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int64_t row = r * 16 + g + 8 * h;
+        a[r][h] = LoadPiece(p.x, row * p.inner + k, k_valid && row < p.rows);
+      }
+    }
+    Piece next[CT];
+    load_weight(next, step + 1);
+#pragma unroll
+    for (int s = 0; s < 2; ++s) {
+#pragma unroll
+      for (int r = 0; r < RT; ++r) {
+#pragma unroll
+        for (int j = 0; j < CT; ++j) {
+          Mma<T>(sums[r][j], a[r][0].w[2 * s], a[r][1].w[2 * s], a[r][0].w[2 * s + 1], a[r][1].w[2 * s + 1],
+                 w[j].w[2 * s], w[j].w[2 * s + 1]);
+        }
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < CT; ++j) w[j] = next[j];
+  }
+
+  // The mma's sums: c0, c1 at row g, columns 2t, 2t+1 of the tile; c2, c3 at row g + 8.
+#pragma unroll
+  for (int r = 0; r < RT; ++r) {
+#pragma unroll
+    for (int j = 0; j < CT; ++j) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) partial[warp][r * 16 + g + 8 * (i >> 1)][8 * j + 2 * t + (i & 1)] = sums[r][j][i];
+    }
+  }
+  __syncthreads();
+  T* y = static_cast<T*>(p.y);
+  for (int index = threadIdx.x; index < RT * 16 * kColumns; index += kTileThreads) {
+    const int row = index / kColumns, column = index % kColumns;
+    const int64_t n = column0 + column;
+    if (row >= p.rows || n >= p.outer) continue;
+    float total = 0.0f;
+#pragma unroll
+    for (int v = 0; v < kTileWarps; ++v) total += partial[v][row][column];
+    y[row * p.outer + n] = FromFloat<T>(total);
+  }
+}
+
+template <typename T, int RT, int CT>
+cudaError_t LaunchShaped(const LinearParams& p, cudaStream_t stream) {
+  const int64_t steps = (p.inner + kStepK - 1) / kStepK;
+  const int steps_per_warp = static_cast<int>((steps + kTileWarps - 1) / kTileWarps);
+  const int64_t blocks = (p.outer + CT * 8 - 1) / (CT * 8);
+  if (blocks > 0x7fffffff || steps > 0x7fffffff) return cudaErrorInvalidConfiguration;
+  return LaunchKernel(LinearTileKernel<T, RT, CT>, dim3(static_cast<unsigned>(blocks)), kTileThreads, 0, stream, p,
+                      steps_per_warp);
+}
+
+template <typename T>
+cudaError_t LaunchTyped(const LinearParams& p, cudaStream_t stream, const LinearTileShape& shape) {
+  const bool wide = shape.wide_columns > 0 && p.outer >= shape.wide_columns;
+  if (p.rows <= 16) return wide ? LaunchShaped<T, 1, 4>(p, stream) : LaunchShaped<T, 1, 2>(p, stream);
+  return wide ? LaunchShaped<T, 2, 4>(p, stream) : LaunchShaped<T, 2, 2>(p, stream);
+}
+
+}  // namespace
+
+bool LinearTileFits(const LinearParams& params) {
+  static_assert(kLinearTileInnerMultiple == kPieceK, "K must fill whole 16-byte pieces");
+  return LinearUsesTileKernel(params.rows, params.inner, params.dtype != LinearDType::kFloat32) &&
+         reinterpret_cast<uintptr_t>(params.x) % 16 == 0 && reinterpret_cast<uintptr_t>(params.weight) % 16 == 0;
+}
+
+cudaError_t LaunchLinearTileCuda(const LinearParams& params, cudaStream_t stream, const LinearTileShape& shape) {
+  if (!LinearTileFits(params)) return cudaErrorInvalidValue;
+  if (params.outer == 0) return cudaSuccess;
+  switch (params.dtype) {
+    case LinearDType::kFloat16: return LaunchTyped<__half>(params, stream, shape);
+    case LinearDType::kBFloat16: return LaunchTyped<__nv_bfloat16>(params, stream, shape);
+    case LinearDType::kFloat32: break;
+  }
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace mamba_export_ops
