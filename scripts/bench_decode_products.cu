@@ -18,9 +18,7 @@
 //                    initializers: nothing writes them, so they may be read early)
 //   empty / empty_pdl   kernels that do nothing: the floor of a chain of that many kernels
 //   op / op_pdl    the Linear op's own launcher (custom_ops/linear/cuda.cu, rows up to 4), dependent
-//                  launches off / on (the library's process-wide switch); op_pdl_<shape>: the same with
-//                  another LinearVectorShape (g8: 8 pieces in flight per lane; p8, p16: fewer lanes per
-//                  column, up to 8 or 16 pieces each; grid4: 4 blocks per multiprocessor walking the columns)
+//                  launches off / on (the library's process-wide switch)
 //   op_tile / op_tile_pdl   the Linear op's tensor-core kernel (custom_ops/linear/cuda_tile.cu, 2 to 32
 //                  rows), dependent launches off / on; op_tile_pdl_wide: 32 columns a block instead of 16
 //
@@ -203,7 +201,8 @@ void LaunchGemv(int M, const __half* x, int ldx, const __half* w, __half* y, int
     case 4: Launch(GemvKernel<4>, grid, block, stream, dependent, x, ldx, w, y, ldy, K, N, lanes, flags); break;
     case 8: Launch(GemvKernel<8>, grid, block, stream, dependent, x, ldx, w, y, ldy, K, N, lanes, flags); break;
     case 16: Launch(GemvKernel<16>, grid, block, stream, dependent, x, ldx, w, y, ldy, K, N, lanes, flags); break;
-    default: std::fprintf(stderr, "error: batch %d is not one of 1, 2, 4, 8, 16\n", M); std::exit(2);
+    case 32: Launch(GemvKernel<32>, grid, block, stream, dependent, x, ldx, w, y, ldy, K, N, lanes, flags); break;
+    default: std::fprintf(stderr, "error: batch %d is not one of 1, 2, 4, 8, 16, 32\n", M); std::exit(2);
   }
 }
 
@@ -247,7 +246,6 @@ enum class Kind { kCublasNN, kCublasTN, kGemv, kOp, kOpTile };
 // One product y (M, N) = x (M, K) w^T with the given kind.
 void RunProduct(Kind kind, Cublas& cublas, int M, const __half* x, int ldx, const Layer& layer, int p, __half* y,
                 int ldy, int K, int N, Flags flags, cudaStream_t stream,
-                const mamba_export_ops::LinearVectorShape& shape = mamba_export_ops::LinearVectorShape(),
                 const mamba_export_ops::LinearTileShape& tile = mamba_export_ops::LinearTileShape()) {
   const float one = 1.f, zero = 0.f;
   if (kind == Kind::kGemv) {
@@ -264,7 +262,7 @@ void RunProduct(Kind kind, Cublas& cublas, int M, const __half* x, int ldx, cons
     params.weight = layer.w[p];
     params.y = y;
     if (kind == Kind::kOp) {
-      CHECK_CUDA(mamba_export_ops::LaunchLinearVectorCuda(params, stream, shape));
+      CHECK_CUDA(mamba_export_ops::LaunchLinearVectorCuda(params, stream));
     } else {
       CHECK_CUDA(mamba_export_ops::LaunchLinearTileCuda(params, stream, tile));
     }
@@ -288,18 +286,7 @@ struct Variant {
   Flags other_flags;    // the layer's element-wise kernels
   bool empty = false;   // empty kernels, as many as the products
   bool op_dependent = false;  // the library's dependent-launch switch, for Kind::kOp
-  mamba_export_ops::LinearVectorShape shape = {};  // for Kind::kOp
   mamba_export_ops::LinearTileShape tile = {};      // for Kind::kOpTile
-};
-
-// The op kernel's shapes the benchmark tries, by suffix ("" is the op's default).
-struct NamedShape {
-  const char* suffix;
-  mamba_export_ops::LinearVectorShape shape;
-};
-const NamedShape kShapes[] = {
-    {"", {4, 2, 0}}, {"_g8", {8, 2, 0}}, {"_p8", {4, 8, 0}}, {"_p8_g8", {8, 8, 0}},
-    {"_p16", {4, 16, 0}}, {"_grid4", {4, 2, 4}}, {"_p8_grid4", {4, 8, 4}},
 };
 
 const mamba_export_ops::LinearTileShape kWideTile{1};  // 32 columns a block for every product
@@ -318,12 +305,12 @@ void Step(const Variant& v, Cublas& cublas, int M, const Config& config, const s
       continue;
     }
     if (v.layer) Element(buf.h, buf.h, M * H, v.other_flags, stream);  // norm
-    RunProduct(v.kind, cublas, M, buf.h, H, layer, 0, buf.a, 2 * I, H, 2 * I, v.product_flags, stream, v.shape, v.tile);
+    RunProduct(v.kind, cublas, M, buf.h, H, layer, 0, buf.a, 2 * I, H, 2 * I, v.product_flags, stream, v.tile);
     if (v.layer) Element(buf.a, buf.t, M * I, v.other_flags, stream);  // conv: in_proj's x half -> t
-    RunProduct(v.kind, cublas, M, buf.t, I, layer, 1, buf.b, P, I, P, v.product_flags, stream, v.shape, v.tile);
-    RunProduct(v.kind, cublas, M, buf.b, P, layer, 2, buf.c, I, P, I, v.product_flags, stream, v.shape, v.tile);
+    RunProduct(v.kind, cublas, M, buf.t, I, layer, 1, buf.b, P, I, P, v.product_flags, stream, v.tile);
+    RunProduct(v.kind, cublas, M, buf.b, P, layer, 2, buf.c, I, P, I, v.product_flags, stream, v.tile);
     if (v.layer) Element(buf.c, buf.c, M * I, v.other_flags, stream);  // scan
-    RunProduct(v.kind, cublas, M, buf.c, I, layer, 3, buf.h, H, I, H, v.product_flags, stream, v.shape, v.tile);
+    RunProduct(v.kind, cublas, M, buf.c, I, layer, 3, buf.h, H, I, H, v.product_flags, stream, v.tile);
   }
 }
 
@@ -367,7 +354,6 @@ double TimeVariant(const Variant& v, Cublas& cublas, int M, const Config& config
 
 // Largest |y - y64| / largest |y64| of one product of each kind.
 double CheckProduct(Kind kind, Flags flags, Cublas& cublas, int M, int K, int N, std::mt19937& rng, cudaStream_t stream,
-                    const mamba_export_ops::LinearVectorShape& shape = mamba_export_ops::LinearVectorShape(),
                     const mamba_export_ops::LinearTileShape& tile = mamba_export_ops::LinearTileShape()) {
   std::vector<__half> x = RandomHalf(static_cast<size_t>(M) * K, 1.f, rng);
   std::vector<__half> w = RandomHalf(static_cast<size_t>(N) * K, 1.f / std::sqrt(static_cast<float>(K)), rng);
@@ -380,7 +366,7 @@ double CheckProduct(Kind kind, Flags flags, Cublas& cublas, int M, int K, int N,
   __half* dx = Upload(x);
   __half* dy = nullptr;
   CHECK_CUDA(cudaMalloc(&dy, static_cast<size_t>(M) * N * sizeof(__half)));
-  RunProduct(kind, cublas, M, dx, K, layer, 0, dy, N, K, N, flags, stream, shape, tile);
+  RunProduct(kind, cublas, M, dx, K, layer, 0, dy, N, K, N, flags, stream, tile);
   CHECK_CUDA(cudaStreamSynchronize(stream));
   std::vector<__half> y(static_cast<size_t>(M) * N);
   CHECK_CUDA(cudaMemcpy(y.data(), dy, y.size() * sizeof(__half), cudaMemcpyDeviceToHost));
@@ -483,13 +469,8 @@ int main(int argc, char** argv) {
           Flags dependent{true, true, true};
           error = std::max(error, CheckProduct(kind, dependent, cublas, M, p.K, p.N, rng, stream));
         }
-        if (kind == Kind::kOp) {
-          for (const NamedShape& named : kShapes) {
-            error = std::max(error, CheckProduct(kind, flags, cublas, M, p.K, p.N, rng, stream, named.shape));
-          }
-        }
         if (kind == Kind::kOpTile) {
-          error = std::max(error, CheckProduct(kind, flags, cublas, M, p.K, p.N, rng, stream, {}, kWideTile));
+          error = std::max(error, CheckProduct(kind, flags, cublas, M, p.K, p.N, rng, stream, kWideTile));
         }
         worst_error = std::max(worst_error, error);
         char item[200];
@@ -547,16 +528,11 @@ int main(int argc, char** argv) {
     variants.push_back({"op", Kind::kOp, plain, false, plain});
     variants.push_back({"op_pdl", Kind::kOp, plain, false, plain, false, true});
     variants.push_back({"layer_op_pdl", Kind::kOp, plain, true, early, false, true});
-    for (const NamedShape& named : kShapes) {
-      if (named.suffix[0] == '\0') continue;
-      variants.push_back({std::string("op_pdl") + named.suffix, Kind::kOp, plain, false, plain, false, true,
-                          named.shape});
-    }
   }
   if (max_batch <= 32) {  // the op's tensor-core kernel takes up to 32 rows
     variants.push_back({"op_tile", Kind::kOpTile, plain, false, plain});
     variants.push_back({"op_tile_pdl", Kind::kOpTile, plain, false, plain, false, true});
-    variants.push_back({"op_tile_pdl_wide", Kind::kOpTile, plain, false, plain, false, true, {}, kWideTile});
+    variants.push_back({"op_tile_pdl_wide", Kind::kOpTile, plain, false, plain, false, true, kWideTile});
     variants.push_back({"layer_tile_pdl", Kind::kOpTile, plain, true, early, false, true});
   }
   std::printf("\nper decode step (%d layers; products: 4 a layer; layer_*: 7 kernels a layer), us, median of %d "

@@ -9,7 +9,8 @@
 //
 // Each block owns kTileColumns output columns, as two or four tiles of 8 for mma.sync m16n8k16
 // (float32 sums), and all M rows as one or two tiles of 16; its kTileWarps warps split K, each a
-// run of steps of 32, and add their sums through shared memory at the end. A step is one 16-byte
+// run of steps of 32 (kGroup steps' loads in flight at once), and add their sums through shared
+// memory at the end. A step is one 16-byte
 // piece per lane of each weight row and of each x row: lane (g, t) (g = lane / 4, t = lane % 4)
 // reads k = 8t .. 8t+7 of the step from weight row g of each column tile and from x rows g and
 // g + 8 of each row tile. The mma's k order within the step is a permutation of the physical one
@@ -35,6 +36,7 @@ constexpr int kTileWarps = 8;
 constexpr int kTileThreads = kTileWarps * 32;
 constexpr int kStepK = 32;   // k per step: 4 lanes x 8 values
 constexpr int kPieceK = 8;   // values in a 16-byte piece
+constexpr int kGroup = 4;    // steps whose loads a warp has in flight at once
 
 struct alignas(16) Piece {
   uint32_t w[4];  // 8 values of 16 bits, two to a word
@@ -106,38 +108,45 @@ __global__ void __launch_bounds__(kTileThreads) LinearTileKernel(const __grid_co
 #pragma unroll
       for (int i = 0; i < 4; ++i) sums[r][j][i] = 0.0f;
 
-  Piece w[CT];
-  if (p.weight_constant) load_weight(w, first);
+  // kGroup steps at a time: every load of the group (weight and x) is issued before the first mma
+  // waits on one, so a warp pays one memory latency per group rather than one per step.
+  Piece w[kGroup][CT];
+  const auto load_weights = [&](int64_t step) {
+#pragma unroll
+    for (int u = 0; u < kGroup; ++u) load_weight(w[u], step + u);
+  };
+  if (p.weight_constant) load_weights(first);
   WaitForPreviousKernel();
-  if (!p.weight_constant) load_weight(w, first);
-
-  for (int64_t step = first; step < last; ++step) {
-    const int64_t k = step * kStepK + kPieceK * t;
-    const bool k_valid = k < p.inner;
-    Piece a[RT][2];
+  for (int64_t step = first; step < last; step += kGroup) {
+    if (step != first || !p.weight_constant) load_weights(step);
+    Piece a[kGroup][RT][2];
 #pragma unroll
-    for (int r = 0; r < RT; ++r) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int64_t row = r * 16 + g + 8 * h;
-        a[r][h] = LoadPiece(p.x, row * p.inner + k, k_valid && row < p.rows);
-      }
-    }
-    Piece next[CT];
-    load_weight(next, step + 1);
-#pragma unroll
-    for (int s = 0; s < 2; ++s) {
+    for (int u = 0; u < kGroup; ++u) {
+      const int64_t k = (step + u) * kStepK + kPieceK * t;
+      const bool k_valid = step + u < last && k < p.inner;
 #pragma unroll
       for (int r = 0; r < RT; ++r) {
 #pragma unroll
-        for (int j = 0; j < CT; ++j) {
-          Mma<T>(sums[r][j], a[r][0].w[2 * s], a[r][1].w[2 * s], a[r][0].w[2 * s + 1], a[r][1].w[2 * s + 1],
-                 w[j].w[2 * s], w[j].w[2 * s + 1]);
+        for (int h = 0; h < 2; ++h) {
+          const int64_t row = r * 16 + g + 8 * h;
+          a[u][r][h] = LoadPiece(p.x, row * p.inner + k, k_valid && row < p.rows);
         }
       }
     }
 #pragma unroll
-    for (int j = 0; j < CT; ++j) w[j] = next[j];
+    for (int u = 0; u < kGroup; ++u) {
+#pragma unroll
+      for (int s = 0; s < 2; ++s) {
+#pragma unroll
+        for (int r = 0; r < RT; ++r) {
+#pragma unroll
+          for (int j = 0; j < CT; ++j) {
+            Mma<T>(sums[r][j], a[u][r][0].w[2 * s], a[u][r][1].w[2 * s], a[u][r][0].w[2 * s + 1],
+                   a[u][r][1].w[2 * s + 1], w[u][j].w[2 * s], w[u][j].w[2 * s + 1]);
+          }
+        }
+      }
+    }
   }
 
   // The mma's sums: c0, c1 at row g, columns 2t, 2t+1 of the tile; c2, c3 at row g + 8.

@@ -62,7 +62,7 @@ def test_vector_rows(header):
     # The CUDA launcher instantiates one kernel per row count up to it.
     source = CUDA_KERNEL.read_text()
     for rows in range(1, contract.VECTOR_ROWS + 1):
-        assert f"case {rows}: return LaunchKernel(LinearVectorKernel<T, {rows}, E, G>" in source
+        assert f"case {rows}: return LaunchKernel(LinearVectorKernel<T, {rows}, E>" in source
     assert f"kLinearVectorRows == {contract.VECTOR_ROWS}" in source
 
 
