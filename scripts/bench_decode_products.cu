@@ -19,8 +19,9 @@
 //   empty / empty_pdl   kernels that do nothing: the floor of a chain of that many kernels
 //   op / op_pdl    the Linear op's own launcher (custom_ops/linear/cuda.cu, rows up to 4), dependent
 //                  launches off / on (the library's process-wide switch)
-//   op_tile / op_tile_pdl   the Linear op's tensor-core kernel (custom_ops/linear/cuda_tile.cu, 2 to 32
-//                  rows), dependent launches off / on; op_tile_pdl_wide: 32 columns a block instead of 16
+//   op_tile / op_tile_pdl   the Linear op's tensor-core kernel (custom_ops/linear/cuda_tile.cu, up to 32
+//                  rows), dependent launches off / on; op_tile_pdl_16, _32: 16 or 32 columns a block for
+//                  every batch (by default 32 up to 16 rows, 16 past them)
 //
 // and a whole layer's kernels, 7 a layer as in the export's graph (norm, in_proj, conv, x_proj,
 // dt_proj, scan, out_proj; the three non-products stand in as element-wise kernels over the
@@ -289,7 +290,7 @@ struct Variant {
   mamba_export_ops::LinearTileShape tile = {};      // for Kind::kOpTile
 };
 
-const mamba_export_ops::LinearTileShape kWideTile{1};  // 32 columns a block for every product
+const mamba_export_ops::LinearTileShape kNarrowTile{16}, kWideTile{32};  // columns a block, forced
 
 void Element(const __half* in, __half* out, int count, Flags flags, cudaStream_t stream) {
   Launch(ElementwiseKernel, dim3((count + 255) / 256), dim3(256), stream, flags.wait, in, out, count, flags);
@@ -470,7 +471,9 @@ int main(int argc, char** argv) {
           error = std::max(error, CheckProduct(kind, dependent, cublas, M, p.K, p.N, rng, stream));
         }
         if (kind == Kind::kOpTile) {
-          error = std::max(error, CheckProduct(kind, flags, cublas, M, p.K, p.N, rng, stream, kWideTile));
+          for (const auto& tile : {kNarrowTile, kWideTile}) {
+            error = std::max(error, CheckProduct(kind, flags, cublas, M, p.K, p.N, rng, stream, tile));
+          }
         }
         worst_error = std::max(worst_error, error);
         char item[200];
@@ -532,7 +535,8 @@ int main(int argc, char** argv) {
   if (max_batch <= 32) {  // the op's tensor-core kernel takes up to 32 rows
     variants.push_back({"op_tile", Kind::kOpTile, plain, false, plain});
     variants.push_back({"op_tile_pdl", Kind::kOpTile, plain, false, plain, false, true});
-    variants.push_back({"op_tile_pdl_wide", Kind::kOpTile, plain, false, plain, false, true, kWideTile});
+    variants.push_back({"op_tile_pdl_16", Kind::kOpTile, plain, false, plain, false, true, kNarrowTile});
+    variants.push_back({"op_tile_pdl_32", Kind::kOpTile, plain, false, plain, false, true, kWideTile});
     variants.push_back({"layer_tile_pdl", Kind::kOpTile, plain, true, early, false, true});
   }
   std::printf("\nper decode step (%d layers; products: 4 a layer; layer_*: 7 kernels a layer), us, median of %d "

@@ -1,4 +1,4 @@
-// Linear's calls that LinearUsesVectorKernel leaves out (prefill, larger decode batches) through cuBLAS, which
+// Linear's calls that LinearPathFor leaves to cuBLAS (prefill, larger decode batches), which
 // the op library does not link: ONNX Runtime's CUDA provider has already loaded it into the
 // process (libcublas.so.13 for CUDA 13 builds, .12 for CUDA 12), and dlopen finds it there,
 // so the library keeps loading without CUDA's libraries on its path and uses the same cuBLAS

@@ -14,18 +14,19 @@ namespace mamba_export_ops {
 // the kernel before it where dependent launches apply (common/dependent_launch.h).
 cudaError_t LaunchLinearVectorCuda(const LinearParams& params, cudaStream_t stream);
 
-// How the tensor-core kernel spreads a call: each block owns 16 output columns, or 32 where N is
-// at least wide_columns (0: never). scripts/bench_decode_products.cu times both.
+// Output columns a block of the tensor-core kernel owns: 0 for the kernel's own choice (32 up to
+// kLinearTileWideRows rows, 16 past them, as measured fastest); scripts/bench_decode_products.cu
+// forces 16 or 32 to time the other.
 struct LinearTileShape {
-  long long wide_columns = 0;
+  int columns = 0;
 };
 
-// Whether the tensor-core kernel of cuda_tile.cu takes the call: LinearUsesTileKernel, and x and
-// the weight 16-byte aligned.
-bool LinearTileFits(const LinearParams& params);
+// Whether x and the weight are aligned for the tensor-core kernel (16 bytes).
+bool LinearTileAligned(const LinearParams& params);
 
-// Calls LinearTileFits accepts: the tensor-core kernel, launched as a dependent where dependent
-// launches apply. Others are refused with cudaErrorInvalidValue.
+// The tensor-core kernel of cuda_tile.cu for up to kLinearTileRows rows in float16 or bfloat16, K a
+// multiple of kLinearTileInnerMultiple, aligned (LinearTileAligned); launched as a dependent where
+// dependent launches apply. Other calls are refused with cudaErrorInvalidValue.
 cudaError_t LaunchLinearTileCuda(const LinearParams& params, cudaStream_t stream,
                                  const LinearTileShape& shape = LinearTileShape());
 

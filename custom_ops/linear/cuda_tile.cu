@@ -7,8 +7,8 @@
 // (results/gpu/2026-12-01-linear/). This kernel is launched as a dependent and reads its first
 // pieces of the weight (an initializer) before it waits for the kernel before it.
 //
-// Each block owns kTileColumns output columns, as two or four tiles of 8 for mma.sync m16n8k16
-// (float32 sums), and all M rows as one or two tiles of 16; its kTileWarps warps split K, each a
+// Each block owns 16 or 32 output columns (LinearTileShape), as two or four tiles of 8 for mma.sync
+// m16n8k16 (float32 sums), and all M rows as one or two tiles of 16; its kTileWarps warps split K, each a
 // run of steps of 32 (kGroup steps' loads in flight at once), and add their sums through shared
 // memory at the end. A step is one 16-byte
 // piece per lane of each weight row and of each x row: lane (g, t) (g = lane / 4, t = lane % 4)
@@ -17,7 +17,7 @@
 // (its k pair (2t, 2t+1) of half-step s is physical 8t + 4s + {0, 1}, its pair (2t+8, 2t+9) is
 // 8t + 4s + {2, 3}), the same for x and the weight, so the sum is the same set of products. Rows of
 // x past M, columns past N and k past K read as zeros. Requires K a multiple of 8 and x and the
-// weight 16-byte aligned (LinearTileFits); other calls go to cuBLAS.
+// weight 16-byte aligned (LinearTileAligned); the binding sends other calls to cuBLAS.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -183,21 +183,25 @@ cudaError_t LaunchShaped(const LinearParams& p, cudaStream_t stream) {
 
 template <typename T>
 cudaError_t LaunchTyped(const LinearParams& p, cudaStream_t stream, const LinearTileShape& shape) {
-  const bool wide = shape.wide_columns > 0 && p.outer >= shape.wide_columns;
+  const int columns = shape.columns != 0 ? shape.columns : (p.rows <= kLinearTileWideRows ? 32 : 16);
+  if (columns != 16 && columns != 32) return cudaErrorInvalidValue;
+  const bool wide = columns == 32;
   if (p.rows <= 16) return wide ? LaunchShaped<T, 1, 4>(p, stream) : LaunchShaped<T, 1, 2>(p, stream);
   return wide ? LaunchShaped<T, 2, 4>(p, stream) : LaunchShaped<T, 2, 2>(p, stream);
 }
 
 }  // namespace
 
-bool LinearTileFits(const LinearParams& params) {
-  static_assert(kLinearTileInnerMultiple == kPieceK, "K must fill whole 16-byte pieces");
-  return LinearUsesTileKernel(params.rows, params.inner, params.dtype != LinearDType::kFloat32) &&
-         reinterpret_cast<uintptr_t>(params.x) % 16 == 0 && reinterpret_cast<uintptr_t>(params.weight) % 16 == 0;
+bool LinearTileAligned(const LinearParams& params) {
+  return reinterpret_cast<uintptr_t>(params.x) % 16 == 0 && reinterpret_cast<uintptr_t>(params.weight) % 16 == 0;
 }
 
 cudaError_t LaunchLinearTileCuda(const LinearParams& params, cudaStream_t stream, const LinearTileShape& shape) {
-  if (!LinearTileFits(params)) return cudaErrorInvalidValue;
+  static_assert(kLinearTileInnerMultiple == kPieceK, "K must fill whole 16-byte pieces");
+  if (params.rows < 1 || params.rows > kLinearTileRows || params.dtype == LinearDType::kFloat32 ||
+      params.inner % kPieceK != 0 || !LinearTileAligned(params)) {
+    return cudaErrorInvalidValue;
+  }
   if (params.outer == 0) return cudaSuccess;
   switch (params.dtype) {
     case LinearDType::kFloat16: return LaunchTyped<__half>(params, stream, shape);

@@ -1,6 +1,6 @@
-// The CUDA branch of the Linear binding (built with MAMBA_EXPORT_WITH_CUDA=ON): the calls
-// LinearUsesVectorKernel picks through the matrix-vector kernel, those LinearTileFits picks through
-// the tensor-core kernel, the rest through cuBLAS, on ORT's compute stream. It neither synchronises nor copies to the host.
+// The CUDA branch of the Linear binding (built with MAMBA_EXPORT_WITH_CUDA=ON): each call through
+// the path LinearPathFor picks (the matrix-vector kernel, the tensor-core kernel where x and the
+// weight are aligned for it, or cuBLAS), on ORT's compute stream. It neither synchronises nor copies to the host.
 #include <cuda_runtime_api.h>
 
 #include "common/dependent_launch.h"
@@ -21,8 +21,10 @@ OrtStatus* RunLinearOnCuda(const LinearParams& params, const Ort::KernelContext&
     if (error == cudaSuccess) return nullptr;
     return MakeStatus(ORT_EP_FAIL, StrCat(kLinearOpType, ": clearing y failed: ", cudaGetErrorString(error)));
   }
-  const bool vector = LinearUsesVectorKernel(params.rows, params.outer * params.inner * element_bytes);
-  if (!vector && !LinearTileFits(params)) {
+  const LinearPath path = LinearPathFor(params.rows, params.inner, params.outer * params.inner * element_bytes,
+                                        params.dtype != LinearDType::kFloat32);
+  const bool vector = path == kLinearPathVector;
+  if (!vector && !(path == kLinearPathTile && LinearTileAligned(params))) {
     const std::string error = RunLinearCublas(params, stream);
     return error.empty() ? nullptr : MakeStatus(ORT_EP_FAIL, error);
   }

@@ -6,10 +6,10 @@ computes the same; the op exists for decode on a GPU. There a step's products ar
 matrix-vector products, and cuBLAS's kernels for them are bound by latency, not by
 the weight's bytes: 96 of them take 64 % of a mamba-130m step on an H200
 (``results/gpu/2026-12-01-gemm/``). The op's CUDA kernel takes rows of x up to
-``TILE_ROWS`` with kernels of our own (matrix-vector kernels up to ``VECTOR_ROWS``,
-a tensor-core kernel past them), launched as dependents of the kernel before them
-(they start while it finishes and read the weight, a constant, before waiting for
-it), and hands more rows (prefill) to cuBLAS. The exporter, the runtime, the tests, the docs
+``TILE_ROWS`` with kernels of our own (a matrix-vector kernel, a tensor-core kernel:
+``cuda_path``), launched as dependents of the kernel before them (they start while it
+finishes and read the weight, a constant, before waiting for it), and hands more rows
+(prefill) to cuBLAS. The exporter, the runtime, the tests, the docs
 (``docs/linear_op.md``) and the C++ header ``custom_ops/include/mamba_export_ops/linear.h``
 follow this module; ``tests/custom_ops/test_linear_contract_agrees.py`` fails if the
 header drifts.
@@ -34,8 +34,8 @@ from mamba_export.ops.contract_base import DOMAIN, ContractChecks, TensorSpec
 from mamba_export.ops.contract_base import format_shape as _fmt
 
 __all__ = ["DOMAIN", "OP_TYPE", "OP_VERSION", "INPUTS", "OUTPUTS", "ATTRIBUTES", "VECTOR_ROWS",
-           "VECTOR_MAX_WEIGHT_BYTES", "TILE_ROWS", "TILE_INNER_MULTIPLE", "TILE_DTYPES", "check_inputs",
-           "uses_vector_kernel", "uses_tile_kernel", "cuda_path"]
+           "SMALL_WEIGHT_BYTES", "TILE_ROWS", "TILE_WIDE_ROWS", "TILE_INNER_MULTIPLE", "TILE_DTYPES",
+           "CUDA_PATHS", "check_inputs", "cuda_path"]
 
 OP_TYPE = "Linear"
 OP_VERSION = 1
@@ -43,21 +43,27 @@ OP_VERSION = 1
 # The dtypes x, weight and y may have (all three share one, T).
 IO_DTYPES = ("float32", "float16", "bfloat16")
 
-# Rows of x (the product of every dimension but the last) that the CUDA kernel computes with
-# matrix-vector kernels of its own; more rows go to cuBLAS. Decode at batch 1 to 4. Past one row,
-# only weights of at most VECTOR_MAX_WEIGHT_BYTES take them: on the H200 four rows of mamba-130m's
-# products (weights up to 4.7 MB) ran 19 % faster than cuBLAS, four of mamba-1.4b's (17 and 34 MB)
-# 38 % slower (results/gpu/2026-12-01-decode-products/).
+# Which of the CUDA kernel's paths takes a call (cuda_path). Rows are the product of every dimension
+# of x but the last (decode: the batch). Measured on the H200 with every product of a decode step
+# taking one path (results/gpu/2026-12-01-tile/decode_products*.json; float16):
+# - the matrix-vector kernel, for one row of a weight of at most SMALL_WEIGHT_BYTES: mamba-130m's
+#   products at batch 1 took 210 us a step against 237 for the tensor-core kernel and 372 for cuBLAS;
+# - the tensor-core kernel (float16 and bfloat16, K a multiple of TILE_INNER_MULTIPLE), for up to
+#   TILE_WIDE_ROWS rows of any weight and up to TILE_ROWS rows of small ones: mamba-130m at batch 2
+#   to 16 took 242 to 271 us against 372 to 377 (cuBLAS), at batch 32 321 against 384; mamba-1.4b's
+#   (weights of 17 and 34 MB) at batch 1 and 4 1,231 and 1,316 us against 1,354 and 1,363 for cuBLAS
+#   and 1,401 and 1,891 for the matrix-vector kernel, but at batch 32 1,885 against 1,461;
+# - float32, or K not a multiple of 8: the matrix-vector kernel up to VECTOR_ROWS rows (past one row
+#   only for small weights, where four rows of mamba-130m's products ran 19 % faster than cuBLAS and
+#   four of mamba-1.4b's 38 % slower: results/gpu/2026-12-01-decode-products/);
+# - cuBLAS for the rest (prefill, larger batches).
 VECTOR_ROWS = 4
-VECTOR_MAX_WEIGHT_BYTES = 8 * 1024 * 1024
-
-# Calls the matrix-vector kernel leaves, of up to TILE_ROWS rows (decode at batch 5 to 32, and
-# batch 2 to 4 past VECTOR_MAX_WEIGHT_BYTES), in a dtype of TILE_DTYPES and with K a multiple of
-# TILE_INNER_MULTIPLE, take a tensor-core kernel of our own, also launched as a dependent (where x
-# and the weight are 16-byte aligned, as ONNX Runtime allocates them); the rest go to cuBLAS.
+SMALL_WEIGHT_BYTES = 8 * 1024 * 1024
 TILE_ROWS = 32
+TILE_WIDE_ROWS = 16
 TILE_INNER_MULTIPLE = 8
 TILE_DTYPES = ("float16", "bfloat16")
+CUDA_PATHS = ("vector", "tile", "cublas")  # the order of the header's LinearPath
 
 # This order is the ABI: append, never reorder.
 INPUTS = (
@@ -110,22 +116,19 @@ def check_inputs(shapes: dict, dtypes: dict | None = None) -> LinearDims:
     return LinearDims(rows, weight[1], weight[0])
 
 
-def uses_vector_kernel(rows: int, weight_bytes: int) -> bool:
-    """Whether the CUDA kernel computes a call with its own matrix-vector kernel (else cuBLAS)."""
-    return 1 <= rows <= VECTOR_ROWS and (rows == 1 or weight_bytes <= VECTOR_MAX_WEIGHT_BYTES)
-
-
-def uses_tile_kernel(rows: int, inner: int, dtype: str) -> bool:
-    """Whether a call the vector kernel leaves takes the tensor-core kernel (else cuBLAS)."""
-    return dtype in TILE_DTYPES and 1 <= rows <= TILE_ROWS and inner % TILE_INNER_MULTIPLE == 0
-
-
 def cuda_path(rows: int, inner: int, outer: int, dtype: str) -> str:
-    """Which of the CUDA kernel's three paths takes a call: "vector", "tile" or "cublas"."""
-    weight_bytes = inner * outer * (4 if dtype == "float32" else 2)
-    if uses_vector_kernel(rows, weight_bytes):
-        return "vector"
-    return "tile" if uses_tile_kernel(rows, inner, dtype) else "cublas"
+    """Which of the CUDA kernel's paths takes a call: "vector", "tile" or "cublas" (an unaligned
+    x or weight sends a "tile" call to cuBLAS; ONNX Runtime's tensors are aligned)."""
+    small = inner * outer * (4 if dtype == "float32" else 2) <= SMALL_WEIGHT_BYTES
+    if rows < 1:
+        return "cublas"
+    if dtype in TILE_DTYPES and inner % TILE_INNER_MULTIPLE == 0:
+        if rows == 1 and small:
+            return "vector"
+        if rows <= TILE_WIDE_ROWS or (rows <= TILE_ROWS and small):
+            return "tile"
+        return "cublas"
+    return "vector" if rows <= VECTOR_ROWS and (rows == 1 or small) else "cublas"
 
 
 def output_shape(x_shape, weight_shape) -> tuple[int, ...]:

@@ -1,9 +1,10 @@
 """custom_ops/include/mamba_export_ops/linear.h must say what mamba_export/ops/linear.py says.
 
-The header is parsed as text (no compiler needed): op type, version, the input and output
-names in ABI order, the number of required inputs and the rows the CUDA kernel keeps for its
-own matrix-vector kernels. The dtypes the kernel validation (linear/validate.cc) accepts are
-checked against the contract too.
+The header is parsed as text: op type, version, the input and output names in ABI order, the
+number of required inputs and the constants of the CUDA kernel's paths. Its rule for which path
+takes a call (LinearPathFor) is compiled with a small driver (custom_ops/tests/linear_path_probe.cc)
+and held to the contract's cuda_path over a grid of calls. The dtypes the kernel validation
+(linear/validate.cc) accepts are checked against the contract too.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from test_contract_agrees import (
 )
 
 from mamba_export.ops import linear as contract
+from tests.support.validate_probe import build_probe, run_lines
 
 HEADER = CUSTOM_OPS / "include" / "mamba_export_ops" / "linear.h"
 VALIDATE = CUSTOM_OPS / "linear" / "validate.cc"
@@ -53,29 +55,47 @@ def test_output_names_and_order(header):
     assert [index for _, index in entries] == list(range(len(contract.OUTPUT_NAMES) + 1))
 
 
-def test_vector_rows(header):
+def test_path_constants(header):
     assert int(constant(header, "kLinearVectorRows")) == contract.VECTOR_ROWS
-    factors = constant(header, "kLinearVectorMaxWeightBytes").split("*")
-    assert math.prod(int(f.strip().removesuffix("LL")) for f in factors) == contract.VECTOR_MAX_WEIGHT_BYTES
-    rule = "rows >= 1 && rows <= kLinearVectorRows && (rows == 1 || weight_bytes <= kLinearVectorMaxWeightBytes)"
-    assert f"return {rule};" in header
-    # The CUDA launcher instantiates one kernel per row count up to it.
+    factors = constant(header, "kLinearSmallWeightBytes").split("*")
+    assert math.prod(int(f.strip().removesuffix("LL")) for f in factors) == contract.SMALL_WEIGHT_BYTES
+    assert int(constant(header, "kLinearTileRows")) == contract.TILE_ROWS
+    assert int(constant(header, "kLinearTileWideRows")) == contract.TILE_WIDE_ROWS
+    assert int(constant(header, "kLinearTileInnerMultiple")) == contract.TILE_INNER_MULTIPLE
+    assert contract.TILE_DTYPES == tuple(d for d in contract.IO_DTYPES if d != "float32")
+    assert [name for name, _ in enum_entries(header, "LinearPath")] == [
+        "kLinearPath" + path.capitalize() for path in contract.CUDA_PATHS]
+
+
+def test_kernels_instantiate_the_rows_they_are_given(header):
+    # The matrix-vector launcher: one kernel per row count up to VECTOR_ROWS.
     source = CUDA_KERNEL.read_text()
     for rows in range(1, contract.VECTOR_ROWS + 1):
         assert f"case {rows}: return LaunchKernel(LinearVectorKernel<T, {rows}, E>" in source
     assert f"kLinearVectorRows == {contract.VECTOR_ROWS}" in source
+    # The tensor-core kernel: one or two row tiles of 16.
+    assert f"kLinearTileRows == {contract.TILE_ROWS}" in TILE_KERNEL.read_text() and contract.TILE_ROWS == 32
 
 
-def test_tile_rows(header):
-    assert int(constant(header, "kLinearTileRows")) == contract.TILE_ROWS
-    assert int(constant(header, "kLinearTileInnerMultiple")) == contract.TILE_INNER_MULTIPLE
-    rule = "half_precision && rows >= 1 && rows <= kLinearTileRows && inner % kLinearTileInnerMultiple == 0"
-    assert f"return {rule};" in header
-    assert contract.TILE_DTYPES == tuple(d for d in contract.IO_DTYPES if d != "float32")
-    # The kernel instantiates one or two row tiles of 16.
-    source = TILE_KERNEL.read_text()
-    assert f"kLinearTileRows == {contract.TILE_ROWS}" in source and contract.TILE_ROWS == 32
-    assert "LinearUsesTileKernel(params.rows, params.inner, params.dtype != LinearDType::kFloat32)" in source
+@pytest.fixture(scope="module")
+def path_probe(tmp_path_factory):
+    return build_probe(tmp_path_factory.mktemp("probe"), "linear", "linear_path_probe.cc")
+
+
+def test_header_picks_the_contracts_path(path_probe):
+    """LinearPathFor gives cuda_path's answer over a grid of rows, K, N and dtypes."""
+    cases = [(rows, inner, outer, dtype)
+             for rows in (0, 1, 2, 3, 4, 5, 15, 16, 17, 31, 32, 33, 64, 2048)
+             for inner in (1, 13, 48, 768, 2048, 4096)
+             for outer in (5, 80, 1536, 3072, 8192, 50280)
+             for dtype in contract.IO_DTYPES]
+    lines = [f"{rows} {inner} {inner * outer * (4 if dtype == 'float32' else 2)} {int(dtype != 'float32')}"
+             for rows, inner, outer, dtype in cases]
+    got = run_lines(path_probe, lines)
+    expected = [str(contract.CUDA_PATHS.index(contract.cuda_path(*case))) for case in cases]
+    assert len({e for e in expected}) == 3  # the grid reaches every path
+    mismatches = [(case, g, e) for case, g, e in zip(cases, got, expected) if g != e]
+    assert not mismatches, mismatches[:5]
 
 
 def test_validation_accepts_the_contracts_dtypes():
@@ -83,16 +103,11 @@ def test_validation_accepts_the_contracts_dtypes():
     assert all(spec.dtype == "T" for spec in contract.INPUTS + contract.OUTPUTS)
 
 
-@pytest.mark.parametrize(("rows", "weight_bytes", "expected"), [
-    (0, 10, False), (1, 10, True), (1, 10**9, True), (4, 8 * 1024 * 1024, True), (4, 8 * 1024 * 1024 + 1, False),
-    (2, 4_718_592, True), (5, 10, False)])
-def test_which_calls_take_the_vector_kernel(rows, weight_bytes, expected):
-    assert contract.uses_vector_kernel(rows, weight_bytes) is expected
-
-
 @pytest.mark.parametrize(("rows", "inner", "outer", "dtype", "expected"), [
-    (1, 768, 50280, "float16", "vector"), (4, 768, 3072, "bfloat16", "vector"),
+    (1, 768, 3072, "float16", "vector"), (1, 768, 50280, "float16", "tile"), (1, 768, 50280, "float32", "vector"),
+    (4, 768, 3072, "bfloat16", "tile"), (4, 1536, 768, "float32", "vector"), (4, 13, 17, "float16", "vector"),
     (5, 768, 3072, "float16", "tile"), (32, 48, 1536, "bfloat16", "tile"), (2, 2048, 8192, "float16", "tile"),
+    (16, 2048, 8192, "float16", "tile"), (17, 2048, 8192, "float16", "cublas"), (32, 4096, 2048, "float16", "cublas"),
     (5, 768, 3072, "float32", "cublas"), (2, 2048, 8192, "float32", "cublas"), (33, 768, 3072, "float16", "cublas"),
     (8, 13, 17, "float16", "cublas"), (0, 8, 8, "float16", "cublas")])
 def test_which_path_takes_a_call(rows, inner, outer, dtype, expected):

@@ -1,12 +1,11 @@
 """Parity of the CUDA kernels of Linear, run through ONNX Runtime's CUDA provider.
 
-Calls that uses_vector_kernel picks (rows up to VECTOR_ROWS; past one row, weights up to
-VECTOR_MAX_WEIGHT_BYTES) take the matrix-vector kernel (16-byte pieces where K fills them and
-the tensors are aligned, single values otherwise; the weight read before the wait when it is
-an initializer, after it when it is a graph input); those uses_tile_kernel picks (up to TILE_ROWS
-rows in float16 and bfloat16, K a multiple of 8) the tensor-core kernel (row and column tiles
-partly filled, K ending inside a step); the rest take cuBLAS, found in the process at run time.
-The cases reach every path in every dtype that has it (test_cases_reach_every_path). Inputs and outputs stay on the GPU; y is filled with NaN before each run, so an
+Each call takes the path the contract's cuda_path names: the matrix-vector kernel (16-byte pieces
+where K fills them and the tensors are aligned, single values otherwise; the weight read before
+the wait when it is an initializer, after it when it is a graph input), the tensor-core kernel
+(float16 and bfloat16; 32 columns a block up to TILE_WIDE_ROWS rows, 16 past them; row and column
+tiles partly filled, K ending inside a step) or cuBLAS, found in the process at run time. The
+cases reach every path in every dtype that has it (test_cases_reach_every_path). Inputs and outputs stay on the GPU; y is filled with NaN before each run, so an
 element the kernel forgets to write fails the check. Tolerances and the error measure:
 linear_cases.py. Every case runs with dependent launches on and off (the process-wide switch
 of common/dependent_launch.h): the same bits either way.
@@ -24,7 +23,7 @@ from hypothesis import strategies as st
 from linear_cases import TOLERANCE, check_parity, make_inputs, reference, run
 from scan_cases import relative_error
 
-from mamba_export.ops.linear import TILE_DTYPES, TILE_ROWS, VECTOR_ROWS, cuda_path
+from mamba_export.ops.linear import TILE_DTYPES, TILE_ROWS, TILE_WIDE_ROWS, cuda_path
 from tests.support.one_linear_node import linear_model
 
 pytestmark = pytest.mark.gpu
@@ -35,7 +34,8 @@ CUDA_PROVIDER, cuda_session, to_cuda = scan_cuda.CUDA_PROVIDER, scan_cuda.cuda_s
 DTYPES = tuple(TOLERANCE)
 
 CASES = {
-    # the matrix-vector kernel: mamba-130m's and 1.4b's products at batch 1 to 4
+    # the matrix-vector kernel (float32 up to 4 rows; half precision one row of a small weight), the
+    # tensor-core kernel in half precision past that: mamba-130m's and 1.4b's products at batch 1 to 4
     "in_proj_130m_b1": dict(shape=(1, 1, 768), outer=3072),
     "x_proj_130m_b2": dict(shape=(2, 1, 1536), outer=80),
     "dt_proj_130m_b3": dict(shape=(3, 1, 80), outer=1536),
@@ -43,22 +43,24 @@ CASES = {
     "in_proj_1.4b_b1": dict(shape=(1, 1, 2048), outer=8192),
     "out_proj_1.4b_b1": dict(shape=(1, 4096), outer=2048),
     "head_130m_b1": dict(shape=(1, 768), outer=50280),
+    "x_proj_130m_b1": dict(shape=(1, 1, 1536), outer=80),
     "odd_inner_13": dict(shape=(2, 13), outer=33),  # single values: K fills no 16-byte piece
     "inner_1": dict(shape=(1, 1), outer=5),
     "one_piece": dict(shape=(3, 8), outer=300),
     "rank_1": dict(shape=(40,), outer=7),
     # the tensor-core kernel in float16 and bfloat16 (cuBLAS in float32)
     "rows_5": dict(shape=(5, 64), outer=24),
+    "decode_b16_in_proj_1.4b": dict(shape=(16, 1, 2048), outer=8192),  # 32 columns a block, a large weight
     "decode_b16_x_proj": dict(shape=(16, 1, 1536), outer=80),  # one row tile, full
     "decode_b17_dt_proj": dict(shape=(17, 1, 48), outer=1536),  # two row tiles; K ends inside a step
     "decode_b32": dict(shape=(32, 1, 768), outer=3072),
-    "decode_b32_out_proj_1.4b": dict(shape=(32, 1, 4096), outer=2048),
     "head_130m_b8": dict(shape=(8, 768), outer=50280),  # N not a multiple of 16
     "inner_8_outer_33": dict(shape=(12, 8), outer=33),
     "large_weight_2_rows": dict(shape=(2, 1, 2048), outer=4100),  # 8.4 M weights: over 8 MiB in every dtype
     # cuBLAS
     "prefill_512": dict(shape=(1, 512, 1536), outer=768),
     "rows_33": dict(shape=(33, 1, 768), outer=96),
+    "decode_b32_out_proj_1.4b": dict(shape=(32, 1, 4096), outer=2048),  # past 16 rows, a large weight
     "rank_4": dict(shape=(2, 3, 4, 5), outer=6),
     "cublas_odd_inner": dict(shape=(9, 13), outer=17),
 }
@@ -128,7 +130,7 @@ def test_fuzzed_shapes(cuda_library, io_dtype, rows, inner, outer, constant, see
                  seed=seed)
 
 
-@pytest.mark.parametrize("rows", [3, 24], ids=["vector", "tile"])
+@pytest.mark.parametrize("rows", [1, 3, 24], ids=["vector", "tile_wide", "tile_narrow"])
 def test_dependent_launches_change_no_bit(cuda_library, rows):
     """The wait, the early weight read and the release of the next kernel move no sum."""
     inputs = make_inputs(shape=(rows, 1536), outer=768, io_dtype="float16", seed=4)
@@ -150,7 +152,8 @@ def test_cpu_and_cuda_agree_within_the_tolerance(cuda_library, make_session):
     assert np.max(np.abs(on_gpu - on_cpu)) <= TOLERANCE["bfloat16"] * np.max(np.abs(on_cpu))
 
 
-@pytest.mark.parametrize("rows", [1, VECTOR_ROWS, TILE_ROWS, 64], ids=["vector_1", "vector_max", "tile", "cublas"])
+@pytest.mark.parametrize("rows", [1, 4, TILE_WIDE_ROWS, TILE_ROWS, 64],
+                         ids=["vector", "tile_4", "tile_wide", "tile_narrow", "cublas"])
 def test_replays_inside_a_cuda_graph(cuda_library, rows):
     """Every path runs on ORT's stream and allocate nothing per call (cuBLAS's handle and its
     workspace are made on the stream's first, uncaptured call), so ORT can capture the node in a

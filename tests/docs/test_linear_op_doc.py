@@ -33,10 +33,22 @@ def test_no_attributes():
     assert "## Attributes\n\nNone.\n" in DOC.read_text()
 
 
-def test_vector_rows_is_the_contracts():
+def test_paths_are_the_contracts():
     text = " ".join(DOC.read_text().split())
-    assert f"to {contract.VECTOR_ROWS} rows of `x` (`VECTOR_ROWS` in the contract;" in text
-    assert f"`VECTOR_MAX_WEIGHT_BYTES`, {contract.VECTOR_MAX_WEIGHT_BYTES // 2**20} MiB)" in text
+    assert f"up to {contract.SMALL_WEIGHT_BYTES // 2**20} MiB, `SMALL_WEIGHT_BYTES`" in text
+    assert f"up to {contract.TILE_WIDE_ROWS} rows (`TILE_WIDE_ROWS`), or up to {contract.TILE_ROWS} (`TILE_ROWS`)" in text
+    assert f"up to {contract.VECTOR_ROWS} rows (`VECTOR_ROWS`)" in text
+    assert f"`K` a multiple of {contract.TILE_INNER_MULTIPLE}" in text
+    # The table's rows, read back through the contract's own rule.
+    small, large = (1536, 768), (2048, 8192)
+    cases = {"one row, a small weight": (1, *small, "float16", "vector"),
+             "up to 16 rows": (contract.TILE_WIDE_ROWS, *large, "bfloat16", "tile"),
+             "or up to 32": (contract.TILE_ROWS, *small, "float16", "tile"),
+             "float32": (contract.VECTOR_ROWS, *small, "float32", "vector"),
+             "the rest": (contract.TILE_ROWS, *large, "float16", "cublas")}
+    for words, (rows, inner, outer, dtype, path) in cases.items():
+        assert words in text
+        assert contract.cuda_path(rows, inner, outer, dtype) == path
 
 
 SHAPES = {"x": (2, 8), "weight": (3, 8)}

@@ -24,23 +24,28 @@ enum LinearOutput : int {
 };
 constexpr const char* kLinearOutputNames[kLinearNumOutputs] = {"y"};
 
-// Rows of x the CUDA kernel computes with matrix-vector kernels of its own. Past one row, only
-// weights of at most kLinearVectorMaxWeightBytes do.
+// Which of the CUDA kernel's three paths takes a call, measured on the H200 (the contract,
+// mamba_export/ops/linear.py, says why): the matrix-vector kernel, the tensor-core kernel (float16 and
+// bfloat16, K a multiple of kLinearTileInnerMultiple, x and the weight 16-byte aligned, as ONNX Runtime
+// allocates them; unaligned calls go to cuBLAS), or cuBLAS. Rows are the product of x's dimensions
+// but the last; calls without rows never reach a kernel.
+enum LinearPath : int { kLinearPathVector = 0, kLinearPathTile = 1, kLinearPathCublas = 2 };
+
 constexpr int kLinearVectorRows = 4;
-constexpr long long kLinearVectorMaxWeightBytes = 8LL * 1024 * 1024;
-
-inline bool LinearUsesVectorKernel(long long rows, long long weight_bytes) {
-  return rows >= 1 && rows <= kLinearVectorRows && (rows == 1 || weight_bytes <= kLinearVectorMaxWeightBytes);
-}
-
-// Calls the matrix-vector kernel leaves, of up to kLinearTileRows rows, in float16 or bfloat16 and
-// with K a multiple of kLinearTileInnerMultiple, take the tensor-core kernel of our own (where x and
-// the weight are 16-byte aligned, as ONNX Runtime allocates them); the rest go to cuBLAS.
+constexpr long long kLinearSmallWeightBytes = 8LL * 1024 * 1024;
 constexpr int kLinearTileRows = 32;
+constexpr int kLinearTileWideRows = 16;
 constexpr int kLinearTileInnerMultiple = 8;
 
-inline bool LinearUsesTileKernel(long long rows, long long inner, bool half_precision) {
-  return half_precision && rows >= 1 && rows <= kLinearTileRows && inner % kLinearTileInnerMultiple == 0;
+inline LinearPath LinearPathFor(long long rows, long long inner, long long weight_bytes, bool half_precision) {
+  const bool small = weight_bytes <= kLinearSmallWeightBytes;
+  if (rows < 1) return kLinearPathCublas;
+  if (half_precision && inner % kLinearTileInnerMultiple == 0) {
+    if (rows == 1 && small) return kLinearPathVector;
+    if (rows <= kLinearTileWideRows || (rows <= kLinearTileRows && small)) return kLinearPathTile;
+    return kLinearPathCublas;
+  }
+  return rows <= kLinearVectorRows && (rows == 1 || small) ? kLinearPathVector : kLinearPathCublas;
 }
 
 }  // namespace mamba_export_ops
