@@ -70,7 +70,7 @@ def parse_args():
     parser.add_argument("--fuse-delta-proj", action="store_true",
                         help="export with --fuse-delta-proj (the custom backend's scan projects dt itself)")
     parser.add_argument("--linear-op", action="store_true",
-                        help="export with --linear-op (the products through the library's Linear op)")
+                        help="pass --linear-op to the export (the default of CUDA exports of the custom backend already)")
     parser.add_argument("--cuda-option", action="append", default=[], metavar="NAME=VALUE",
                         help="CUDA provider option over the runtime's defaults (RuntimeOptions.cuda_options), "
                              "e.g. cudnn_conv_algo_search=EXHAUSTIVE; repeatable")
