@@ -527,7 +527,7 @@ int main(int argc, char** argv) {
       {"layer_gemv", Kind::kGemv, plain, true, plain},
       {"layer_gemv_pdl", Kind::kGemv, l2, true, early},
   };
-  if (max_batch <= 4) {  // the op's own kernel takes up to 4 rows
+  if (max_batch <= 4) {  // the op's matrix-vector kernel takes up to 4 rows
     variants.push_back({"op", Kind::kOp, plain, false, plain});
     variants.push_back({"op_pdl", Kind::kOp, plain, false, plain, false, true});
     variants.push_back({"layer_op_pdl", Kind::kOp, plain, true, early, false, true});
