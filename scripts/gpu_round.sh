@@ -21,7 +21,9 @@
 #                              "bench" (op benchmark), "e2e" (mamba-130m exported on CUDA in fp32/fp16/bf16,
 #                              node counts, parity on the CUDA provider, greedy against transformers),
 #                              "e2e_bench" (scripts/bench_e2e.py through generate(), fp16, against
-#                              transformers eager), "e2e_big" (bf16 and the 1.4b config), "gpu_tests"
+#                              transformers eager), "e2e_big" (bf16 and the 1.4b config; "e2e_bf16" or
+#                              "e2e_1p4b" for one of them), "products" (scripts/bench_decode_products.sh:
+#                              decode's products by our kernels against cuBLAS, no ONNX Runtime), "gpu_tests"
 #                              (GPU tests of the half-precision and int4 exports, the trained model and
 #                              the CUDA runtime), "quality" (the bf16 quality row), "loads" (the chunked
 #                              scan's strided against staged loads), "serve" (the scheduler's load test
@@ -47,6 +49,8 @@
 #                              unpacked and its wheels installed into BASELINE_DIR (group "baselines")
 #   BASELINE_DIR               the baselines' install folder, put on PYTHONPATH (default /tmp/baselines;
 #                              a warm machine keeps it, so BASELINE_STAGE may then be left out)
+#   ROUND_PACK=1               pack every file of OUT but round.json into OUT/round_files.tgz at the end
+#                              (the device tool brings back at most 8 files a call)
 #                              Each group fits one 10-minute device command; a warm machine keeps /tmp.
 set -uo pipefail
 
@@ -78,13 +82,13 @@ nvidia-smi > "${out}/nvidia_smi.txt" 2>&1 || fail_now "nvidia-smi failed: $(cat 
 head -n 12 "${out}/nvidia_smi.txt"
 
 steps=" ${ROUND_STEPS:-op e2e} "
-# The baselines alone use neither onnxruntime nor this package.
-only_baselines=0
-[[ "$(echo ${steps})" == baselines ]] && only_baselines=1
+# The baselines and the products benchmark use neither onnxruntime nor this package.
+only_baselines=1
+for name in ${steps}; do [[ "${name}" == baselines || "${name}" == products ]] || only_baselines=0; done
 
 # 2. onnxruntime-gpu.
 if (( only_baselines )); then
-  echo "== baselines only: onnxruntime and the op library are not checked"
+  echo "== baselines or products only: onnxruntime and the op library are not checked"
 else
 if [[ -n "${ORT_STAGE:-}" ]]; then
   ORT_DIR="${ORT_DIR:-/tmp/ort}"
@@ -289,13 +293,21 @@ if [[ "${steps}" == *" e2e_bench "* ]]; then
     --json '${out}/bench_e2e_gpu.json' 2>&1 | tee -a '${log}'"
   step plot_e2e 60 python3 scripts/plot_e2e.py "${out}/bench_e2e_gpu.json" "${out}/e2e.png"
 fi
-if [[ "${steps}" == *" e2e_big "* ]]; then
+if [[ "${steps}" == *" e2e_big "* || "${steps}" == *" e2e_bf16 "* ]]; then
   step bench_e2e_bf16 240 bash -o pipefail -c "python3 scripts/bench_e2e.py --provider cuda --dtype bf16 \
     --backends custom --no-torch --lengths 2048 --batches 1 32 --decode-tokens 64 --repeats 3 \
     --workdir ${e2e}/bench_bf16 ${E2E_FLAGS:-} --json '${out}/bench_e2e_gpu_bf16.json' 2>&1 | tee -a '${log}'"
+fi
+if [[ "${steps}" == *" e2e_big "* || "${steps}" == *" e2e_1p4b "* ]]; then
   step bench_e2e_1_4b 300 bash -o pipefail -c "python3 scripts/bench_e2e.py --model preset:mamba-1.4b \
     --provider cuda --dtype fp16 --backends custom --lengths 2048 --batches 1 32 --decode-tokens 64 --repeats 3 \
     --workdir ${e2e}/bench_1_4b ${E2E_FLAGS:-} --json '${out}/bench_e2e_gpu_1_4b.json' 2>&1 | tee -a '${log}'"
+fi
+
+# 7a. Decode's products alone: our kernels (the Linear op's launchers) against cuBLAS in CUDA graphs.
+if [[ "${steps}" == *" products "* ]]; then
+  step products 300 bash -o pipefail -c "OUT='${out}/products' bash scripts/bench_decode_products.sh 2>&1 \
+    | tee '${out}/decode_products.log'"
 fi
 
 # 7b. The baselines: mamba-ssm 2.3.2.post1 and causal-conv1d 1.7.0 (sm_90 wheels built elsewhere by
@@ -346,5 +358,9 @@ info = dict(date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), commit=os.environ.get("MA
 (out / "round.json").write_text(json.dumps(info, indent=1) + "\n")
 print(json.dumps(info, indent=1))
 EOF
+if [[ "${ROUND_PACK:-0}" == 1 ]]; then
+  (cd "${out}" && find . -mindepth 1 -maxdepth 1 ! -name round.json ! -name round_files.tgz -print0 \
+    | tar --null -czf round_files.tgz --remove-files -T -) && echo "packed into ${out}/round_files.tgz"
+fi
 if (( ${#failures[@]} > 0 )); then echo "round finished with failures: ${failures[*]}"; exit 1; fi
 echo "round passed"
