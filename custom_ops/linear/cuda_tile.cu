@@ -7,17 +7,17 @@
 // (results/gpu/2026-12-01-linear/). This kernel is launched as a dependent and reads its first
 // pieces of the weight (an initializer) before it waits for the kernel before it.
 //
-// Each block owns 16 or 32 output columns (LinearTileShape), as two or four tiles of 8 for mma.sync
-// m16n8k16 (float32 sums), and all M rows as one or two tiles of 16; its kTileWarps warps split K, each a
-// run of steps of 32 (kGroup steps' loads in flight at once), and add their sums through shared
-// memory at the end. A step is one 16-byte
-// piece per lane of each weight row and of each x row: lane (g, t) (g = lane / 4, t = lane % 4)
-// reads k = 8t .. 8t+7 of the step from weight row g of each column tile and from x rows g and
-// g + 8 of each row tile. The mma's k order within the step is a permutation of the physical one
-// (its k pair (2t, 2t+1) of half-step s is physical 8t + 4s + {0, 1}, its pair (2t+8, 2t+9) is
-// 8t + 4s + {2, 3}), the same for x and the weight, so the sum is the same set of products. Rows of
-// x past M, columns past N and k past K read as zeros. Requires K a multiple of 8 and x and the
-// weight 16-byte aligned (LinearTileAligned); the binding sends other calls to cuBLAS.
+// Each block owns 16 or 32 output columns (LinearTileShape), as two or four tiles of 8 for
+// mma.sync m16n8k16 (float32 sums), and all M rows as one or two tiles of 16. Its kTileWarps warps
+// split K, each taking a run of steps of 32 with kGroup steps' loads in flight at once, and add
+// their sums through shared memory at the end. A step is one 16-byte piece per lane of each weight
+// row and of each x row: lane (g, t) (g = lane / 4, t = lane % 4) reads k = 8t .. 8t+7 of the step
+// from weight row g of each column tile and from x rows g and g + 8 of each row tile. The mma's k
+// order within the step is a permutation of the physical one (its k pair (2t, 2t+1) of half-step s
+// is physical 8t + 4s + {0, 1}, its pair (2t+8, 2t+9) is 8t + 4s + {2, 3}), the same for x and the
+// weight, so the sum is the same set of products. Rows of x past M, columns past N and k past K
+// read as zeros. Requires K a multiple of 8 and x and the weight 16-byte aligned
+// (LinearTileAligned); the binding sends other calls to cuBLAS.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 

@@ -1,6 +1,7 @@
 // The CUDA branch of the Linear binding (built with MAMBA_EXPORT_WITH_CUDA=ON): each call through
 // the path LinearPathFor picks (the matrix-vector kernel, the tensor-core kernel where x and the
-// weight are aligned for it, or cuBLAS), on ORT's compute stream. It neither synchronises nor copies to the host.
+// weight are aligned for it, or cuBLAS), on ORT's compute stream. It neither synchronises nor
+// copies to the host.
 #include <cuda_runtime_api.h>
 
 #include "common/dependent_launch.h"

@@ -10,8 +10,8 @@
 // that holds each thread's values in registers instead: all its loads of x, the residual and the
 // weight are issued at once, and nothing is re-read. Decode has one row per sequence, so a call
 // is one or a few blocks and its time is the latency of its dependent loads: one round of loads
-// rather than H / kThreads of them (mamba-1.4b's norm, 2048 units, took 9.6 us under ncu with the
-// loop). Same sums in the same order either way.
+// rather than H / kThreads of them (mamba-1.4b's norm at batch 1, 2,048 units: 9.6 us under ncu
+// with the loop, 7.0 held; results/gpu/2026-12-01-tile-rule/). Same sums in the same order.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
