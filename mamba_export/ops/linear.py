@@ -35,13 +35,14 @@ from mamba_export.ops.contract_base import format_shape as _fmt
 
 __all__ = ["DOMAIN", "OP_TYPE", "OP_VERSION", "INPUTS", "OUTPUTS", "ATTRIBUTES", "VECTOR_ROWS",
            "SMALL_WEIGHT_BYTES", "TILE_ROWS", "TILE_WIDE_ROWS", "TILE_INNER_MULTIPLE", "TILE_DTYPES",
-           "CUDA_PATHS", "check_inputs", "cuda_path"]
+           "CUDA_PATHS", "ELEMENT_BYTES", "check_inputs", "cuda_path"]
 
 OP_TYPE = "Linear"
 OP_VERSION = 1
 
-# The dtypes x, weight and y may have (all three share one, T).
+# The dtypes x, weight and y may have (all three share one, T), and the bytes of one value of each.
 IO_DTYPES = ("float32", "float16", "bfloat16")
+ELEMENT_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 # Which of the CUDA kernel's paths takes a call (cuda_path). Rows are the product of every dimension
 # of x but the last (decode: the batch). Measured on the H200 with every product of a decode step
@@ -119,7 +120,7 @@ def check_inputs(shapes: dict, dtypes: dict | None = None) -> LinearDims:
 def cuda_path(rows: int, inner: int, outer: int, dtype: str) -> str:
     """Which of the CUDA kernel's paths takes a call: "vector", "tile" or "cublas" (an unaligned
     x or weight sends a "tile" call to cuBLAS; ONNX Runtime's tensors are aligned)."""
-    small = inner * outer * (4 if dtype == "float32" else 2) <= SMALL_WEIGHT_BYTES
+    small = inner * outer * ELEMENT_BYTES[dtype] <= SMALL_WEIGHT_BYTES
     if rows < 1:
         return "cublas"
     if dtype in TILE_DTYPES and inner % TILE_INNER_MULTIPLE == 0:

@@ -63,6 +63,7 @@ def test_path_constants(header):
     assert int(constant(header, "kLinearTileWideRows")) == contract.TILE_WIDE_ROWS
     assert int(constant(header, "kLinearTileInnerMultiple")) == contract.TILE_INNER_MULTIPLE
     assert contract.TILE_DTYPES == tuple(d for d in contract.IO_DTYPES if d != "float32")
+    assert set(contract.ELEMENT_BYTES) == set(contract.IO_DTYPES)
     assert [name for name, _ in enum_entries(header, "LinearPath")] == [
         "kLinearPath" + path.capitalize() for path in contract.CUDA_PATHS]
 
@@ -89,7 +90,7 @@ def test_header_picks_the_contracts_path(path_probe):
              for inner in (1, 13, 48, 768, 2048, 4096)
              for outer in (5, 80, 1536, 3072, 8192, 50280)
              for dtype in contract.IO_DTYPES]
-    lines = [f"{rows} {inner} {inner * outer * (4 if dtype == 'float32' else 2)} {int(dtype != 'float32')}"
+    lines = [f"{rows} {inner} {inner * outer * contract.ELEMENT_BYTES[dtype]} {int(dtype in contract.TILE_DTYPES)}"
              for rows, inner, outer, dtype in cases]
     got = run_lines(path_probe, lines)
     expected = [str(contract.CUDA_PATHS.index(contract.cuda_path(*case))) for case in cases]
