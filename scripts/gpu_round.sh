@@ -83,11 +83,11 @@ head -n 12 "${out}/nvidia_smi.txt"
 
 steps=" ${ROUND_STEPS:-op e2e} "
 # The baselines and the products benchmark use neither onnxruntime nor this package.
-only_baselines=1
-for name in ${steps}; do [[ "${name}" == baselines || "${name}" == products ]] || only_baselines=0; done
+without_ort=1
+for name in ${steps}; do [[ "${name}" == baselines || "${name}" == products ]] || without_ort=0; done
 
 # 2. onnxruntime-gpu.
-if (( only_baselines )); then
+if (( without_ort )); then
   echo "== baselines or products only: onnxruntime and the op library are not checked"
 else
 if [[ -n "${ORT_STAGE:-}" ]]; then
