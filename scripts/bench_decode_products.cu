@@ -21,7 +21,9 @@
 //                  launches off / on (the library's process-wide switch)
 //   op_tile / op_tile_pdl   the Linear op's tensor-core kernel (custom_ops/linear/cuda_tile.cu, up to 32
 //                  rows), dependent launches off / on; op_tile_pdl_16, _32: 16 or 32 columns a block for
-//                  every batch (by default 32 up to 16 rows, 16 past them)
+//                  every batch (by default 32 up to 16 rows, 16 past them); op_tile_pdl_nosplit: K not split
+//                  across the blocks of a cluster
+//   <variant>@in, @x, @dt, @out   one product of each layer alone (in_proj, x_proj, dt_proj, out_proj)
 //
 // and a whole layer's kernels, 7 a layer as in the export's graph (norm, in_proj, conv, x_proj,
 // dt_proj, scan, out_proj; the three non-products stand in as element-wise kernels over the
@@ -288,9 +290,11 @@ struct Variant {
   bool empty = false;   // empty kernels, as many as the products
   bool op_dependent = false;  // the library's dependent-launch switch, for Kind::kOp
   mamba_export_ops::LinearTileShape tile = {};      // for Kind::kOpTile
+  int only = -1;        // one product of each layer (0 in_proj, 1 x_proj, 2 dt_proj, 3 out_proj); -1: all
 };
 
-const mamba_export_ops::LinearTileShape kNarrowTile{16}, kWideTile{32};  // columns a block, forced
+// Columns a block forced to 16 or 32; K not split across blocks.
+const mamba_export_ops::LinearTileShape kNarrowTile{16}, kWideTile{32}, kNoSplitTile{0, 1};
 
 void Element(const __half* in, __half* out, int count, Flags flags, cudaStream_t stream) {
   Launch(ElementwiseKernel, dim3((count + 255) / 256), dim3(256), stream, flags.wait, in, out, count, flags);
@@ -306,12 +310,16 @@ void Step(const Variant& v, Cublas& cublas, int M, const Config& config, const s
       continue;
     }
     if (v.layer) Element(buf.h, buf.h, M * H, v.other_flags, stream);  // norm
-    RunProduct(v.kind, cublas, M, buf.h, H, layer, 0, buf.a, 2 * I, H, 2 * I, v.product_flags, stream, v.tile);
+    const auto product = [&](int p, const __half* x, int ldx, __half* y, int ldy, int K, int N) {
+      if (v.only < 0 || v.only == p) RunProduct(v.kind, cublas, M, x, ldx, layer, p, y, ldy, K, N, v.product_flags,
+                                                stream, v.tile);
+    };
+    product(0, buf.h, H, buf.a, 2 * I, H, 2 * I);
     if (v.layer) Element(buf.a, buf.t, M * I, v.other_flags, stream);  // conv: in_proj's x half -> t
-    RunProduct(v.kind, cublas, M, buf.t, I, layer, 1, buf.b, P, I, P, v.product_flags, stream, v.tile);
-    RunProduct(v.kind, cublas, M, buf.b, P, layer, 2, buf.c, I, P, I, v.product_flags, stream, v.tile);
+    product(1, buf.t, I, buf.b, P, I, P);
+    product(2, buf.b, P, buf.c, I, P, I);
     if (v.layer) Element(buf.c, buf.c, M * I, v.other_flags, stream);  // scan
-    RunProduct(v.kind, cublas, M, buf.c, I, layer, 3, buf.h, H, I, H, v.product_flags, stream, v.tile);
+    product(3, buf.c, I, buf.h, H, I, H);
   }
 }
 
@@ -537,17 +545,30 @@ int main(int argc, char** argv) {
     variants.push_back({"op_tile_pdl", Kind::kOpTile, plain, false, plain, false, true});
     variants.push_back({"op_tile_pdl_16", Kind::kOpTile, plain, false, plain, false, true, kNarrowTile});
     variants.push_back({"op_tile_pdl_32", Kind::kOpTile, plain, false, plain, false, true, kWideTile});
+    variants.push_back({"op_tile_pdl_nosplit", Kind::kOpTile, plain, false, plain, false, true, kNoSplitTile});
     variants.push_back({"layer_tile_pdl", Kind::kOpTile, plain, true, early, false, true});
+  }
+  // Each product alone (every layer's), by cuBLAS and by the op's kernels.
+  const char* product_names[4] = {"in", "x", "dt", "out"};
+  for (int only = 0; only < 4; ++only) {
+    const std::string suffix = std::string("@") + product_names[only];
+    variants.push_back({"cublas_nn" + suffix, Kind::kCublasNN, plain, false, plain, false, false, {}, only});
+    if (max_batch <= 4) variants.push_back({"op_pdl" + suffix, Kind::kOp, plain, false, plain, false, true, {}, only});
+    if (max_batch <= 32) {
+      variants.push_back({"op_tile_pdl" + suffix, Kind::kOpTile, plain, false, plain, false, true, {}, only});
+      variants.push_back({"op_tile_pdl_nosplit" + suffix, Kind::kOpTile, plain, false, plain, false, true,
+                          kNoSplitTile, only});
+    }
   }
   std::printf("\nper decode step (%d layers; products: 4 a layer; layer_*: 7 kernels a layer), us, median of %d "
               "replays of %d-step graphs\n", config->layers, replays, steps);
-  std::printf("%-18s", "variant");
+  std::printf("%-24s", "variant");
   for (int M : batches) std::printf("  batch %-5d", M);
   std::printf("\n");
   json += "  \"per_step_us\": {";
   for (size_t vi = 0; vi < variants.size(); ++vi) {
     const Variant& v = variants[vi];
-    std::printf("%-18s", v.name.c_str());
+    std::printf("%-24s", v.name.c_str());
     json += std::string(vi ? ", " : "") + "\"" + v.name + "\": {";
     for (size_t bi = 0; bi < batches.size(); ++bi) {
       const int M = batches[bi];

@@ -42,6 +42,8 @@
 #                              channel=MAMBA_EXPORT_DECODE_SCAN=channel"
 #   AB_VARIANTS                the exports "decode_ab" times: "plain" (default), "fused" (--fuse-delta-proj)
 #                              and/or "linear" (--linear-op)
+#   AB_MODEL, AB_BATCHES       for "decode_ab": the model exported (default preset:mamba-130m) and the batch
+#                              sizes timed (default "1 32 128")
 #   OP_TESTS_K                 a pytest -k selection of the CUDA op tests; SKIP_MEMCHECK=1 skips memcheck
 #   E2E_DTYPES                 the dtypes of the e2e group (default "fp32 fp16 bf16")
 #   E2E_FLAGS                  extra scripts/bench_e2e.py flags for "e2e_bench" and "e2e_big" (e.g. --linear-op)
@@ -150,7 +152,7 @@ or wide_unaligned_77 and softplus and float16 or short_groups and softplus and f
 or chunk_31 and silu and float16 or length_0 or bad_input or decode_state_9 and bfloat16 and True \
 or short_3_state_12_odd_dim and float16 and False \
 or test_matches_reference and initializer and dependent_launch and float16 and (decode_b17_dt_proj \
-or inner_8_outer_33 or head_130m_b8 or odd_inner_13)"
+or inner_8_outer_33 or head_130m_b8 or odd_inner_13 or x_proj_1.4b_b4 or split_uneven)"
 [[ "${SKIP_MEMCHECK:-0}" == 1 ]] || step memcheck 180 bash -o pipefail -c "PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck \
   --target-processes all --print-limit 20 --error-exitcode 3 python3 -m pytest -m gpu -q -p no:cacheprovider \
   ${op_tests} -k '${memcheck_selection}' 2>&1 | tee '${out}/memcheck.log'"
@@ -218,13 +220,14 @@ fi
 #       test as it is ("new"), BASE_LIBRARY ("base", another build, optional) and every AB_SETTINGS
 #       entry NAME=VAR=VALUE (the library under test with one environment variable set).
 if [[ "${steps}" == *" decode_ab "* ]]; then
-settings="" variants="${AB_VARIANTS:-plain}"
+settings="" variants="${AB_VARIANTS:-plain}" ab_model="${AB_MODEL:-preset:mamba-130m}"
+ab_root="/tmp/decode_ab/$(echo "${ab_model}" | tr -c 'A-Za-z0-9.\n-' _)"
 [[ -n "${BASE_LIBRARY:-}" ]] && settings="base"
 for entry in ${AB_SETTINGS:-}; do settings="${settings} ${entry}"; done
 for variant in ${variants}; do
   flag=""; [[ "${variant}" == fused ]] && flag="--fuse-delta-proj"; [[ "${variant}" == linear ]] && flag="--linear-op"
-  [[ -d /tmp/decode_ab/${variant} ]] || step "export_${variant}" 100 bash -o pipefail -c "python3 -m mamba_export export \
-    --model preset:mamba-130m /tmp/decode_ab/${variant} --device cuda --dtype fp16 --no-check --force --quiet ${flag}"
+  [[ -d ${ab_root}/${variant} ]] || step "export_${variant}" 200 bash -o pipefail -c "python3 -m mamba_export export \
+    --model '${ab_model}' ${ab_root}/${variant} --device cuda --dtype fp16 --no-check --force --quiet ${flag}"
 done
 index=0
 rm -rf /tmp/decode_ab/json && mkdir -p /tmp/decode_ab/json
@@ -235,8 +238,8 @@ for pass in 1 2; do
       [[ "${setting}" == base ]] && library="$(realpath "${BASE_LIBRARY}")"
       [[ "${setting}" == *=* ]] && assignment="${setting#*=}"
       step "decode_${index}_${variant}_${name}" 90 bash -o pipefail -c "${assignment} \
-        MAMBA_EXPORT_OPS_LIBRARY='${library}' python3 scripts/profile_decode.py /tmp/decode_ab/${variant} \
-        --batches 1 32 128 --json /tmp/decode_ab/json/$(printf %02d ${index})_${variant}_${name}.json 2>&1 | tail -n 6"
+        MAMBA_EXPORT_OPS_LIBRARY='${library}' python3 scripts/profile_decode.py ${ab_root}/${variant} \
+        --batches ${AB_BATCHES:-1 32 128} --json /tmp/decode_ab/json/$(printf %02d ${index})_${variant}_${name}.json 2>&1 | tail -n 6"
     done
   done
 done

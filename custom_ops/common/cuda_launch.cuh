@@ -38,29 +38,50 @@ __device__ __forceinline__ void ReleaseNextKernel() {
 #endif
 }
 
-// kernel<<<grid, block, shared, stream>>>(args...), as a dependent launch where it applies.
+// kernel<<<grid, block, shared, stream>>>(args...) in thread-block clusters of `cluster` blocks
+// (cluster (1, 1, 1): none), as a dependent launch where it applies.
 template <typename... Params, typename... Args>
-cudaError_t LaunchKernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream,
-                         Args&&... args) {
+cudaError_t LaunchClusterKernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream,
+                                dim3 cluster, Args&&... args) {
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = block;
   config.dynamicSmemBytes = shared;
   config.stream = stream;
-  cudaLaunchAttribute attribute[1];
-  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute[0].val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = attribute;
-  config.numAttrs = DependentLaunchApplies() ? 1 : 0;
+  cudaLaunchAttribute attributes[2];
+  unsigned count = 0;
+  const bool clustered = cluster.x * cluster.y * cluster.z > 1;
+  if (clustered) {
+    attributes[count].id = cudaLaunchAttributeClusterDimension;
+    attributes[count].val.clusterDim.x = cluster.x;
+    attributes[count].val.clusterDim.y = cluster.y;
+    attributes[count].val.clusterDim.z = cluster.z;
+    ++count;
+  }
+  const unsigned plain_count = count;
+  if (DependentLaunchApplies()) {
+    attributes[count].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attributes[count].val.programmaticStreamSerializationAllowed = 1;
+    ++count;
+  }
+  config.attrs = attributes;
+  config.numAttrs = count;
   const cudaError_t launched = cudaLaunchKernelEx(&config, kernel, args...);
-  if (launched == cudaSuccess || config.numAttrs == 0) return launched;
-  // A driver or context that refuses the attribute gets the plain launch, now and (if that
+  if (launched == cudaSuccess || count == plain_count) return launched;
+  // A driver or context that refuses the dependent launch gets the plain launch, now and (if that
   // works) from then on; an error of the launch itself comes back from the plain one too.
   (void)cudaGetLastError();
-  config.numAttrs = 0;
+  config.numAttrs = plain_count;
   const cudaError_t plain = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
   if (plain == cudaSuccess) DependentLaunchRefused();
   return plain;
+}
+
+// kernel<<<grid, block, shared, stream>>>(args...), as a dependent launch where it applies.
+template <typename... Params, typename... Args>
+cudaError_t LaunchKernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream,
+                         Args&&... args) {
+  return LaunchClusterKernel(kernel, grid, block, shared, stream, dim3(1, 1, 1), std::forward<Args>(args)...);
 }
 
 }  // namespace mamba_export_ops

@@ -19,6 +19,7 @@ cudaError_t LaunchLinearVectorCuda(const LinearParams& params, cudaStream_t stre
 // forces 16 or 32 to time the other.
 struct LinearTileShape {
   int columns = 0;
+  int max_splits = 8;  // blocks of a cluster that may split K where columns alone make few blocks (1 to 8)
 };
 
 // Whether x and the weight are aligned for the tensor-core kernel (16 bytes).

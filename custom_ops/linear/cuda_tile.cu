@@ -18,9 +18,18 @@
 // weight, so the sum is the same set of products. Rows of x past M, columns past N and k past K
 // read as zeros. Requires K a multiple of 8 and x and the weight 16-byte aligned
 // (LinearTileAligned); the binding sends other calls to cuBLAS.
+//
+// Few columns make few blocks (mamba-1.4b's x_proj, N = 160 and K = 4,096, is 5 blocks of 32
+// columns, 10 of 16): then the grid's second dimension splits K too, into a
+// thread-block cluster of up to kMaxSplits blocks per column block, and the blocks of a cluster add
+// their sums through distributed shared memory (each block reads its share of the outputs from
+// every block's shared memory, in rank order, so the sums' order is fixed).
+#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <type_traits>
 
@@ -37,6 +46,12 @@ constexpr int kTileThreads = kTileWarps * 32;
 constexpr int kStepK = 32;   // k per step: 4 lanes x 8 values
 constexpr int kPieceK = 8;   // values in a 16-byte piece
 constexpr int kGroup = 4;    // steps whose loads a warp has in flight at once
+constexpr int kMaxSplits = 8;  // blocks of a cluster that split K (8: the portable cluster size)
+// Column blocks up to which K is split. Measured on the H200 (results/gpu/2026-12-01-split/): x_proj
+// (N = 160, K = 4,096: 5 or 10 blocks) took 139 us a mamba-1.4b step split 8 ways against 302 unsplit;
+// products of 24 to 192 blocks ran slower split than not (mamba-130m's in_proj, 96 blocks split 3
+// ways: 170 us against 50), the cluster's exchange costing more than the blocks it adds.
+constexpr int64_t kSplitMaxBlocks = 16;
 
 struct alignas(16) Piece {
   uint32_t w[4];  // 8 values of 16 bits, two to a word
@@ -71,19 +86,24 @@ __device__ __forceinline__ void Mma(float (&c)[4], uint32_t a0, uint32_t a1, uin
 
 static_assert(kLinearTileRows == 32, "LaunchTyped instantiates one or two row tiles of 16");
 
-// RT row tiles of 16 (M up to 16 RT), CT column tiles of 8 per block.
+// RT row tiles of 16 (M up to 16 RT), CT column tiles of 8 per block; gridDim.y blocks (a cluster)
+// split K for each column block.
 template <typename T, int RT, int CT>
-__global__ void __launch_bounds__(kTileThreads) LinearTileKernel(const __grid_constant__ LinearParams p,
-                                                                 int steps_per_warp) {
+__global__ void __launch_bounds__(kTileThreads) LinearTileKernel(const __grid_constant__ LinearParams p) {
   constexpr int kColumns = CT * 8;
+  constexpr int kOutputs = RT * 16 * kColumns;
   __shared__ float partial[kTileWarps][RT * 16][kColumns];
   ReleaseNextKernel();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
   const int64_t column0 = static_cast<int64_t>(blockIdx.x) * kColumns;
   const int64_t steps = (p.inner + kStepK - 1) / kStepK;
-  const int64_t first = static_cast<int64_t>(warp) * steps_per_warp;
-  const int64_t last = first + steps_per_warp < steps ? first + steps_per_warp : steps;
+  const int64_t split_steps = (steps + gridDim.y - 1) / gridDim.y;
+  const int64_t split_first = static_cast<int64_t>(blockIdx.y) * split_steps;
+  const int64_t split_last = split_first + split_steps < steps ? split_first + split_steps : steps;
+  const int64_t steps_per_warp = (split_steps + kTileWarps - 1) / kTileWarps;
+  const int64_t first = split_first + warp * steps_per_warp;
+  const int64_t last = first + steps_per_warp < split_last ? first + steps_per_warp : split_last;
 
   const void* weight_rows[CT];
   bool has_column[CT];
@@ -160,34 +180,82 @@ __global__ void __launch_bounds__(kTileThreads) LinearTileKernel(const __grid_co
   }
   __syncthreads();
   T* y = static_cast<T*>(p.y);
-  for (int index = threadIdx.x; index < RT * 16 * kColumns; index += kTileThreads) {
+  const auto write = [&](int index, float total) {
     const int row = index / kColumns, column = index % kColumns;
     const int64_t n = column0 + column;
-    if (row >= p.rows || n >= p.outer) continue;
+    if (row < p.rows && n < p.outer) y[row * p.outer + n] = FromFloat<T>(total);
+  };
+  for (int index = threadIdx.x; index < kOutputs; index += kTileThreads) {
+    const int row = index / kColumns, column = index % kColumns;
     float total = 0.0f;
 #pragma unroll
     for (int v = 0; v < kTileWarps; ++v) total += partial[v][row][column];
-    y[row * p.outer + n] = FromFloat<T>(total);
+    if (gridDim.y == 1) {
+      write(index, total);
+    } else {
+      partial[0][row][column] = total;  // this thread alone read and writes this element
+    }
+  }
+  if (gridDim.y > 1) {
+    // The cluster's blocks add their sums: block `rank` writes outputs rank, rank + splits, ... of
+    // each run of kTileThreads, reading every block's shared memory in rank order.
+    namespace cg = cooperative_groups;
+    cg::cluster_group cluster = cg::this_cluster();
+    cluster.sync();
+    const unsigned splits = cluster.num_blocks(), rank = cluster.block_rank();
+    for (int index = static_cast<int>(rank) * kTileThreads + threadIdx.x; index < kOutputs;
+         index += static_cast<int>(splits) * kTileThreads) {
+      float total = 0.0f;
+      for (unsigned q = 0; q < splits; ++q) total += cluster.map_shared_rank(&partial[0][0][0], q)[index];
+      write(index, total);
+    }
+    cluster.sync();  // no block leaves while another still reads its shared memory
   }
 }
 
+// The multiprocessors of the current device, asked once per device.
+int Multiprocessors() {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> known[kMaxDevices];
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kMaxDevices) return 132;
+  int count = known[device].load(std::memory_order_relaxed);
+  if (count == 0) {
+    if (cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || count <= 0) {
+      (void)cudaGetLastError();
+      count = 132;
+    }
+    known[device].store(count, std::memory_order_relaxed);
+  }
+  return count;
+}
+
 template <typename T, int RT, int CT>
-cudaError_t LaunchShaped(const LinearParams& p, cudaStream_t stream) {
+cudaError_t LaunchShaped(const LinearParams& p, cudaStream_t stream, int max_splits) {
   const int64_t steps = (p.inner + kStepK - 1) / kStepK;
-  const int steps_per_warp = static_cast<int>((steps + kTileWarps - 1) / kTileWarps);
   const int64_t blocks = (p.outer + CT * 8 - 1) / (CT * 8);
   if (blocks > 0x7fffffff || steps > 0x7fffffff) return cudaErrorInvalidConfiguration;
-  return LaunchKernel(LinearTileKernel<T, RT, CT>, dim3(static_cast<unsigned>(blocks)), kTileThreads, 0, stream, p,
-                      steps_per_warp);
+  // Split K where the columns alone make at most kSplitMaxBlocks blocks: into at most max_splits
+  // parts of at least one step each, aiming at two blocks per multiprocessor.
+  int64_t splits = 1;
+  if (blocks <= kSplitMaxBlocks) {
+    const int64_t wanted = (2 * static_cast<int64_t>(Multiprocessors()) + blocks - 1) / blocks;
+    splits = std::max<int64_t>(1, std::min<int64_t>({wanted, max_splits, steps}));
+  }
+  const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(splits));
+  return LaunchClusterKernel(LinearTileKernel<T, RT, CT>, grid, kTileThreads, 0, stream,
+                             dim3(1, static_cast<unsigned>(splits), 1), p);
 }
 
 template <typename T>
 cudaError_t LaunchTyped(const LinearParams& p, cudaStream_t stream, const LinearTileShape& shape) {
   const int columns = shape.columns != 0 ? shape.columns : (p.rows <= kLinearTileWideRows ? 32 : 16);
   if (columns != 16 && columns != 32) return cudaErrorInvalidValue;
+  if (shape.max_splits < 1 || shape.max_splits > kMaxSplits) return cudaErrorInvalidValue;
   const bool wide = columns == 32;
-  if (p.rows <= 16) return wide ? LaunchShaped<T, 1, 4>(p, stream) : LaunchShaped<T, 1, 2>(p, stream);
-  return wide ? LaunchShaped<T, 2, 4>(p, stream) : LaunchShaped<T, 2, 2>(p, stream);
+  const int splits = shape.max_splits;
+  if (p.rows <= 16) return wide ? LaunchShaped<T, 1, 4>(p, stream, splits) : LaunchShaped<T, 1, 2>(p, stream, splits);
+  return wide ? LaunchShaped<T, 2, 4>(p, stream, splits) : LaunchShaped<T, 2, 2>(p, stream, splits);
 }
 
 }  // namespace

@@ -22,7 +22,8 @@ OrtStatus* RunLinearOnCuda(const LinearParams& params, const Ort::KernelContext&
     if (error == cudaSuccess) return nullptr;
     return MakeStatus(ORT_EP_FAIL, StrCat(kLinearOpType, ": clearing y failed: ", cudaGetErrorString(error)));
   }
-  const LinearPath path = LinearPathFor(params.rows, params.inner, params.outer * params.inner * element_bytes,
+  const LinearPath path = LinearPathFor(params.rows, params.inner, params.outer,
+                                        params.outer * params.inner * element_bytes,
                                         params.dtype != LinearDType::kFloat32);
   const bool vector = path == kLinearPathVector;
   if (!vector && !(path == kLinearPathTile && LinearTileAligned(params))) {

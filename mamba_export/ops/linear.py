@@ -34,7 +34,7 @@ from mamba_export.ops.contract_base import DOMAIN, ContractChecks, TensorSpec
 from mamba_export.ops.contract_base import format_shape as _fmt
 
 __all__ = ["DOMAIN", "OP_TYPE", "OP_VERSION", "INPUTS", "OUTPUTS", "ATTRIBUTES", "VECTOR_ROWS",
-           "SMALL_WEIGHT_BYTES", "TILE_ROWS", "TILE_WIDE_ROWS", "TILE_INNER_MULTIPLE", "TILE_DTYPES",
+           "VECTOR_WEIGHT_BYTES", "TILE_SPLIT_COLUMNS", "TILE_DEEP_INNER", "SMALL_WEIGHT_BYTES", "TILE_ROWS", "TILE_WIDE_ROWS", "TILE_INNER_MULTIPLE", "TILE_DTYPES",
            "CUDA_PATHS", "ELEMENT_BYTES", "check_inputs", "cuda_path"]
 
 OP_TYPE = "Linear"
@@ -47,8 +47,14 @@ ELEMENT_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 # Which of the CUDA kernel's paths takes a call (cuda_path). Rows are the product of every dimension
 # of x but the last (decode: the batch). Measured on the H200 with every product of a decode step
 # taking one path (results/gpu/2026-12-01-tile/decode_products*.json; float16):
-# - the matrix-vector kernel, for one row of a weight of at most SMALL_WEIGHT_BYTES: mamba-130m's
+# - the matrix-vector kernel, for one row of a weight of at most VECTOR_WEIGHT_BYTES: mamba-130m's
 #   products at batch 1 took 210 us a step against 237 for the tensor-core kernel and 372 for cuBLAS;
+#   mamba-1.4b's out_proj (16 MiB) 328 against 418 (tensor-core), its in_proj (32 MiB) 518 against 437
+#   (results/gpu/2026-12-01-split/, each product alone). Not for a narrow, deep weight (N at most
+#   TILE_SPLIT_COLUMNS, K at least TILE_DEEP_INNER): its blocks of 8 columns are then few, each warp
+#   walking a long row (mamba-1.4b's x_proj, N = 160 and K = 4,096: 20 blocks, 239 us a step), while the
+#   tensor-core kernel splits K over a cluster of blocks there (139 us); mamba-130m's x_proj (N = 80,
+#   K = 1,536) stays faster on the matrix-vector kernel (51 against 63 us);
 # - the tensor-core kernel (float16 and bfloat16, K a multiple of TILE_INNER_MULTIPLE), for up to
 #   TILE_WIDE_ROWS rows of any weight and up to TILE_ROWS rows of small ones: mamba-130m at batch 2
 #   to 16 took 242 to 271 us against 372 to 377 (cuBLAS), at batch 32 321 against 384; mamba-1.4b's
@@ -59,6 +65,9 @@ ELEMENT_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 #   four of mamba-1.4b's 38 % slower: results/gpu/2026-12-01-decode-products/);
 # - cuBLAS for the rest (prefill, larger batches).
 VECTOR_ROWS = 4
+VECTOR_WEIGHT_BYTES = 16 * 1024 * 1024
+TILE_SPLIT_COLUMNS = 512
+TILE_DEEP_INNER = 4096
 SMALL_WEIGHT_BYTES = 8 * 1024 * 1024
 TILE_ROWS = 32
 TILE_WIDE_ROWS = 16
@@ -120,11 +129,13 @@ def check_inputs(shapes: dict, dtypes: dict | None = None) -> LinearDims:
 def cuda_path(rows: int, inner: int, outer: int, dtype: str) -> str:
     """Which of the CUDA kernel's paths takes a call: "vector", "tile" or "cublas" (an unaligned
     x or weight sends a "tile" call to cuBLAS; ONNX Runtime's tensors are aligned)."""
-    small = inner * outer * ELEMENT_BYTES[dtype] <= SMALL_WEIGHT_BYTES
+    weight_bytes = inner * outer * ELEMENT_BYTES[dtype]
+    small = weight_bytes <= SMALL_WEIGHT_BYTES
     if rows < 1:
         return "cublas"
     if dtype in TILE_DTYPES and inner % TILE_INNER_MULTIPLE == 0:
-        if rows == 1 and small:
+        narrow_deep = outer <= TILE_SPLIT_COLUMNS and inner >= TILE_DEEP_INNER
+        if rows == 1 and weight_bytes <= VECTOR_WEIGHT_BYTES and not narrow_deep:
             return "vector"
         if rows <= TILE_WIDE_ROWS or (rows <= TILE_ROWS and small):
             return "tile"

@@ -57,8 +57,13 @@ def test_output_names_and_order(header):
 
 def test_path_constants(header):
     assert int(constant(header, "kLinearVectorRows")) == contract.VECTOR_ROWS
-    factors = constant(header, "kLinearSmallWeightBytes").split("*")
-    assert math.prod(int(f.strip().removesuffix("LL")) for f in factors) == contract.SMALL_WEIGHT_BYTES
+    def product(name):
+        return math.prod(int(f.strip().removesuffix("LL")) for f in constant(header, name).split("*"))
+
+    assert product("kLinearSmallWeightBytes") == contract.SMALL_WEIGHT_BYTES
+    assert product("kLinearVectorWeightBytes") == contract.VECTOR_WEIGHT_BYTES
+    assert product("kLinearTileSplitColumns") == contract.TILE_SPLIT_COLUMNS
+    assert product("kLinearTileDeepInner") == contract.TILE_DEEP_INNER
     assert int(constant(header, "kLinearTileRows")) == contract.TILE_ROWS
     assert int(constant(header, "kLinearTileWideRows")) == contract.TILE_WIDE_ROWS
     assert int(constant(header, "kLinearTileInnerMultiple")) == contract.TILE_INNER_MULTIPLE
@@ -87,10 +92,11 @@ def test_header_picks_the_contracts_path(path_probe):
     """LinearPathFor gives cuda_path's answer over a grid of rows, K, N and dtypes."""
     cases = [(rows, inner, outer, dtype)
              for rows in (0, 1, 2, 3, 4, 5, 15, 16, 17, 31, 32, 33, 64, 2048)
-             for inner in (1, 13, 48, 768, 2048, 4096)
-             for outer in (5, 80, 1536, 3072, 8192, 50280)
+             for inner in (1, 13, 48, 768, 2048, 4088, 4096, 5120)
+             for outer in (5, 80, 160, 512, 513, 1536, 2048, 3072, 8192, 50280)
              for dtype in contract.IO_DTYPES]
-    lines = [f"{rows} {inner} {inner * outer * contract.ELEMENT_BYTES[dtype]} {int(dtype in contract.TILE_DTYPES)}"
+    lines = [f"{rows} {inner} {outer} {inner * outer * contract.ELEMENT_BYTES[dtype]} "
+             f"{int(dtype in contract.TILE_DTYPES)}"
              for rows, inner, outer, dtype in cases]
     got = run_lines(path_probe, lines)
     expected = [str(contract.CUDA_PATHS.index(contract.cuda_path(*case))) for case in cases]
@@ -110,6 +116,10 @@ def test_validation_accepts_the_contracts_dtypes():
     (5, 768, 3072, "float16", "tile"), (32, 48, 1536, "bfloat16", "tile"), (2, 2048, 8192, "float16", "tile"),
     (16, 2048, 8192, "float16", "tile"), (17, 2048, 8192, "float16", "cublas"), (32, 4096, 2048, "float16", "cublas"),
     (5, 768, 3072, "float32", "cublas"), (2, 2048, 8192, "float32", "cublas"), (33, 768, 3072, "float16", "cublas"),
-    (8, 13, 17, "float16", "cublas"), (0, 8, 8, "float16", "cublas")])
+    (8, 13, 17, "float16", "cublas"), (0, 8, 8, "float16", "cublas"),
+    # one row: narrow and deep goes to the tensor-core kernel (which splits K); 16 MiB stays on the vector
+    (1, 4096, 160, "float16", "tile"), (1, 4096, 160, "bfloat16", "tile"), (1, 1536, 80, "float16", "vector"),
+    (1, 4088, 160, "float16", "vector"), (1, 4096, 513, "float16", "vector"), (1, 4096, 160, "float32", "vector"),
+    (1, 4096, 2048, "float16", "vector"), (1, 4096, 2049, "float16", "tile"), (1, 2048, 8192, "float16", "tile")])
 def test_which_path_takes_a_call(rows, inner, outer, dtype, expected):
     assert contract.cuda_path(rows, inner, outer, dtype) == expected

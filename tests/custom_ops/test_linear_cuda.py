@@ -53,6 +53,11 @@ CASES = {
     "decode_b16_in_proj_1.4b": dict(shape=(16, 1, 2048), outer=8192),  # 32 columns a block, a large weight
     "decode_b16_x_proj": dict(shape=(16, 1, 1536), outer=80),  # one row tile, full
     "decode_b17_dt_proj": dict(shape=(17, 1, 48), outer=1536),  # two row tiles; K ends inside a step
+    "x_proj_1.4b_b4": dict(shape=(4, 1, 4096), outer=160),  # 5 column blocks: K split over a cluster of 8
+    "x_proj_1.4b_b1": dict(shape=(1, 1, 4096), outer=160),  # one row, narrow and deep: the split tensor-core kernel
+    "out_proj_1.4b_b1": dict(shape=(1, 1, 4096), outer=2048),  # one row of 16 MiB: the matrix-vector kernel
+    "x_proj_b20": dict(shape=(20, 1, 1536), outer=80),  # 16 columns a block, two row tiles, K split
+    "split_uneven": dict(shape=(3, 1, 1000), outer=40),  # 32 steps split 8 ways, K ends inside a step
     "decode_b32": dict(shape=(32, 1, 768), outer=3072),
     "head_130m_b8": dict(shape=(8, 768), outer=50280),  # N not a multiple of 16
     "inner_8_outer_33": dict(shape=(12, 8), outer=33),

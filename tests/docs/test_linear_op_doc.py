@@ -41,7 +41,12 @@ def test_paths_are_the_contracts():
     assert f"`K` a multiple of {contract.TILE_INNER_MULTIPLE}" in text
     # The table's rows, read back through the contract's own rule.
     small, large = (1536, 768), (2048, 8192)
-    cases = {"one row, a small weight": (1, *small, "float16", "vector"),
+    assert f"up to {contract.VECTOR_WEIGHT_BYTES // 2**20} MiB (`VECTOR_WEIGHT_BYTES`)" in text
+    assert f"`N` up to {contract.TILE_SPLIT_COLUMNS}, `TILE_SPLIT_COLUMNS`" in text
+    assert f"`K` at least {contract.TILE_DEEP_INNER}, `TILE_DEEP_INNER`" in text
+    narrow_deep = (contract.TILE_DEEP_INNER, contract.TILE_SPLIT_COLUMNS)
+    cases = {"one row of a weight of up to": (1, *small, "float16", "vector"),
+             "unless the weight is narrow and deep": (1, *narrow_deep, "float16", "tile"),
              "up to 16 rows": (contract.TILE_WIDE_ROWS, *large, "bfloat16", "tile"),
              "or up to 32": (contract.TILE_ROWS, *small, "float16", "tile"),
              "float32": (contract.VECTOR_ROWS, *small, "float32", "vector"),

@@ -32,16 +32,22 @@ constexpr const char* kLinearOutputNames[kLinearNumOutputs] = {"y"};
 enum LinearPath : int { kLinearPathVector = 0, kLinearPathTile = 1, kLinearPathCublas = 2 };
 
 constexpr int kLinearVectorRows = 4;
+constexpr long long kLinearVectorWeightBytes = 16LL * 1024 * 1024;
+constexpr long long kLinearTileSplitColumns = 512;
+constexpr long long kLinearTileDeepInner = 4096;
 constexpr long long kLinearSmallWeightBytes = 8LL * 1024 * 1024;
 constexpr int kLinearTileRows = 32;
 constexpr int kLinearTileWideRows = 16;
 constexpr int kLinearTileInnerMultiple = 8;
 
-inline LinearPath LinearPathFor(long long rows, long long inner, long long weight_bytes, bool half_precision) {
+// outer: N, the weight's rows; weight_bytes: N x K x the element's bytes.
+inline LinearPath LinearPathFor(long long rows, long long inner, long long outer, long long weight_bytes,
+                                bool half_precision) {
   const bool small = weight_bytes <= kLinearSmallWeightBytes;
   if (rows < 1) return kLinearPathCublas;
   if (half_precision && inner % kLinearTileInnerMultiple == 0) {
-    if (rows == 1 && small) return kLinearPathVector;
+    const bool narrow_deep = outer <= kLinearTileSplitColumns && inner >= kLinearTileDeepInner;
+    if (rows == 1 && weight_bytes <= kLinearVectorWeightBytes && !narrow_deep) return kLinearPathVector;
     if (rows <= kLinearTileWideRows || (rows <= kLinearTileRows && small)) return kLinearPathTile;
     return kLinearPathCublas;
   }
