@@ -52,6 +52,8 @@ constexpr int kMaxSplits = 8;  // blocks of a cluster that split K (8: the porta
 // products of 24 to 192 blocks ran slower split than not (mamba-130m's in_proj, 96 blocks split 3
 // ways: 170 us against 50), the cluster's exchange costing more than the blocks it adds.
 constexpr int64_t kSplitMaxBlocks = 16;
+// One row of a narrow weight (the contract's N <= kLinearTileSplitColumns) is one such product.
+static_assert(kSplitMaxBlocks * 32 == kLinearTileSplitColumns, "a narrow weight's 32-column blocks are split");
 
 struct alignas(16) Piece {
   uint32_t w[4];  // 8 values of 16 bits, two to a word

@@ -34,7 +34,8 @@ from mamba_export.ops.contract_base import DOMAIN, ContractChecks, TensorSpec
 from mamba_export.ops.contract_base import format_shape as _fmt
 
 __all__ = ["DOMAIN", "OP_TYPE", "OP_VERSION", "INPUTS", "OUTPUTS", "ATTRIBUTES", "VECTOR_ROWS",
-           "VECTOR_WEIGHT_BYTES", "TILE_SPLIT_COLUMNS", "TILE_DEEP_INNER", "SMALL_WEIGHT_BYTES", "TILE_ROWS", "TILE_WIDE_ROWS", "TILE_INNER_MULTIPLE", "TILE_DTYPES",
+           "VECTOR_WEIGHT_BYTES", "TILE_SPLIT_COLUMNS", "TILE_DEEP_INNER", "SMALL_WEIGHT_BYTES", "TILE_ROWS",
+           "TILE_WIDE_ROWS", "TILE_INNER_MULTIPLE", "TILE_DTYPES",
            "CUDA_PATHS", "ELEMENT_BYTES", "check_inputs", "cuda_path"]
 
 OP_TYPE = "Linear"
