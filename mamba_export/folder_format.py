@@ -63,7 +63,8 @@ def versions() -> dict:
     }
 
 
-def io_description(dims, dtype_name: str, head_output: str, logits: str) -> tuple[list, list]:
+def io_description(dims, dtype_name: str, head_output: str, logits: str,
+                   next_tokens: bool = False) -> tuple[list, list]:
     """Graph inputs and outputs as lists of {name, shape, dtype}; dynamic dims are named.
 
     dims: any object with num_layers, hidden_size, intermediate_size, state_size,
@@ -83,6 +84,8 @@ def io_description(dims, dtype_name: str, head_output: str, logits: str) -> tupl
     inputs = [{"name": graph_io.INPUT_IDS, **tokens}, {"name": graph_io.ATTENTION_MASK, **tokens}]
     inputs += states(graph_io.past_names(dims.num_layers))
     outputs = [head] + states(graph_io.present_names(dims.num_layers))
+    if next_tokens:
+        outputs.append({"name": graph_io.NEXT_TOKENS, "shape": ["batch", 1], "dtype": "int64"})
     return inputs, outputs
 
 
@@ -93,7 +96,7 @@ def build_info(*, architecture: str, dims, options, head_output: str, source: di
     if head_output not in HEAD_OUTPUTS:
         raise ValueError(f"head_output must be one of {HEAD_OUTPUTS}, got {head_output!r}")
     dtype_name = options.torch_dtype_name
-    inputs, outputs = io_description(dims, dtype_name, head_output, options.logits)
+    inputs, outputs = io_description(dims, dtype_name, head_output, options.logits, options.next_tokens)
     return {
         "format_version": FORMAT_VERSION,
         "head_output": head_output,
@@ -116,6 +119,7 @@ def build_info(*, architecture: str, dims, options, head_output: str, source: di
         "external_data": external_data,
         "quantization": quantization,  # what export.quantize rewrote, or None
         "linear_products": linear_products,  # what export.linear_products rewrote (--linear-op), or None
+        "next_tokens": options.next_tokens,  # the graph outputs graph_io.NEXT_TOKENS (export.next_tokens)
         "source": source,
         "options": options.to_dict(),
         "versions": versions(),
@@ -183,3 +187,7 @@ def check_info(folder: Path, info: dict) -> None:
     if info["head_output"] not in HEAD_OUTPUTS:
         raise ExportFolderError(f"{Path(folder) / INFO_FILE} has head_output {info['head_output']!r}, "
                                 f"expected one of {', '.join(HEAD_OUTPUTS)}")
+    next_tokens = info.get("next_tokens", False)  # absent before the option existed: no such output
+    if next_tokens not in (True, False) or (next_tokens and info["head_output"] != graph_io.LOGITS):
+        raise ExportFolderError(f"{Path(folder) / INFO_FILE} has next_tokens {next_tokens!r} with head_output "
+                                f"{info['head_output']!r}; it may be true only with {graph_io.LOGITS!r}")

@@ -12,6 +12,8 @@ Outputs:
     logits               (batch, sequence or 1, vocab) in the export dtype
                          (last_hidden_state (batch, sequence, hidden) for MambaModel)
     present.{i}.conv_state, present.{i}.ssm_state: as the past ones
+    next_tokens          (batch, 1) int64, only in exports made with next_tokens (after the
+                         presents): the greedy choice, the argmax of the last position's logits
 
 Zeros are the state of a fresh prompt; feeding the presents of one call as the
 pasts of the next continues the sequence (decode, or a long prompt in chunks).
@@ -23,6 +25,7 @@ INPUT_IDS = "input_ids"
 ATTENTION_MASK = "attention_mask"
 LOGITS = "logits"
 LAST_HIDDEN_STATE = "last_hidden_state"
+NEXT_TOKENS = "next_tokens"
 STATE_KINDS = ("conv_state", "ssm_state")
 
 

@@ -62,13 +62,18 @@ class ExportOptions:
     # not quantized (a mamba-130m decode step on the H200: 0.68 -> 0.43 ms), off otherwise (the op's CPU
     # kernel is plain dot products, not timed against ONNX Runtime's MatMul). See ``uses_linear_op``.
     linear_op: bool | None = None
+    # The graph also outputs next_tokens (graph_io.NEXT_TOKENS): the argmax of the last position's
+    # logits, so that greedy decoding on CUDA picks each token inside the decode step's CUDA graph
+    # instead of in a second session (mamba_export.export.next_tokens). Needs a language-model head.
+    # Opt-in until measured on the GPU.
+    next_tokens: bool = False
 
     def __post_init__(self):
         _choose("backend", self.backend, BACKENDS)
         _choose("dtype", self.dtype, DTYPES)
         _choose("device", self.device, DEVICES)
         _choose("logits", self.logits, LOGITS_MODES)
-        for name in ("fuse_delta_proj", "linear_op"):
+        for name in ("fuse_delta_proj", "linear_op", "next_tokens"):
             value = getattr(self, name)
             if not isinstance(value, bool) and not (name == "linear_op" and value is None):
                 allowed = "True, False or None" if name == "linear_op" else "True or False"

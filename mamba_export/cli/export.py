@@ -49,6 +49,9 @@ def add_arguments(parser) -> None:
                         help="custom backend: every MatMul with a constant weight becomes the Linear custom op "
                              "(decode's matrix-vector products by kernels of our own on CUDA instead of "
                              "cuBLAS); default: on with --device cuda (unless --quantize), off otherwise")
+    parser.add_argument("--next-tokens", action="store_true",
+                        help="the graph also outputs next_tokens, the argmax of the last position's logits, "
+                             "so that greedy decoding on CUDA picks tokens inside the decode step")
     parser.add_argument("--no-check", action="store_true", help="skip the parity check after export")
     parser.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
@@ -71,7 +74,7 @@ def run(args) -> int:
         logits=args.logits, validate=not args.no_check, force=args.force, show_progress=not args.quiet,
         quantize=args.quantize, block_size=args.block_size, accuracy_level=args.accuracy_level,
         revision=args.revision, adapter=args.adapter, fuse_delta_proj=args.fuse_delta_proj,
-        linear_op=args.linear_op,
+        linear_op=args.linear_op, next_tokens=args.next_tokens,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ParityInconclusiveWarning)  # said below, once

@@ -16,7 +16,7 @@ import torch
 
 from mamba_export import folder_format, graph_io
 from mamba_export.dtypes import export_dtype
-from mamba_export.errors import BackendUnavailableError
+from mamba_export.errors import BackendUnavailableError, UnsupportedModelError
 from mamba_export.export.loading import LoadedModel, load
 from mamba_export.export.patching import routed_through_op
 from mamba_export.export.progress import Progress
@@ -44,6 +44,9 @@ def export(model, output_dir, options: ExportOptions | None = None) -> Path:
     prepared = _cast(loaded, options)
     dims = loaded.arch.dims(prepared.config)
     head_output = graph_io.LOGITS if loaded.arch.has_lm_head(prepared) else graph_io.LAST_HIDDEN_STATE
+    if options.next_tokens and head_output != graph_io.LOGITS:
+        raise UnsupportedModelError(f"next_tokens needs a model with a language-model head; {type(prepared).__name__} "
+                                f"outputs {head_output}")
     # ONNX Runtime's fused norms only where the graph is for ONNX Runtime (the custom op's).
     wrapper = StatefulModel(prepared, loaded.arch, options.logits, fused_norms=options.backend == "custom")
     # The standard backend's rewrite keeps dt_proj a MatMul: the projected delta is the custom op's.
@@ -57,6 +60,11 @@ def export(model, output_dir, options: ExportOptions | None = None) -> Path:
             external_data = _save_graph(program, staging, options.backend, _weight_bytes(prepared))
         linear_products = _linear_products(staging, options, external_data, progress)
         quantization = _quantize(staging, options, external_data, progress)
+        if options.next_tokens:
+            from mamba_export.export.next_tokens import add_to_file
+
+            with progress.step(f"Adding the {graph_io.NEXT_TOKENS} output"):
+                add_to_file(staging / MODEL_FILE, head_output)
         _write_side_files(prepared, loaded, staging)
         info = folder_format.build_info(
             architecture=loaded.arch.name, dims=dims, options=options, head_output=head_output,

@@ -48,6 +48,11 @@ class ExportFolder:
         return self.head_output == graph_io.LOGITS
 
     @property
+    def has_next_tokens(self) -> bool:
+        """Whether the graph also outputs ``next_tokens`` (the greedy choice; ``--next-tokens``)."""
+        return bool(self.info.get("next_tokens", False))
+
+    @property
     def logits_mode(self) -> str:
         """"all" (one row per input position) or "last" (only the last position)."""
         return self.info.get("logits", "all")

@@ -10,6 +10,13 @@ tokens cross to the host (batch int64s): the token head (``token_head.py``) take
 the argmax next to the logits and writes it into the next step's input buffer.
 Sampling brings back the float32 logits of the last position instead.
 
+An export with ``next_tokens`` (``--next-tokens``) takes the argmax inside the graph: then
+``generate()`` keeps two ids buffers, and each decode binding reads one and writes its
+``next_tokens`` into the other (the prefill writes the first), so the choice is part of
+the step's CUDA graph and no second session runs per token. Whichever buffer the next
+binding reads holds the chosen tokens; the host overwrites it only where its tokens differ
+(sampling, finished rows).
+
 With CUDA graphs (the default for provider "cuda") the two decode bindings of each
 batch size are captured as two graphs (``gpu_graph_id`` run option), which is legal
 because each always sees the same device addresses and shapes. Before its capture,
@@ -61,6 +68,11 @@ def state_set(spec, batch: int, device: Device, zeros: bool = False) -> dict:
     return {(kind, i): make(kind) for kind, i in spec.keys()}
 
 
+def token_buffer(device: Device, batch: int):
+    """A (batch, 1) int64 buffer of zeros on ``device``: ids, or next_tokens nobody reads."""
+    return device.copy_of(np.zeros((batch, 1), np.int64))
+
+
 def bind_states(binding, past: dict, present: dict) -> None:
     for (kind, i), value in past.items():
         binding.bind_ortvalue_input(graph_io.past_name(i, kind), value)
@@ -77,34 +89,43 @@ class DeviceBuffers:
     batch: int
     zeros: dict | None
     sets: tuple
-    ids: object
+    ids: tuple  # the ids each decode binding reads: two buffers with in-graph tokens, else one twice
     mask: object
     logits: object
     decode_bindings: tuple
     graph_ids: tuple
     captured: list
     graph_options: tuple  # the RunOptions naming each binding's graph, built once
-    head_binding: object = None  # the token head's greedy binding on ``logits`` -> ``ids``, built on first use
+    head_binding: object = None  # the token head's greedy binding on ``logits`` -> ``ids[0]``, built on first use
+    in_graph_tokens: bool = False  # each decode binding writes next_tokens into the other ids buffer
 
     @classmethod
-    def allocate(cls, model, batch: int, first_graph_id: int, device: Device, zeros: bool = True) -> DeviceBuffers:
+    def allocate(cls, model, batch: int, first_graph_id: int, device: Device, zeros: bool = True,
+                 in_graph_tokens: bool = False) -> DeviceBuffers:
+        """in_graph_tokens: the export has next_tokens and the caller takes its tokens from them. An export
+        with next_tokens whose caller does not (the scheduler) gets them written to a spare buffer."""
         spec, runner, session = model.state_spec, model.runner, model.session
         sets = (state_set(spec, batch, device), state_set(spec, batch, device))
-        ids = device.copy_of(np.zeros((batch, 1), np.int64))
+        first = token_buffer(device, batch)
+        ids = (first, token_buffer(device, batch)) if in_graph_tokens else (first, first)
+        spare = token_buffer(device, batch) if model.folder.has_next_tokens and not in_graph_tokens else None
         mask = device.copy_of(np.ones((batch, 1), np.int64))
         logits = device.empty((batch, 1, runner.head_width), runner.head_dtype)
         bindings = []
         for source, target in ((0, 1), (1, 0)):
             binding = session.io_binding()
-            binding.bind_ortvalue_input(graph_io.INPUT_IDS, ids)
+            binding.bind_ortvalue_input(graph_io.INPUT_IDS, ids[source])
             binding.bind_ortvalue_input(graph_io.ATTENTION_MASK, mask)
             binding.bind_ortvalue_output(runner.head_output, logits)
+            if model.folder.has_next_tokens:
+                binding.bind_ortvalue_output(graph_io.NEXT_TOKENS, ids[target] if in_graph_tokens else spare)
             bind_states(binding, sets[source], sets[target])
             bindings.append(binding)
         graph_ids = (first_graph_id, first_graph_id + 1)
         zeros = state_set(spec, batch, device, zeros=True) if zeros else None
         graph_options = tuple(run_options(graph_id) for graph_id in graph_ids)
-        return cls(batch, zeros, sets, ids, mask, logits, tuple(bindings), graph_ids, [False, False], graph_options)
+        return cls(batch, zeros, sets, ids, mask, logits, tuple(bindings), graph_ids, [False, False], graph_options,
+                   in_graph_tokens=in_graph_tokens)
 
 
 class DeviceDecoder:
@@ -114,11 +135,13 @@ class DeviceDecoder:
     bookkeeping on CPU OrtValues (the CPU provider ignores graph ids). ``first_graph_id``: the
     graph ids of ``cache``'s buffers count up from it (two per batch size). ONNX Runtime keeps
     graph ids per session, so every cache on one session needs its own range. ``zeros=False``:
-    the buffers hold no zero states (a caller that never runs :meth:`prefill`).
+    the buffers hold no zero states (a caller that never runs :meth:`prefill`). ``in_graph_tokens``:
+    take greedy tokens from the graph's ``next_tokens`` (default: where the export has them).
     """
 
     def __init__(self, model, cache: dict, device: Device = Device(), use_graph: bool | None = None,
-                 first_graph_id: int = 1, zeros: bool = True, bucket: int | None = None):
+                 first_graph_id: int = 1, zeros: bool = True, bucket: int | None = None,
+                 in_graph_tokens: bool | None = None):
         self.model = model
         # Prompts are left-padded so that batch x length is a multiple of this (RuntimeOptions.prefill_bucket).
         self.bucket = model.options.prefill_multiple if bucket is None else int(bucket)
@@ -127,6 +150,10 @@ class DeviceDecoder:
         self.first_graph_id = first_graph_id
         self.zeros = zeros
         self.use_graph = model.options.use_cuda_graph if use_graph is None else bool(use_graph)
+        has_tokens = model.folder.has_next_tokens
+        self.in_graph_tokens = has_tokens if in_graph_tokens is None else bool(in_graph_tokens)
+        if self.in_graph_tokens and not has_tokens:
+            raise ValueError(f"{model.folder.path} has no {graph_io.NEXT_TOKENS} output (export with --next-tokens)")
         self.buffers = None
         self.current = 0  # which state set holds the states after the last call
         self.pending = None  # the logits OrtValue of the last call, (batch, positions, vocab)
@@ -144,7 +171,8 @@ class DeviceDecoder:
         if batch not in self.cache:
             # generate()'s range starts at 1: graph id 0 is ONNX Runtime's default, -1 means none.
             first_id = self.first_graph_id + 2 * len(self.cache)
-            self.cache[batch] = DeviceBuffers.allocate(self.model, batch, first_id, self.device, self.zeros)
+            self.cache[batch] = DeviceBuffers.allocate(self.model, batch, first_id, self.device, self.zeros,
+                                                       self.in_graph_tokens)
         return self.cache[batch]
 
     def prefill(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> None:
@@ -161,6 +189,10 @@ class DeviceDecoder:
         binding.bind_cpu_input(graph_io.ATTENTION_MASK, attention_mask)
         logits = self.device.empty((batch, runner.head_positions(length), runner.head_width), runner.head_dtype)
         binding.bind_ortvalue_output(runner.head_output, logits)
+        if self.model.folder.has_next_tokens:
+            # The tokens land where the first decode binding reads them (unused when the caller samples).
+            tokens = self.buffers.ids[0] if self.in_graph_tokens else token_buffer(self.device, batch)
+            binding.bind_ortvalue_output(graph_io.NEXT_TOKENS, tokens)
         bind_states(binding, self.buffers.zeros, self.buffers.sets[0])
         self.model.session.run_with_iobinding(binding, run_options(NO_GRAPH) if self.use_graph else None)
         self.current, self.pending, self.chosen = 0, logits, None
@@ -170,20 +202,23 @@ class DeviceDecoder:
         head, buffers = self.model.token_head, self.buffers
         if settings.do_sample:
             return settings.choose(head.last_logits(self.pending), rng)
-        if self.pending is buffers.logits:  # a decode step: the same buffers every time
+        ids = buffers.ids[self.current]
+        if buffers.in_graph_tokens:
+            pass  # the last call's graph wrote them into the ids the next step reads
+        elif self.pending is buffers.logits:  # a decode step: the same buffers every time
             if buffers.head_binding is None:
-                buffers.head_binding = head.greedy_binding(buffers.logits, buffers.ids)
+                buffers.head_binding = head.greedy_binding(buffers.logits, ids)
             head.run(buffers.head_binding)
         else:
-            head.greedy(self.pending, buffers.ids)
-        self.chosen = buffers.ids.numpy().reshape(-1)
+            head.greedy(self.pending, ids)
+        self.chosen = ids.numpy().reshape(-1)
         return self.chosen.copy()
 
     def step(self, tokens: np.ndarray) -> None:
         """One token per row; the states move from the current set to the other one."""
         buffers = self.buffers
         if self.chosen is None or not np.array_equal(tokens, self.chosen):
-            buffers.ids.update_inplace(np.ascontiguousarray(tokens.reshape(-1, 1), dtype=np.int64))
+            buffers.ids[self.current].update_inplace(np.ascontiguousarray(tokens.reshape(-1, 1), dtype=np.int64))
         self.chosen = None
         binding = buffers.decode_bindings[self.current]
         session = self.model.session

@@ -57,8 +57,10 @@ class DeviceBatch:
         cache = model.batch_cache if cache is None else cache
         # A prompt read from zero states is left-padded as generate() pads it (batch x length a
         # multiple of the decoder's bucket, RuntimeOptions.prefill_bucket): shapes seen in the warm-up.
+        # Rows join and leave between steps, so the head picks tokens from the current logits each step
+        # (an export's in-graph next_tokens are not used here).
         self._decoder = DeviceDecoder(model, cache, device, use_graph, first_graph_id=FIRST_GRAPH_ID, zeros=False,
-                                      bucket=prefill_bucket)
+                                      bucket=prefill_bucket, in_graph_tokens=False)
         self._gather = RowGather(model.state_spec, providers_for(model.options, head=True))
         self._zero_row = state_set(model.state_spec, 1, device, zeros=True)  # what a fresh prompt starts from
         self.rows: list = []
@@ -112,10 +114,11 @@ class DeviceBatch:
     def greedy_tokens(self) -> np.ndarray:
         """Each row's argmax, taken on the device into the next step's ids buffer."""
         buffers, head = self._buffers, self.model.token_head
+        ids = buffers.ids[0]  # the decoder's one ids buffer (read by both bindings)
         if buffers.head_binding is None:
-            buffers.head_binding = head.greedy_binding(buffers.logits, buffers.ids)
+            buffers.head_binding = head.greedy_binding(buffers.logits, ids)
         head.run(buffers.head_binding)
-        self._decoder.chosen = buffers.ids.numpy().reshape(-1)
+        self._decoder.chosen = ids.numpy().reshape(-1)
         return self._decoder.chosen[:len(self.rows)].copy()
 
     def last_logits(self) -> np.ndarray:

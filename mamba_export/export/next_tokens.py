@@ -1,0 +1,57 @@
+"""The graph's greedy choice as an output of its own: ``next_tokens`` (``--next-tokens``).
+
+Greedy decoding on CUDA takes the argmax of each step's logits next to them. Without this
+output a second session (``runtime/token_head.py``) does it after every decode step: one
+more ONNX Runtime call, its launches and its synchronisation per token, outside the step's
+CUDA graph. With it, the decode step's graph ends with the argmax itself, and the runtime
+binds ``next_tokens`` straight to the buffer the next step reads as ``input_ids``.
+
+The nodes read the head output that the graph already has: the last position's logits
+(``Gather`` at index -1 of the sequence axis), widened to float32 (exactly, as NumPy
+would; no ``Cast`` for a float32 graph), then ``ArgMax`` over the vocabulary, keeping a
+(batch, 1) int64 result with the first index on ties (ONNX's rule; ONNX Runtime's CUDA
+kernel does not promise an order, which matters only for exactly equal logits). The output
+comes after the presents, so that positional readers of ``(head, presents...)`` see no
+change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+from onnx import TensorProto, helper
+
+from mamba_export import graph_io
+
+PREFIX = "next_tokens/"
+
+
+def add_to_model(model: onnx.ModelProto, head_output: str = graph_io.LOGITS) -> None:
+    """Append the nodes and the ``next_tokens`` output to ``model`` in place."""
+    graph = model.graph
+    outputs = {output.name: output for output in graph.output}
+    if head_output not in outputs:
+        raise ValueError(f"the graph has no {head_output!r} output to take the next tokens from")
+    if graph_io.NEXT_TOKENS in outputs:
+        raise ValueError(f"the graph already has a {graph_io.NEXT_TOKENS!r} output")
+    element = outputs[head_output].type.tensor_type.elem_type
+    index = PREFIX + "last_index"
+    last = PREFIX + "last"
+    widened = PREFIX + "last_float" if element != TensorProto.FLOAT else last
+    graph.initializer.append(helper.make_tensor(index, TensorProto.INT64, [], [-1]))
+    graph.node.append(helper.make_node("Gather", [head_output, index], [last], axis=1, name=PREFIX + "Gather"))
+    if widened != last:
+        graph.node.append(helper.make_node("Cast", [last], [widened], to=TensorProto.FLOAT, name=PREFIX + "Cast"))
+    graph.node.append(helper.make_node("ArgMax", [widened], [graph_io.NEXT_TOKENS], axis=1, keepdims=1,
+                                       select_last_index=0, name=PREFIX + "ArgMax"))
+    graph.output.append(helper.make_tensor_value_info(graph_io.NEXT_TOKENS, TensorProto.INT64, ["batch", 1]))
+
+
+def add_to_file(model_path: Path, head_output: str = graph_io.LOGITS) -> None:
+    """:func:`add_to_model` on the graph at ``model_path``, in place. Weights kept in an external data
+    file stay there untouched: only the graph's own file is read and written."""
+    model_path = Path(model_path)
+    model = onnx.load(model_path, load_external_data=False)
+    add_to_model(model, head_output)
+    onnx.save(model, model_path)

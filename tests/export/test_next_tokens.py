@@ -1,0 +1,95 @@
+"""--next-tokens: the graph's own greedy choice (export/next_tokens.py).
+
+The output must be the argmax of the last position's logits in either head mode, come after
+the presents and be recorded in export_info.json (generate() reading it:
+tests/runtime/test_in_graph_tokens.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+from mamba_export import graph_io
+from mamba_export.cli.main import build_parser
+from mamba_export.errors import ExportFolderError, MambaExportError, UnsupportedModelError
+from mamba_export.export.next_tokens import add_to_model
+from mamba_export.folder_format import INFO_FILE, read_info
+from mamba_export.options import ExportOptions
+from tests.support.prompts import tokens
+
+
+@pytest.fixture(scope="module", params=["all", "last"])
+def folder(request, export_tiny):
+    return export_tiny(backend="standard", logits=request.param, next_tokens=True)
+
+
+def test_the_graph_outputs_the_argmax_of_the_last_logits(folder):
+    model = onnx.load(folder / "model.onnx")
+    names = [output.name for output in model.graph.output]
+    info = read_info(folder)
+    assert names[-1] == graph_io.NEXT_TOKENS and names[:-1] == graph_io.output_names(info["num_layers"])
+    assert info["next_tokens"] is True and info["outputs"][-1] == {
+        "name": graph_io.NEXT_TOKENS, "shape": ["batch", 1], "dtype": "int64"}
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    ids = tokens(3, 9, seed=2)
+    feeds = {graph_io.INPUT_IDS: ids, graph_io.ATTENTION_MASK: np.ones_like(ids)}
+    for meta in session.get_inputs()[2:]:
+        shape = [ids.shape[0] if isinstance(d, str) else d for d in meta.shape]
+        feeds[meta.name] = np.zeros(shape, np.float32)
+    logits, chosen = session.run([graph_io.LOGITS, graph_io.NEXT_TOKENS], feeds)
+    assert chosen.shape == (3, 1) and chosen.dtype == np.int64
+    np.testing.assert_array_equal(chosen[:, 0], logits[:, -1].astype(np.float32).argmax(-1))
+
+
+@pytest.mark.parametrize("element", [TensorProto.FLOAT16, TensorProto.FLOAT])
+def test_half_logits_are_widened_and_ties_take_the_first_index(element):
+    dtype = {TensorProto.FLOAT16: np.float16, TensorProto.FLOAT: np.float32}[element]
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], [graph_io.LOGITS])], "g",
+                              [helper.make_tensor_value_info("x", element, ["batch", "sequence", 5])],
+                              [helper.make_tensor_value_info(graph_io.LOGITS, element, ["batch", "sequence", 5])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+    add_to_model(model)
+    assert ("Cast" in [node.op_type for node in model.graph.node]) == (element == TensorProto.FLOAT16)
+    onnx.checker.check_model(model, full_check=True)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.array([[[0, 1, 0, 0, 0], [3, 1, 3, 2, 3]], [[9, 9, 9, 9, 9], [1, 2, 7, 7, 0]]], dtype)
+    np.testing.assert_array_equal(session.run([graph_io.NEXT_TOKENS], {"x": x})[0], [[0], [2]])
+    with pytest.raises(ValueError, match="already has a 'next_tokens' output"):
+        add_to_model(model)
+
+
+def test_a_graph_without_logits_is_refused():
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 2])])
+    with pytest.raises(ValueError, match="no 'logits' output"):
+        add_to_model(helper.make_model(graph))
+
+
+def test_a_base_model_has_no_next_tokens(export_tiny):
+    with pytest.raises(UnsupportedModelError, match="next_tokens needs a model with a language-model head"):
+        export_tiny(base=True, backend="standard", next_tokens=True)
+
+
+def test_the_option_and_the_flag():
+    with pytest.raises(MambaExportError, match="next_tokens must be True or False"):
+        ExportOptions(next_tokens="yes")
+    args = build_parser().parse_args(["export", "--model", "m", "out", "--next-tokens"])
+    assert args.next_tokens is True
+    assert build_parser().parse_args(["export", "--model", "m", "out"]).next_tokens is False
+
+
+def test_a_record_that_contradicts_itself_is_refused(folder, tmp_path):
+    for head, value in (("last_hidden_state", True), ("logits", "yes")):
+        copy = tmp_path / f"{head}_{value}"
+        copy.mkdir()
+        info = json.loads((folder / INFO_FILE).read_text())
+        (copy / INFO_FILE).write_text(json.dumps({**info, "head_output": head, "next_tokens": value}))
+        with pytest.raises(ExportFolderError, match="next_tokens"):
+            read_info(copy)
