@@ -158,3 +158,20 @@ def test_placement_probe_catches_custom_nodes_on_the_cpu(exported, cpu_only_libr
         on_cuda(exported("custom"), library_path=cpu_only_library, cuda_graph=False)
     with pytest.raises(BackendUnavailableError):
         on_cuda(exported("custom"), library_path=cpu_only_library)
+
+
+def test_in_graph_tokens_on_cuda(export_tiny, exported):
+    """--next-tokens on the GPU: the argmax inside each captured decode step gives the tokens of the
+    export without it (greedy, left-padded batch of 32, CUDA graphs on), and sampling still works."""
+    exported("custom")  # the library, or the skip that names it
+    plain = on_cuda(export_tiny(backend="custom", logits="last"))
+    tokens_model = on_cuda(export_tiny(backend="custom", logits="last", next_tokens=True))
+    ids, mask, _ = left_padded_batch(32, seed=3)
+    kwargs = dict(attention_mask=mask, max_new_tokens=24, eos_token_id=[])
+    expected = plain.generate(ids, **kwargs)
+    for _ in range(2):  # the second call replays the captured graphs
+        np.testing.assert_array_equal(tokens_model.generate(ids, **kwargs), expected)
+    buffers = tokens_model.decode_cache[32]
+    assert buffers.in_graph_tokens and all(buffers.captured)
+    sampled = tokens_model.generate(ids, do_sample=True, seed=4, **kwargs)
+    np.testing.assert_array_equal(sampled, plain.generate(ids, do_sample=True, seed=4, **kwargs))
