@@ -45,8 +45,8 @@ def export(model, output_dir, options: ExportOptions | None = None) -> Path:
     dims = loaded.arch.dims(prepared.config)
     head_output = graph_io.LOGITS if loaded.arch.has_lm_head(prepared) else graph_io.LAST_HIDDEN_STATE
     if options.next_tokens and head_output != graph_io.LOGITS:
-        raise UnsupportedModelError(f"next_tokens needs a model with a language-model head; {type(prepared).__name__} "
-                                f"outputs {head_output}")
+        raise UnsupportedModelError(f"next_tokens needs a model with a language-model head; "
+                                    f"{type(prepared).__name__} outputs {head_output}")
     # ONNX Runtime's fused norms only where the graph is for ONNX Runtime (the custom op's).
     wrapper = StatefulModel(prepared, loaded.arch, options.logits, fused_norms=options.backend == "custom")
     # The standard backend's rewrite keeps dt_proj a MatMul: the projected delta is the custom op's.

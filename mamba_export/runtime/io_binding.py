@@ -203,14 +203,14 @@ class DeviceDecoder:
         if settings.do_sample:
             return settings.choose(head.last_logits(self.pending), rng)
         ids = buffers.ids[self.current]
-        if buffers.in_graph_tokens:
-            pass  # the last call's graph wrote them into the ids the next step reads
-        elif self.pending is buffers.logits:  # a decode step: the same buffers every time
-            if buffers.head_binding is None:
-                buffers.head_binding = head.greedy_binding(buffers.logits, ids)
-            head.run(buffers.head_binding)
-        else:
-            head.greedy(self.pending, ids)
+        # With in-graph tokens the last call's graph has written them into the ids the next step reads.
+        if not buffers.in_graph_tokens:
+            if self.pending is buffers.logits:  # a decode step: the same buffers every time
+                if buffers.head_binding is None:
+                    buffers.head_binding = head.greedy_binding(buffers.logits, ids)
+                head.run(buffers.head_binding)
+            else:
+                head.greedy(self.pending, ids)
         self.chosen = ids.numpy().reshape(-1)
         return self.chosen.copy()
 
