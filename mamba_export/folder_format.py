@@ -85,7 +85,7 @@ def io_description(dims, dtype_name: str, head_output: str, logits: str,
     inputs += states(graph_io.past_names(dims.num_layers))
     outputs = [head] + states(graph_io.present_names(dims.num_layers))
     if next_tokens:
-        outputs.append({"name": graph_io.NEXT_TOKENS, "shape": ["batch", 1], "dtype": "int64"})
+        outputs.append({"name": graph_io.NEXT_TOKENS, "shape": list(graph_io.NEXT_TOKENS_SHAPE), "dtype": "int64"})
     return inputs, outputs
 
 

@@ -26,6 +26,7 @@ ATTENTION_MASK = "attention_mask"
 LOGITS = "logits"
 LAST_HIDDEN_STATE = "last_hidden_state"
 NEXT_TOKENS = "next_tokens"
+NEXT_TOKENS_SHAPE = ("batch", 1)  # int64
 STATE_KINDS = ("conv_state", "ssm_state")
 
 

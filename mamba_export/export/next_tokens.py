@@ -45,7 +45,8 @@ def add_to_model(model: onnx.ModelProto, head_output: str = graph_io.LOGITS) -> 
         graph.node.append(helper.make_node("Cast", [last], [widened], to=TensorProto.FLOAT, name=PREFIX + "Cast"))
     graph.node.append(helper.make_node("ArgMax", [widened], [graph_io.NEXT_TOKENS], axis=1, keepdims=1,
                                        select_last_index=0, name=PREFIX + "ArgMax"))
-    graph.output.append(helper.make_tensor_value_info(graph_io.NEXT_TOKENS, TensorProto.INT64, ["batch", 1]))
+    graph.output.append(helper.make_tensor_value_info(graph_io.NEXT_TOKENS, TensorProto.INT64,
+                                                       list(graph_io.NEXT_TOKENS_SHAPE)))
 
 
 def add_to_file(model_path: Path, head_output: str = graph_io.LOGITS) -> None:

@@ -189,10 +189,10 @@ class DeviceDecoder:
         binding.bind_cpu_input(graph_io.ATTENTION_MASK, attention_mask)
         logits = self.device.empty((batch, runner.head_positions(length), runner.head_width), runner.head_dtype)
         binding.bind_ortvalue_output(runner.head_output, logits)
-        if self.model.folder.has_next_tokens:
+        if self.in_graph_tokens:
             # The tokens land where the first decode binding reads them (unused when the caller samples).
-            tokens = self.buffers.ids[0] if self.in_graph_tokens else token_buffer(self.device, batch)
-            binding.bind_ortvalue_output(graph_io.NEXT_TOKENS, tokens)
+            # Otherwise the output stays unbound: the prefill runs outside any graph.
+            binding.bind_ortvalue_output(graph_io.NEXT_TOKENS, self.buffers.ids[0])
         bind_states(binding, self.buffers.zeros, self.buffers.sets[0])
         self.model.session.run_with_iobinding(binding, run_options(NO_GRAPH) if self.use_graph else None)
         self.current, self.pending, self.chosen = 0, logits, None
