@@ -1,15 +1,23 @@
-// The CUDA kernel of CausalConv1d. One thread owns one channel of one batch row over
-// a chunk of kChunk time steps: it loads the K - 1 inputs before its chunk (from x
+// The CUDA kernel of CausalConv1d. One thread owns V consecutive channels of one batch
+// row over a chunk of time steps: it loads the K - 1 inputs before its chunk (from x
 // or conv_state), then walks time keeping them in registers, so each input is read
-// from memory once per chunk. Consecutive threads take consecutive channels, the
+// from memory once per chunk. Consecutive threads take consecutive channel groups, the
 // inner dimension of x and y, so every load and store of a warp is coalesced. Tiles
-// (batch row, time chunk, block of channels) are walked with a grid-stride loop, so
-// any B * L fits the grid. The thread of a row's last chunk writes new_conv_state.
+// (batch row, time chunk, block of channel groups) are walked with a grid-stride loop,
+// so any B * L fits the grid. The thread of a row's last chunk writes new_conv_state.
+//
+// Where the rows of x and y allow it (K <= 4, C and x's row stride multiples of V, both
+// pointers aligned), a thread takes V = 8 bytes of channels (4 in half precision, 2 in
+// float32) and moves them as one word; otherwise V = 1. A whole chunk's inputs and mask
+// entries are loaded before the first is used: the loads do not wait on each other (x
+// is loaded unconditionally and the mask selects after), so a thread waits on memory
+// once per chunk. Each channel's arithmetic is the same whatever V: the same bits.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #include "causal_conv/cuda.h"
 #include "common/cuda_convert.cuh"
@@ -18,144 +26,234 @@
 namespace mamba_export_ops {
 namespace {
 
-constexpr int kThreads = 128;        // channels per block
-constexpr int kChunk = 32;           // time steps per thread: enough blocks to fill the GPU at B = 1
+constexpr int kThreads = 128;         // channel groups per block
+constexpr int kChunk = 32;            // time steps per thread, one channel a thread
+constexpr int kVectorChunk = 16;      // time steps per thread, V channels a thread (V x the threads' registers)
+constexpr int kVectorBytes = 8;       // the word a thread moves per step where the rows allow it
 constexpr int64_t kMaxBlocks = 1 << 20;
 constexpr int kMaxUnrolledWidth = 4;  // K = 1..4 keep their window in registers; wider K reads memory
 
-// One (batch row, channel) of the call, with the window's inputs addressed by the
-// step of x they belong to (negative steps are conv_state's columns).
-template <typename T>
-struct Channel {
+// V consecutive elements of T, loaded and stored as one word.
+template <typename T, int V>
+struct alignas(sizeof(T) * V) Pack {
+  T v[V];
+};
+
+// Stores a pack as one instruction (a plain assignment of the struct is split into its elements).
+template <typename T, int V>
+__device__ __forceinline__ void StoreWord(T* to, const Pack<T, V>& pack) {
+  if constexpr (sizeof(pack) == 8) {
+    unsigned words[2];
+    static_assert(sizeof(words) == sizeof(pack), "two 32-bit words");
+    memcpy(words, &pack, sizeof(words));
+    asm volatile("st.global.v2.b32 [%0], {%1, %2};" ::"l"(to), "r"(words[0]), "r"(words[1]) : "memory");
+  } else {
+    *reinterpret_cast<Pack<T, V>*>(to) = pack;
+  }
+}
+
+// V consecutive channels from channel c of one batch row, with the window's inputs
+// addressed by the step of x they belong to (negative steps are conv_state's columns).
+template <typename T, int V>
+struct Group {
   const CausalConvParams& p;
   int64_t b;
   int64_t c;
 
   __device__ bool Kept(int64_t t) const { return p.mask == nullptr || p.mask[b * p.length + t] != 0; }
 
-  // The window entry of step j as float32: a select, so a dropped input is exactly 0
+  // Step t >= 0 of x as stored (masked positions too: the caller selects). Steps of x are
+  // x_step apart: C, or W when x is a window of a packed tensor.
+  __device__ Pack<T, V> Load(int64_t t) const {
+    return *reinterpret_cast<const Pack<T, V>*>(static_cast<const T*>(p.x) + (b * p.length + t) * p.x_step + c);
+  }
+
+  // A loaded step as float32 under its mask: a select, so a dropped input is exactly 0
   // whatever it holds.
-  __device__ float Input(int64_t j) const {
-    const int64_t columns = p.width - 1;
-    if (j < 0) {
-      if (p.conv_state == nullptr) return 0.0f;
-      return ToFloat(static_cast<const T*>(p.conv_state)[(b * p.channels + c) * columns + columns + j]);
+  __device__ static void Select(const Pack<T, V>& raw, bool kept, float (&out)[V]) {
+#pragma unroll
+    for (int v = 0; v < V; ++v) out[v] = kept ? ToFloat(raw.v[v]) : 0.0f;
+  }
+
+  // The window entries of step j (j < 0: conv_state's columns) as float32.
+  __device__ void Input(int64_t j, float (&out)[V]) const {
+    if (j >= 0) {
+      Select(Load(j), Kept(j), out);
+      return;
     }
-    // Steps of x are x_step apart: C, or W when x is a window of a packed tensor.
-    return Kept(j) ? ToFloat(static_cast<const T*>(p.x)[(b * p.length + j) * p.x_step + c]) : 0.0f;
+    const int64_t columns = p.width - 1;
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+      out[v] = p.conv_state == nullptr
+                   ? 0.0f
+                   : ToFloat(static_cast<const T*>(p.conv_state)[(b * p.channels + c + v) * columns + columns + j]);
+    }
   }
 
-  __device__ void Store(int64_t t, float v, bool kept) const {
-    const float out = kept ? (p.silu ? v / (1.0f + expf(-v)) : v) : 0.0f;
-    static_cast<T*>(p.y)[(b * p.length + t) * p.channels + c] = FromFloat<T>(out);
+  __device__ void Store(int64_t t, const float (&value)[V], bool kept) const {
+    Pack<T, V> out;
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+      const float x = value[v];
+      out.v[v] = FromFloat<T>(kept ? (p.silu ? x / (1.0f + expf(-x)) : x) : 0.0f);
+    }
+    StoreWord(static_cast<T*>(p.y) + (b * p.length + t) * p.channels + c, out);
   }
 
-  __device__ void StoreState(int64_t column, float value) const {
-    static_cast<T*>(p.new_conv_state)[(b * p.channels + c) * (p.width - 1) + column] = FromFloat<T>(value);
+  __device__ void StoreState(int v, int64_t column, float value) const {
+    static_cast<T*>(p.new_conv_state)[(b * p.channels + c + v) * (p.width - 1) + column] = FromFloat<T>(value);
   }
 };
 
 // K known at compile time: the window lives in registers and shifts by one per step.
-template <typename T, int K>
-__device__ void RunChunkUnrolled(const Channel<T>& ch, int64_t t0, int64_t t1) {
-  const CausalConvParams& p = ch.p;
+template <typename T, int K, int V, int Chunk>
+__device__ void RunChunkUnrolled(const Group<T, V>& g, int64_t t0, int64_t t1) {
+  const CausalConvParams& p = g.p;
   constexpr int kColumns = K - 1;
-  float w[K];
+  float w[V][K];
+  float bias[V];
 #pragma unroll
-  for (int k = 0; k < K; ++k) w[k] = p.weight[ch.c * K + k];
-  const float bias = p.bias != nullptr ? p.bias[ch.c] : 0.0f;
-  float window[kColumns > 0 ? kColumns : 1];
+  for (int v = 0; v < V; ++v) {
 #pragma unroll
-  for (int i = 0; i < kColumns; ++i) window[i] = ch.Input(t0 - kColumns + i);
-  const auto advance = [&](int64_t t, float newest, bool kept) {
-    float acc = 0.0f;
+    for (int k = 0; k < K; ++k) w[v][k] = p.weight[(g.c + v) * K + k];
+    bias[v] = p.bias != nullptr ? p.bias[g.c + v] : 0.0f;
+  }
+  float window[V][kColumns > 0 ? kColumns : 1];
 #pragma unroll
-    for (int k = 0; k < kColumns; ++k) acc = fmaf(w[k], window[k], acc);
-    acc = fmaf(w[K - 1], newest, acc);
-    ch.Store(t, acc + bias, kept);
+  for (int i = 0; i < kColumns; ++i) {
+    float entry[V];
+    g.Input(t0 - kColumns + i, entry);
 #pragma unroll
-    for (int i = 0; i + 1 < kColumns; ++i) window[i] = window[i + 1];
-    if constexpr (kColumns > 0) window[kColumns - 1] = newest;
+    for (int v = 0; v < V; ++v) window[v][i] = entry[v];
+  }
+  const auto advance = [&](int64_t t, const float (&newest)[V], bool kept) {
+    float out[V];
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+      float acc = 0.0f;
+#pragma unroll
+      for (int k = 0; k < kColumns; ++k) acc = fmaf(w[v][k], window[v][k], acc);
+      acc = fmaf(w[v][K - 1], newest[v], acc);
+      out[v] = acc + bias[v];
+#pragma unroll
+      for (int i = 0; i + 1 < kColumns; ++i) window[v][i] = window[v][i + 1];
+      if constexpr (kColumns > 0) window[v][kColumns - 1] = newest[v];
+    }
+    g.Store(t, out, kept);
   };
-  if (t1 - t0 == kChunk) {
+  if (t1 - t0 == Chunk) {
     // A whole chunk: every input and mask entry is loaded before the first is used, so
     // the thread waits on memory once per chunk, not once per step (a warp alone on its
     // scheduler cannot hide a load per step).
-    float inputs[kChunk];
-    bool kept[kChunk];
+    Pack<T, V> inputs[Chunk];
+    bool kept[Chunk];
 #pragma unroll
-    for (int i = 0; i < kChunk; ++i) {
-      kept[i] = ch.Kept(t0 + i);
-      inputs[i] = ch.Input(t0 + i);
+    for (int i = 0; i < Chunk; ++i) {
+      kept[i] = g.Kept(t0 + i);
+      inputs[i] = g.Load(t0 + i);
     }
 #pragma unroll
-    for (int i = 0; i < kChunk; ++i) advance(t0 + i, inputs[i], kept[i]);
+    for (int i = 0; i < Chunk; ++i) {
+      float newest[V];
+      Group<T, V>::Select(inputs[i], kept[i], newest);
+      advance(t0 + i, newest, kept[i]);
+    }
   } else {
-    for (int64_t t = t0; t < t1; ++t) advance(t, ch.Input(t), ch.Kept(t));
+    for (int64_t t = t0; t < t1; ++t) {
+      const bool kept = g.Kept(t);
+      float newest[V];
+      Group<T, V>::Select(g.Load(t), kept, newest);
+      advance(t, newest, kept);
+    }
   }
   if (t1 == p.length) {
 #pragma unroll
-    for (int i = 0; i < kColumns; ++i) ch.StoreState(i, window[i]);
+    for (int v = 0; v < V; ++v) {
+#pragma unroll
+      for (int i = 0; i < kColumns; ++i) g.StoreState(v, i, window[v][i]);
+    }
   }
 }
 
-// Any K: each step reads its K inputs from memory (cached: neighbouring steps share them).
+// Any K, one channel: each step reads its K inputs from memory (cached: neighbouring
+// steps share them).
 template <typename T>
-__device__ void RunChunkGeneric(const Channel<T>& ch, int64_t t0, int64_t t1) {
-  const CausalConvParams& p = ch.p;
+__device__ void RunChunkGeneric(const Group<T, 1>& g, int64_t t0, int64_t t1) {
+  const CausalConvParams& p = g.p;
   const int64_t columns = p.width - 1;
-  const float* w = p.weight + ch.c * p.width;
-  const float bias = p.bias != nullptr ? p.bias[ch.c] : 0.0f;
+  const float* w = p.weight + g.c * p.width;
+  const float bias = p.bias != nullptr ? p.bias[g.c] : 0.0f;
   for (int64_t t = t0; t < t1; ++t) {
     float acc = 0.0f;
-    for (int64_t k = 0; k < p.width; ++k) acc = fmaf(w[k], ch.Input(t + k - columns), acc);
-    ch.Store(t, acc + bias, ch.Kept(t));
+    for (int64_t k = 0; k < p.width; ++k) {
+      float entry[1];
+      g.Input(t + k - columns, entry);
+      acc = fmaf(w[k], entry[0], acc);
+    }
+    const float out[1] = {acc + bias};
+    g.Store(t, out, g.Kept(t));
   }
   if (t1 == p.length) {
-    for (int64_t i = 0; i < columns; ++i) ch.StoreState(i, ch.Input(p.length + i - columns));
+    for (int64_t i = 0; i < columns; ++i) {
+      float entry[1];
+      g.Input(p.length + i - columns, entry);
+      g.StoreState(0, i, entry[0]);
+    }
   }
 }
 
-template <typename T, int K>
+template <typename T, int K, int V, int Chunk>
 // __grid_constant__: the threads read the parameters in place (by reference) without a
 // per-thread copy.
 __global__ void __launch_bounds__(kThreads)
     CausalConvKernel(const __grid_constant__ CausalConvParams p, int64_t chunks, int64_t tiles) {
   ReleaseNextKernel();
   WaitForPreviousKernel();
-  const int64_t channel_blocks = (p.channels + kThreads - 1) / kThreads;
+  const int64_t groups = p.channels / V;
+  const int64_t group_blocks = (groups + kThreads - 1) / kThreads;
   for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-    const int64_t c = (tile % channel_blocks) * kThreads + threadIdx.x;
-    const int64_t chunk = (tile / channel_blocks) % chunks;
-    const int64_t b = tile / channel_blocks / chunks;
-    if (c >= p.channels) continue;
-    const Channel<T> ch{p, b, c};
-    const int64_t t0 = chunk * kChunk;
-    const int64_t t1 = t0 + kChunk < p.length ? t0 + kChunk : p.length;
+    const int64_t group = (tile % group_blocks) * kThreads + threadIdx.x;
+    const int64_t chunk = (tile / group_blocks) % chunks;
+    const int64_t b = tile / group_blocks / chunks;
+    if (group >= groups) continue;
+    const Group<T, V> g{p, b, group * V};
+    const int64_t t0 = chunk * Chunk;
+    const int64_t t1 = t0 + Chunk < p.length ? t0 + Chunk : p.length;
     if constexpr (K > 0) {
-      RunChunkUnrolled<T, K>(ch, t0, t1);
+      RunChunkUnrolled<T, K, V, Chunk>(g, t0, t1);
     } else {
-      RunChunkGeneric<T>(ch, t0, t1);
+      RunChunkGeneric<T>(g, t0, t1);
     }
   }
 }
 
-template <typename T>
-cudaError_t LaunchTyped(const CausalConvParams& p, cudaStream_t stream) {
+template <typename T, int V, int Chunk>
+cudaError_t LaunchShaped(const CausalConvParams& p, cudaStream_t stream) {
   // L = 0 still takes one (empty) chunk per row: it writes new_conv_state.
-  const int64_t chunks = std::max<int64_t>(1, (p.length + kChunk - 1) / kChunk);
-  const int64_t tiles = p.batch * chunks * ((p.channels + kThreads - 1) / kThreads);
+  const int64_t chunks = std::max<int64_t>(1, (p.length + Chunk - 1) / Chunk);
+  const int64_t tiles = p.batch * chunks * ((p.channels / V + kThreads - 1) / kThreads);
   if (tiles == 0) return cudaSuccess;
   const unsigned blocks = static_cast<unsigned>(std::min(tiles, kMaxBlocks));
   auto launch = [&](auto kernel) { return LaunchKernel(kernel, blocks, kThreads, 0, stream, p, chunks, tiles); };
   static_assert(kMaxUnrolledWidth == 4, "the switch below unrolls K = 1..4");
   switch (p.width) {
-    case 1: return launch(CausalConvKernel<T, 1>);
-    case 2: return launch(CausalConvKernel<T, 2>);
-    case 3: return launch(CausalConvKernel<T, 3>);
-    case 4: return launch(CausalConvKernel<T, 4>);
-    default: return launch(CausalConvKernel<T, 0>);
+    case 1: return launch(CausalConvKernel<T, 1, V, Chunk>);
+    case 2: return launch(CausalConvKernel<T, 2, V, Chunk>);
+    case 3: return launch(CausalConvKernel<T, 3, V, Chunk>);
+    case 4: return launch(CausalConvKernel<T, 4, V, Chunk>);
+    default:
+      if constexpr (V == 1) return launch(CausalConvKernel<T, 0, 1, Chunk>);
+      return cudaErrorInvalidValue;  // the launcher below keeps wider K on one channel a thread
   }
+}
+
+template <typename T>
+cudaError_t LaunchTyped(const CausalConvParams& p, cudaStream_t stream) {
+  constexpr int kVector = kVectorBytes / sizeof(T);
+  const bool vector = p.width <= kMaxUnrolledWidth && p.channels % kVector == 0 && p.x_step % kVector == 0 &&
+                      reinterpret_cast<uintptr_t>(p.x) % kVectorBytes == 0 &&
+                      reinterpret_cast<uintptr_t>(p.y) % kVectorBytes == 0;
+  return vector ? LaunchShaped<T, kVector, kVectorChunk>(p, stream) : LaunchShaped<T, 1, kChunk>(p, stream);
 }
 
 }  // namespace

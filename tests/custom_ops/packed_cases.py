@@ -71,13 +71,15 @@ def check_packed_scan(session_for, inputs: dict, plain: tuple, io_dtype: str, de
     np.testing.assert_array_equal(last_state, plain[1], err_msg=f"last_state differs with {offsets}")
 
 
-def pack_conv(inputs: dict, seed: int) -> tuple[dict, int]:
-    """Conv inputs -> (inputs with x embedded in a wider tensor, x_offset)."""
+def pack_conv(inputs: dict, seed: int, lead: int | None = None, tail: int | None = None) -> tuple[dict, int]:
+    """Conv inputs -> (inputs with x embedded in a wider tensor, x_offset). ``lead`` and ``tail``
+    (channels before and after the window) are random unless given."""
     rng = np.random.default_rng(seed)
     channels = inputs["x"].shape[2]
-    lead = int(rng.integers(0, channels + 3))
+    lead = int(rng.integers(0, channels + 3)) if lead is None else lead
+    tail = int(rng.integers(0, channels + 3)) if tail is None else tail
     packed = dict(inputs)
-    packed["x"] = embed(inputs["x"], lead, lead + channels + int(rng.integers(0, channels + 3)))
+    packed["x"] = embed(inputs["x"], lead, lead + channels + tail)
     return packed, lead
 
 
@@ -92,12 +94,12 @@ def run_conv(session, inputs: dict):
 
 
 def check_packed_conv(session_for, inputs: dict, plain: tuple, io_dtype: str, activation: int,
-                      seed: int) -> None:
+                      seed: int, lead: int | None = None, tail: int | None = None) -> None:
     """The packed form of ``inputs`` gives ``plain``'s bits (y and new_conv_state of the plain run on
     the same provider). Masked positions of x may hold inf/NaN already; the NaN outside the
-    window must never leak."""
+    window must never leak. ``lead``, ``tail``: as :func:`pack_conv`."""
     present = tuple(name for name in ("bias", "conv_state", "mask") if name in inputs)
-    packed, x_offset = pack_conv(inputs, seed)
+    packed, x_offset = pack_conv(inputs, seed, lead, tail)
     model = causal_conv_model(io_dtype, present=present, activation=activation, x_offset=x_offset)
     y, state = run_conv(session_for(model), packed)
     np.testing.assert_array_equal(np.asarray(y, np.float64), np.asarray(plain[0], np.float64),

@@ -8,8 +8,10 @@ bfloat16 1e-2 of the float32 sum's magnitude; new_conv_state bit-exact). The ker
 computes in float32 with expf, as the contract asks.
 
 Shapes reach every kernel variant: K = 1..4 (register window) and wider K (reads
-from memory); lengths on both sides of the 32-step chunk (state carried across
-chunks from x), channel counts on both sides of the 128-thread block.
+from memory); channel counts that let a thread move several channels as one word
+(a multiple of 4 in half precision, 2 in float32: 16-step chunks) and counts that do
+not (one channel a thread: 32-step chunks); lengths on both sides of each chunk (state
+carried across chunks from x), channel counts on both sides of the 128-thread block.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ CASES = {
     "chunk_31": dict(length=31, channels=130),
     "chunk_32": dict(length=32, channels=128),
     "chunk_33": dict(length=33, channels=129),
+    "scalar_chunk_32": dict(length=32, channels=129),
+    "word_chunk_15": dict(length=15, channels=128),
+    "word_chunk_16": dict(length=16, channels=516),
+    "word_chunk_17": dict(length=17, channels=1028),
+    "word_width_5_generic": dict(length=40, channels=128, width=5),
     "chunks_100_width_2": dict(length=100, width=2),
     "width_1": dict(width=1, length=40),
     "width_3": dict(width=3, length=70),

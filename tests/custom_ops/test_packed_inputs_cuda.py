@@ -65,10 +65,15 @@ def test_fuzzed_packed_conv_gives_the_plain_bits(cuda_library, case, activation,
 
 @pytest.mark.parametrize("io_dtype", DTYPES)
 @pytest.mark.parametrize("length", [1, 2048], ids=["decode", "prefill"])
-def test_packed_conv_on_a_layer_of_mamba_130m(cuda_library, io_dtype, length):
-    """x as the first half of mamba-130m's in_proj output (B, L, 2 x 1536)."""
+@pytest.mark.parametrize("lead", [0, 1536, None], ids=["x_first", "x_second", "random"])
+def test_packed_conv_on_a_layer_of_mamba_130m(cuda_library, io_dtype, length, lead):
+    """x as the first half of mamba-130m's in_proj output (B, L, 2 x 1536), as the lean graph
+    feeds it (x first; the kernel moves several channels a word where the row allows), as the
+    second half, and at a random offset, which leaves the rows unaligned (one channel a thread):
+    the plain run's bits each time."""
     case = dict(batch=16 if length == 1 else 1, length=length, channels=1536, width=4, seed=9)
     compute = conv_cuda.on_cuda(cuda_library, io_dtype, ("bias", "conv_state", "mask"))
     inputs, plain = check_conv_parity(compute, io_dtype, 1, **case)
+    tail = None if lead is None else 3072 - 1536 - lead
     check_packed_conv(lambda model: scan_cuda.cuda_session(model, cuda_library), inputs, plain, io_dtype, 1,
-                      case["seed"])
+                      case["seed"], lead, tail)
