@@ -250,7 +250,10 @@ cudaError_t LaunchShaped(const CausalConvParams& p, cudaStream_t stream) {
 template <typename T>
 cudaError_t LaunchTyped(const CausalConvParams& p, cudaStream_t stream) {
   constexpr int kVector = kVectorBytes / sizeof(T);
-  const bool vector = p.width <= kMaxUnrolledWidth && p.channels % kVector == 0 && p.x_step % kVector == 0 &&
+  // Words only from a whole chunk up: at decode (L = 1) a thread of words would read and write
+  // its 4 x (K - 1) state entries element by element, 24 bytes apart across the warp.
+  const bool vector = p.length >= kVectorChunk && p.width <= kMaxUnrolledWidth && p.channels % kVector == 0 &&
+                      p.x_step % kVector == 0 &&
                       reinterpret_cast<uintptr_t>(p.x) % kVectorBytes == 0 &&
                       reinterpret_cast<uintptr_t>(p.y) % kVectorBytes == 0;
   return vector ? LaunchShaped<T, kVector, kVectorChunk>(p, stream) : LaunchShaped<T, 1, kChunk>(p, stream);
