@@ -96,7 +96,8 @@ def build_info(*, architecture: str, dims, options, head_output: str, source: di
     if head_output not in HEAD_OUTPUTS:
         raise ValueError(f"head_output must be one of {HEAD_OUTPUTS}, got {head_output!r}")
     dtype_name = options.torch_dtype_name
-    inputs, outputs = io_description(dims, dtype_name, head_output, options.logits, options.next_tokens)
+    next_tokens = options.writes_next_tokens(head_output == graph_io.LOGITS)
+    inputs, outputs = io_description(dims, dtype_name, head_output, options.logits, next_tokens)
     return {
         "format_version": FORMAT_VERSION,
         "head_output": head_output,
@@ -119,7 +120,7 @@ def build_info(*, architecture: str, dims, options, head_output: str, source: di
         "external_data": external_data,
         "quantization": quantization,  # what export.quantize rewrote, or None
         "linear_products": linear_products,  # what export.linear_products rewrote (--linear-op), or None
-        "next_tokens": options.next_tokens,  # the graph outputs graph_io.NEXT_TOKENS (export.next_tokens)
+        "next_tokens": next_tokens,  # the graph outputs graph_io.NEXT_TOKENS (export.next_tokens)
         "source": source,
         "options": options.to_dict(),
         "versions": versions(),

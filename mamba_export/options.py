@@ -64,9 +64,11 @@ class ExportOptions:
     linear_op: bool | None = None
     # The graph also outputs next_tokens (graph_io.NEXT_TOKENS): the argmax of the last position's
     # logits, so that greedy decoding on CUDA picks each token inside the decode step's CUDA graph
-    # instead of in a second session (mamba_export.export.next_tokens). Needs a language-model head.
-    # Opt-in until measured on the GPU.
-    next_tokens: bool = False
+    # instead of in a second session (mamba_export.export.next_tokens). True needs a language-model
+    # head. None: on for a CUDA export of a model with one (mamba-130m on the H200, through generate():
+    # 4 to 14 % less time a token at batch 1, 32 and 128, results/gpu/2026-12-01-conv/), off otherwise
+    # (the CPU's generate() takes its tokens from the logits). See ``writes_next_tokens``.
+    next_tokens: bool | None = None
 
     def __post_init__(self):
         _choose("backend", self.backend, BACKENDS)
@@ -75,8 +77,9 @@ class ExportOptions:
         _choose("logits", self.logits, LOGITS_MODES)
         for name in ("fuse_delta_proj", "linear_op", "next_tokens"):
             value = getattr(self, name)
-            if not isinstance(value, bool) and not (name == "linear_op" and value is None):
-                allowed = "True, False or None" if name == "linear_op" else "True or False"
+            optional = name in ("linear_op", "next_tokens")
+            if not isinstance(value, bool) and not (optional and value is None):
+                allowed = "True, False or None" if optional else "True or False"
                 raise MambaExportError(f"{name} must be {allowed}, got {value!r}")
         if self.linear_op is True and self.backend != "custom":
             raise MambaExportError(f"linear_op=True needs backend='custom' (the Linear op is a custom op), "
@@ -101,6 +104,13 @@ class ExportOptions:
         if self.linear_op is not None:
             return self.linear_op
         return self.device == "cuda" and self.backend == "custom" and self.quantize is None
+
+    def writes_next_tokens(self, has_lm_head: bool) -> bool:
+        """Whether the export's graph outputs next_tokens: ``next_tokens`` as given, or by default for
+        a CUDA export of a model with a language-model head."""
+        if self.next_tokens is not None:
+            return self.next_tokens
+        return self.device == "cuda" and has_lm_head
 
     @property
     def torch_dtype_name(self) -> str:

@@ -40,8 +40,9 @@
 #   AB_SETTINGS                for "decode_ab": space-separated NAME=VAR=VALUE, each timed as a run of the
 #                              library under test with VAR=VALUE set, e.g. "pdl_on=MAMBA_EXPORT_DEPENDENT_LAUNCH=1
 #                              channel=MAMBA_EXPORT_DECODE_SCAN=channel"
-#   AB_VARIANTS                the exports "decode_ab" times: "plain" (default), "fused" (--fuse-delta-proj),
-#                              "linear" (--linear-op) and/or "tokens" (--next-tokens)
+#   AB_VARIANTS                the exports "decode_ab" times: "plain" (default: the default CUDA export), "fused"
+#                              (--fuse-delta-proj), "linear" (--linear-op), "tokens" (--next-tokens) and/or
+#                              "head" (--no-next-tokens: tokens chosen by the token head's session)
 #   AB_MODEL, AB_BATCHES       for "decode_ab": the model exported (default preset:mamba-130m) and the batch
 #                              sizes timed (default "1 32 128")
 #   OP_TESTS_K                 a pytest -k selection of the CUDA op tests; SKIP_MEMCHECK=1 skips memcheck
@@ -227,7 +228,7 @@ ab_root="/tmp/decode_ab/$(echo "${ab_model}" | tr -c 'A-Za-z0-9.\n-' _)"
 for entry in ${AB_SETTINGS:-}; do settings="${settings} ${entry}"; done
 for variant in ${variants}; do
   flag=""; [[ "${variant}" == fused ]] && flag="--fuse-delta-proj"; [[ "${variant}" == linear ]] && flag="--linear-op"
-  [[ "${variant}" == tokens ]] && flag="--next-tokens"
+  [[ "${variant}" == tokens ]] && flag="--next-tokens"; [[ "${variant}" == head ]] && flag="--no-next-tokens"
   [[ -d ${ab_root}/${variant} ]] || step "export_${variant}" 200 bash -o pipefail -c "python3 -m mamba_export export \
     --model '${ab_model}' ${ab_root}/${variant} --device cuda --dtype fp16 --no-check --force --quiet ${flag}"
 done

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mamba_export import folder_format
+from mamba_export import folder_format, graph_io
 from mamba_export.errors import ExportFolderError
 from mamba_export.export.architectures import ModelDims
 from mamba_export.folder_format import build_info, io_description, read_info, versions, write_info
@@ -95,3 +95,14 @@ def test_unknown_head_output(tmp_path):
 def test_versions_name_every_component():
     assert set(versions()) == {"mamba_export", "torch", "transformers", "onnx", "onnxscript", "onnxruntime"}
     assert versions()["torch"]
+
+
+@pytest.mark.parametrize(("device", "head_output", "expected"), [
+    ("cuda", graph_io.LOGITS, True), ("cuda", graph_io.LAST_HIDDEN_STATE, False), ("cpu", graph_io.LOGITS, False)])
+def test_the_record_says_whether_the_graph_has_next_tokens(device, head_output, expected):
+    """next_tokens left unset: the record and the described outputs follow ExportOptions.writes_next_tokens
+    (CUDA exports of language models), and the options are kept as given (None)."""
+    info = build_info(architecture="falcon_mamba", dims=DIMS, options=ExportOptions(device=device),
+                      head_output=head_output, source=SOURCE, external_data=None)
+    assert info["next_tokens"] is expected and info["options"]["next_tokens"] is None
+    assert (graph_io.NEXT_TOKENS in [output["name"] for output in info["outputs"]]) is expected

@@ -49,9 +49,10 @@ def add_arguments(parser) -> None:
                         help="custom backend: every MatMul with a constant weight becomes the Linear custom op "
                              "(decode's matrix-vector products by kernels of our own on CUDA instead of "
                              "cuBLAS); default: on with --device cuda (unless --quantize), off otherwise")
-    parser.add_argument("--next-tokens", action="store_true",
+    parser.add_argument("--next-tokens", action=argparse.BooleanOptionalAction, default=None,
                         help="the graph also outputs next_tokens, the argmax of the last position's logits, "
-                             "so that greedy decoding on CUDA picks tokens inside the decode step")
+                             "so that greedy decoding on CUDA picks tokens inside the decode step; default: on "
+                             "with --device cuda for a model with a language-model head, off otherwise")
     parser.add_argument("--no-check", action="store_true", help="skip the parity check after export")
     parser.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")

@@ -44,7 +44,7 @@ def export(model, output_dir, options: ExportOptions | None = None) -> Path:
     prepared = _cast(loaded, options)
     dims = loaded.arch.dims(prepared.config)
     head_output = graph_io.LOGITS if loaded.arch.has_lm_head(prepared) else graph_io.LAST_HIDDEN_STATE
-    if options.next_tokens and head_output != graph_io.LOGITS:
+    if options.next_tokens is True and head_output != graph_io.LOGITS:
         raise UnsupportedModelError(f"next_tokens needs a model with a language-model head; "
                                     f"{type(prepared).__name__} outputs {head_output}")
     # ONNX Runtime's fused norms only where the graph is for ONNX Runtime (the custom op's).
@@ -60,7 +60,7 @@ def export(model, output_dir, options: ExportOptions | None = None) -> Path:
             external_data = _save_graph(program, staging, options.backend, _weight_bytes(prepared))
         linear_products = _linear_products(staging, options, external_data, progress)
         quantization = _quantize(staging, options, external_data, progress)
-        if options.next_tokens:
+        if options.writes_next_tokens(head_output == graph_io.LOGITS):
             from mamba_export.export.next_tokens import add_to_file
 
             with progress.step(f"Adding the {graph_io.NEXT_TOKENS} output"):

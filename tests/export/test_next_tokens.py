@@ -78,11 +78,31 @@ def test_a_base_model_has_no_next_tokens(export_tiny):
 
 
 def test_the_option_and_the_flag():
-    with pytest.raises(MambaExportError, match="next_tokens must be True or False"):
+    with pytest.raises(MambaExportError, match="next_tokens must be True, False or None, got 'yes'"):
         ExportOptions(next_tokens="yes")
-    args = build_parser().parse_args(["export", "--model", "m", "out", "--next-tokens"])
-    assert args.next_tokens is True
-    assert build_parser().parse_args(["export", "--model", "m", "out"]).next_tokens is False
+    for flags, value in ((["--next-tokens"], True), (["--no-next-tokens"], False), ([], None)):
+        assert build_parser().parse_args(["export", "--model", "m", "out", *flags]).next_tokens is value
+
+
+@pytest.mark.parametrize(("options", "has_lm_head", "writes"), [
+    ({}, True, False), ({"device": "cuda"}, True, True), ({"device": "cuda"}, False, False),
+    ({"device": "cuda", "next_tokens": False}, True, False), ({"next_tokens": True}, True, True)])
+def test_by_default_cuda_exports_of_language_models_write_the_output(options, has_lm_head, writes):
+    """Left unset, next_tokens goes into CUDA exports of models with a language-model head (a base
+    model's CUDA export simply has none; only an explicit True is refused for it)."""
+    assert ExportOptions(**options).writes_next_tokens(has_lm_head) is writes
+
+
+def test_the_record_follows_the_default(export_tiny):
+    """build_info records what the graph has, not the option as given: a CPU export left unset
+    records False, and reading the folder back agrees with the graph's outputs."""
+    import onnx
+
+    folder = export_tiny(backend="standard", logits="last")
+    info = json.loads((folder / INFO_FILE).read_text())
+    outputs = [o.name for o in onnx.load(str(folder / "model.onnx"), load_external_data=False).graph.output]
+    assert info["next_tokens"] is False and "next_tokens" not in outputs
+    assert info["options"]["next_tokens"] is None
 
 
 def test_a_record_that_contradicts_itself_is_refused(folder, tmp_path):
