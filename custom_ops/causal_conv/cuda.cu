@@ -6,9 +6,10 @@
 // (batch row, time chunk, block of channel groups) are walked with a grid-stride loop,
 // so any B * L fits the grid. The thread of a row's last chunk writes new_conv_state.
 //
-// Where the rows of x and y allow it (K <= 4, C and x's row stride multiples of V, both
-// pointers aligned), a thread takes V = 8 bytes of channels (4 in half precision, 2 in
-// float32) and moves them as one word; otherwise V = 1. A whole chunk's inputs and mask
+// From a whole 16-step chunk up, where the rows of x and y allow it (K <= 4, C and x's row
+// stride multiples of V, both pointers aligned), a thread takes V = 8 bytes of channels (4
+// in half precision, 2 in float32) and moves them as one word; otherwise (decode among
+// them) V = 1. A whole chunk's inputs and mask
 // entries are loaded before the first is used: the loads do not wait on each other (x
 // is loaded unconditionally and the mask selects after), so a thread waits on memory
 // once per chunk. Each channel's arithmetic is the same whatever V: the same bits.
@@ -28,7 +29,7 @@ namespace {
 
 constexpr int kThreads = 128;         // channel groups per block
 constexpr int kChunk = 32;            // time steps per thread, one channel a thread
-constexpr int kVectorChunk = 16;      // time steps per thread, V channels a thread (V x the threads' registers)
+constexpr int kVectorChunk = 16;      // time steps per thread, V channels a thread (a chunk's inputs: V x the registers)
 constexpr int kVectorBytes = 8;       // the word a thread moves per step where the rows allow it
 constexpr int64_t kMaxBlocks = 1 << 20;
 constexpr int kMaxUnrolledWidth = 4;  // K = 1..4 keep their window in registers; wider K reads memory
