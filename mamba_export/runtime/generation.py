@@ -118,15 +118,22 @@ def generate(decoder, input_ids: np.ndarray, attention_mask: np.ndarray,
     rng = np.random.default_rng(settings.seed)
     eos = np.asarray(settings.eos_token_ids, dtype=np.int64)
     finished = np.zeros(input_ids.shape[0], dtype=bool)
+    any_finished = False  # the per-token host work is part of each token's time on a GPU: skip what is moot
     new_tokens = []
     decoder.prefill(input_ids, attention_mask)
     for index in range(settings.max_new_tokens):
-        tokens = np.where(finished, settings.pad_token_id, decoder.next_tokens(settings, rng))
+        tokens = decoder.next_tokens(settings, rng)
+        if any_finished:
+            tokens = np.where(finished, settings.pad_token_id, tokens)
         new_tokens.append(tokens)
         if on_tokens is not None:
             on_tokens(tokens)
-        finished |= np.isin(tokens, eos)
-        if finished.all() or index == settings.max_new_tokens - 1:
+        if eos.size:
+            finished |= np.isin(tokens, eos)
+            any_finished = bool(finished.any())
+            if any_finished and finished.all():
+                break
+        if index == settings.max_new_tokens - 1:
             break
         decoder.step(tokens)
     return np.concatenate([input_ids, np.stack(new_tokens, axis=1)], axis=1)

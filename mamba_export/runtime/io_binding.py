@@ -98,6 +98,9 @@ class DeviceBuffers:
     graph_options: tuple  # the RunOptions naming each binding's graph, built once
     head_binding: object = None  # the token head's greedy binding on ``logits`` -> ``ids[0]``, built on first use
     in_graph_tokens: bool = False  # each decode binding writes next_tokens into the other ids buffer
+    # Where the decode bindings write next_tokens for a caller that does not read its ids from them
+    # (an export with next_tokens, in_graph_tokens False: the scheduler); None otherwise.
+    spare: object = None
 
     @classmethod
     def allocate(cls, model, batch: int, first_graph_id: int, device: Device, zeros: bool = True,
@@ -125,7 +128,7 @@ class DeviceBuffers:
         zeros = state_set(spec, batch, device, zeros=True) if zeros else None
         graph_options = tuple(run_options(graph_id) for graph_id in graph_ids)
         return cls(batch, zeros, sets, ids, mask, logits, tuple(bindings), graph_ids, [False, False], graph_options,
-                   in_graph_tokens=in_graph_tokens)
+                   in_graph_tokens=in_graph_tokens, spare=spare)
 
 
 class DeviceDecoder:

@@ -17,8 +17,10 @@ them where ``generate()`` keeps its own (``runtime/io_binding.py``):
 - rows join and leave through the row gather of ``runtime/row_gather.py``: the current set and
   the joining rows' states are gathered, in the new batch's order, into the other set of the
   same bucket or a set of the new bucket, never into the set read;
-- greedy tokens come from the token head's argmax on the device ((bucket,) int64 to the host);
-  sampling rows need the last logits on the host (``token_head.last_logits``).
+- greedy tokens come from the argmax on the device ((bucket,) int64 to the host): the graph's own
+  ``next_tokens`` of the last decode step where the export has them (CUDA exports of language
+  models by default), else the token head's; sampling rows need the last logits on the host
+  (``token_head.last_logits``).
 
 Tests run all of this on CPU OrtValues (``Device("cpu")``).
 """
@@ -57,8 +59,8 @@ class DeviceBatch:
         cache = model.batch_cache if cache is None else cache
         # A prompt read from zero states is left-padded as generate() pads it (batch x length a
         # multiple of the decoder's bucket, RuntimeOptions.prefill_bucket): shapes seen in the warm-up.
-        # Rows join and leave between steps, so the head picks tokens from the current logits each step
-        # (an export's in-graph next_tokens are not used here).
+        # Rows join and leave between steps, so the ids a decode step reads are the scheduler's, written
+        # each step; an export's next_tokens go to a spare buffer, read by greedy_tokens.
         self._decoder = DeviceDecoder(model, cache, device, use_graph, first_graph_id=FIRST_GRAPH_ID, zeros=False,
                                       bucket=prefill_bucket, in_graph_tokens=False)
         self._gather = RowGather(model.state_spec, providers_for(model.options, head=True))
@@ -112,8 +114,12 @@ class DeviceBatch:
     # -- tokens -----------------------------------------------------------------------------------
 
     def greedy_tokens(self) -> np.ndarray:
-        """Each row's argmax, taken on the device into the next step's ids buffer."""
+        """Each row's argmax after the last decode step: the graph's own (an export with next_tokens, no
+        second session run), else the token head's, taken on the device into the next step's ids buffer."""
         buffers, head = self._buffers, self.model.token_head
+        if buffers.spare is not None:
+            self._decoder.chosen = None  # the ids buffer does not hold them: decode() copies them in
+            return buffers.spare.numpy().reshape(-1)[:len(self.rows)].copy()
         ids = buffers.ids[0]  # the decoder's one ids buffer (read by both bindings)
         if buffers.head_binding is None:
             buffers.head_binding = head.greedy_binding(buffers.logits, ids)

@@ -90,6 +90,33 @@ def test_rows_join_and_leave_through_growing_and_shrinking_buckets(model):
     assert sorted(size for size in scheduler.batch._decoder.cache) == [1, 2, 4, 6]
 
 
+def test_an_export_with_next_tokens_gives_its_own_argmax_and_runs_no_token_head(export_tiny, monkeypatch):
+    """Greedy rows take the decode step's next_tokens (written to the spare buffer), no token head runs,
+    and requests that join late, leave early and sample still get their solo tokens."""
+    tokens_model = ORTMambaForCausalLM.from_pretrained(export_tiny("untied_head", backend="custom",
+                                                                   next_tokens=True))
+    assert tokens_model.folder.has_next_tokens
+    scheduler = device_scheduler(tokens_model, 4, prefill_chunk=64)
+    texts = prompts(6, seed=21, longest=9)
+    plan = {0: [(texts[0], 9, {}), (texts[1], 3, {})],
+            2: [(texts[2], 6, dict(do_sample=True, top_k=10, seed=7)), (texts[3], 5, {})],
+            3: [(texts[4], 7, {}), (texts[5], 4, {})]}
+    monkeypatch.setattr(tokens_model.token_head, "run", lambda binding: pytest.fail("the token head ran"))
+    cases = []
+    for step in range(100):
+        for prompt, count, kwargs in plan.get(step, []):
+            cases.append((prompt, count, kwargs, submit(scheduler, tokens_model, prompt, count, eos_token_id=[],
+                                                        **kwargs)[1]))
+        if step > 3 and not scheduler.metrics()["running"] and not scheduler.metrics()["waiting"]:
+            break
+        scheduler.step()
+    monkeypatch.undo()  # solo() below runs generate(), whose decoder takes the graph's tokens too
+    for prompt, count, kwargs, sink in cases:
+        assert sink.end.finish_reason == LENGTH
+        assert sink.tokens == solo(tokens_model, prompt, count, eos_token_id=[], **kwargs), (prompt, kwargs)
+    assert all(buffers.spare is not None for buffers in scheduler.batch._decoder.cache.values())
+
+
 def test_graph_ids_stay_apart_from_generate(model):
     cache = {}
     scheduler = Scheduler(model, 4, store=DeviceBatch(model, 4, Device("cpu"), True, cache=cache))
