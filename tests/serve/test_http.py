@@ -179,16 +179,23 @@ def test_a_full_queue_answers_503_and_recovers(server):
     base, solo = server
     wait_idle(base)
     body = json.dumps({"prompt": [4, 5, 6], "max_tokens": 20000, "temperature": 0, "stream": True})
+    total = ONE.max_batch + ONE.max_waiting + 2
 
     async def flood():
+        answered, everyone_answered = [], asyncio.Event()
         async with httpx.AsyncClient(timeout=TIMEOUT) as client:
             async def one():
                 async with client.stream("POST", f"{base}/one/v1/completions", content=body) as response:
+                    answered.append(response.status_code)
+                    if len(answered) == total:
+                        everyone_answered.set()
                     if response.status_code != 200:
                         return response.status_code, (await response.aread()).decode()
-                    await asyncio.sleep(3)  # hold the row while the others arrive, then disconnect
+                    # Hold the row until every request has its answer (however slowly they arrive), then
+                    # disconnect: a row freed earlier would let a later request in and hide the limit.
+                    await asyncio.wait_for(everyone_answered.wait(), TIMEOUT)
                     return 200, ""
-            return await asyncio.gather(*(one() for _ in range(ONE.max_batch + ONE.max_waiting + 2)))
+            return await asyncio.gather(*(one() for _ in range(total)))
 
     results = asyncio.run(flood())
     statuses = sorted(status for status, _ in results)
