@@ -44,7 +44,7 @@ CASES = {
     "chunk_32": dict(length=32, channels=128),
     "chunk_33": dict(length=33, channels=129),
     "scalar_chunk_32": dict(length=32, channels=129),
-    "word_chunk_15": dict(length=15, channels=128),
+    "scalar_below_chunk_15": dict(length=15, channels=128),  # the word path starts at a whole chunk
     "word_chunk_16": dict(length=16, channels=516),
     "word_chunk_17": dict(length=17, channels=1028),
     "word_width_5_generic": dict(length=40, channels=128, width=5),
