@@ -1,9 +1,10 @@
 """``mamba-export generate``: continue a prompt with an exported folder.
 
 The prompt comes from ``--prompt``, or from standard input when it is not a
-terminal, or as token ids with ``--ids`` (no tokenizer needed). The prompt and then
-each new token are printed as soon as they are known, so a long generation shows
-its progress (and Ctrl-C keeps what was printed).
+terminal, or as token ids with ``--ids`` (no tokenizer needed). The prompt is printed
+once the model has taken it (a rejected prompt prints nothing but the error), then each
+new token as soon as it is known, so a long generation shows its progress (and Ctrl-C
+keeps what was printed).
 """
 
 from __future__ import annotations
@@ -67,15 +68,24 @@ class _TokenPrinter:
 
         self.text = None if tokenizer is None else CompletionText(tokenizer)
         self.first = True
-        for token in prompt_ids:
-            self.add(token)
+        self.prompt = list(prompt_ids)  # printed with the first new token, or at the end
 
     def add(self, token: int) -> None:
+        self._print_prompt()
+        self._print(token)
+
+    def finish(self) -> None:
+        self._print_prompt()
+        print(self.text.finish() if self.text is not None else "", flush=True)
+
+    def _print_prompt(self) -> None:
+        prompt, self.prompt = self.prompt, []
+        for token in prompt:
+            self._print(token)
+
+    def _print(self, token: int) -> None:
         if self.text is None:
             piece, self.first = ("" if self.first else " ") + str(token), False
         else:
             piece = self.text.add(token)
         print(piece, end="", flush=True)
-
-    def finish(self) -> None:
-        print(self.text.finish() if self.text is not None else "", flush=True)

@@ -27,6 +27,16 @@ COMMANDS = {
 }
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends each option's default to its help, unless the help already says it or there is none
+    (a None default means "decided elsewhere", which the help describes)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "(default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mamba-export",
@@ -38,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"mamba_export.cli.{module_name}")
         command_parser = sub.add_parser(
             name, help=module.HELP, description=module.HELP,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            formatter_class=_HelpFormatter,
         )
         module.add_arguments(command_parser)
         command_parser.set_defaults(run=module.run)

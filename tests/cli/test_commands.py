@@ -134,6 +134,21 @@ def test_generate_reads_the_prompt_from_standard_input(cli_export):
     assert piped.stdout == given.stdout
 
 
+def test_a_rejected_prompt_prints_only_the_error(cli_export):
+    """The prompt is echoed once the model has taken it: a bad id leaves stdout empty."""
+    _, out, _ = cli_export
+    result = run_cli("generate", out, "--ids", "1,2,99999", "--max-new-tokens", "3")
+    one_line_error(result, "99999")
+    assert result.stdout == ""
+
+
+def test_no_new_tokens_prints_the_prompt(cli_export):
+    _, out, _ = cli_export
+    result = run_cli("generate", out, "--ids", "3,4,5", "--max-new-tokens", "0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "3 4 5\n"
+
+
 def test_generate_without_prompt_or_tokenizer_says_what_to_pass(cli_export, tmp_path):
     _, out, _ = cli_export
     copy = tmp_path / "no_tokenizer"

@@ -29,6 +29,15 @@ def test_each_command_has_help(command):
     assert "usage: mamba-export " + command in result.stdout
 
 
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_help_states_each_default_once_and_never_none(command):
+    result = run_cli(command, "--help")
+    text = " ".join(result.stdout.split())  # argparse wraps lines anywhere
+    assert "(default: None)" not in text
+    for option in text.split(" -")[1:]:
+        assert option.count("(default:") <= 1, option
+
+
 def test_console_script_is_installed():
     result = subprocess.run(["mamba-export", "--version"], capture_output=True, text=True)
     assert result.returncode == 0
