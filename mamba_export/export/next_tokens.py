@@ -7,12 +7,13 @@ CUDA graph. With it, the decode step's graph ends with the argmax itself, and th
 binds ``next_tokens`` straight to the buffer the next step reads as ``input_ids``.
 
 The nodes read the head output that the graph already has: the last position's logits
-(``Gather`` at index -1 of the sequence axis), widened to float32 (exactly, as NumPy
-would; no ``Cast`` for a float32 graph), then ``ArgMax`` over the vocabulary, keeping a
-(batch, 1) int64 result with the first index on ties (ONNX's rule; ONNX Runtime's CUDA
-kernel does not promise an order, which matters only for exactly equal logits). The output
-comes after the presents, so that positional readers of ``(head, presents...)`` see no
-change.
+(``Gather`` at index -1 of the sequence axis; none where the head keeps one position,
+``--logits last``: the ArgMax then drops that axis itself), widened to float32 (exactly,
+as NumPy would; no ``Cast`` for a float32 graph), then ``ArgMax`` over the vocabulary,
+giving a (batch, 1) int64 result with the first index on ties (ONNX's rule; ONNX
+Runtime's CUDA kernel does not promise an order, which matters only for exactly equal
+logits). The output comes after the presents, so that positional readers of
+``(head, presents...)`` see no change.
 """
 
 from __future__ import annotations
@@ -36,17 +37,26 @@ def add_to_model(model: onnx.ModelProto, head_output: str = graph_io.LOGITS) -> 
     if graph_io.NEXT_TOKENS in outputs:
         raise ValueError(f"the graph already has a {graph_io.NEXT_TOKENS!r} output")
     element = outputs[head_output].type.tensor_type.elem_type
-    index = PREFIX + "last_index"
-    last = PREFIX + "last"
+    if _one_position(outputs[head_output]):
+        # (batch, 1, vocab): the ArgMax over the last axis without keeping it is (batch, 1) already.
+        last, axis, keepdims = head_output, 2, 0
+    else:
+        index, last, axis, keepdims = PREFIX + "last_index", PREFIX + "last", 1, 1
+        graph.initializer.append(helper.make_tensor(index, TensorProto.INT64, [], [-1]))
+        graph.node.append(helper.make_node("Gather", [head_output, index], [last], axis=1, name=PREFIX + "Gather"))
     widened = PREFIX + "last_float" if element != TensorProto.FLOAT else last
-    graph.initializer.append(helper.make_tensor(index, TensorProto.INT64, [], [-1]))
-    graph.node.append(helper.make_node("Gather", [head_output, index], [last], axis=1, name=PREFIX + "Gather"))
     if widened != last:
         graph.node.append(helper.make_node("Cast", [last], [widened], to=TensorProto.FLOAT, name=PREFIX + "Cast"))
-    graph.node.append(helper.make_node("ArgMax", [widened], [graph_io.NEXT_TOKENS], axis=1, keepdims=1,
+    graph.node.append(helper.make_node("ArgMax", [widened], [graph_io.NEXT_TOKENS], axis=axis, keepdims=keepdims,
                                        select_last_index=0, name=PREFIX + "ArgMax"))
     graph.output.append(helper.make_tensor_value_info(graph_io.NEXT_TOKENS, TensorProto.INT64,
                                                        list(graph_io.NEXT_TOKENS_SHAPE)))
+
+
+def _one_position(output: onnx.ValueInfoProto) -> bool:
+    """Whether the head output is (batch, 1, vocab): one position, fixed in the graph."""
+    dims = output.type.tensor_type.shape.dim
+    return len(dims) == 3 and dims[1].HasField("dim_value") and dims[1].dim_value == 1
 
 
 def add_to_file(model_path: Path, head_output: str = graph_io.LOGITS) -> None:

@@ -45,21 +45,30 @@ def test_the_graph_outputs_the_argmax_of_the_last_logits(folder):
     logits, chosen = session.run([graph_io.LOGITS, graph_io.NEXT_TOKENS], feeds)
     assert chosen.shape == (3, 1) and chosen.dtype == np.int64
     np.testing.assert_array_equal(chosen[:, 0], logits[:, -1].astype(np.float32).argmax(-1))
+    # One position kept (--logits last): the ArgMax reads the head output itself, no Gather.
+    ours = [node.op_type for node in model.graph.node if node.name.startswith("next_tokens/")]
+    assert ("Gather" in ours) == (info["logits"] == "all") and ours[-1] == "ArgMax"
 
 
+@pytest.mark.parametrize("positions", ["sequence", 1])
 @pytest.mark.parametrize("element", [TensorProto.FLOAT16, TensorProto.FLOAT])
-def test_half_logits_are_widened_and_ties_take_the_first_index(element):
+def test_half_logits_are_widened_and_ties_take_the_first_index(element, positions):
     dtype = {TensorProto.FLOAT16: np.float16, TensorProto.FLOAT: np.float32}[element]
     graph = helper.make_graph([helper.make_node("Identity", ["x"], [graph_io.LOGITS])], "g",
-                              [helper.make_tensor_value_info("x", element, ["batch", "sequence", 5])],
-                              [helper.make_tensor_value_info(graph_io.LOGITS, element, ["batch", "sequence", 5])])
+                              [helper.make_tensor_value_info("x", element, ["batch", positions, 5])],
+                              [helper.make_tensor_value_info(graph_io.LOGITS, element, ["batch", positions, 5])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
     add_to_model(model)
-    assert ("Cast" in [node.op_type for node in model.graph.node]) == (element == TensorProto.FLOAT16)
+    ops = [node.op_type for node in model.graph.node]
+    assert ("Cast" in ops) == (element == TensorProto.FLOAT16) and ("Gather" in ops) == (positions != 1)
     onnx.checker.check_model(model, full_check=True)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     x = np.array([[[0, 1, 0, 0, 0], [3, 1, 3, 2, 3]], [[9, 9, 9, 9, 9], [1, 2, 7, 7, 0]]], dtype)
-    np.testing.assert_array_equal(session.run([graph_io.NEXT_TOKENS], {"x": x})[0], [[0], [2]])
+    if positions == 1:
+        x = x[:, -1:]
+    chosen = session.run([graph_io.NEXT_TOKENS], {"x": x})[0]
+    assert chosen.shape == (2, 1)
+    np.testing.assert_array_equal(chosen, [[0], [2]])
     with pytest.raises(ValueError, match="already has a 'next_tokens' output"):
         add_to_model(model)
 
