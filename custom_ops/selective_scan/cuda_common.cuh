@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "../common/cuda_convert.cuh"
+#include "../common/cuda_fast_math.cuh"
 #include "../common/cuda_launch.cuh"
 #include "../include/mamba_export_ops/contract.h"
 #include "params.h"
@@ -18,27 +19,10 @@ namespace cuda_scan {
 
 constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int kWarpSize = 32;
-// exp(x) = exp2(x * log2(e)): exp2 is one special-function instruction.
-constexpr float kLog2e = 1.4426950408889634f;
-
-// 2^x in one special-function instruction. Results below 2^-126 flush to zero,
-// which only drops decay factors far too small to change a float32 state.
-__device__ __forceinline__ float FastExp2(float x) {
-  float result;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(result) : "f"(x));
-  return result;
-}
 
 template <typename T>
 __device__ __forceinline__ T ZeroOf() {
   return FromFloat<T>(0.0f);
-}
-
-// 1 / x in one special-function instruction (about 1 ulp; subnormal results flush to zero).
-__device__ __forceinline__ float FastReciprocal(float x) {
-  float result;
-  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(result) : "f"(x));
-  return result;
 }
 
 // torch.nn.functional.softplus with beta 1 and the contract's threshold, as
@@ -64,9 +48,8 @@ __device__ __forceinline__ float Softplus(float x) {
   return x > kSoftplusThreshold ? x : smooth;
 }
 
-// x sigmoid(x) with two special-function instructions (the IEEE division took a range check
-// and a slow-path call). x = -inf gives NaN, as x / (1 + exp(-x)) and torch do.
-__device__ __forceinline__ float Silu(float x) { return x * FastReciprocal(1.0f + FastExp2(-x * kLog2e)); }
+// common/cuda_fast_math.cuh's (the IEEE division took a range check and a slow-path call).
+__device__ __forceinline__ float Silu(float x) { return FastSilu(x); }
 
 // The time step of the contract: delta + bias, then softplus if asked.
 __device__ __forceinline__ float TimeStep(float delta, float bias, bool softplus) {
