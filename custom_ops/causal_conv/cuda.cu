@@ -22,6 +22,7 @@
 
 #include "causal_conv/cuda.h"
 #include "common/cuda_convert.cuh"
+#include "common/cuda_fast_math.cuh"
 #include "common/cuda_launch.cuh"
 
 namespace mamba_export_ops {
@@ -96,7 +97,7 @@ struct Group {
 #pragma unroll
     for (int v = 0; v < V; ++v) {
       const float x = value[v];
-      out.v[v] = FromFloat<T>(kept ? (p.silu ? x / (1.0f + expf(-x)) : x) : 0.0f);
+      out.v[v] = FromFloat<T>(kept ? (p.silu ? FastSilu(x) : x) : 0.0f);
     }
     StoreWord(static_cast<T*>(p.y) + (b * p.length + t) * p.channels + c, out);
   }

@@ -10,13 +10,19 @@
 //     aligned, one thread moves them as one word (8 bytes in half precision, 16 in
 //     float32), else consecutive threads read consecutive channels;
 //   * B and C, kStageStates states at a time: the slice of one step is contiguous; where
-//     it is aligned, it moves as 16-byte words, else state by state.
+//     it is aligned, it moves as 16-byte words, else state by state. The panels hold them
+//     widened to float32 (converted once for the block's warps rather than by each warp)
+//     and state-major within a lane's run (the kItems steps of one state adjacent), so a
+//     lane reads its run of one state as 16-byte words: in half precision 4 loads and no
+//     conversions where it took 16 two-byte loads and 16 conversions, for each of B and C,
+//     per state and tile. The values are the same, so are the bits.
 // At batch 1 a grid holds few warps per multiprocessor, each waiting on its loads, so
 // the number of load instructions (8x fewer for B and C in half precision) and the
 // block's shared memory (how many blocks fit) set the time more than the arithmetic.
-// The warps then read their runs from shared memory. Every lane's run is followed by a
-// pad of one 4-byte word, so the 32 lanes of a warp, reading step i of their runs at
-// once, hit 32 different banks. The arithmetic is the plain kernel's (ScanOneState), so
+// The warps then read their runs from shared memory. Every lane's run of u, delta or z is
+// followed by a pad of one 4-byte word, so the 32 lanes of a warp, reading step i of their
+// runs at once, hit 32 different banks; a run of B or C by four floats, so the eight lanes
+// of each phase of a 16-byte load hit different banks. The arithmetic is the plain kernel's (ScanOneState), so
 // both give the same bits.
 //
 // The block's channels must share their batch entry and their groups of B and C (the
@@ -53,18 +59,22 @@ struct StagedTile {
   // A lane's run of kItems steps of one channel (u, delta, z), then the pad.
   static constexpr int kSeqRun = kItems + kPad;
   static constexpr int kSeqPanel = kWarps * kWarpSize * kSeqRun;
-  // A lane's run of kItems steps x kStageStates states of B or C, then the pad.
-  static constexpr int kProjRun = kItems * kStageStates + kPad;
+  // A lane's run of B or C in float32: kStageStates runs of kItems steps (one state each,
+  // 16-byte aligned: kItems is a multiple of 4), then a pad of four floats.
+  static_assert(kItems % 4 == 0, "a lane's run of one state is whole 16-byte words");
+  static constexpr int kProjRun = kStageStates * kItems + 4;
   static constexpr int kProjPanel = kWarpSize * kProjRun;
-  // u, delta, z, then B and C; the carries (float) come first, see StagedSharedBytes.
-  static constexpr int kPanelElements = 3 * kSeqPanel + 2 * kProjPanel;
 };
 
+// The carries (float), then the B and C panels (float), then u, delta and z (T): each part
+// starts 16-byte aligned.
 template <typename T, int kItems>
 size_t StagedSharedBytes(int64_t state) {
+  using Tile = StagedTile<T, kItems>;
   const size_t carry = static_cast<size_t>(2 * StagedWarps<T>()) * static_cast<size_t>(state) * sizeof(float);
   const size_t aligned = (carry + 15) / 16 * 16;
-  return aligned + static_cast<size_t>(StagedTile<T, kItems>::kPanelElements) * sizeof(T);
+  return aligned + static_cast<size_t>(2 * Tile::kProjPanel) * sizeof(float) +
+         static_cast<size_t>(3 * Tile::kSeqPanel) * sizeof(T);
 }
 
 // Whether the staged kernel can run this call: channels last, and every block of
@@ -79,17 +89,17 @@ bool StagedLoadsApply(const SelectiveScanParams& p) {
   return true;
 }
 
-// One 16-byte word of B or C (16 / sizeof(T) states of one step) into a panel, as 4-byte
-// words (a lane's run is padded, so the panel position is only 4-byte aligned); zeros past L.
-template <typename T>
-__device__ __forceinline__ void StageVector(T* panel, bool inside, const T* source) {
+// One 16-byte word of B or C (16 / sizeof(T) states of one step) into a panel, widened to
+// float32; state j goes kItems floats after state j - 1 (the panel is state-major). Zeros
+// past L.
+template <typename T, int kItems>
+__device__ __forceinline__ void StageVector(float* panel, bool inside, const T* source) {
+  constexpr int kPerVector = 16 / static_cast<int>(sizeof(T));
   uint4 word = make_uint4(0, 0, 0, 0);
   if (inside) word = __ldg(reinterpret_cast<const uint4*>(source));
-  uint32_t* target = reinterpret_cast<uint32_t*>(panel);
-  target[0] = word.x;
-  target[1] = word.y;
-  target[2] = word.z;
-  target[3] = word.w;
+  const T* values = reinterpret_cast<const T*>(&word);
+#pragma unroll
+  for (int j = 0; j < kPerVector; ++j) panel[j * kItems] = ToFloat(values[j]);
 }
 
 // The word holding a block's channels of one step: 8 bytes (half precision) or 16 (float32).
@@ -119,8 +129,11 @@ __device__ __forceinline__ void StageStep(T* panel, bool inside, const T* source
   for (int c = 0; c < kChannels; ++c) panel[c * kChannelStride] = values[c];
 }
 
+// Half precision: at least three blocks a multiprocessor (at most 168 registers; 164 without
+// spills with sm_90), as before the float panels (165): left free, the compiler took 194 and
+// two blocks, and a batch-1 grid of D = 1536 (384 blocks) then ran in two waves.
 template <typename T, int kItems>
-__global__ void __launch_bounds__(StagedWarps<T>() * kWarpSize, 1)
+__global__ void __launch_bounds__(StagedWarps<T>() * kWarpSize, sizeof(T) == 2 ? 3 : 1)
     StagedChunkedScanKernel(const SelectiveScanParams p) {
   ReleaseNextKernel();
   WaitForPreviousKernel();
@@ -132,12 +145,11 @@ __global__ void __launch_bounds__(StagedWarps<T>() * kWarpSize, 1)
   const int64_t N = p.state;
   const int64_t L = p.length;
   float* const carry_shared = reinterpret_cast<float*>(shared_bytes);
-  T* const panels = reinterpret_cast<T*>(shared_bytes + (2 * kWarps * N * sizeof(float) + 15) / 16 * 16);
-  T* const u_panel = panels;
+  float* const b_panel = reinterpret_cast<float*>(shared_bytes + (2 * kWarps * N * sizeof(float) + 15) / 16 * 16);
+  float* const c_panel = b_panel + Tile::kProjPanel;
+  T* const u_panel = reinterpret_cast<T*>(c_panel + Tile::kProjPanel);
   T* const delta_panel = u_panel + Tile::kSeqPanel;
   T* const z_panel = delta_panel + Tile::kSeqPanel;
-  T* const b_panel = z_panel + Tile::kSeqPanel;
-  T* const c_panel = b_panel + Tile::kProjPanel;
 
   const int warp = static_cast<int>(threadIdx.x) / kWarpSize;
   const int lane = static_cast<int>(threadIdx.x) % kWarpSize;
@@ -241,39 +253,44 @@ __global__ void __launch_bounds__(StagedWarps<T>() * kWarpSize, 1)
     for (int64_t n0 = 0; n0 < N; n0 += kStates) {
       if (n0 > 0) __syncthreads();  // every warp is done with the previous slice
       if (whole_vectors) {
-        // B and C: the slice's kStates values of one step are 16-byte words in memory, moved
+        // B and C: the slice's kStates values of one step are 16-byte words in memory, loaded
         // as such (8x fewer loads in half precision, each waited on far less often).
         for (int k = static_cast<int>(threadIdx.x); k < Tile::kTile * kVectors; k += kThreads) {
           const int t = k / kVectors, v = k % kVectors;
-          const int at = (t / kItems) * Tile::kProjRun + (t % kItems) * kStates + v * kPerVector;
-          StageVector<T>(b_panel + at, tile + t < L, b_rows + (tile + t) * p.proj_b.time + n0 + v * kPerVector);
-          StageVector<T>(c_panel + at, tile + t < L, c_rows + (tile + t) * p.proj_c.time + n0 + v * kPerVector);
+          const int at = (t / kItems) * Tile::kProjRun + v * kPerVector * kItems + t % kItems;
+          StageVector<T, kItems>(b_panel + at, tile + t < L,
+                                 b_rows + (tile + t) * p.proj_b.time + n0 + v * kPerVector);
+          StageVector<T, kItems>(c_panel + at, tile + t < L,
+                                 c_rows + (tile + t) * p.proj_c.time + n0 + v * kPerVector);
         }
       } else {
         // B and C: element (step t, state n0 + s); consecutive threads take consecutive states.
         for (int k = static_cast<int>(threadIdx.x); k < Tile::kTile * kStates; k += kThreads) {
           const int t = k / kStates, s = k % kStates;
-          const int at = (t / kItems) * Tile::kProjRun + (t % kItems) * kStates + s;
+          const int at = (t / kItems) * Tile::kProjRun + s * kItems + t % kItems;
           const bool inside = tile + t < L && n0 + s < N;
-          b_panel[at] = inside ? b_rows[(tile + t) * p.proj_b.time + (n0 + s) * p.proj_b.state] : ZeroOf<T>();
-          c_panel[at] = inside ? c_rows[(tile + t) * p.proj_c.time + (n0 + s) * p.proj_c.state] : ZeroOf<T>();
+          b_panel[at] = inside ? ToFloat(b_rows[(tile + t) * p.proj_b.time + (n0 + s) * p.proj_b.state]) : 0.0f;
+          c_panel[at] = inside ? ToFloat(c_rows[(tile + t) * p.proj_c.time + (n0 + s) * p.proj_c.state]) : 0.0f;
         }
       }
       __syncthreads();
-      const T* my_b = b_panel + lane * Tile::kProjRun;
-      const T* my_c = c_panel + lane * Tile::kProjRun;
+      const float* my_b = b_panel + lane * Tile::kProjRun;
+      const float* my_c = c_panel + lane * Tile::kProjRun;
       const int states = static_cast<int>(N - n0 < kStates ? N - n0 : kStates);
       for (int s = 0; s < states; ++s) {
-        T b_now[kItems];
-        T c_now[kItems];
+        float b_now[kItems];
+        float c_now[kItems];
 #pragma unroll
-        for (int i = 0; i < kItems; ++i) {
-          b_now[i] = my_b[i * kStates + s];
-          c_now[i] = my_c[i * kStates + s];
+        for (int q = 0; q < kItems / 4; ++q) {
+          const float4 b4 = reinterpret_cast<const float4*>(my_b + s * kItems)[q];
+          const float4 c4 = reinterpret_cast<const float4*>(my_c + s * kItems)[q];
+          b_now[4 * q] = b4.x, b_now[4 * q + 1] = b4.y, b_now[4 * q + 2] = b4.z, b_now[4 * q + 3] = b4.w;
+          c_now[4 * q] = c4.x, c_now[4 * q + 1] = c4.y, c_now[4 * q + 2] = c4.z, c_now[4 * q + 3] = c4.w;
         }
         const int64_t n = n0 + s;
         const float a2 = __ldg(a_row + n) * kLog2e;
-        const float out = ScanOneState<T, kItems>(lane, a2, carry_in[n], dt, dtu, b_now, c_now, y);
+        // B and C are float32 here (widened exactly when staged): the same values as the plain kernel's.
+        const float out = ScanOneState<float, kItems>(lane, a2, carry_in[n], dt, dtu, b_now, c_now, y);
         if (lane == 0) carry_out[n] = out;
       }
     }
