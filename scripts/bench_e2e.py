@@ -74,6 +74,9 @@ def parse_args():
     parser.add_argument("--cuda-option", action="append", default=[], metavar="NAME=VALUE",
                         help="CUDA provider option over the runtime's defaults (RuntimeOptions.cuda_options), "
                              "e.g. cudnn_conv_algo_search=EXHAUSTIVE; repeatable")
+    parser.add_argument("--logits", choices=("last", "all"), default="last",
+                        help="the export's --logits: last (all generate() reads; the serving docs export so) or all (the "
+                             "export's own default, whose prefill computes and writes every position's logits)")
     parser.add_argument("--workdir", default="build/bench_e2e")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -98,10 +101,11 @@ def median_seconds(fn, repeats: int) -> float:
 
 
 def export_backend(args, backend: str) -> dict:
-    suffix = ("-fused-dt" if args.fuse_delta_proj else "") + ("-linear" if args.linear_op else "")
+    suffix = ("-fused-dt" if args.fuse_delta_proj else "") + ("-linear" if args.linear_op else "") \
+        + ("-all-logits" if args.logits == "all" else "")
     out = Path(args.workdir) / f"{backend}-{args.dtype}{suffix}"
     command = [sys.executable, "-c", PEAK_RSS_SNIPPET, "export", "--model", args.model, str(out),
-               "--backend", backend, "--dtype", args.dtype, "--device", args.provider, "--logits", "last",
+               "--backend", backend, "--dtype", args.dtype, "--device", args.provider, "--logits", args.logits,
                "--no-check", "--force", "--quiet"] + (["--fuse-delta-proj"] if args.fuse_delta_proj else []) \
         + (["--linear-op"] if args.linear_op and backend == "custom" else [])
     start = time.perf_counter()
