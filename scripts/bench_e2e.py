@@ -70,13 +70,15 @@ def parse_args():
     parser.add_argument("--fuse-delta-proj", action="store_true",
                         help="export with --fuse-delta-proj (the custom backend's scan projects dt itself)")
     parser.add_argument("--linear-op", action="store_true",
-                        help="pass --linear-op to the export (the default of CUDA exports of the custom backend already)")
+                        help="pass --linear-op to the export (the default of CUDA exports of the custom backend "
+                             "already)")
     parser.add_argument("--cuda-option", action="append", default=[], metavar="NAME=VALUE",
                         help="CUDA provider option over the runtime's defaults (RuntimeOptions.cuda_options), "
                              "e.g. cudnn_conv_algo_search=EXHAUSTIVE; repeatable")
     parser.add_argument("--logits", choices=("last", "all"), default="last",
-                        help="the export's --logits: last (all generate() reads; the serving docs export so) or all (the "
-                             "export's own default, whose prefill computes and writes every position's logits)")
+                        help="the export's --logits: last (all generate() reads; the serving docs export so) "
+                             "or all (the export's own default, whose prefill computes and writes every "
+                             "position's logits)")
     parser.add_argument("--workdir", default="build/bench_e2e")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
