@@ -22,8 +22,8 @@
 // The warps then read their runs from shared memory. Every lane's run of u, delta or z is
 // followed by a pad of one 4-byte word, so the 32 lanes of a warp, reading step i of their
 // runs at once, hit 32 different banks; a run of B or C by four floats, so the eight lanes
-// of each phase of a 16-byte load hit different banks. The arithmetic is the plain kernel's (ScanOneState), so
-// both give the same bits.
+// of each phase of a 16-byte load hit different banks. The arithmetic is the plain
+// kernel's (ScanOneState), so both give the same bits.
 //
 // The block's channels must share their batch entry and their groups of B and C (the
 // panels are the block's): StagedLoadsApply says when that holds.
