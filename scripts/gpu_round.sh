@@ -40,6 +40,8 @@
 #   AB_SETTINGS                for "decode_ab": space-separated NAME=VAR=VALUE, each timed as a run of the
 #                              library under test with VAR=VALUE set, e.g. "pdl_on=MAMBA_EXPORT_DEPENDENT_LAUNCH=1
 #                              channel=MAMBA_EXPORT_DECODE_SCAN=channel"
+#   AB_LIBRARIES               for "decode_ab": space-separated NAME=PATH, more builds of the op library timed
+#                              beside the one under test (each run named NAME)
 #   AB_VARIANTS                the exports "decode_ab" times: "plain" (default: the default CUDA export), "fused"
 #                              (--fuse-delta-proj), "linear" (--linear-op), "tokens" (--next-tokens) and/or
 #                              "head" (--no-next-tokens: tokens chosen by the token head's session)
@@ -226,6 +228,7 @@ settings="" variants="${AB_VARIANTS:-plain}" ab_model="${AB_MODEL:-preset:mamba-
 ab_root="/tmp/decode_ab/$(echo "${ab_model}" | tr -c 'A-Za-z0-9.\n-' _)"
 [[ -n "${BASE_LIBRARY:-}" ]] && settings="base"
 for entry in ${AB_SETTINGS:-}; do settings="${settings} ${entry}"; done
+for entry in ${AB_LIBRARIES:-}; do settings="${settings} library:${entry}"; done
 for variant in ${variants}; do
   flag=""; [[ "${variant}" == fused ]] && flag="--fuse-delta-proj"; [[ "${variant}" == linear ]] && flag="--linear-op"
   [[ "${variant}" == tokens ]] && flag="--next-tokens"; [[ "${variant}" == head ]] && flag="--no-next-tokens"
@@ -239,7 +242,11 @@ for pass in 1 2; do
     for setting in ${settings} new; do
       index=$((index + 1)) name="${setting%%=*}" library="${MAMBA_EXPORT_OPS_LIBRARY}" assignment=""
       [[ "${setting}" == base ]] && library="$(realpath "${BASE_LIBRARY}")"
-      [[ "${setting}" == *=* ]] && assignment="${setting#*=}"
+      if [[ "${setting}" == library:* ]]; then
+        name="${setting#library:}" name="${name%%=*}" library="$(realpath "${setting#*=}")"
+      elif [[ "${setting}" == *=* ]]; then
+        assignment="${setting#*=}"
+      fi
       step "decode_${index}_${variant}_${name}" 90 bash -o pipefail -c "${assignment} \
         MAMBA_EXPORT_OPS_LIBRARY='${library}' python3 scripts/profile_decode.py ${ab_root}/${variant} \
         --batches ${AB_BATCHES:-1 32 128} --json /tmp/decode_ab/json/$(printf %02d ${index})_${variant}_${name}.json 2>&1 | tail -n 6"
