@@ -28,7 +28,9 @@
 #                              the CUDA runtime), "quality" (the bf16 quality row), "loads" (the chunked
 #                              scan's strided against staged loads), "serve" (the scheduler's load test
 #                              in-process on CUDA, random and trained weights), "profile" (a token's time
-#                              by part, and ncu's kernels of one decode step and one prefill), "first_calls"
+#                              by part, and ncu's kernels of one decode step and one prefill), "timeline"
+#                              (decode steps' graph replays traced as they run: kernel time and gaps;
+#                              TIMELINE_BATCHES, default "1 32 128"), "first_calls"
 #                              (a first call at new prompt lengths against the second, per node, lazy and
 #                              eager kernel loading), "fused_delta" (generate() on the plain against the
 #                              --fuse-delta-proj export), "decode_ab" (decode steps of the library under
@@ -205,6 +207,15 @@ for batch in ${PROFILE_KERNEL_BATCHES:-1}; do
     --csv --page raw python3 scripts/profile_decode.py /tmp/e2e/fp16 --kernels --batches ${batch} \
     > '${out}/ncu_kernels_b${batch}.csv'"
 done
+fi
+
+# 5d*. Decode steps' graph replays traced as they run (scripts/profile_decode.py --timeline): kernel time
+#      and the gaps between kernels, per batch size.
+if [[ "${steps}" == *" timeline "* ]]; then
+[[ -d /tmp/e2e/fp16 ]] || step export_fp16 150 bash -o pipefail -c "python3 -m mamba_export export \
+  --model preset:mamba-130m /tmp/e2e/fp16 --device cuda --dtype fp16 --no-check --force 2>&1 | tail -n 3"
+step timeline 200 bash -o pipefail -c "python3 scripts/profile_decode.py /tmp/e2e/fp16 --timeline \
+  --batches ${TIMELINE_BATCHES:-1 32 128} --json '${out}/timeline.json' 2>&1"
 fi
 
 # 5d'. The projected delta (--fuse-delta-proj): generate() on the plain and the fused fp16 export in one

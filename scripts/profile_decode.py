@@ -10,11 +10,14 @@ timed where they happen (the ``loop_*`` columns: step(), next_tokens() and the P
 between them, prefill left out), since parts timed alone can run faster than in the loop.
 With ``--kernels`` it also runs one decode step and one prefill between
 cudaProfilerStart/Stop (for ``ncu --profile-from-start off``), so the GPU's own list of
-kernels can be taken of exactly those calls.
+kernels can be taken of exactly those calls. ncu times each kernel alone (serialised, caches
+flushed, base clocks); ``--timeline`` instead traces graph replays as they run (CUPTI, through
+torch's profiler) and splits each step's span into kernel time and the gaps between kernels.
 
     python3 scripts/profile_decode.py /tmp/e2e/fp16 --batches 1 32 --json $OUT/profile_decode.json
     ncu --profile-from-start off --metrics gpu__time_duration.sum --csv \\
         python3 scripts/profile_decode.py /tmp/e2e/fp16 --kernels --batches 1 > kernels.csv
+    python3 scripts/profile_decode.py /tmp/e2e/fp16 --timeline --batches 1 32 --json $OUT/timeline.json
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +130,93 @@ def kernels(model, batch: int, length: int) -> None:
     torch.cuda.profiler.stop()
 
 
+def _kernel_name(name: str) -> str:
+    """A kernel's name without its template arguments and parameters, for grouping."""
+    name = name.split("(")[0]
+    depth, kept = 0, []
+    for char in name:
+        depth += char == "<"
+        if depth == 0:
+            kept.append(char)
+        depth -= char == ">"
+    return "".join(kept).replace("void ", "").strip()[-60:]
+
+
+def _union(events: list) -> float:
+    """Microseconds covered by at least one of the kernels."""
+    total, end = 0.0, float("-inf")
+    for e in events:  # sorted by start
+        start, stop = e["ts"], e["ts"] + e["dur"]
+        if stop > end:
+            total += stop - max(start, end)
+            end = stop
+    return total
+
+
+def timeline(model, batch: int, replays: int, workdir: Path) -> dict:
+    """Trace ``replays`` decode-step graph replays at ``batch``: per step, the span from the first
+    kernel's start to the last one's end, the summed kernel time and the rest (the gaps); per kernel
+    name, calls and microseconds per step; and the first step's kernels in order."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    vocab = int(model.info["vocab_size"])
+    ids = np.random.default_rng(0).integers(2, vocab, size=(batch, 16), dtype=np.int64)
+    model.generate(ids, max_new_tokens=4, eos_token_id=[])
+    buffers = model.decode_cache[batch]
+    graph = buffers.graph_options[0] if buffers.captured[0] else None
+    binding = buffers.decode_bindings[0]
+    for _ in range(20):
+        model.session.run_with_iobinding(binding, graph)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(replays):
+            model.session.run_with_iobinding(binding, graph)  # synchronous: steps do not overlap
+        torch.cuda.synchronize()
+    trace = workdir / f"timeline_b{batch}.json"
+    prof.export_chrome_trace(str(trace))
+    events = [e for e in json.loads(trace.read_text())["traceEvents"]
+              if e.get("cat") == "kernel" and "dur" in e]
+    events.sort(key=lambda e: e["ts"])
+    # Steps are synchronous and apart by host work: split where a gap is far larger than any inside a step.
+    gaps = [b["ts"] - (a["ts"] + a["dur"]) for a, b in zip(events, events[1:], strict=False)]
+    cut = max(20.0, 4 * float(np.median(gaps))) if gaps else 0.0
+    steps, current = [], [events[0]] if events else []
+    for gap, event in zip(gaps, events[1:], strict=False):
+        if gap > cut:
+            steps.append(current)
+            current = []
+        current.append(event)
+    if current:
+        steps.append(current)
+    sizes = [len(step) for step in steps]
+    size = max(set(sizes), key=sizes.count)  # the usual step; a partial one at either end is left out
+    steps = [step for step in steps if len(step) == size]
+    spans = [step[-1]["ts"] + step[-1]["dur"] - step[0]["ts"] for step in steps]
+    # Kernels launched as programmatic dependents start before the previous one ends (and wait inside):
+    # the time some kernel runs is the union of their intervals, not the sum.
+    busy = [_union(step) for step in steps]
+    summed = [sum(e["dur"] for e in step) for step in steps]
+    per_name: dict = defaultdict(lambda: [0, 0.0])
+    for step in steps:
+        for e in step:
+            entry = per_name[_kernel_name(e["name"])]
+            entry[0] += 1
+            entry[1] += e["dur"]
+    first = steps[0] if steps else []
+    return {
+        "batch": batch, "steps": len(steps), "kernels_per_step": size,
+        "span_us": float(np.median(spans)), "kernel_us": float(np.median(busy)),
+        "summed_kernel_us": float(np.median(summed)),
+        "gap_us": float(np.median([s - b for s, b in zip(spans, busy, strict=True)])),
+        "by_kernel": sorted(({"kernel": k, "per_step": v[0] / len(steps), "us_per_step": v[1] / len(steps)}
+                             for k, v in per_name.items()), key=lambda r: -r["us_per_step"]),
+        "first_step": [{"kernel": _kernel_name(e["name"]), "us": e["dur"],
+                        "gap_before_us": e["ts"] - (first[i - 1]["ts"] + first[i - 1]["dur"]) if i else 0.0}
+                       for i, e in enumerate(first)],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
@@ -134,6 +225,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--kernels", action="store_true", help="profile one step and one prefill for ncu")
     parser.add_argument("--length", type=int, default=2048, help="the prefill length of --kernels")
+    parser.add_argument("--timeline", action="store_true", help="trace graph replays: kernel time and gaps")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/profile_decode"), help="--timeline's traces")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -144,6 +237,19 @@ def main() -> int:
     model = ORTMambaForCausalLM.from_pretrained(args.folder, provider="cuda")
     if args.kernels:
         kernels(model, args.batches[0], args.length)
+        return 0
+    if args.timeline:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        runs = [timeline(model, batch, 50, args.workdir) for batch in args.batches]
+        print("batch | kernels a step | step span us | some kernel running us | kernel durations summed us | gaps us")
+        for r in runs:
+            print(f"{r['batch']} | {r['kernels_per_step']} | {r['span_us']:.1f} | {r['kernel_us']:.1f} | "
+                  f"{r['summed_kernel_us']:.1f} | {r['gap_us']:.1f}")
+            for row in r["by_kernel"][:12]:
+                print(f"    {row['kernel']}: {row['per_step']:.0f} a step, {row['us_per_step']:.1f} us")
+        if args.json:
+            args.json.write_text(json.dumps({"folder": str(args.folder), "onnxruntime": ort.__version__,
+                                             "runs": runs}, indent=1) + "\n")
         return 0
     rng = np.random.default_rng(0)
     rows = [dict(parts(model, batch, args.tokens, args.repeats, rng), **loop(model, batch, args.tokens, rng))
