@@ -132,7 +132,7 @@ def kernels(model, batch: int, length: int) -> None:
 
 def _kernel_name(name: str) -> str:
     """A kernel's name without its template arguments and parameters, for grouping."""
-    name = name.split("(")[0]
+    name = name.replace("(anonymous namespace)::", "").split("(")[0]
     depth, kept = 0, []
     for char in name:
         depth += char == "<"
@@ -154,9 +154,8 @@ def _union(events: list) -> float:
 
 
 def timeline(model, batch: int, replays: int, workdir: Path) -> dict:
-    """Trace ``replays`` decode-step graph replays at ``batch``: per step, the span from the first
-    kernel's start to the last one's end, the summed kernel time and the rest (the gaps); per kernel
-    name, calls and microseconds per step; and the first step's kernels in order."""
+    """Trace ``replays`` decode-step graph replays at ``batch`` (CUPTI, through torch's profiler) and
+    summarize them (summarize_steps)."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
@@ -175,22 +174,32 @@ def timeline(model, batch: int, replays: int, workdir: Path) -> dict:
         torch.cuda.synchronize()
     trace = workdir / f"timeline_b{batch}.json"
     prof.export_chrome_trace(str(trace))
-    events = [e for e in json.loads(trace.read_text())["traceEvents"]
-              if e.get("cat") == "kernel" and "dur" in e]
-    events.sort(key=lambda e: e["ts"])
-    # Steps are synchronous and apart by host work: split where a gap is far larger than any inside a step.
+    events = [e for e in json.loads(trace.read_text())["traceEvents"] if e.get("cat") == "kernel" and "dur" in e]
+    return dict(batch=batch, **summarize_steps(events))
+
+
+def summarize_steps(events: list) -> dict:
+    """Kernel events (``name``, ``ts`` and ``dur`` in microseconds) of back-to-back synchronous steps,
+    split into steps where the gap between kernels is far larger than any inside a step; steps with
+    other than the usual kernel count (partial ones at either end) are left out. Per step (medians):
+    the span from the first kernel's start to the last one's end, the time some kernel runs, the
+    kernels' durations summed, and the gaps; per kernel name, calls and microseconds per step; the
+    first step's kernels in order, each with the time from the previous kernel's end to its own end
+    (``adds_us``: what it adds to the step)."""
+    if not events:
+        raise ValueError("no kernel events: was the GPU traced?")
+    events = sorted(events, key=lambda e: e["ts"])
     gaps = [b["ts"] - (a["ts"] + a["dur"]) for a, b in zip(events, events[1:], strict=False)]
     cut = max(20.0, 4 * float(np.median(gaps))) if gaps else 0.0
-    steps, current = [], [events[0]] if events else []
+    steps, current = [], [events[0]]
     for gap, event in zip(gaps, events[1:], strict=False):
         if gap > cut:
             steps.append(current)
             current = []
         current.append(event)
-    if current:
-        steps.append(current)
+    steps.append(current)
     sizes = [len(step) for step in steps]
-    size = max(set(sizes), key=sizes.count)  # the usual step; a partial one at either end is left out
+    size = max(set(sizes), key=sizes.count)
     steps = [step for step in steps if len(step) == size]
     spans = [step[-1]["ts"] + step[-1]["dur"] - step[0]["ts"] for step in steps]
     # Kernels launched as programmatic dependents start before the previous one ends (and wait inside):
@@ -203,16 +212,16 @@ def timeline(model, batch: int, replays: int, workdir: Path) -> dict:
             entry = per_name[_kernel_name(e["name"])]
             entry[0] += 1
             entry[1] += e["dur"]
-    first = steps[0] if steps else []
+    first, ends = steps[0], [e["ts"] + e["dur"] for e in steps[0]]
     return {
-        "batch": batch, "steps": len(steps), "kernels_per_step": size,
+        "steps": len(steps), "kernels_per_step": size,
         "span_us": float(np.median(spans)), "kernel_us": float(np.median(busy)),
         "summed_kernel_us": float(np.median(summed)),
         "gap_us": float(np.median([s - b for s, b in zip(spans, busy, strict=True)])),
         "by_kernel": sorted(({"kernel": k, "per_step": v[0] / len(steps), "us_per_step": v[1] / len(steps)}
                              for k, v in per_name.items()), key=lambda r: -r["us_per_step"]),
         "first_step": [{"kernel": _kernel_name(e["name"]), "us": e["dur"],
-                        "gap_before_us": e["ts"] - (first[i - 1]["ts"] + first[i - 1]["dur"]) if i else 0.0}
+                        "adds_us": ends[i] - (max(ends[:i]) if i else e["ts"])}
                        for i, e in enumerate(first)],
     }
 
