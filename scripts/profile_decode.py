@@ -18,6 +18,7 @@ torch's profiler) and splits each step's span into kernel time and the gaps betw
     ncu --profile-from-start off --metrics gpu__time_duration.sum --csv \\
         python3 scripts/profile_decode.py /tmp/e2e/fp16 --kernels --batches 1 > kernels.csv
     python3 scripts/profile_decode.py /tmp/e2e/fp16 --timeline --batches 1 32 --json $OUT/timeline.json
+    python3 scripts/profile_decode.py $OUT/timeline.json    # print a saved one again
 """
 
 from __future__ import annotations
@@ -226,6 +227,38 @@ def summarize_steps(events: list) -> dict:
     }
 
 
+def per_layer(first_step: list, layers: int) -> dict:
+    """The step's kernels by their place in a layer: the first run of ``layers`` repeats of the same
+    kernel names, and per place the mean microseconds it adds to the step (``adds_us``; traces
+    written before that field: the gap before the kernel plus its duration); the rest is outside
+    the layers (embedding, final norm, head, argmax)."""
+    names = [row["kernel"] for row in first_step]
+    adds = [row["adds_us"] if "adds_us" in row else row["gap_before_us"] + row["us"] for row in first_step]
+    for per in range(len(names) // layers if layers > 0 else 0, 0, -1):  # the most kernels a layer first
+        for offset in range(len(names) - per * layers + 1):
+            block = names[offset:offset + per]
+            if all(names[offset + i * per:offset + (i + 1) * per] == block for i in range(layers)):
+                places = [{"kernel": block[j],
+                           "adds_us": sum(adds[offset + i * per + j] for i in range(layers)) / layers}
+                          for j in range(per)]
+                outside = sum(adds) - sum(adds[offset:offset + per * layers])
+                return {"kernels_per_layer": per, "places": places, "outside_layers_us": outside}
+    raise ValueError(f"no run of {layers} layers with the same kernels in this step ({len(names)} kernels)")
+
+
+def _print_timeline(runs: list, layers: int) -> None:
+    print("batch | kernels a step | step span us | some kernel running us | kernel durations summed us | gaps us")
+    for r in runs:
+        print(f"{r['batch']} | {r['kernels_per_step']} | {r['span_us']:.1f} | {r['kernel_us']:.1f} | "
+              f"{r['summed_kernel_us']:.1f} | {r['gap_us']:.1f}")
+        for row in r["by_kernel"][:12]:
+            print(f"    {row['kernel']}: {row['per_step']:.0f} a step, {row['us_per_step']:.1f} us")
+        layer = per_layer(r["first_step"], layers)
+        print("    a layer, us added to the step by each kernel in order: "
+              + ", ".join(f"{p['kernel'].split('::')[-1]} {p['adds_us']:.2f}" for p in layer["places"])
+              + f"; outside the layers {layer['outside_layers_us']:.1f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
@@ -235,9 +268,17 @@ def main() -> int:
     parser.add_argument("--kernels", action="store_true", help="profile one step and one prefill for ncu")
     parser.add_argument("--length", type=int, default=2048, help="the prefill length of --kernels")
     parser.add_argument("--timeline", action="store_true", help="trace graph replays: kernel time and gaps")
+    parser.add_argument("--layers", type=int, help="with folder a --timeline JSON: print it, for this many layers")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/profile_decode"), help="--timeline's traces")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.folder.suffix == ".json":  # a saved --timeline run
+        saved = json.loads(args.folder.read_text())
+        layers = args.layers or saved.get("num_layers")
+        if not layers:
+            parser.error(f"{args.folder} does not say how many layers the model has: pass --layers")
+        _print_timeline(saved["runs"], layers)
+        return 0
 
     import onnxruntime as ort
 
@@ -250,15 +291,11 @@ def main() -> int:
     if args.timeline:
         args.workdir.mkdir(parents=True, exist_ok=True)
         runs = [timeline(model, batch, 50, args.workdir) for batch in args.batches]
-        print("batch | kernels a step | step span us | some kernel running us | kernel durations summed us | gaps us")
-        for r in runs:
-            print(f"{r['batch']} | {r['kernels_per_step']} | {r['span_us']:.1f} | {r['kernel_us']:.1f} | "
-                  f"{r['summed_kernel_us']:.1f} | {r['gap_us']:.1f}")
-            for row in r["by_kernel"][:12]:
-                print(f"    {row['kernel']}: {row['per_step']:.0f} a step, {row['us_per_step']:.1f} us")
+        layers = int(model.info["num_layers"])
+        _print_timeline(runs, layers)
         if args.json:
             args.json.write_text(json.dumps({"folder": str(args.folder), "onnxruntime": ort.__version__,
-                                             "runs": runs}, indent=1) + "\n")
+                                             "num_layers": layers, "runs": runs}, indent=1) + "\n")
         return 0
     rng = np.random.default_rng(0)
     rows = [dict(parts(model, batch, args.tokens, args.repeats, rng), **loop(model, batch, args.tokens, rng))

@@ -61,3 +61,19 @@ def test_a_trace_is_split_into_steps_with_span_busy_time_and_gaps():
 def test_an_empty_trace_is_an_error_that_says_so():
     with pytest.raises(ValueError, match="no kernel events"):
         _script().summarize_steps([])
+
+
+def test_a_step_is_split_by_place_in_the_layer():
+    step = [{"kernel": "embed", "adds_us": 1.0}]
+    for layer in range(3):
+        step += [{"kernel": "norm", "adds_us": 1.0 + layer}, {"kernel": "scan", "adds_us": 5.0}]
+    step += [{"kernel": "norm", "adds_us": 2.0}, {"kernel": "head", "adds_us": 4.0}]
+    layer = _script().per_layer(step, layers=3)
+    assert layer["kernels_per_layer"] == 2
+    assert [(p["kernel"], p["adds_us"]) for p in layer["places"]] == [("norm", 2.0), ("scan", 5.0)]
+    assert layer["outside_layers_us"] == 7.0
+    # Traces saved before adds_us: the gap before a kernel plus its duration.
+    old = [{"kernel": row["kernel"], "gap_before_us": 0.5, "us": row["adds_us"] - 0.5} for row in step]
+    assert _script().per_layer(old, layers=3) == layer
+    with pytest.raises(ValueError, match="no run of 4 layers"):
+        _script().per_layer(step, layers=4)
