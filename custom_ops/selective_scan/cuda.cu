@@ -158,11 +158,13 @@ bool TakesSequentialPath(const SelectiveScanParams& p) {
 
 // The projected form ahead of the chunked paths: out[step, d] = delta_weight[d, :] . x_dt[step, :]
 // in float32, summed over r in order. A block takes kProjectChannels channels (a thread each) and
-// up to kProjectSteps steps (fewer where their rows would not fit 48 KiB): the steps' x_dt rows are staged once in shared memory (every thread reads
-// the same word: a broadcast), and a thread holds kProjectRowTerms terms of its weight row in
-// registers while it walks the steps, so a weight is read once per block. One block a step,
-// each thread reading its weight row 4 x rank bytes away from its neighbour's, took the
-// projected prefill from 5.8 to 14 ms (mamba-130m, 2048 tokens: results/gpu/2026-12-01-fused-delta).
+// up to kProjectSteps steps (fewer where their rows would not fit 48 KiB): the steps' x_dt rows
+// are staged once in shared memory (every thread reads the same word: a broadcast), and a thread
+// holds kProjectRowTerms terms of its weight row in registers while it walks the steps, so a
+// weight is read once per block. One block a step, each thread reading its weight row 4 x rank
+// bytes away from its neighbour's, took the projected prefill from 5.8 to 14 ms (mamba-130m,
+// 2048 tokens: results/gpu/2026-12-01-fused-delta); with this kernel it takes 6.0 ms, the
+// plain export 5.1 (results/gpu/2026-12-02-decode-profile).
 constexpr int kProjectChannels = 128;
 constexpr int kProjectSteps = 32;
 constexpr int kProjectRowTerms = 16;
@@ -171,7 +173,8 @@ constexpr int kProjectRowTerms = 16;
 __host__ __device__ inline int64_t ProjectRowFloats(int64_t rank) { return (rank + 3) / 4 * 4; }
 
 template <typename T>
-__global__ void __launch_bounds__(kProjectChannels) ProjectDeltaKernel(const SelectiveScanParams p, float* out, int block_steps) {
+__global__ void __launch_bounds__(kProjectChannels)
+    ProjectDeltaKernel(const SelectiveScanParams p, float* out, int block_steps) {
   extern __shared__ float4 staged[];  // [block_steps][ProjectRowFloats(rank) / 4]
   ReleaseNextKernel();
   WaitForPreviousKernel();
