@@ -28,7 +28,9 @@
 #                              the CUDA runtime), "quality" (the bf16 quality row), "loads" (the chunked
 #                              scan's strided against staged loads), "serve" (the scheduler's load test
 #                              in-process on CUDA, random and trained weights), "profile" (a token's time
-#                              by part, and ncu's kernels of one decode step and one prefill), "first_calls"
+#                              by part, and ncu's kernels of one decode step and one prefill), "timeline"
+#                              (decode steps' graph replays traced as they run: kernel time and gaps;
+#                              TIMELINE_BATCHES, default "1 32 128"), "first_calls"
 #                              (a first call at new prompt lengths against the second, per node, lazy and
 #                              eager kernel loading), "fused_delta" (generate() on the plain against the
 #                              --fuse-delta-proj export), "decode_ab" (decode steps of the library under
@@ -40,6 +42,8 @@
 #   AB_SETTINGS                for "decode_ab": space-separated NAME=VAR=VALUE, each timed as a run of the
 #                              library under test with VAR=VALUE set, e.g. "pdl_on=MAMBA_EXPORT_DEPENDENT_LAUNCH=1
 #                              channel=MAMBA_EXPORT_DECODE_SCAN=channel"
+#   AB_LIBRARIES               for "decode_ab": space-separated NAME=PATH, more builds of the op library timed
+#                              beside the one under test (each run named NAME)
 #   AB_VARIANTS                the exports "decode_ab" times: "plain" (default: the default CUDA export), "fused"
 #                              (--fuse-delta-proj), "linear" (--linear-op), "tokens" (--next-tokens) and/or
 #                              "head" (--no-next-tokens: tokens chosen by the token head's session)
@@ -205,6 +209,15 @@ for batch in ${PROFILE_KERNEL_BATCHES:-1}; do
 done
 fi
 
+# 5d*. Decode steps' graph replays traced as they run (scripts/profile_decode.py --timeline): kernel time
+#      and the gaps between kernels, per batch size.
+if [[ "${steps}" == *" timeline "* ]]; then
+[[ -d /tmp/e2e/fp16 ]] || step export_fp16 150 bash -o pipefail -c "python3 -m mamba_export export \
+  --model preset:mamba-130m /tmp/e2e/fp16 --device cuda --dtype fp16 --no-check --force 2>&1 | tail -n 3"
+step timeline 200 bash -o pipefail -c "python3 scripts/profile_decode.py /tmp/e2e/fp16 --timeline \
+  --batches ${TIMELINE_BATCHES:-1 32 128} --json '${out}/timeline.json' 2>&1"
+fi
+
 # 5d'. The projected delta (--fuse-delta-proj): generate() on the plain and the fused fp16 export in one
 #      run (its CUDA op tests are in "op", its export tests in "gpu_tests").
 if [[ "${steps}" == *" fused_delta "* ]]; then
@@ -226,6 +239,7 @@ settings="" variants="${AB_VARIANTS:-plain}" ab_model="${AB_MODEL:-preset:mamba-
 ab_root="/tmp/decode_ab/$(echo "${ab_model}" | tr -c 'A-Za-z0-9.\n-' _)"
 [[ -n "${BASE_LIBRARY:-}" ]] && settings="base"
 for entry in ${AB_SETTINGS:-}; do settings="${settings} ${entry}"; done
+for entry in ${AB_LIBRARIES:-}; do settings="${settings} library:${entry}"; done
 for variant in ${variants}; do
   flag=""; [[ "${variant}" == fused ]] && flag="--fuse-delta-proj"; [[ "${variant}" == linear ]] && flag="--linear-op"
   [[ "${variant}" == tokens ]] && flag="--next-tokens"; [[ "${variant}" == head ]] && flag="--no-next-tokens"
@@ -239,7 +253,11 @@ for pass in 1 2; do
     for setting in ${settings} new; do
       index=$((index + 1)) name="${setting%%=*}" library="${MAMBA_EXPORT_OPS_LIBRARY}" assignment=""
       [[ "${setting}" == base ]] && library="$(realpath "${BASE_LIBRARY}")"
-      [[ "${setting}" == *=* ]] && assignment="${setting#*=}"
+      if [[ "${setting}" == library:* ]]; then
+        name="${setting#library:}" name="${name%%=*}" library="$(realpath "${setting#*=}")"
+      elif [[ "${setting}" == *=* ]]; then
+        assignment="${setting#*=}"
+      fi
       step "decode_${index}_${variant}_${name}" 90 bash -o pipefail -c "${assignment} \
         MAMBA_EXPORT_OPS_LIBRARY='${library}' python3 scripts/profile_decode.py ${ab_root}/${variant} \
         --batches ${AB_BATCHES:-1 32 128} --json /tmp/decode_ab/json/$(printf %02d ${index})_${variant}_${name}.json 2>&1 | tail -n 6"

@@ -10,11 +10,15 @@ timed where they happen (the ``loop_*`` columns: step(), next_tokens() and the P
 between them, prefill left out), since parts timed alone can run faster than in the loop.
 With ``--kernels`` it also runs one decode step and one prefill between
 cudaProfilerStart/Stop (for ``ncu --profile-from-start off``), so the GPU's own list of
-kernels can be taken of exactly those calls.
+kernels can be taken of exactly those calls. ncu times each kernel alone (serialised, caches
+flushed, base clocks); ``--timeline`` instead traces graph replays as they run (CUPTI, through
+torch's profiler) and splits each step's span into kernel time and the gaps between kernels.
 
     python3 scripts/profile_decode.py /tmp/e2e/fp16 --batches 1 32 --json $OUT/profile_decode.json
     ncu --profile-from-start off --metrics gpu__time_duration.sum --csv \\
         python3 scripts/profile_decode.py /tmp/e2e/fp16 --kernels --batches 1 > kernels.csv
+    python3 scripts/profile_decode.py /tmp/e2e/fp16 --timeline --batches 1 32 --json $OUT/timeline.json
+    python3 scripts/profile_decode.py $OUT/timeline.json    # print a saved one again
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +131,134 @@ def kernels(model, batch: int, length: int) -> None:
     torch.cuda.profiler.stop()
 
 
+def _kernel_name(name: str) -> str:
+    """A kernel's name without its template arguments and parameters, for grouping."""
+    name = name.replace("(anonymous namespace)::", "").split("(")[0]
+    depth, kept = 0, []
+    for char in name:
+        depth += char == "<"
+        if depth == 0:
+            kept.append(char)
+        depth -= char == ">"
+    return "".join(kept).replace("void ", "").strip()[-60:]
+
+
+def _union(events: list) -> float:
+    """Microseconds covered by at least one of the kernels."""
+    total, end = 0.0, float("-inf")
+    for e in events:  # sorted by start
+        start, stop = e["ts"], e["ts"] + e["dur"]
+        if stop > end:
+            total += stop - max(start, end)
+            end = stop
+    return total
+
+
+def timeline(model, batch: int, replays: int, workdir: Path) -> dict:
+    """Trace ``replays`` decode-step graph replays at ``batch`` (CUPTI, through torch's profiler) and
+    summarize them (summarize_steps)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    vocab = int(model.info["vocab_size"])
+    ids = np.random.default_rng(0).integers(2, vocab, size=(batch, 16), dtype=np.int64)
+    model.generate(ids, max_new_tokens=4, eos_token_id=[])
+    buffers = model.decode_cache[batch]
+    graph = buffers.graph_options[0] if buffers.captured[0] else None
+    binding = buffers.decode_bindings[0]
+    for _ in range(20):
+        model.session.run_with_iobinding(binding, graph)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(replays):
+            model.session.run_with_iobinding(binding, graph)  # synchronous: steps do not overlap
+        torch.cuda.synchronize()
+    trace = workdir / f"timeline_b{batch}.json"
+    prof.export_chrome_trace(str(trace))
+    events = [e for e in json.loads(trace.read_text())["traceEvents"] if e.get("cat") == "kernel" and "dur" in e]
+    return dict(batch=batch, **summarize_steps(events))
+
+
+def summarize_steps(events: list) -> dict:
+    """Kernel events (``name``, ``ts`` and ``dur`` in microseconds) of back-to-back synchronous steps,
+    split into steps where the gap between kernels is far larger than any inside a step; steps with
+    other than the usual kernel count (partial ones at either end) are left out. Per step (medians):
+    the span from the first kernel's start to the last one's end, the time some kernel runs, the
+    kernels' durations summed, and the gaps; per kernel name, calls and microseconds per step; the
+    first step's kernels in order, each with the time from the previous kernel's end to its own end
+    (``adds_us``: what it adds to the step)."""
+    if not events:
+        raise ValueError("no kernel events: was the GPU traced?")
+    events = sorted(events, key=lambda e: e["ts"])
+    gaps = [b["ts"] - (a["ts"] + a["dur"]) for a, b in zip(events, events[1:], strict=False)]
+    cut = max(20.0, 4 * float(np.median(gaps))) if gaps else 0.0
+    steps, current = [], [events[0]]
+    for gap, event in zip(gaps, events[1:], strict=False):
+        if gap > cut:
+            steps.append(current)
+            current = []
+        current.append(event)
+    steps.append(current)
+    sizes = [len(step) for step in steps]
+    size = max(set(sizes), key=sizes.count)
+    steps = [step for step in steps if len(step) == size]
+    spans = [step[-1]["ts"] + step[-1]["dur"] - step[0]["ts"] for step in steps]
+    # Kernels launched as programmatic dependents start before the previous one ends (and wait inside):
+    # the time some kernel runs is the union of their intervals, not the sum.
+    busy = [_union(step) for step in steps]
+    summed = [sum(e["dur"] for e in step) for step in steps]
+    per_name: dict = defaultdict(lambda: [0, 0.0])
+    for step in steps:
+        for e in step:
+            entry = per_name[_kernel_name(e["name"])]
+            entry[0] += 1
+            entry[1] += e["dur"]
+    first, ends = steps[0], [e["ts"] + e["dur"] for e in steps[0]]
+    return {
+        "steps": len(steps), "kernels_per_step": size,
+        "span_us": float(np.median(spans)), "kernel_us": float(np.median(busy)),
+        "summed_kernel_us": float(np.median(summed)),
+        "gap_us": float(np.median([s - b for s, b in zip(spans, busy, strict=True)])),
+        "by_kernel": sorted(({"kernel": k, "per_step": v[0] / len(steps), "us_per_step": v[1] / len(steps)}
+                             for k, v in per_name.items()), key=lambda r: -r["us_per_step"]),
+        "first_step": [{"kernel": _kernel_name(e["name"]), "us": e["dur"],
+                        "adds_us": ends[i] - (max(ends[:i]) if i else e["ts"])}
+                       for i, e in enumerate(first)],
+    }
+
+
+def per_layer(first_step: list, layers: int) -> dict:
+    """The step's kernels by their place in a layer: the first run of ``layers`` repeats of the same
+    kernel names, and per place the mean microseconds it adds to the step (``adds_us``; traces
+    written before that field: the gap before the kernel plus its duration); the rest is outside
+    the layers (embedding, final norm, head, argmax)."""
+    names = [row["kernel"] for row in first_step]
+    adds = [row["adds_us"] if "adds_us" in row else row["gap_before_us"] + row["us"] for row in first_step]
+    for per in range(len(names) // layers if layers > 0 else 0, 0, -1):  # the most kernels a layer first
+        for offset in range(len(names) - per * layers + 1):
+            block = names[offset:offset + per]
+            if all(names[offset + i * per:offset + (i + 1) * per] == block for i in range(layers)):
+                places = [{"kernel": block[j],
+                           "adds_us": sum(adds[offset + i * per + j] for i in range(layers)) / layers}
+                          for j in range(per)]
+                outside = sum(adds) - sum(adds[offset:offset + per * layers])
+                return {"kernels_per_layer": per, "places": places, "outside_layers_us": outside}
+    raise ValueError(f"no run of {layers} layers with the same kernels in this step ({len(names)} kernels)")
+
+
+def _print_timeline(runs: list, layers: int) -> None:
+    print("batch | kernels a step | step span us | some kernel running us | kernel durations summed us | gaps us")
+    for r in runs:
+        print(f"{r['batch']} | {r['kernels_per_step']} | {r['span_us']:.1f} | {r['kernel_us']:.1f} | "
+              f"{r['summed_kernel_us']:.1f} | {r['gap_us']:.1f}")
+        for row in r["by_kernel"][:12]:
+            print(f"    {row['kernel']}: {row['per_step']:.0f} a step, {row['us_per_step']:.1f} us")
+        layer = per_layer(r["first_step"], layers)
+        print("    a layer, us added to the step by each kernel in order: "
+              + ", ".join(f"{p['kernel'].split('::')[-1]} {p['adds_us']:.2f}" for p in layer["places"])
+              + f"; outside the layers {layer['outside_layers_us']:.1f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
@@ -134,8 +267,18 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--kernels", action="store_true", help="profile one step and one prefill for ncu")
     parser.add_argument("--length", type=int, default=2048, help="the prefill length of --kernels")
+    parser.add_argument("--timeline", action="store_true", help="trace graph replays: kernel time and gaps")
+    parser.add_argument("--layers", type=int, help="with folder a --timeline JSON: print it, for this many layers")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/profile_decode"), help="--timeline's traces")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.folder.suffix == ".json":  # a saved --timeline run
+        saved = json.loads(args.folder.read_text())
+        layers = args.layers or saved.get("num_layers")
+        if not layers:
+            parser.error(f"{args.folder} does not say how many layers the model has: pass --layers")
+        _print_timeline(saved["runs"], layers)
+        return 0
 
     import onnxruntime as ort
 
@@ -144,6 +287,15 @@ def main() -> int:
     model = ORTMambaForCausalLM.from_pretrained(args.folder, provider="cuda")
     if args.kernels:
         kernels(model, args.batches[0], args.length)
+        return 0
+    if args.timeline:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        runs = [timeline(model, batch, 50, args.workdir) for batch in args.batches]
+        layers = int(model.info["num_layers"])
+        _print_timeline(runs, layers)
+        if args.json:
+            args.json.write_text(json.dumps({"folder": str(args.folder), "onnxruntime": ort.__version__,
+                                             "num_layers": layers, "runs": runs}, indent=1) + "\n")
         return 0
     rng = np.random.default_rng(0)
     rows = [dict(parts(model, batch, args.tokens, args.repeats, rng), **loop(model, batch, args.tokens, rng))

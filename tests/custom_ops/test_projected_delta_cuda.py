@@ -42,6 +42,8 @@ CASES = {
     "chunked_state_20": dict(batch=2, dim=8, length=300, state=20, rank=5),
     "chunked_state_200_decode": dict(batch=2, dim=4, length=1, state=200, rank=3),
     "chunked_rank_300": dict(batch=1, dim=16, length=40, state=16, rank=300),
+    # rows of 600 floats: 20 steps a projection block fit 48 KiB (32 otherwise); 130 channels: two blocks
+    "chunked_rank_600": dict(batch=2, dim=130, length=45, state=16, rank=600),
     "chunked_no_optional": dict(batch=2, dim=8, length=70, state=16, rank=4, present=()),
 }
 

@@ -8,6 +8,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from mamba_export.runtime.model import ORTMambaForCausalLM
 
@@ -30,3 +31,49 @@ def test_the_loop_is_split_into_step_next_tokens_and_python(export_tiny):
     assert row["loop_step_ms"] > 0 and row["loop_next_tokens_ms"] > 0 and row["loop_python_ms"] >= 0
     # The timers wrap one decoder of its own: the model generates as before.
     np.testing.assert_array_equal(model.generate(ids, max_new_tokens=5, eos_token_id=[]), before)
+
+
+def _event(name, ts, dur):
+    return {"name": name, "ts": ts, "dur": dur}
+
+
+def test_a_trace_is_split_into_steps_with_span_busy_time_and_gaps():
+    steps = []
+    for k in range(3):  # three steps 1 ms apart; inside each, a dependent launch overlaps its predecessor
+        t = 1000.0 * k
+        steps += [_event("void ns::(anonymous namespace)::NormKernel<__half, 4>(ns::Params)", t, 4.0),
+                  _event("void ns::LinearKernel<__half>(ns::LinearParams)", t + 2.0, 6.0),  # starts inside the norm
+                  _event("gemm_kernel", t + 10.0, 5.0)]  # 2 us of gap before it
+    partial = [_event("gemm_kernel", 3000.0, 5.0)]  # a step cut by the trace's end is left out
+    summary = _script().summarize_steps(list(reversed(steps + partial)))
+    assert summary["steps"] == 3 and summary["kernels_per_step"] == 3
+    assert summary["span_us"] == 15.0
+    assert summary["kernel_us"] == 13.0  # 0..8 and 10..15: the overlap counted once
+    assert summary["summed_kernel_us"] == 15.0
+    assert summary["gap_us"] == 2.0
+    names = {row["kernel"]: row for row in summary["by_kernel"]}
+    assert set(names) == {"ns::NormKernel", "ns::LinearKernel", "gemm_kernel"}
+    assert names["ns::LinearKernel"]["per_step"] == 1 and names["ns::LinearKernel"]["us_per_step"] == 6.0
+    assert [row["adds_us"] for row in summary["first_step"]] == [4.0, 4.0, 7.0]  # adds sum to the span
+    assert sum(row["adds_us"] for row in summary["first_step"]) == summary["span_us"]
+
+
+def test_an_empty_trace_is_an_error_that_says_so():
+    with pytest.raises(ValueError, match="no kernel events"):
+        _script().summarize_steps([])
+
+
+def test_a_step_is_split_by_place_in_the_layer():
+    step = [{"kernel": "embed", "adds_us": 1.0}]
+    for layer in range(3):
+        step += [{"kernel": "norm", "adds_us": 1.0 + layer}, {"kernel": "scan", "adds_us": 5.0}]
+    step += [{"kernel": "norm", "adds_us": 2.0}, {"kernel": "head", "adds_us": 4.0}]
+    layer = _script().per_layer(step, layers=3)
+    assert layer["kernels_per_layer"] == 2
+    assert [(p["kernel"], p["adds_us"]) for p in layer["places"]] == [("norm", 2.0), ("scan", 5.0)]
+    assert layer["outside_layers_us"] == 7.0
+    # Traces saved before adds_us: the gap before a kernel plus its duration.
+    old = [{"kernel": row["kernel"], "gap_before_us": 0.5, "us": row["adds_us"] - 0.5} for row in step]
+    assert _script().per_layer(old, layers=3) == layer
+    with pytest.raises(ValueError, match="no run of 4 layers"):
+        _script().per_layer(step, layers=4)
