@@ -58,3 +58,17 @@ extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_decod
   return -1;
 #endif
 }
+
+// Switches the short-sequence CUDA scan's index arithmetic (selective_scan/cuda_loads.h): 0 32-bit
+// where every offset fits (the default), 1 64-bit always. Returns the previous mode, or -1 for
+// another value or a build without CUDA kernels.
+extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_scan_index(int mode) {
+#if defined(MAMBA_EXPORT_WITH_CUDA)
+  using mamba_export_ops::ScanIndex;
+  if (mode != static_cast<int>(ScanIndex::kFits) && mode != static_cast<int>(ScanIndex::kWide)) return -1;
+  return static_cast<int>(mamba_export_ops::SetScanIndex(static_cast<ScanIndex>(mode)));
+#else
+  (void)mode;
+  return -1;
+#endif
+}

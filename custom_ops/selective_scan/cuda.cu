@@ -58,6 +58,15 @@ int InitialDecodeScan() {
 
 std::atomic<int> g_decode_scan{InitialDecodeScan()};
 
+// 32-bit index arithmetic where it fits, unless MAMBA_EXPORT_SCAN_INDEX=64 asks for 64-bit always.
+int InitialScanIndex() {
+  const char* value = std::getenv("MAMBA_EXPORT_SCAN_INDEX");
+  const bool wide = value != nullptr && (std::strcmp(value, "64") == 0 || std::strcmp(value, "1") == 0);
+  return static_cast<int>(wide ? ScanIndex::kWide : ScanIndex::kFits);
+}
+
+std::atomic<int> g_scan_index{InitialScanIndex()};
+
 // Up to this length a step-by-step walk beats the chunked scan, whose warp-wide
 // combine costs about as much as a few sequential steps per state index.
 constexpr int64_t kSequentialMaxLength = 16;
@@ -99,11 +108,17 @@ cudaError_t LaunchSequential(const SelectiveScanParams& p, cudaStream_t stream) 
     }
     return LaunchKernel(cuda_scan::ChannelScanKernel<T, false>, grid, cuda_scan::kChannelThreads, 0, stream, p, lanes);
   }
-  const int64_t threads = p.batch * p.dim * lanes;
+  // x: one batch entry's channels; y: batch entries (the kernel strides over y past 65535).
+  const int64_t threads = p.dim * lanes;
   const int64_t blocks = (threads + cuda_scan::kSequentialThreads - 1) / cuda_scan::kSequentialThreads;
   if (blocks > INT32_MAX) return cudaErrorInvalidConfiguration;
-  return LaunchKernel(SequentialScanKernel<T>, static_cast<unsigned>(blocks), cuda_scan::kSequentialThreads, 0,
-                      stream, p, log2_lanes);
+  const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(std::min<int64_t>(p.batch, 65535)));
+  if (GetScanIndex() == ScanIndex::kFits && cuda_scan::SequentialIndexFits32(p)) {
+    return LaunchKernel(SequentialScanKernel<T, int32_t>, grid, cuda_scan::kSequentialThreads, 0, stream, p,
+                        log2_lanes);
+  }
+  return LaunchKernel(SequentialScanKernel<T, int64_t>, grid, cuda_scan::kSequentialThreads, 0, stream, p,
+                      log2_lanes);
 }
 
 // The staged kernel (cuda_chunked_staged.cuh): one block per StagedWarps channels, all of
@@ -268,6 +283,12 @@ DecodeScan GetDecodeScan() { return static_cast<DecodeScan>(g_decode_scan.load(s
 
 DecodeScan SetDecodeScan(DecodeScan scan) {
   return static_cast<DecodeScan>(g_decode_scan.exchange(static_cast<int>(scan)));
+}
+
+ScanIndex GetScanIndex() { return static_cast<ScanIndex>(g_scan_index.load(std::memory_order_relaxed)); }
+
+ScanIndex SetScanIndex(ScanIndex index) {
+  return static_cast<ScanIndex>(g_scan_index.exchange(static_cast<int>(index)));
 }
 
 size_t SelectiveScanCudaScratchBytes(const SelectiveScanParams& p) {
