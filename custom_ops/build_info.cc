@@ -15,6 +15,7 @@ extern "C" __attribute__((visibility("default"))) int mamba_export_ops_has_cuda(
 
 #if defined(MAMBA_EXPORT_WITH_CUDA)
 #include "common/dependent_launch.h"
+#include "common/index_width.h"
 #include "selective_scan/cuda_loads.h"
 #endif
 
@@ -59,16 +60,15 @@ extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_decod
 #endif
 }
 
-// Switches the short-sequence CUDA scan's index arithmetic (selective_scan/cuda_loads.h): 0 32-bit
-// where every offset fits (the default), 1 64-bit always. Returns the previous mode, or -1 for
-// another value or a build without CUDA kernels.
-extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_scan_index(int mode) {
+// Switches the CUDA kernels' index arithmetic (common/index_width.h): 0 32-bit where every offset
+// of a call fits (the default), 1 64-bit always. Returns the previous setting, or -1 for another
+// value or a build without CUDA kernels.
+extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_wide_index(int on) {
 #if defined(MAMBA_EXPORT_WITH_CUDA)
-  using mamba_export_ops::ScanIndex;
-  if (mode != static_cast<int>(ScanIndex::kFits) && mode != static_cast<int>(ScanIndex::kWide)) return -1;
-  return static_cast<int>(mamba_export_ops::SetScanIndex(static_cast<ScanIndex>(mode)));
+  if (on != 0 && on != 1) return -1;
+  return mamba_export_ops::SetWideIndex(on == 1) ? 1 : 0;
 #else
-  (void)mode;
+  (void)on;
   return -1;
 #endif
 }

@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/index_width.h"
 #include "cuda.h"
 #include "cuda_channel.cuh"
 #include "cuda_chunked.cuh"
@@ -57,15 +58,6 @@ int InitialDecodeScan() {
 }
 
 std::atomic<int> g_decode_scan{InitialDecodeScan()};
-
-// 32-bit index arithmetic where it fits, unless MAMBA_EXPORT_SCAN_INDEX=64 asks for 64-bit always.
-int InitialScanIndex() {
-  const char* value = std::getenv("MAMBA_EXPORT_SCAN_INDEX");
-  const bool wide = value != nullptr && (std::strcmp(value, "64") == 0 || std::strcmp(value, "1") == 0);
-  return static_cast<int>(wide ? ScanIndex::kWide : ScanIndex::kFits);
-}
-
-std::atomic<int> g_scan_index{InitialScanIndex()};
 
 // Up to this length a step-by-step walk beats the chunked scan, whose warp-wide
 // combine costs about as much as a few sequential steps per state index.
@@ -113,7 +105,7 @@ cudaError_t LaunchSequential(const SelectiveScanParams& p, cudaStream_t stream) 
   const int64_t blocks = (threads + cuda_scan::kSequentialThreads - 1) / cuda_scan::kSequentialThreads;
   if (blocks > INT32_MAX) return cudaErrorInvalidConfiguration;
   const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(std::min<int64_t>(p.batch, 65535)));
-  if (GetScanIndex() == ScanIndex::kFits && cuda_scan::SequentialIndexFits32(p)) {
+  if (TakesNarrowIndex(cuda_scan::SequentialLastOffset(p))) {
     return LaunchKernel(SequentialScanKernel<T, int32_t>, grid, cuda_scan::kSequentialThreads, 0, stream, p,
                         log2_lanes);
   }
@@ -283,12 +275,6 @@ DecodeScan GetDecodeScan() { return static_cast<DecodeScan>(g_decode_scan.load(s
 
 DecodeScan SetDecodeScan(DecodeScan scan) {
   return static_cast<DecodeScan>(g_decode_scan.exchange(static_cast<int>(scan)));
-}
-
-ScanIndex GetScanIndex() { return static_cast<ScanIndex>(g_scan_index.load(std::memory_order_relaxed)); }
-
-ScanIndex SetScanIndex(ScanIndex index) {
-  return static_cast<ScanIndex>(g_scan_index.exchange(static_cast<int>(index)));
 }
 
 size_t SelectiveScanCudaScratchBytes(const SelectiveScanParams& p) {

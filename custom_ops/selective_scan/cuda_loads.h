@@ -11,11 +11,6 @@
 // (cuda_sequential.cuh, the default), or one thread per (batch, channel) where the batch is
 // large (cuda_channel.cuh). mamba_export_ops_set_decode_scan; MAMBA_EXPORT_DECODE_SCAN=channel
 // starts a process with the channel kernel where it applies.
-//
-// ScanIndex: the index arithmetic of the short-sequence scan: 32-bit where every offset fits
-// (SequentialIndexFits32 in cuda_sequential.cuh, the default), or 64-bit always (the path of
-// tensors too large for 32 bits, which tests cannot allocate). mamba_export_ops_set_scan_index;
-// MAMBA_EXPORT_SCAN_INDEX=64 starts a process in 64-bit mode.
 #pragma once
 
 namespace mamba_export_ops {
@@ -24,14 +19,10 @@ enum class ScanLoads : int { kStrided = 0, kStaged = 1 };
 
 enum class DecodeScan : int { kLanes = 0, kChannel = 1 };
 
-enum class ScanIndex : int { kFits = 0, kWide = 1 };
-
 // Defined in cuda.cu (CUDA builds only).
 ScanLoads GetScanLoads();
 ScanLoads SetScanLoads(ScanLoads loads);  // returns the previous mode
 DecodeScan GetDecodeScan();
 DecodeScan SetDecodeScan(DecodeScan scan);  // returns the previous mode
-ScanIndex GetScanIndex();
-ScanIndex SetScanIndex(ScanIndex index);  // returns the previous mode
 
 }  // namespace mamba_export_ops

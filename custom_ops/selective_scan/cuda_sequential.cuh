@@ -28,10 +28,9 @@ inline int SequentialLanesPerChannel(int64_t state) {
   return lanes;
 }
 
-// Whether every element offset the walk computes fits a signed 32-bit integer, so that it can
-// take its index arithmetic in 32 bits: a 64-bit product is three multiply-adds, and with
-// them the index arithmetic was most of a decode thread's instructions.
-inline bool SequentialIndexFits32(const SelectiveScanParams& p) {
+// The largest element offset (or product of indices) the walk computes for a call: where it is
+// below 2^31 the walk takes its index arithmetic in 32 bits (common/index_width.h).
+inline int64_t SequentialLastOffset(const SelectiveScanParams& p) {
   const int64_t last_b = p.batch - 1, last_d = p.dim - 1, last_t = p.length > 0 ? p.length - 1 : 0;
   const int64_t last_n = p.state - 1;
   const auto sequence = [&](const SequenceStrides& s) { return last_b * s.batch + last_d * s.dim + last_t * s.time; };
@@ -43,14 +42,16 @@ inline bool SequentialIndexFits32(const SelectiveScanParams& p) {
       p.batch * p.dim * p.state, p.dim * p.state, p.dim * p.rank, (p.batch * p.length + 1) * p.packed.delta + p.rank,
       // the lane-group threads of one batch entry
       p.dim * kSequentialThreads};
+  int64_t last = 0;
   for (const int64_t offset : offsets) {
-    if (offset < 0 || offset >= INT32_MAX) return false;
+    if (offset < 0) return -1;
+    last = offset > last ? offset : last;
   }
-  return true;
+  return last;
 }
 
 // One (batch, channel) row: this lane's states of row (b, d_lane), d_lane past D for lanes that
-// only take part in the shuffles. I: the index type (int32_t where SequentialIndexFits32).
+// only take part in the shuffles. I: the index type (int32_t where SequentialLastOffset fits).
 template <typename T, typename I>
 __device__ __forceinline__ void SequentialScanRow(const SelectiveScanParams& p, I b, I d_lane, int slot,
                                                   int log2_lanes) {

@@ -1,5 +1,6 @@
 """The op library's process-wide kernel switches (mamba_export_ops_set_scan_loads,
-mamba_export_ops_set_decode_scan, mamba_export_ops_set_scan_index; selective_scan/cuda_loads.h), as pytest fixtures: each
+mamba_export_ops_set_decode_scan; selective_scan/cuda_loads.h; mamba_export_ops_set_wide_index;
+common/index_width.h), as pytest fixtures: each
 test switches the very library ONNX Runtime loaded, and the process's mode comes back after."""
 
 from __future__ import annotations
