@@ -145,7 +145,8 @@ python3 -c "import xdist" 2>/dev/null && parallel="-n 8"
 op_tests="tests/custom_ops/test_selective_scan_cuda.py tests/custom_ops/test_causal_conv_cuda.py \
 tests/custom_ops/test_packed_inputs_cuda.py tests/custom_ops/test_selective_scan_cuda_staged.py \
 tests/custom_ops/test_residual_norm_cuda.py tests/custom_ops/test_projected_delta_cuda.py \
-tests/custom_ops/test_selective_scan_cuda_channel.py tests/custom_ops/test_linear_cuda.py"
+tests/custom_ops/test_selective_scan_cuda_channel.py tests/custom_ops/test_linear_cuda.py \
+tests/custom_ops/test_index_width_cuda.py"
 if [[ "${steps}" == *" op "* ]]; then
 # 4. Tests: the CUDA ops first, then every other GPU test (8 workers where pytest-xdist is installed).
 step pytest_cuda_op 480 bash -o pipefail -c "python3 -m pytest -m gpu ${op_tests} -k '${OP_TESTS_K:-not no_such_test}' \
@@ -157,6 +158,7 @@ or wide_unaligned_77 and softplus and float16 or short_groups and softplus and f
 or chunk_31 and silu and float16 or word_chunk_17 and silu and float16 or scalar_below_chunk_15 and none and float32 \
 or length_0 or bad_input or decode_state_9 and bfloat16 and True \
 or short_3_state_12_odd_dim and float16 and False \
+or 32_and_64 and decode_130m_b32 and float16 and (True or silu) or 32_and_64 and groups and float32 and True \
 or test_matches_reference and initializer and dependent_launch and float16 and (decode_b17_dt_proj \
 or inner_8_outer_33 or head_130m_b8 or odd_inner_13 or x_proj_1.4b_b4 or split_uneven)"
 [[ "${SKIP_MEMCHECK:-0}" == 1 ]] || step memcheck 180 bash -o pipefail -c "PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck \
