@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import test_causal_conv_cuda as conv_cuda
 import test_projected_delta_cuda as projected
 import test_selective_scan_cuda as scan_cuda
 from conv_cases import ALL_OPTIONAL, check_parity
-from library_switches import check_unknown_mode_is_refused, switch_fixture
-from packed_cases import check_packed_conv, check_packed_scan
+from library_switches import SCAN_OUTPUTS, check_modes_agree, check_unknown_mode_is_refused, switch_fixture
+from packed_cases import check_packed_conv
 
 pytestmark = pytest.mark.gpu
 
@@ -48,12 +47,8 @@ index_width = switch_fixture("mamba_export_ops_set_wide_index", FITS)
 @pytest.mark.parametrize("io_dtype", DTYPES)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_scan_32_and_64_bit_indices_give_the_same_bits(cuda_library, index_width, case, io_dtype, delta_softplus):
-    index_width(FITS)
-    narrow = scan_cuda.check_parity(cuda_library, io_dtype, delta_softplus, seed=11, **CASES[case])
-    index_width(WIDE)
-    wide = scan_cuda.check_parity(cuda_library, io_dtype, delta_softplus, seed=11, **CASES[case])
-    np.testing.assert_array_equal(narrow[2], wide[2], err_msg="y")
-    np.testing.assert_array_equal(narrow[3], wide[3], err_msg="last_state")
+    check_modes_agree(index_width, (FITS, WIDE), lambda: scan_cuda.check_parity(
+        cuda_library, io_dtype, delta_softplus, seed=11, **CASES[case]), SCAN_OUTPUTS)
 
 
 @pytest.mark.parametrize("mode", [FITS, WIDE])
@@ -61,10 +56,7 @@ def test_scan_32_and_64_bit_indices_give_the_same_bits(cuda_library, index_width
 def test_scan_reads_packed_windows_either_way(cuda_library, index_width, mode, io_dtype):
     """B and C from one x_proj output and z from the in_proj output, as the lean graph feeds them."""
     index_width(mode)
-    case = dict(batch=8, dim=1024, length=1, state=16, seed=12, layout=1)
-    inputs, _, y, last_state = scan_cuda.check_parity(cuda_library, io_dtype, True, **case)
-    check_packed_scan(lambda model: scan_cuda.cuda_session(model, cuda_library), inputs, (y, last_state), io_dtype,
-                      True, case["seed"], shared_bc=True)
+    scan_cuda.check_packed_decode(cuda_library, io_dtype, seed=12)
 
 
 @pytest.mark.parametrize("io_dtype", DTYPES)
@@ -72,12 +64,8 @@ def test_scan_reads_packed_windows_either_way(cuda_library, index_width, mode, i
                                   dict(batch=8, dim=1024, length=3, state=5, rank=33),
                                   dict(batch=8, dim=1024, length=1, state=16, rank=4, present=())])
 def test_scan_projects_delta_alike_either_way(cuda_library, index_width, io_dtype, case):
-    index_width(FITS)
-    narrow = projected.run_projected(cuda_library, io_dtype, **case)
-    index_width(WIDE)
-    wide = projected.run_projected(cuda_library, io_dtype, **case)
-    np.testing.assert_array_equal(narrow[2], wide[2], err_msg="y")
-    np.testing.assert_array_equal(narrow[3], wide[3], err_msg="last_state")
+    check_modes_agree(index_width, (FITS, WIDE), lambda: projected.run_projected(cuda_library, io_dtype, **case),
+                      SCAN_OUTPUTS)
 
 
 # Decode at mamba-130m's batch 32, one and several chunks, the word path (16-step chunks of 4
@@ -98,12 +86,8 @@ CONV_CASES = {
 def test_conv_32_and_64_bit_indices_give_the_same_bits(cuda_library, index_width, case, io_dtype, activation):
     args = CONV_CASES[case]
     compute = conv_cuda.on_cuda(cuda_library, io_dtype, args.get("present", ALL_OPTIONAL))
-    index_width(FITS)
-    _, narrow = check_parity(compute, io_dtype, activation, **args)
-    index_width(WIDE)
-    _, wide = check_parity(compute, io_dtype, activation, **args)
-    np.testing.assert_array_equal(narrow[0], wide[0], err_msg="y")
-    np.testing.assert_array_equal(narrow[1], wide[1], err_msg="new_conv_state")
+    check_modes_agree(index_width, (FITS, WIDE), lambda: check_parity(compute, io_dtype, activation, **args)[1],
+                      {"y": 0, "new_conv_state": 1})
 
 
 @pytest.mark.parametrize("mode", [FITS, WIDE])
