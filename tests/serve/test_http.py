@@ -27,7 +27,11 @@ from mamba_export.serve.completion import REPLICA_HEADER  # noqa: E402
 from mamba_export.serve.options import ServeOptions  # noqa: E402
 
 TIMEOUT = 60.0
-ONE = ServeOptions(max_batch=4, max_waiting=2, max_prompt_tokens=64, max_tokens=20000)
+ONE = ServeOptions(max_batch=4, max_waiting=2, max_prompt_tokens=64, max_tokens=1_000_000)
+# A generation that does not end while a test runs (minutes of decoding on the tiny model): the
+# tests that hold rows end them by disconnecting. 20,000 tokens took about 4 s, and on a loaded
+# machine the flood's last requests arrived after the first rows had finished and were let in.
+ENDLESS = ONE.max_tokens
 TWO = ServeOptions(max_batch=8, max_waiting=64)
 
 
@@ -145,11 +149,11 @@ def test_seeded_sampling_repeats(server):
 def test_a_client_that_disconnects_cancels_its_request(server):
     base, _ = server
     before = wait_idle(base)["cancelled_total"]
-    body = {"prompt": [1, 2, 3], "max_tokens": 20000, "temperature": 0, "stream": True}
+    body = {"prompt": [1, 2, 3], "max_tokens": ENDLESS, "temperature": 0, "stream": True}
     with httpx.stream("POST", f"{base}/one/v1/completions", content=json.dumps(body), timeout=TIMEOUT) as response:
         lines = response.iter_lines()
         assert sum(1 for _, line in zip(range(6), lines, strict=False) if line.startswith("data: ")) >= 2
-    after = wait_idle(base)  # running drops to 0 long before 20000 tokens
+    after = wait_idle(base)  # running drops to 0 long before ENDLESS tokens
     assert after["cancelled_total"] == before + 1
 
 
@@ -178,7 +182,7 @@ def test_bad_requests_get_400_and_the_server_keeps_serving(server, body, field):
 def test_a_full_queue_answers_503_and_recovers(server):
     base, solo = server
     wait_idle(base)
-    body = json.dumps({"prompt": [4, 5, 6], "max_tokens": 20000, "temperature": 0, "stream": True})
+    body = json.dumps({"prompt": [4, 5, 6], "max_tokens": ENDLESS, "temperature": 0, "stream": True})
     total = ONE.max_batch + ONE.max_waiting + 2
 
     async def flood():
