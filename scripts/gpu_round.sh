@@ -83,6 +83,11 @@ step() {
   if (( rc != 0 )); then failures+=("${name}:rc=${rc}"); fi
 }
 fail_now() { echo "error: $*" >&2; exit 1; }
+# The fp16 mamba-130m export that the profile, timeline and first-call steps share, made once a machine.
+export_fp16_once() {
+  [[ -d /tmp/e2e/fp16 ]] || step export_fp16 150 bash -o pipefail -c "python3 -m mamba_export export \
+    --model preset:mamba-130m /tmp/e2e/fp16 --device cuda --dtype fp16 --no-check --force 2>&1 | tail -n 3"
+}
 
 # 1. The machine.
 nvidia-smi > "${out}/nvidia_smi.txt" 2>&1 || fail_now "nvidia-smi failed: $(cat "${out}/nvidia_smi.txt")"
@@ -200,8 +205,7 @@ fi
 # 5d. Where a generated token's time goes (scripts/profile_decode.py), and the kernels of one
 #     decode step and one prefill of 2048 tokens under ncu (fp16, mamba-130m, random weights).
 if [[ "${steps}" == *" profile "* ]]; then
-[[ -d /tmp/e2e/fp16 ]] || step export_fp16 150 bash -o pipefail -c "python3 -m mamba_export export \
-  --model preset:mamba-130m /tmp/e2e/fp16 --device cuda --dtype fp16 --no-check --force 2>&1 | tail -n 3"
+export_fp16_once
 step profile_decode 150 bash -o pipefail -c "python3 scripts/profile_decode.py /tmp/e2e/fp16 --batches 1 32 128 \
   --json '${out}/profile_decode.json' 2>&1"
 for batch in ${PROFILE_KERNEL_BATCHES:-1}; do
@@ -214,8 +218,7 @@ fi
 # 5d*. Decode steps' graph replays traced as they run (scripts/profile_decode.py --timeline): kernel time
 #      and the gaps between kernels, per batch size.
 if [[ "${steps}" == *" timeline "* ]]; then
-[[ -d /tmp/e2e/fp16 ]] || step export_fp16 150 bash -o pipefail -c "python3 -m mamba_export export \
-  --model preset:mamba-130m /tmp/e2e/fp16 --device cuda --dtype fp16 --no-check --force 2>&1 | tail -n 3"
+export_fp16_once
 step timeline 200 bash -o pipefail -c "python3 scripts/profile_decode.py /tmp/e2e/fp16 --timeline \
   --batches ${TIMELINE_BATCHES:-1 32 128} --json '${out}/timeline.json' 2>&1"
 fi
@@ -281,8 +284,7 @@ fi
 # 5e. Where a first call at a new prompt length spends its extra time (ONNX Runtime's profiler,
 #     first against second call per node), with CUDA's lazy kernel loading and with eager loading.
 if [[ "${steps}" == *" first_calls "* ]]; then
-[[ -d /tmp/e2e/fp16 ]] || step export_fp16 150 bash -o pipefail -c "python3 -m mamba_export export \
-  --model preset:mamba-130m /tmp/e2e/fp16 --device cuda --dtype fp16 --no-check --force 2>&1 | tail -n 3"
+export_fp16_once
 step first_calls_lazy 120 bash -o pipefail -c "python3 scripts/profile_gpu.py /tmp/e2e/fp16 \
   --first-calls 17 33 65 129 1025 --json '${out}/first_calls_lazy.json' 2>&1 | tee '${out}/first_calls.log'"
 step first_calls_eager 120 bash -o pipefail -c "CUDA_MODULE_LOADING=EAGER python3 scripts/profile_gpu.py \

@@ -213,7 +213,12 @@ def summarize_steps(events: list) -> dict:
             entry = per_name[_kernel_name(e["name"])]
             entry[0] += 1
             entry[1] += e["dur"]
-    first, ends = steps[0], [e["ts"] + e["dur"] for e in steps[0]]
+    # What each kernel of the first step adds: its end minus the latest end before it.
+    first_step, latest = [], steps[0][0]["ts"]
+    for e in steps[0]:
+        end = e["ts"] + e["dur"]
+        first_step.append({"kernel": _kernel_name(e["name"]), "us": e["dur"], "adds_us": end - latest})
+        latest = max(latest, end)
     return {
         "steps": len(steps), "kernels_per_step": size,
         "span_us": float(np.median(spans)), "kernel_us": float(np.median(busy)),
@@ -221,9 +226,7 @@ def summarize_steps(events: list) -> dict:
         "gap_us": float(np.median([s - b for s, b in zip(spans, busy, strict=True)])),
         "by_kernel": sorted(({"kernel": k, "per_step": v[0] / len(steps), "us_per_step": v[1] / len(steps)}
                              for k, v in per_name.items()), key=lambda r: -r["us_per_step"]),
-        "first_step": [{"kernel": _kernel_name(e["name"]), "us": e["dur"],
-                        "adds_us": ends[i] - (max(ends[:i]) if i else e["ts"])}
-                       for i, e in enumerate(first)],
+        "first_step": first_step,
     }
 
 
