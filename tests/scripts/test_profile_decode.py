@@ -77,3 +77,14 @@ def test_a_step_is_split_by_place_in_the_layer():
     assert _script().per_layer(old, layers=3) == layer
     with pytest.raises(ValueError, match="no run of 4 layers"):
         _script().per_layer(step, layers=4)
+
+
+def test_a_saved_timeline_without_its_layer_count_is_refused_by_name(tmp_path):
+    import subprocess
+    import sys
+
+    saved = tmp_path / "timeline.json"
+    saved.write_text('{"runs": []}')
+    done = subprocess.run([sys.executable, str(SCRIPT), str(saved)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "does not say how many layers" in done.stderr and "--layers" in done.stderr
