@@ -29,8 +29,9 @@ from mamba_export.serve.options import ServeOptions  # noqa: E402
 TIMEOUT = 60.0
 ONE = ServeOptions(max_batch=4, max_waiting=2, max_prompt_tokens=64, max_tokens=1_000_000)
 # A generation that does not end while a test runs (minutes of decoding on the tiny model): the
-# tests that hold rows end them by disconnecting. 20,000 tokens took about 4 s, and on a loaded
-# machine the flood's last requests arrived after the first rows had finished and were let in.
+# tests that hold rows end them by disconnecting. With 20,000 tokens (seconds of decoding: 16 s at
+# batch 4 through generate() on a 2-core machine) the flood's last requests on a loaded machine
+# arrived after the first rows had finished and were let in.
 ENDLESS = ONE.max_tokens
 TWO = ServeOptions(max_batch=8, max_waiting=64)
 
