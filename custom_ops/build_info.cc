@@ -15,6 +15,7 @@ extern "C" __attribute__((visibility("default"))) int mamba_export_ops_has_cuda(
 
 #if defined(MAMBA_EXPORT_WITH_CUDA)
 #include "common/dependent_launch.h"
+#include "common/index_width.h"
 #include "selective_scan/cuda_loads.h"
 #endif
 
@@ -55,6 +56,19 @@ extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_decod
   return static_cast<int>(mamba_export_ops::SetDecodeScan(static_cast<DecodeScan>(mode)));
 #else
   (void)mode;
+  return -1;
+#endif
+}
+
+// Switches the CUDA kernels' index arithmetic (common/index_width.h): 0 32-bit where every offset
+// of a call fits (the default), 1 64-bit always. Returns the previous setting, or -1 for another
+// value or a build without CUDA kernels.
+extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_wide_index(int on) {
+#if defined(MAMBA_EXPORT_WITH_CUDA)
+  if (on != 0 && on != 1) return -1;
+  return mamba_export_ops::SetWideIndex(on == 1) ? 1 : 0;
+#else
+  (void)on;
   return -1;
 #endif
 }

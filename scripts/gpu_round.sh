@@ -17,7 +17,8 @@
 #   MAMBA_EXPORT_COMMIT        the commit under test, recorded in round.json
 #   ROUND_BUDGET_S             seconds the whole round may take (default 540)
 #   SKIP_OTHER_GPU_TESTS=1     run only the op's GPU tests (when device time is short)
-#   ROUND_STEPS                any of: "op" (CUDA op tests, memcheck, every other GPU test),
+#   ROUND_STEPS                any of: "op" (CUDA op tests, memcheck, every other GPU test; "op_tests"
+#                              or "memcheck" for one of the first two),
 #                              "bench" (op benchmark), "e2e" (mamba-130m exported on CUDA in fp32/fp16/bf16,
 #                              node counts, parity on the CUDA provider, greedy against transformers),
 #                              "e2e_bench" (scripts/bench_e2e.py through generate(), fp16, against
@@ -50,6 +51,10 @@
 #   AB_MODEL, AB_BATCHES       for "decode_ab": the model exported (default preset:mamba-130m) and the batch
 #                              sizes timed (default "1 32 128")
 #   OP_TESTS_K                 a pytest -k selection of the CUDA op tests; SKIP_MEMCHECK=1 skips memcheck
+#   OP_TEST_FILES              the CUDA op test files (default: all nine); OP_TEST_WORKERS pytest-xdist
+#                              workers (default: the cores, at most 16). The whole op set took about 9
+#                              minutes on 16 workers on the H200 machine, past one device call: split it with
+#                              ROUND_STEPS="op_tests" and OP_TEST_FILES, then ROUND_STEPS="memcheck"
 #   E2E_DTYPES                 the dtypes of the e2e group (default "fp32 fp16 bf16")
 #   E2E_FLAGS                  extra scripts/bench_e2e.py flags for "e2e_bench" and "e2e_big" (e.g. --linear-op)
 #   BASELINE_STAGE             folder with part* and parts.sha256 of scripts/stage_baselines.sh: checked,
@@ -146,28 +151,33 @@ fi
 fi
 
 parallel=""
-python3 -c "import xdist" 2>/dev/null && parallel="-n 8"
-op_tests="tests/custom_ops/test_selective_scan_cuda.py tests/custom_ops/test_causal_conv_cuda.py \
+workers="${OP_TEST_WORKERS:-$(( $(nproc) < 16 ? $(nproc) : 16 ))}"
+python3 -c "import xdist" 2>/dev/null && parallel="-n ${workers}"
+op_tests="${OP_TEST_FILES:-tests/custom_ops/test_selective_scan_cuda.py tests/custom_ops/test_causal_conv_cuda.py \
 tests/custom_ops/test_packed_inputs_cuda.py tests/custom_ops/test_selective_scan_cuda_staged.py \
 tests/custom_ops/test_residual_norm_cuda.py tests/custom_ops/test_projected_delta_cuda.py \
-tests/custom_ops/test_selective_scan_cuda_channel.py tests/custom_ops/test_linear_cuda.py"
-if [[ "${steps}" == *" op "* ]]; then
-# 4. Tests: the CUDA ops first, then every other GPU test (8 workers where pytest-xdist is installed).
+tests/custom_ops/test_selective_scan_cuda_channel.py tests/custom_ops/test_linear_cuda.py \
+tests/custom_ops/test_index_width_cuda.py}"
+if [[ "${steps}" == *" op "* || "${steps}" == *" op_tests "* ]]; then
+# 4. Tests: the CUDA ops first, then every other GPU test (OP_TEST_WORKERS where pytest-xdist is installed).
 step pytest_cuda_op 480 bash -o pipefail -c "python3 -m pytest -m gpu ${op_tests} -k '${OP_TESTS_K:-not no_such_test}' \
-  -q -p no:cacheprovider ${parallel} 2>&1 | tee '${out}/pytest_cuda_op.log'"
+  -q -p no:cacheprovider ${parallel} --durations=10 2>&1 | tee '${out}/pytest_cuda_op.log'"
+fi
+if [[ "${steps}" == *" op "* || "${steps}" == *" memcheck "* ]]; then
 # 5. Memory check of a few op tests; no caching allocator, so each tensor is its own allocation.
-# (Kept short: under memcheck each test runs about 50x slower; 62 tests took more than 180 s.)
+# (Kept short: under memcheck each test runs about 50x slower; 50 of these took 280 s on 2026-12-02.)
 memcheck_selection="chunked_17_unaligned and softplus and bfloat16 or decode_batch_64 and softplus and float32 \
 or wide_unaligned_77 and softplus and float16 or short_groups and softplus and float32 \
 or chunk_31 and silu and float16 or word_chunk_17 and silu and float16 or scalar_below_chunk_15 and none and float32 \
 or length_0 or bad_input or decode_state_9 and bfloat16 and True \
 or short_3_state_12_odd_dim and float16 and False \
+or 32_and_64 and decode_130m_b32 and float16 and (True or silu) or 32_and_64 and groups and float32 and True \
 or test_matches_reference and initializer and dependent_launch and float16 and (decode_b17_dt_proj \
 or inner_8_outer_33 or head_130m_b8 or odd_inner_13 or x_proj_1.4b_b4 or split_uneven)"
-[[ "${SKIP_MEMCHECK:-0}" == 1 ]] || step memcheck 180 bash -o pipefail -c "PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck \
+[[ "${SKIP_MEMCHECK:-0}" == 1 ]] || step memcheck 400 bash -o pipefail -c "PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck \
   --target-processes all --print-limit 20 --error-exitcode 3 python3 -m pytest -m gpu -q -p no:cacheprovider \
   ${op_tests} -k '${memcheck_selection}' 2>&1 | tee '${out}/memcheck.log'"
-[[ "${SKIP_OTHER_GPU_TESTS:-0}" == 1 ]] || step pytest_gpu_other 240 bash -o pipefail -c "python3 -m pytest -m gpu tests -q -s -p no:cacheprovider \
+[[ "${SKIP_OTHER_GPU_TESTS:-0}" == 1 || "${steps}" != *" op "* ]] || step pytest_gpu_other 240 bash -o pipefail -c "python3 -m pytest -m gpu tests -q -s -p no:cacheprovider \
   $(for t in ${op_tests}; do printf -- '--ignore=%s ' "$t"; done) 2>&1 | tee '${out}/pytest_gpu_other.log'"
 fi
 

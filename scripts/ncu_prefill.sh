@@ -13,6 +13,6 @@ folder="${NCU_FOLDER:-/tmp/e2e/fp16}"
   --dtype fp16 --no-check --force --quiet || exit 1
 ncu --profile-from-start off -k "regex:${NCU_KERNELS:-ScanKernel|CausalConvKernel}" --launch-skip "${NCU_SKIP:-48}" --launch-count "${NCU_COUNT:-2}" \
   --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
-  --section MemoryWorkloadAnalysis --section SchedulerStats \
+  --section MemoryWorkloadAnalysis --section SchedulerStats --section InstructionStats \
   python3 scripts/profile_decode.py "${folder}" --kernels --batches "${NCU_BATCH:-1}" --length "${NCU_LENGTH:-2048}" \
-  2>&1 | tee "${OUT:-/tmp}/ncu_sections.txt" | grep -v '^==PROF==' | grep -E 'Kernel|Duration|Throughput|Occupancy|Warp Cycles|Stall|Registers|Block Size|Grid Size|Waves|Eligible|Issued|Active Warps|L1|L2|DRAM|Shared' | head -150
+  2>&1 | tee "${OUT:-/tmp}/ncu_sections.txt" | grep -v '^==PROF==' | grep -E 'Kernel|Duration|Throughput|Occupancy|Warp Cycles|Stall|Registers|Block Size|Grid Size|Waves|Eligible|Issued|Active Warps|L1|L2|DRAM|Shared|Executed Instructions' | head -150

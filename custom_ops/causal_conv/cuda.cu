@@ -2,9 +2,11 @@
 // row over a chunk of time steps: it loads the K - 1 inputs before its chunk (from x
 // or conv_state), then walks time keeping them in registers, so each input is read
 // from memory once per chunk. Consecutive threads take consecutive channel groups, the
-// inner dimension of x and y, so every load and store of a warp is coalesced. Tiles
-// (batch row, time chunk, block of channel groups) are walked with a grid-stride loop,
-// so any B * L fits the grid. The thread of a row's last chunk writes new_conv_state.
+// inner dimension of x and y, so every load and store of a warp is coalesced. The grid is
+// (blocks of channel groups, time chunks, batch rows), the last two walked with grid-stride
+// loops past 65535, so any B * L fits and no thread divides to find its tile; where every
+// offset fits 32 bits the index arithmetic is 32-bit (common/index_width.h). The thread of a
+// row's last chunk writes new_conv_state.
 //
 // From a whole 16-step chunk up, where the rows of x and y allow it (K <= 4, C and x's row
 // stride multiples of V, both pointers aligned), a thread takes V = 8 bytes of channels (4
@@ -24,6 +26,7 @@
 #include "common/cuda_convert.cuh"
 #include "common/cuda_fast_math.cuh"
 #include "common/cuda_launch.cuh"
+#include "common/index_width.h"
 
 namespace mamba_export_ops {
 namespace {
@@ -32,7 +35,6 @@ constexpr int kThreads = 128;         // channel groups per block
 constexpr int kChunk = 32;            // time steps per thread, one channel a thread
 constexpr int kVectorChunk = 16;      // time steps per thread, V channels a thread (a chunk's inputs: V x the registers)
 constexpr int kVectorBytes = 8;       // the word a thread moves per step where the rows allow it
-constexpr int64_t kMaxBlocks = 1 << 20;
 constexpr int kMaxUnrolledWidth = 4;  // K = 1..4 keep their window in registers; wider K reads memory
 
 // V consecutive elements of T, loaded and stored as one word.
@@ -55,19 +57,29 @@ __device__ __forceinline__ void StoreWord(T* to, const Pack<T, V>& pack) {
 }
 
 // V consecutive channels from channel c of one batch row, with the window's inputs
-// addressed by the step of x they belong to (negative steps are conv_state's columns).
-template <typename T, int V>
+// addressed by the step of x they belong to (negative steps are conv_state's columns). I: the
+// index type, int32_t where every offset of the call fits (ConvLastOffset, common/index_width.h).
+template <typename T, int V, typename I>
 struct Group {
   const CausalConvParams& p;
-  int64_t b;
-  int64_t c;
+  I b;
+  I c;
+  I length;
+  I channels;
+  I x_step;
+  I columns;  // K - 1
 
-  __device__ bool Kept(int64_t t) const { return p.mask == nullptr || p.mask[b * p.length + t] != 0; }
+  __device__ Group(const CausalConvParams& params, I row, I channel)
+      : p(params), b(row), c(channel), length(static_cast<I>(params.length)),
+        channels(static_cast<I>(params.channels)), x_step(static_cast<I>(params.x_step)),
+        columns(static_cast<I>(params.width - 1)) {}
+
+  __device__ bool Kept(I t) const { return p.mask == nullptr || p.mask[b * length + t] != 0; }
 
   // Step t >= 0 of x as stored (masked positions too: the caller selects). Steps of x are
   // x_step apart: C, or W when x is a window of a packed tensor.
-  __device__ Pack<T, V> Load(int64_t t) const {
-    return *reinterpret_cast<const Pack<T, V>*>(static_cast<const T*>(p.x) + (b * p.length + t) * p.x_step + c);
+  __device__ Pack<T, V> Load(I t) const {
+    return *reinterpret_cast<const Pack<T, V>*>(static_cast<const T*>(p.x) + (b * length + t) * x_step + c);
   }
 
   // A loaded step as float32 under its mask: a select, so a dropped input is exactly 0
@@ -78,38 +90,37 @@ struct Group {
   }
 
   // The window entries of step j (j < 0: conv_state's columns) as float32.
-  __device__ void Input(int64_t j, float (&out)[V]) const {
+  __device__ void Input(I j, float (&out)[V]) const {
     if (j >= 0) {
       Select(Load(j), Kept(j), out);
       return;
     }
-    const int64_t columns = p.width - 1;
 #pragma unroll
     for (int v = 0; v < V; ++v) {
       out[v] = p.conv_state == nullptr
                    ? 0.0f
-                   : ToFloat(static_cast<const T*>(p.conv_state)[(b * p.channels + c + v) * columns + columns + j]);
+                   : ToFloat(static_cast<const T*>(p.conv_state)[(b * channels + c + v) * columns + columns + j]);
     }
   }
 
-  __device__ void Store(int64_t t, const float (&value)[V], bool kept) const {
+  __device__ void Store(I t, const float (&value)[V], bool kept) const {
     Pack<T, V> out;
 #pragma unroll
     for (int v = 0; v < V; ++v) {
       const float x = value[v];
       out.v[v] = FromFloat<T>(kept ? (p.silu ? FastSilu(x) : x) : 0.0f);
     }
-    StoreWord(static_cast<T*>(p.y) + (b * p.length + t) * p.channels + c, out);
+    StoreWord(static_cast<T*>(p.y) + (b * length + t) * channels + c, out);
   }
 
-  __device__ void StoreState(int v, int64_t column, float value) const {
-    static_cast<T*>(p.new_conv_state)[(b * p.channels + c + v) * (p.width - 1) + column] = FromFloat<T>(value);
+  __device__ void StoreState(int v, I column, float value) const {
+    static_cast<T*>(p.new_conv_state)[(b * channels + c + v) * columns + column] = FromFloat<T>(value);
   }
 };
 
 // K known at compile time: the window lives in registers and shifts by one per step.
-template <typename T, int K, int V, int Chunk>
-__device__ void RunChunkUnrolled(const Group<T, V>& g, int64_t t0, int64_t t1) {
+template <typename T, int K, int V, int Chunk, typename I>
+__device__ void RunChunkUnrolled(const Group<T, V, I>& g, I t0, I t1) {
   const CausalConvParams& p = g.p;
   constexpr int kColumns = K - 1;
   float w[V][K];
@@ -128,7 +139,7 @@ __device__ void RunChunkUnrolled(const Group<T, V>& g, int64_t t0, int64_t t1) {
 #pragma unroll
     for (int v = 0; v < V; ++v) window[v][i] = entry[v];
   }
-  const auto advance = [&](int64_t t, const float (&newest)[V], bool kept) {
+  const auto advance = [&](I t, const float (&newest)[V], bool kept) {
     float out[V];
 #pragma unroll
     for (int v = 0; v < V; ++v) {
@@ -157,18 +168,18 @@ __device__ void RunChunkUnrolled(const Group<T, V>& g, int64_t t0, int64_t t1) {
 #pragma unroll
     for (int i = 0; i < Chunk; ++i) {
       float newest[V];
-      Group<T, V>::Select(inputs[i], kept[i], newest);
+      Group<T, V, I>::Select(inputs[i], kept[i], newest);
       advance(t0 + i, newest, kept[i]);
     }
   } else {
-    for (int64_t t = t0; t < t1; ++t) {
+    for (I t = t0; t < t1; ++t) {
       const bool kept = g.Kept(t);
       float newest[V];
-      Group<T, V>::Select(g.Load(t), kept, newest);
+      Group<T, V, I>::Select(g.Load(t), kept, newest);
       advance(t, newest, kept);
     }
   }
-  if (t1 == p.length) {
+  if (t1 == g.length) {
 #pragma unroll
     for (int v = 0; v < V; ++v) {
 #pragma unroll
@@ -179,15 +190,15 @@ __device__ void RunChunkUnrolled(const Group<T, V>& g, int64_t t0, int64_t t1) {
 
 // Any K, one channel: each step reads its K inputs from memory (cached: neighbouring
 // steps share them).
-template <typename T>
-__device__ void RunChunkGeneric(const Group<T, 1>& g, int64_t t0, int64_t t1) {
+template <typename T, typename I>
+__device__ void RunChunkGeneric(const Group<T, 1, I>& g, I t0, I t1) {
   const CausalConvParams& p = g.p;
-  const int64_t columns = p.width - 1;
-  const float* w = p.weight + g.c * p.width;
+  const I columns = g.columns;
+  const float* w = p.weight + g.c * (columns + 1);
   const float bias = p.bias != nullptr ? p.bias[g.c] : 0.0f;
-  for (int64_t t = t0; t < t1; ++t) {
+  for (I t = t0; t < t1; ++t) {
     float acc = 0.0f;
-    for (int64_t k = 0; k < p.width; ++k) {
+    for (I k = 0; k <= columns; ++k) {
       float entry[1];
       g.Input(t + k - columns, entry);
       acc = fmaf(w[k], entry[0], acc);
@@ -195,58 +206,85 @@ __device__ void RunChunkGeneric(const Group<T, 1>& g, int64_t t0, int64_t t1) {
     const float out[1] = {acc + bias};
     g.Store(t, out, g.Kept(t));
   }
-  if (t1 == p.length) {
-    for (int64_t i = 0; i < columns; ++i) {
+  if (t1 == g.length) {
+    for (I i = 0; i < columns; ++i) {
       float entry[1];
-      g.Input(p.length + i - columns, entry);
+      g.Input(g.length + i - columns, entry);
       g.StoreState(0, i, entry[0]);
     }
   }
 }
 
-template <typename T, int K, int V, int Chunk>
+// Blocks along x take kThreads channel groups, along y time chunks, along z batch rows (y and z
+// grid-strided past the grid's extent): no thread divides to find its tile.
+template <typename T, int K, int V, int Chunk, typename I>
 // __grid_constant__: the threads read the parameters in place (by reference) without a
 // per-thread copy.
 __global__ void __launch_bounds__(kThreads)
-    CausalConvKernel(const __grid_constant__ CausalConvParams p, int64_t chunks, int64_t tiles) {
+    CausalConvKernel(const __grid_constant__ CausalConvParams p, I chunks) {
   ReleaseNextKernel();
   WaitForPreviousKernel();
-  const int64_t groups = p.channels / V;
-  const int64_t group_blocks = (groups + kThreads - 1) / kThreads;
-  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-    const int64_t group = (tile % group_blocks) * kThreads + threadIdx.x;
-    const int64_t chunk = (tile / group_blocks) % chunks;
-    const int64_t b = tile / group_blocks / chunks;
-    if (group >= groups) continue;
-    const Group<T, V> g{p, b, group * V};
-    const int64_t t0 = chunk * Chunk;
-    const int64_t t1 = t0 + Chunk < p.length ? t0 + Chunk : p.length;
-    if constexpr (K > 0) {
-      RunChunkUnrolled<T, K, V, Chunk>(g, t0, t1);
-    } else {
-      RunChunkGeneric<T>(g, t0, t1);
+  const I groups = static_cast<I>(p.channels) / V;
+  const I group = static_cast<I>(blockIdx.x) * kThreads + static_cast<I>(threadIdx.x);
+  if (group >= groups) return;  // no block-wide steps follow
+  const I batch = static_cast<I>(p.batch), length = static_cast<I>(p.length);
+  for (I b = static_cast<I>(blockIdx.z); b < batch; b += static_cast<I>(gridDim.z)) {
+    for (I chunk = static_cast<I>(blockIdx.y); chunk < chunks; chunk += static_cast<I>(gridDim.y)) {
+      const Group<T, V, I> g(p, b, group * V);
+      const I t0 = chunk * Chunk;
+      const I t1 = t0 + Chunk < length ? t0 + Chunk : length;
+      if constexpr (K > 0) {
+        RunChunkUnrolled<T, K, V, Chunk, I>(g, t0, t1);
+      } else {
+        RunChunkGeneric<T, I>(g, t0, t1);
+      }
     }
+  }
+}
+
+// The largest element offset (or product of indices) the kernel computes for a call: where it
+// is below 2^31 the kernel's index arithmetic is 32-bit (common/index_width.h).
+inline int64_t ConvLastOffset(const CausalConvParams& p, int64_t chunk) {
+  const int64_t chunks = std::max<int64_t>(1, (p.length + chunk - 1) / chunk);
+  const int64_t offsets[] = {(p.batch * p.length + 1) * p.x_step + p.channels,  // x, its window's last row
+                             p.batch * p.length * p.channels, p.batch * p.channels * p.width, p.batch * p.length,
+                             p.channels * p.width, (chunks + 1) * chunk};
+  int64_t last = 0;
+  for (const int64_t offset : offsets) {
+    if (offset < 0) return -1;
+    last = std::max(last, offset);
+  }
+  return last;
+}
+
+template <typename T, int V, int Chunk, typename I>
+cudaError_t LaunchIndexed(const CausalConvParams& p, cudaStream_t stream) {
+  // L = 0 still takes one (empty) chunk per row: it writes new_conv_state.
+  const int64_t chunks = std::max<int64_t>(1, (p.length + Chunk - 1) / Chunk);
+  const int64_t group_blocks = (p.channels / V + kThreads - 1) / kThreads;
+  if (group_blocks == 0 || p.batch == 0) return cudaSuccess;
+  if (group_blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;
+  const dim3 grid(static_cast<unsigned>(group_blocks), static_cast<unsigned>(std::min<int64_t>(chunks, 65535)),
+                  static_cast<unsigned>(std::min<int64_t>(p.batch, 65535)));
+  auto launch = [&](auto kernel) {
+    return LaunchKernel(kernel, grid, kThreads, 0, stream, p, static_cast<I>(chunks));
+  };
+  static_assert(kMaxUnrolledWidth == 4, "the switch below unrolls K = 1..4");
+  switch (p.width) {
+    case 1: return launch(CausalConvKernel<T, 1, V, Chunk, I>);
+    case 2: return launch(CausalConvKernel<T, 2, V, Chunk, I>);
+    case 3: return launch(CausalConvKernel<T, 3, V, Chunk, I>);
+    case 4: return launch(CausalConvKernel<T, 4, V, Chunk, I>);
+    default:
+      if constexpr (V == 1) return launch(CausalConvKernel<T, 0, 1, Chunk, I>);
+      return cudaErrorInvalidValue;  // the launcher below keeps wider K on one channel a thread
   }
 }
 
 template <typename T, int V, int Chunk>
 cudaError_t LaunchShaped(const CausalConvParams& p, cudaStream_t stream) {
-  // L = 0 still takes one (empty) chunk per row: it writes new_conv_state.
-  const int64_t chunks = std::max<int64_t>(1, (p.length + Chunk - 1) / Chunk);
-  const int64_t tiles = p.batch * chunks * ((p.channels / V + kThreads - 1) / kThreads);
-  if (tiles == 0) return cudaSuccess;
-  const unsigned blocks = static_cast<unsigned>(std::min(tiles, kMaxBlocks));
-  auto launch = [&](auto kernel) { return LaunchKernel(kernel, blocks, kThreads, 0, stream, p, chunks, tiles); };
-  static_assert(kMaxUnrolledWidth == 4, "the switch below unrolls K = 1..4");
-  switch (p.width) {
-    case 1: return launch(CausalConvKernel<T, 1, V, Chunk>);
-    case 2: return launch(CausalConvKernel<T, 2, V, Chunk>);
-    case 3: return launch(CausalConvKernel<T, 3, V, Chunk>);
-    case 4: return launch(CausalConvKernel<T, 4, V, Chunk>);
-    default:
-      if constexpr (V == 1) return launch(CausalConvKernel<T, 0, 1, Chunk>);
-      return cudaErrorInvalidValue;  // the launcher below keeps wider K on one channel a thread
-  }
+  if (TakesNarrowIndex(ConvLastOffset(p, Chunk))) return LaunchIndexed<T, V, Chunk, int32_t>(p, stream);
+  return LaunchIndexed<T, V, Chunk, int64_t>(p, stream);
 }
 
 template <typename T>

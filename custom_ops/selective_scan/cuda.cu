@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/index_width.h"
 #include "cuda.h"
 #include "cuda_channel.cuh"
 #include "cuda_chunked.cuh"
@@ -99,11 +100,17 @@ cudaError_t LaunchSequential(const SelectiveScanParams& p, cudaStream_t stream) 
     }
     return LaunchKernel(cuda_scan::ChannelScanKernel<T, false>, grid, cuda_scan::kChannelThreads, 0, stream, p, lanes);
   }
-  const int64_t threads = p.batch * p.dim * lanes;
+  // x: one batch entry's channels; y: batch entries (the kernel strides over y past 65535).
+  const int64_t threads = p.dim * lanes;
   const int64_t blocks = (threads + cuda_scan::kSequentialThreads - 1) / cuda_scan::kSequentialThreads;
   if (blocks > INT32_MAX) return cudaErrorInvalidConfiguration;
-  return LaunchKernel(SequentialScanKernel<T>, static_cast<unsigned>(blocks), cuda_scan::kSequentialThreads, 0,
-                      stream, p, log2_lanes);
+  const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(std::min<int64_t>(p.batch, 65535)));
+  if (TakesNarrowIndex(cuda_scan::SequentialLastOffset(p))) {
+    return LaunchKernel(SequentialScanKernel<T, int32_t>, grid, cuda_scan::kSequentialThreads, 0, stream, p,
+                        log2_lanes);
+  }
+  return LaunchKernel(SequentialScanKernel<T, int64_t>, grid, cuda_scan::kSequentialThreads, 0, stream, p,
+                      log2_lanes);
 }
 
 // The staged kernel (cuda_chunked_staged.cuh): one block per StagedWarps channels, all of
@@ -183,11 +190,13 @@ __global__ void __launch_bounds__(kProjectChannels)
   const int count = static_cast<int>(steps - step0 < block_steps ? steps - step0 : block_steps);
   const int64_t row_floats = ProjectRowFloats(p.rank);
   float* x_dt = reinterpret_cast<float*>(staged);
-  for (int64_t i = threadIdx.x; i < count * row_floats; i += kProjectChannels) {
-    const int64_t s = i / row_floats, r = i % row_floats;
-    const int64_t step = step0 + s;
-    const T* row = static_cast<const T*>(p.delta) + ProjectedDeltaRowOffset(p, step / p.length, step % p.length);
-    x_dt[i] = r < p.rank ? ToFloat(row[r]) : 0.0f;
+  // A block's staged rows fit 48 KiB, so 32-bit indices; step s of the block starts at
+  // (step0 + s) * W, which is ProjectedDeltaRowOffset(p, step / L, step % L) without the divisions.
+  const int staged_floats = count * static_cast<int>(row_floats), row_width = static_cast<int>(row_floats);
+  const T* rows = static_cast<const T*>(p.delta) + step0 * p.packed.delta;
+  for (int i = threadIdx.x; i < staged_floats; i += kProjectChannels) {
+    const int s = i / row_width, r = i % row_width;
+    x_dt[i] = r < p.rank ? ToFloat(rows[s * p.packed.delta + r]) : 0.0f;
   }
   __syncthreads();
   const int64_t d = static_cast<int64_t>(blockIdx.y) * kProjectChannels + threadIdx.x;

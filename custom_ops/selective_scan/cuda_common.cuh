@@ -140,8 +140,10 @@ __device__ __forceinline__ void StoreFloats(T* row, int64_t t0, int64_t length, 
 // form has one group).
 __host__ __device__ inline int64_t ProjectionOffset(const ProjectionStrides& s, int64_t groups_field,
                                                     int64_t b, int64_t d, int64_t dim) {
-  const int64_t groups = groups_field > 0 ? groups_field : 1;
-  return b * s.batch + (d / (dim / groups)) * s.group;
+  // One group (every Mamba-1 model) needs no division: two 64-bit divisions per projection cost a
+  // decode scan's thread about a fifth of its instructions.
+  if (groups_field <= 1) return b * s.batch;
+  return b * s.batch + (d / (dim / groups_field)) * s.group;
 }
 }  // namespace cuda_scan
 }  // namespace mamba_export_ops

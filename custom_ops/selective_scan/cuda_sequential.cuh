@@ -28,22 +28,41 @@ inline int SequentialLanesPerChannel(int64_t state) {
   return lanes;
 }
 
-template <typename T>
-__global__ void __launch_bounds__(kSequentialThreads)
-    SequentialScanKernel(const SelectiveScanParams p, int log2_lanes) {
-  ReleaseNextKernel();
-  WaitForPreviousKernel();
-  const int64_t thread = static_cast<int64_t>(blockIdx.x) * kSequentialThreads + threadIdx.x;
+// The largest element offset (or product of indices) the walk computes for a call: where it is
+// below 2^31 the walk takes its index arithmetic in 32 bits (common/index_width.h).
+inline int64_t SequentialLastOffset(const SelectiveScanParams& p) {
+  const int64_t last_b = p.batch - 1, last_d = p.dim - 1, last_t = p.length > 0 ? p.length - 1 : 0;
+  const int64_t last_n = p.state - 1;
+  const auto sequence = [&](const SequenceStrides& s) { return last_b * s.batch + last_d * s.dim + last_t * s.time; };
+  const auto projection = [&](const ProjectionStrides& s, int64_t groups) {
+    return last_b * s.batch + (groups > 1 ? groups - 1 : 0) * s.group + last_n * s.state + last_t * s.time;
+  };
+  const int64_t offsets[] = {
+      sequence(p.seq), sequence(p.z_seq), projection(p.proj_b, p.groups_b), projection(p.proj_c, p.groups_c),
+      p.batch * p.dim * p.state, p.dim * p.state, p.dim * p.rank, (p.batch * p.length + 1) * p.packed.delta + p.rank,
+      // the lane-group threads of one batch entry
+      p.dim * kSequentialThreads};
+  int64_t last = 0;
+  for (const int64_t offset : offsets) {
+    if (offset < 0) return -1;
+    last = offset > last ? offset : last;
+  }
+  return last;
+}
+
+// One (batch, channel) row: this lane's states of row (b, d_lane), d_lane past D for lanes that
+// only take part in the shuffles. I: the index type (int32_t where SequentialLastOffset fits).
+template <typename T, typename I>
+__device__ __forceinline__ void SequentialScanRow(const SelectiveScanParams& p, I b, I d_lane, int slot,
+                                                  int log2_lanes) {
   const int lanes = 1 << log2_lanes;
-  const int64_t channel = thread >> log2_lanes;
-  const int slot = static_cast<int>(thread & (lanes - 1));
-  // Lanes past the last channel stay to take part in the shuffles.
-  const bool active = channel < p.batch * p.dim;
-  const int64_t b = active ? channel / p.dim : 0;
-  const int64_t d = active ? channel % p.dim : 0;
-  const int64_t N = p.state;
-  const int64_t L = p.length;
-  const int64_t n0 = static_cast<int64_t>(slot) * kStatesPerLane;
+  const I dim = static_cast<I>(p.dim);
+  const bool active = d_lane < dim;
+  const I d = active ? d_lane : 0;
+  const I N = static_cast<I>(p.state);
+  const I L = static_cast<I>(p.length);
+  const I channel = b * dim + d;
+  const I n0 = static_cast<I>(slot) * kStatesPerLane;
 
   float a2[kStatesPerLane];
   float h[kStatesPerLane];
@@ -56,26 +75,36 @@ __global__ void __launch_bounds__(kSequentialThreads)
 
   // Channels first: a thread's steps are contiguous. Channels last: neighbouring
   // channels (threads) read neighbouring values of each step.
-  const int64_t row = b * p.seq.batch + d * p.seq.dim;
-  const int64_t step = p.seq.time;
+  const I row = b * static_cast<I>(p.seq.batch) + d * static_cast<I>(p.seq.dim);
+  const I step = static_cast<I>(p.seq.time);
   // z has its own strides: it may be read at an offset of a packed (B, L, W) tensor.
-  const int64_t z_row = b * p.z_seq.batch + d * p.z_seq.dim;
-  const T* b_rows = static_cast<const T*>(p.B) + ProjectionOffset(p.proj_b, p.groups_b, b, d, p.dim);
-  const T* c_rows = static_cast<const T*>(p.C) + ProjectionOffset(p.proj_c, p.groups_c, b, d, p.dim);
+  const I z_row = b * static_cast<I>(p.z_seq.batch) + d * static_cast<I>(p.z_seq.dim);
+  const I z_step = static_cast<I>(p.z_seq.time);
+  // ProjectionOffset's arithmetic in I: one group needs no division.
+  const I b_offset = b * static_cast<I>(p.proj_b.batch) +
+                     (p.groups_b > 1 ? d / (dim / static_cast<I>(p.groups_b)) * static_cast<I>(p.proj_b.group) : 0);
+  const I c_offset = b * static_cast<I>(p.proj_c.batch) +
+                     (p.groups_c > 1 ? d / (dim / static_cast<I>(p.groups_c)) * static_cast<I>(p.proj_c.group) : 0);
+  const T* b_rows = static_cast<const T*>(p.B) + b_offset;
+  const T* c_rows = static_cast<const T*>(p.C) + c_offset;
+  const I b_state = static_cast<I>(p.proj_b.state), b_time = static_cast<I>(p.proj_b.time);
+  const I c_state = static_cast<I>(p.proj_c.state), c_time = static_cast<I>(p.proj_c.time);
   const float bias = (active && p.delta_bias != nullptr) ? p.delta_bias[d] : 0.0f;
   const float skip = (active && p.D != nullptr) ? p.D[d] : 0.0f;
 
-  const float* weight_row = p.delta_weight != nullptr ? p.delta_weight + d * p.rank : nullptr;
+  const I rank = static_cast<I>(p.rank);
+  const float* weight_row = p.delta_weight != nullptr ? p.delta_weight + d * rank : nullptr;
 
-  for (int64_t t = 0; t < L; ++t) {
+  for (I t = 0; t < L; ++t) {
     float u = 0.0f;
     float dt = 0.0f;
     if (weight_row != nullptr) {
       // This lane's share of the R terms; every lane of the group ends with the whole sum.
       float share = 0.0f;
       if (active) {
-        const T* x_dt = static_cast<const T*>(p.delta) + ProjectedDeltaRowOffset(p, b, t);
-        for (int64_t r = slot; r < p.rank; r += lanes) share = fmaf(__ldg(weight_row + r), ToFloat(x_dt[r]), share);
+        // ProjectedDeltaRowOffset in I.
+        const T* x_dt = static_cast<const T*>(p.delta) + (b * L + t) * static_cast<I>(p.packed.delta);
+        for (I r = slot; r < rank; r += lanes) share = fmaf(__ldg(weight_row + r), ToFloat(x_dt[r]), share);
       }
       for (int offset = lanes / 2; offset > 0; offset /= 2) share += __shfl_xor_sync(kFullMask, share, offset);
       if (active) {
@@ -91,9 +120,9 @@ __global__ void __launch_bounds__(kSequentialThreads)
 #pragma unroll
     for (int k = 0; k < kStatesPerLane; ++k) {
       if (active && n0 + k < N) {
-        const int64_t n = n0 + k;
-        const float bn = ToFloat(b_rows[n * p.proj_b.state + t * p.proj_b.time]);
-        const float cn = ToFloat(c_rows[n * p.proj_c.state + t * p.proj_c.time]);
+        const I n = n0 + k;
+        const float bn = ToFloat(b_rows[n * b_state + t * b_time]);
+        const float cn = ToFloat(c_rows[n * c_state + t * c_time]);
         h[k] = fmaf(FastExp2(dt * a2[k]), h[k], dtu * bn);
         partial = fmaf(cn, h[k], partial);
       }
@@ -103,13 +132,28 @@ __global__ void __launch_bounds__(kSequentialThreads)
     }
     if (active && slot == 0) {
       float y = fmaf(skip, u, partial);
-      if (p.z != nullptr) y *= Silu(ToFloat(static_cast<const T*>(p.z)[z_row + t * p.z_seq.time]));
+      if (p.z != nullptr) y *= Silu(ToFloat(static_cast<const T*>(p.z)[z_row + t * z_step]));
       static_cast<T*>(p.y)[row + t * step] = FromFloat<T>(y);
     }
   }
 #pragma unroll
   for (int k = 0; k < kStatesPerLane; ++k) {
     if (active && n0 + k < N) p.last_state[channel * N + n0 + k] = h[k];
+  }
+}
+
+// Blocks along x cover one batch entry's channels (lane groups), blockIdx.y is the batch entry
+// (gridDim.y entries apart where the batch is larger than a grid's y extent): no division by D.
+template <typename T, typename I>
+__global__ void __launch_bounds__(kSequentialThreads)
+    SequentialScanKernel(const SelectiveScanParams p, int log2_lanes) {
+  ReleaseNextKernel();
+  WaitForPreviousKernel();
+  const I thread = static_cast<I>(blockIdx.x) * kSequentialThreads + static_cast<I>(threadIdx.x);
+  const int slot = static_cast<int>(thread & ((1 << log2_lanes) - 1));
+  const I batch = static_cast<I>(p.batch);
+  for (I b = static_cast<I>(blockIdx.y); b < batch; b += static_cast<I>(gridDim.y)) {
+    SequentialScanRow<T, I>(p, b, thread >> log2_lanes, slot, log2_lanes);
   }
 }
 

@@ -101,7 +101,7 @@ def test_header_picks_the_contracts_path(path_probe):
     got = run_lines(path_probe, lines)
     expected = [str(contract.CUDA_PATHS.index(contract.cuda_path(*case))) for case in cases]
     assert len({e for e in expected}) == 3  # the grid reaches every path
-    mismatches = [(case, g, e) for case, g, e in zip(cases, got, expected) if g != e]
+    mismatches = [(case, g, e) for case, g, e in zip(cases, got, expected, strict=True) if g != e]
     assert not mismatches, mismatches[:5]
 
 

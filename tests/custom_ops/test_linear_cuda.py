@@ -5,8 +5,9 @@ where K fills them and the tensors are aligned, single values otherwise; the wei
 the wait when it is an initializer, after it when it is a graph input), the tensor-core kernel
 (float16 and bfloat16; 32 columns a block up to TILE_WIDE_ROWS rows, 16 past them; row and column
 tiles partly filled, K ending inside a step) or cuBLAS, found in the process at run time. The
-cases reach every path in every dtype that has it (test_cases_reach_every_path). Inputs and outputs stay on the GPU; y is filled with NaN before each run, so an
-element the kernel forgets to write fails the check. Tolerances and the error measure:
+cases reach every path in every dtype that has it (test_cases_reach_every_path). Inputs and
+outputs stay on the GPU; y is filled with NaN before each run, so an element the kernel forgets
+to write fails the check. Tolerances and the error measure:
 linear_cases.py. Every case runs with dependent launches on and off (the process-wide switch
 of common/dependent_launch.h): the same bits either way.
 """
@@ -55,7 +56,7 @@ CASES = {
     "decode_b17_dt_proj": dict(shape=(17, 1, 48), outer=1536),  # two row tiles; K ends inside a step
     "x_proj_1.4b_b4": dict(shape=(4, 1, 4096), outer=160),  # 5 column blocks: K split over a cluster of 8
     "x_proj_1.4b_b1": dict(shape=(1, 1, 4096), outer=160),  # one row, narrow and deep: the split tensor-core kernel
-    "out_proj_1.4b_b1": dict(shape=(1, 1, 4096), outer=2048),  # one row of 16 MiB: the matrix-vector kernel
+    "out_proj_1.4b_b1_3d": dict(shape=(1, 1, 4096), outer=2048),  # one row of 16 MiB: the matrix-vector kernel
     "x_proj_b20": dict(shape=(20, 1, 1536), outer=80),  # 16 columns a block, two row tiles, K split
     "split_uneven": dict(shape=(3, 1, 1000), outer=40),  # 32 steps split 8 ways, K ends inside a step
     "decode_b32": dict(shape=(32, 1, 768), outer=3072),

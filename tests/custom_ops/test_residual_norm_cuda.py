@@ -103,7 +103,8 @@ def test_matches_reference(cuda_library, case, residual, io_dtype):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(io_dtype=st.sampled_from(DTYPES), residual=st.booleans(), rows=st.integers(0, 70),
-       hidden=st.sampled_from([1, 2, 31, 32, 33, 255, 256, 257, 768, 1000, 2048, 4096, 4097]), seed=st.integers(0, 2**31 - 1))
+       hidden=st.sampled_from([1, 2, 31, 32, 33, 255, 256, 257, 768, 1000, 2048, 4096, 4097]),
+       seed=st.integers(0, 2**31 - 1))
 def test_fuzzed_shapes(cuda_library, io_dtype, residual, rows, hidden, seed):
     check_parity(on_cuda(cuda_library, io_dtype, residual, 2), io_dtype, residual=residual, shape=(rows, hidden),
                  seed=seed)

@@ -184,6 +184,17 @@ def check_parity(library, io_dtype, delta_softplus, **case):
     return inputs, tensors, y, last_state
 
 
+def check_packed_decode(library, io_dtype, seed):
+    """A decode call whose B and C come from one x_proj output and z from the in_proj output, as
+    the lean graph feeds them, gives the bits of the same call on separate tensors."""
+    from packed_cases import check_packed_scan
+
+    case = dict(batch=8, dim=1024, length=1, state=16, seed=seed, layout=1)
+    inputs, _, y, last_state = check_parity(library, io_dtype, True, **case)
+    check_packed_scan(lambda model: cuda_session(model, library), inputs, (y, last_state), io_dtype, True, seed,
+                      shared_bc=True)
+
+
 @pytest.mark.parametrize("layout", [0, 1], ids=["channels_first", "channels_last"])
 @pytest.mark.parametrize("io_dtype", DTYPES)
 @pytest.mark.parametrize("delta_softplus", [False, True], ids=["linear", "softplus"])

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import test_projected_delta_cuda as projected
 import test_selective_scan_cuda as scan_cuda
-from library_switches import check_unknown_mode_is_refused, switch_fixture
-from packed_cases import check_packed_scan
+from library_switches import SCAN_OUTPUTS, check_modes_agree, check_unknown_mode_is_refused, switch_fixture
 
 pytestmark = pytest.mark.gpu
 
@@ -44,12 +42,8 @@ decode_scan = switch_fixture("mamba_export_ops_set_decode_scan", CHANNEL)
 @pytest.mark.parametrize("io_dtype", DTYPES)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_channel_kernel_gives_the_lane_bits(cuda_library, decode_scan, case, io_dtype, delta_softplus):
-    decode_scan(LANES)
-    lanes = scan_cuda.check_parity(cuda_library, io_dtype, delta_softplus, seed=5, **CASES[case])
-    decode_scan(CHANNEL)
-    channel = scan_cuda.check_parity(cuda_library, io_dtype, delta_softplus, seed=5, **CASES[case])
-    np.testing.assert_array_equal(channel[2], lanes[2], err_msg="y")
-    np.testing.assert_array_equal(channel[3], lanes[3], err_msg="last_state")
+    check_modes_agree(decode_scan, (LANES, CHANNEL), lambda: scan_cuda.check_parity(
+        cuda_library, io_dtype, delta_softplus, seed=5, **CASES[case]), SCAN_OUTPUTS)
 
 
 @pytest.mark.parametrize("io_dtype", DTYPES)
@@ -57,10 +51,7 @@ def test_channel_kernel_gives_the_lane_bits(cuda_library, decode_scan, case, io_
 def test_channel_kernel_reads_packed_inputs(cuda_library, decode_scan, io_dtype, seed):
     """B and C from one x_proj output, z from the in_proj output, as the lean graph feeds them."""
     decode_scan(CHANNEL)
-    case = dict(batch=8, dim=1024, length=1, state=16, seed=seed, layout=1)
-    inputs, _, y, last_state = scan_cuda.check_parity(cuda_library, io_dtype, True, **case)
-    check_packed_scan(lambda model: scan_cuda.cuda_session(model, cuda_library), inputs, (y, last_state), io_dtype,
-                      True, case["seed"], shared_bc=True)
+    scan_cuda.check_packed_decode(cuda_library, io_dtype, seed)
 
 
 @pytest.mark.parametrize("io_dtype", DTYPES)
@@ -68,12 +59,8 @@ def test_channel_kernel_reads_packed_inputs(cuda_library, decode_scan, io_dtype,
                                   dict(batch=8, dim=1024, length=3, state=5, rank=33),
                                   dict(batch=8, dim=1024, length=1, state=16, rank=4, present=())])
 def test_channel_kernel_projects_delta_with_the_lane_bits(cuda_library, decode_scan, io_dtype, case):
-    decode_scan(LANES)
-    lanes = projected.run_projected(cuda_library, io_dtype, **case)
-    decode_scan(CHANNEL)
-    channel = projected.run_projected(cuda_library, io_dtype, **case)
-    np.testing.assert_array_equal(channel[2], lanes[2], err_msg="y")
-    np.testing.assert_array_equal(channel[3], lanes[3], err_msg="last_state")
+    check_modes_agree(decode_scan, (LANES, CHANNEL), lambda: projected.run_projected(cuda_library, io_dtype, **case),
+                      SCAN_OUTPUTS)
 
 
 @pytest.mark.parametrize(("case", "kernel"), [

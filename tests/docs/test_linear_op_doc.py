@@ -36,7 +36,8 @@ def test_no_attributes():
 def test_paths_are_the_contracts():
     text = " ".join(DOC.read_text().split())
     assert f"up to {contract.SMALL_WEIGHT_BYTES // 2**20} MiB, `SMALL_WEIGHT_BYTES`" in text
-    assert f"up to {contract.TILE_WIDE_ROWS} rows (`TILE_WIDE_ROWS`), or up to {contract.TILE_ROWS} (`TILE_ROWS`)" in text
+    tile_rows = f"up to {contract.TILE_WIDE_ROWS} rows (`TILE_WIDE_ROWS`), or up to {contract.TILE_ROWS} (`TILE_ROWS`)"
+    assert tile_rows in text
     assert f"up to {contract.VECTOR_ROWS} rows (`VECTOR_ROWS`)" in text
     assert f"`K` a multiple of {contract.TILE_INNER_MULTIPLE}" in text
     # The table's rows, read back through the contract's own rule.

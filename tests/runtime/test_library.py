@@ -173,7 +173,7 @@ def test_cuda_build_goes_to_its_own_folder(monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["mamba_export_ops_set_dependent_launch", "mamba_export_ops_set_decode_scan",
-                                  "mamba_export_ops_set_scan_loads"])
+                                  "mamba_export_ops_set_scan_loads", "mamba_export_ops_set_wide_index"])
 def test_the_timing_switches(cpu_only_library, cuda_library, name):
     """The process-wide switches of the CUDA build (common/dependent_launch.h,
     selective_scan/cuda_loads.h): 0 and 1 switch and return the previous setting; another
