@@ -19,6 +19,12 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+# Under pytest-xdist (the GPU round runs the CUDA op tests on 16 workers) each worker would start
+# torch with one thread a core, so the workers' float64 references would fight over the cores: each
+# worker takes its share instead.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 

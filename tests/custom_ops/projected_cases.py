@@ -21,7 +21,15 @@ from onnx import helper
 from mamba_export.ops.reference import selective_scan as reference_scan
 from mamba_export.ops.selective_scan import DOMAIN, INPUT_NAMES, OP_TYPE, OP_VERSION, OUTPUT_NAMES
 from tests.custom_ops.packed_cases import embed
-from tests.custom_ops.scan_cases import NUMPY_DTYPES, STATE_TOLERANCE, Y_TOLERANCE, make_inputs, relative_error, run
+from tests.custom_ops.scan_cases import (
+    NUMPY_DTYPES,
+    STATE_TOLERANCE,
+    Y_TOLERANCE,
+    make_inputs,
+    relative_error,
+    remembered_reference,
+    run,
+)
 from tests.support.one_node import IR_VERSION, ONNX_DTYPES, OPSET, io_dtypes
 
 OPTIONAL = ("D", "z", "delta_bias", "initial_state")
@@ -72,14 +80,17 @@ def projected_model(io_dtype: str, inputs: dict, offsets: dict, delta_softplus: 
 
 
 def projected_reference(inputs: dict, offsets: dict):
-    """The float64 oracle on exactly these values -> (y, last_state) as float64 numpy."""
+    """The float64 oracle on exactly these values -> (y, last_state) as float64 numpy (read-only)."""
     import torch
 
-    tensors = {k: torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in inputs.items()}
-    if "B" not in tensors:
-        tensors["B"] = tensors["C"] = tensors["delta"]
-    y, state = reference_scan(**tensors, delta_softplus=True, layout=1, **offsets)
-    return y.numpy(), state.numpy()
+    def compute():
+        tensors = {k: torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in inputs.items()}
+        if "B" not in tensors:
+            tensors["B"] = tensors["C"] = tensors["delta"]
+        y, state = reference_scan(**tensors, delta_softplus=True, layout=1, **offsets)
+        return y.numpy(), state.numpy()
+
+    return remembered_reference(inputs, ("projected", tuple(sorted(offsets.items()))), compute)
 
 
 def check_projected(make_session, io_dtype: str, layer: bool = False, **case):

@@ -9,6 +9,8 @@ float32 arithmetic and its output rounding are measured.
 
 from __future__ import annotations
 
+import hashlib
+
 import ml_dtypes
 import numpy as np
 import onnxruntime as ort
@@ -84,11 +86,38 @@ def make_inputs(batch=2, dim=8, length=16, state=4, groups_b=0, groups_c=0, pres
     return to_channels_last(inputs) if layout == LAYOUT_CHANNELS_LAST else inputs
 
 
+# The last few references, by the exact values they were computed on: a test that runs one call in
+# two kernel modes (check_modes_agree, the staged against the strided loads) asks for the same
+# reference twice, and at mamba-130m's prefill shapes one takes tens of seconds on the CPU.
+_REFERENCES: dict = {}
+_KEPT_REFERENCES = 2
+
+
+def remembered_reference(inputs: dict, settings: tuple, compute):
+    """``compute()`` -> (y, last_state), or the same arrays again (read-only) when the last few calls
+    had exactly these inputs and ``settings`` (a hashable tuple of everything else it depends on)."""
+    values = tuple((name, np.asarray(value).dtype.str, np.shape(value),
+                    hashlib.sha1(np.ascontiguousarray(value).view(np.uint8)).digest())
+                   for name, value in sorted(inputs.items()))
+    key = (settings, values)
+    if key not in _REFERENCES:
+        outputs = compute()
+        for array in outputs:
+            array.flags.writeable = False
+        while len(_REFERENCES) >= _KEPT_REFERENCES:
+            del _REFERENCES[next(iter(_REFERENCES))]
+        _REFERENCES[key] = outputs
+    return _REFERENCES[key]
+
+
 def reference(inputs: dict, delta_softplus: bool, layout: int = 0):
-    """The float64 oracle on exactly these values -> (y, last_state) as float64 numpy."""
-    tensors = {k: torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in inputs.items()}
-    y, state = reference_scan(**tensors, delta_softplus=bool(delta_softplus), layout=layout)
-    return y.numpy(), state.numpy()
+    """The float64 oracle on exactly these values -> (y, last_state) as float64 numpy (read-only)."""
+    def compute():
+        tensors = {k: torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in inputs.items()}
+        y, state = reference_scan(**tensors, delta_softplus=bool(delta_softplus), layout=layout)
+        return y.numpy(), state.numpy()
+
+    return remembered_reference(inputs, ("plain", bool(delta_softplus), int(layout)), compute)
 
 
 def cpu_session(model, library: str, threads: int = 1) -> ort.InferenceSession:
