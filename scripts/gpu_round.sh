@@ -165,7 +165,8 @@ step pytest_cuda_op 480 bash -o pipefail -c "python3 -m pytest -m gpu ${op_tests
 fi
 if [[ "${steps}" == *" op "* || "${steps}" == *" memcheck "* ]]; then
 # 5. Memory check of a few op tests; no caching allocator, so each tensor is its own allocation.
-# (Kept short: under memcheck each test runs about 50x slower; 50 of these took 280 s on 2026-12-02.)
+# (Kept short: under memcheck each test runs about 50x slower; on 2026-12-02 a similar selection (the scan, conv,
+# index-width and projected-delta files) got through 50 tests in 280 s.)
 memcheck_selection="chunked_17_unaligned and softplus and bfloat16 or decode_batch_64 and softplus and float32 \
 or wide_unaligned_77 and softplus and float16 or short_groups and softplus and float32 \
 or chunk_31 and silu and float16 or word_chunk_17 and silu and float16 or scalar_below_chunk_15 and none and float32 \
