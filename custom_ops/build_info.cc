@@ -15,7 +15,6 @@ extern "C" __attribute__((visibility("default"))) int mamba_export_ops_has_cuda(
 
 #if defined(MAMBA_EXPORT_WITH_CUDA)
 #include "common/dependent_launch.h"
-#include "common/host_copy.h"
 #include "common/index_width.h"
 #include "linear/split.h"
 #include "selective_scan/cuda_loads.h"
@@ -96,23 +95,6 @@ extern "C" __attribute__((visibility("default"))) int mamba_export_ops_linear_sp
 #if defined(MAMBA_EXPORT_WITH_CUDA)
   return mamba_export_ops::SplitWorkspaceCount();
 #else
-  return -1;
-#endif
-}
-
-// Copies `bytes` from device memory on CUDA device `device` to host memory (common/host_copy.h):
-// the runtime's read of each decode step's tokens. Returns 0 on success, the CUDA error code
-// otherwise, or -1 for a build without CUDA kernels (or a null pointer with bytes to copy).
-extern "C" __attribute__((visibility("default"))) int mamba_export_ops_copy_to_host(void* target, const void* source,
-                                                                                   unsigned long long bytes,
-                                                                                   int device) {
-  if (bytes != 0 && (target == nullptr || source == nullptr)) return -1;
-#if defined(MAMBA_EXPORT_WITH_CUDA)
-  return mamba_export_ops::CopyDeviceToHost(target, source, static_cast<size_t>(bytes), device);
-#else
-  (void)target;
-  (void)source;
-  (void)device;
   return -1;
 #endif
 }

@@ -23,7 +23,6 @@ function(mamba_export_add_cuda_kernels target)
     linear/cublas.cc
     common/dependent_launch.cu
     common/index_width.cu
-    common/host_copy.cu
   )
   set_target_properties(${target} PROPERTIES
     CUDA_ARCHITECTURES "90-real;90-virtual"

@@ -101,11 +101,6 @@ class DeviceBuffers:
     # Where the decode bindings write next_tokens for a caller that does not read its ids from them
     # (an export with next_tokens, in_graph_tokens False: the scheduler); None otherwise.
     spare: object = None
-    host_ids: np.ndarray | None = None  # where a HostReader copies the chosen tokens, (batch, 1) int64
-
-    def __post_init__(self):
-        if self.host_ids is None:
-            self.host_ids = np.empty((self.batch, 1), np.int64)
 
     @classmethod
     def allocate(cls, model, batch: int, first_graph_id: int, device: Device, zeros: bool = True,
@@ -136,17 +131,6 @@ class DeviceBuffers:
                    in_graph_tokens=in_graph_tokens, spare=spare)
 
 
-def host_reader(model, device: int):
-    """The op library's token reader for ``model``'s session (host_copy.py), or None where the session
-    loaded no library of ours or the library cannot copy."""
-    from mamba_export.runtime.host_copy import HostReader
-    from mamba_export.runtime.session import library_path
-
-    if not model.folder.info.get("needs_custom_ops"):
-        return None
-    return HostReader.for_library(library_path(model.options), device)
-
-
 class DeviceDecoder:
     """The generation decoder of ``generation.py`` for provider="cuda" with IO binding.
 
@@ -156,15 +140,12 @@ class DeviceDecoder:
     graph ids per session, so every cache on one session needs its own range. ``zeros=False``:
     the buffers hold no zero states (a caller that never runs :meth:`prefill`). ``in_graph_tokens``:
     take greedy tokens from the graph's ``next_tokens`` (default: where the export has them).
-    ``reader``: a :class:`~mamba_export.runtime.host_copy.HostReader` that copies the chosen tokens
-    to the host (None: ``OrtValue.numpy()``).
     """
 
     def __init__(self, model, cache: dict, device: Device = Device(), use_graph: bool | None = None,
                  first_graph_id: int = 1, zeros: bool = True, bucket: int | None = None,
-                 in_graph_tokens: bool | None = None, reader=None):
+                 in_graph_tokens: bool | None = None):
         self.model = model
-        self.reader = reader
         # Prompts are left-padded so that batch x length is a multiple of this (RuntimeOptions.prefill_bucket).
         self.bucket = model.options.prefill_multiple if bucket is None else int(bucket)
         self.cache = cache
@@ -186,8 +167,7 @@ class DeviceDecoder:
         from mamba_export.runtime.session import cuda_device_id
 
         # Buffers (and captured CUDA graphs) are kept per batch size across generate() calls.
-        device = cuda_device_id(model.options)
-        return cls(model, model.decode_cache, Device("cuda", device), reader=host_reader(model, device))
+        return cls(model, model.decode_cache, Device("cuda", cuda_device_id(model.options)))
 
     def buffers_for(self, batch: int) -> DeviceBuffers:
         """The buffers of ``batch`` rows in ``cache``, allocated on first use."""
@@ -234,10 +214,7 @@ class DeviceDecoder:
                 head.run(buffers.head_binding)
             else:
                 head.greedy(self.pending, ids)
-        if self.reader is not None:
-            self.chosen = self.reader.read(ids, buffers.host_ids).reshape(-1)
-        else:
-            self.chosen = ids.numpy().reshape(-1)
+        self.chosen = ids.numpy().reshape(-1)
         return self.chosen.copy()
 
     def step(self, tokens: np.ndarray) -> None:

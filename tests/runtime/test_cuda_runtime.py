@@ -175,22 +175,3 @@ def test_in_graph_tokens_on_cuda(export_tiny, exported):
     assert buffers.in_graph_tokens and all(buffers.captured)
     sampled = tokens_model.generate(ids, do_sample=True, seed=4, **kwargs)
     np.testing.assert_array_equal(sampled, plain.generate(ids, do_sample=True, seed=4, **kwargs))
-
-
-def test_tokens_read_through_the_library(exported, monkeypatch):
-    """generate() on a custom-op export reads each step's tokens with the library's copy
-    (runtime/host_copy.py): the same values as onnxruntime's own read, and the same tokens."""
-    from mamba_export.runtime import io_binding
-    from mamba_export.runtime.generation import make_decoder
-
-    model = on_cuda(exported("custom"))
-    assert make_decoder(model).reader is not None
-    ids, mask, _ = left_padded_batch(8, seed=5)
-    kwargs = dict(attention_mask=mask, max_new_tokens=6, eos_token_id=[])
-    out = model.generate(ids, **kwargs)
-    reader = io_binding.host_reader(model, 0)
-    for value in model.decode_cache[8].ids:
-        np.testing.assert_array_equal(reader.read(value, np.empty((8, 1), np.int64)), value.numpy())
-    monkeypatch.setattr(io_binding, "host_reader", lambda model, device: None)
-    assert make_decoder(model).reader is None
-    np.testing.assert_array_equal(model.generate(ids, **kwargs), out)
