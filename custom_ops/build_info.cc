@@ -16,7 +16,6 @@ extern "C" __attribute__((visibility("default"))) int mamba_export_ops_has_cuda(
 #if defined(MAMBA_EXPORT_WITH_CUDA)
 #include "common/dependent_launch.h"
 #include "common/index_width.h"
-#include "linear/split.h"
 #include "selective_scan/cuda_loads.h"
 #endif
 
@@ -70,31 +69,6 @@ extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_wide_
   return mamba_export_ops::SetWideIndex(on == 1) ? 1 : 0;
 #else
   (void)on;
-  return -1;
-#endif
-}
-
-// Switches how Linear's tensor-core kernel adds the sums of blocks that split K (linear/split.h):
-// 0 a thread-block cluster (the default), 1 the serial split, 2 the serial split that also splits
-// products of fewer column blocks than multiprocessors. Returns the previous mode, or -1 for
-// another value or a build without CUDA kernels.
-extern "C" __attribute__((visibility("default"))) int mamba_export_ops_set_linear_split(int mode) {
-#if defined(MAMBA_EXPORT_WITH_CUDA)
-  using mamba_export_ops::LinearSplit;
-  if (mode < static_cast<int>(LinearSplit::kCluster) || mode > static_cast<int>(LinearSplit::kSerialWide)) return -1;
-  return static_cast<int>(mamba_export_ops::SetLinearSplit(static_cast<LinearSplit>(mode)));
-#else
-  (void)mode;
-  return -1;
-#endif
-}
-
-// How many (device, stream) pairs hold a serial split's workspace (linear/split.h), -1 for a build
-// without CUDA kernels: a test's evidence that the serial split ran rather than the cluster.
-extern "C" __attribute__((visibility("default"))) int mamba_export_ops_linear_split_workspaces() {
-#if defined(MAMBA_EXPORT_WITH_CUDA)
-  return mamba_export_ops::SplitWorkspaceCount();
-#else
   return -1;
 #endif
 }

@@ -15,7 +15,7 @@ if [[ ! -x "${binary}" ]]; then
   mkdir -p "$(dirname "${binary}")"
   nvcc -O3 -std=c++17 -arch=sm_90 -cudart static -I"${repo_root}/custom_ops" -I"${repo_root}/custom_ops/include" \
     -o "${binary}" "${repo_root}/scripts/bench_decode_products.cu" "${repo_root}/custom_ops/linear/cuda.cu" \
-    "${repo_root}/custom_ops/linear/cuda_tile.cu" "${repo_root}/custom_ops/linear/split.cu" \
+    "${repo_root}/custom_ops/linear/cuda_tile.cu" \
     "${repo_root}/custom_ops/common/dependent_launch.cu" -ldl
 fi
 cublas="${CUBLAS:-$(python3 - <<'PY'

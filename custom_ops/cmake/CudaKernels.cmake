@@ -19,7 +19,6 @@ function(mamba_export_add_cuda_kernels target)
     linear/ort_kernel_cuda.cc
     linear/cuda.cu
     linear/cuda_tile.cu
-    linear/split.cu
     linear/cublas.cc
     common/dependent_launch.cu
     common/index_width.cu

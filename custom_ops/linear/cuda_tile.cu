@@ -23,10 +23,7 @@
 // columns, 10 of 16): then the grid's second dimension splits K too, into a
 // thread-block cluster of up to kMaxSplits blocks per column block, and the blocks of a cluster add
 // their sums through distributed shared memory (each block reads its share of the outputs from
-// every block's shared memory, in rank order, so the sums' order is fixed). The serial split
-// (linear/split.h, a process-wide switch) launches the same blocks without a cluster: each writes
-// its sums to a per-stream workspace and the last block of a column block to arrive adds them in
-// the same order; its wide mode also splits products of fewer column blocks than multiprocessors.
+// every block's shared memory, in rank order, so the sums' order is fixed).
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -39,7 +36,6 @@
 #include "common/cuda_convert.cuh"
 #include "common/cuda_launch.cuh"
 #include "linear/cuda.h"
-#include "linear/split.h"
 #include "mamba_export_ops/linear.h"
 
 namespace mamba_export_ops {
@@ -94,11 +90,8 @@ static_assert(kLinearTileRows == 32, "LaunchTyped instantiates one or two row ti
 
 // RT row tiles of 16 (M up to 16 RT), CT column tiles of 8 per block; gridDim.y blocks (a cluster)
 // split K for each column block.
-// With gridDim.y > 1: `workspace` null, the blocks of a column block form a cluster; otherwise
-// they are plain blocks that add their sums through `workspace` (linear/split.h).
 template <typename T, int RT, int CT>
-__global__ void __launch_bounds__(kTileThreads) LinearTileKernel(const __grid_constant__ LinearParams p,
-                                                                 SplitWorkspace workspace) {
+__global__ void __launch_bounds__(kTileThreads) LinearTileKernel(const __grid_constant__ LinearParams p) {
   constexpr int kColumns = CT * 8;
   constexpr int kOutputs = RT * 16 * kColumns;
   __shared__ float partial[kTileWarps][RT * 16][kColumns];
@@ -201,30 +194,9 @@ __global__ void __launch_bounds__(kTileThreads) LinearTileKernel(const __grid_co
     for (int v = 0; v < kTileWarps; ++v) total += partial[v][row][column];
     if (gridDim.y == 1) {
       write(index, total);
-    } else if (workspace.sums != nullptr) {
-      workspace.sums[(static_cast<int64_t>(blockIdx.x) * gridDim.y + blockIdx.y) * kOutputs + index] = total;
     } else {
       partial[0][row][column] = total;  // this thread alone read and writes this element
     }
-  }
-  if (gridDim.y > 1 && workspace.sums != nullptr) {
-    // The serial split: the last block of this column block to arrive adds every block's sums, in
-    // block order (the cluster's rank order), then leaves the counter at zero for the next call.
-    __shared__ unsigned arrived_before;
-    __threadfence();  // this block's sums are visible to the device before its arrival is counted
-    __syncthreads();
-    if (threadIdx.x == 0) arrived_before = atomicAdd(&workspace.counters[blockIdx.x], 1u);
-    __syncthreads();
-    if (arrived_before != gridDim.y - 1) return;
-    __threadfence();
-    const float* sums = workspace.sums + static_cast<int64_t>(blockIdx.x) * gridDim.y * kOutputs;
-    for (int index = threadIdx.x; index < kOutputs; index += kTileThreads) {
-      float total = 0.0f;
-      for (unsigned q = 0; q < gridDim.y; ++q) total += __ldcg(sums + static_cast<int64_t>(q) * kOutputs + index);
-      write(index, total);
-    }
-    if (threadIdx.x == 0) workspace.counters[blockIdx.x] = 0u;
-    return;
   }
   if (gridDim.y > 1) {
     // The cluster's blocks add their sums: block `rank` writes outputs rank, rank + splits, ... of
@@ -265,32 +237,16 @@ cudaError_t LaunchShaped(const LinearParams& p, cudaStream_t stream, int max_spl
   const int64_t steps = (p.inner + kStepK - 1) / kStepK;
   const int64_t blocks = (p.outer + CT * 8 - 1) / (CT * 8);
   if (blocks > 0x7fffffff || steps > 0x7fffffff) return cudaErrorInvalidConfiguration;
-  // Split K where the columns alone make at most kSplitMaxBlocks blocks (in the serial split's wide
-  // mode, fewer blocks than multiprocessors): into at most max_splits parts of at least one step
-  // each, aiming at two blocks per multiprocessor.
-  const LinearSplit mode = GetLinearSplit();
-  const int64_t multiprocessors = Multiprocessors();
-  const bool clusters_allowed = blocks <= kSplitMaxBlocks;
+  // Split K where the columns alone make at most kSplitMaxBlocks blocks: into at most max_splits
+  // parts of at least one step each, aiming at two blocks per multiprocessor.
   int64_t splits = 1;
-  if (clusters_allowed || (mode == LinearSplit::kSerialWide && blocks < multiprocessors)) {
-    const int64_t wanted = (2 * multiprocessors + blocks - 1) / blocks;
+  if (blocks <= kSplitMaxBlocks) {
+    const int64_t wanted = (2 * static_cast<int64_t>(Multiprocessors()) + blocks - 1) / blocks;
     splits = std::max<int64_t>(1, std::min<int64_t>({wanted, max_splits, steps}));
   }
-  SplitWorkspace workspace;
-  if (splits > 1 && mode != LinearSplit::kCluster) {
-    constexpr int64_t kOutputs = RT * 16 * CT * 8;
-    SplitWorkspace found;
-    if (blocks <= kSplitCounters && FindSplitWorkspace(stream, &found) &&
-        blocks * splits * kOutputs <= found.sum_capacity) {
-      workspace = found;
-    } else if (!clusters_allowed) {
-      splits = 1;  // no workspace for a wide split: unsplit, as the cluster mode runs it
-    }
-  }
   const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(splits));
-  const unsigned cluster = workspace.sums != nullptr ? 1u : static_cast<unsigned>(splits);
-  return LaunchClusterKernel(LinearTileKernel<T, RT, CT>, grid, kTileThreads, 0, stream, dim3(1, cluster, 1), p,
-                             workspace);
+  return LaunchClusterKernel(LinearTileKernel<T, RT, CT>, grid, kTileThreads, 0, stream,
+                             dim3(1, static_cast<unsigned>(splits), 1), p);
 }
 
 template <typename T>

@@ -164,23 +164,17 @@ def test_replays_inside_a_cuda_graph(cuda_library, rows):
     """Every path runs on ORT's stream and allocate nothing per call (cuBLAS's handle and its
     workspace are made on the stream's first, uncaptured call), so ORT can capture the node in a
     CUDA graph; replays on new x give their product."""
-    check_graph_replays(cuda_library, rows)
-
-
-def check_graph_replays(cuda_library: str, rows: int, inner: int = 1536, outer: int = 768) -> None:
-    """A float16 one-node Linear session with CUDA graphs: three plain runs (ORT captures on the
-    last), then replays on new x, each held to the float64 reference."""
     import onnxruntime as ort
     import torch
 
-    case = dict(shape=(rows, inner), outer=outer)
+    case = dict(shape=(rows, 1536), outer=768)
     first = make_inputs(**case, io_dtype="float16", seed=1)
     options = ort.SessionOptions()
     options.register_custom_ops_library(cuda_library)
     session = ort.InferenceSession(linear_model("float16", weight=first["weight"]).SerializeToString(), options,
                                    providers=[(CUDA_PROVIDER, {"enable_cuda_graph": "1"})])
     x = to_cuda(first["x"])
-    y = torch.full((rows, outer), float("nan"), dtype=torch.float16, device="cuda")
+    y = torch.full((rows, 768), float("nan"), dtype=torch.float16, device="cuda")
     binding = session.io_binding()
     binding.bind_input("x", "cuda", 0, np.float16, list(x.shape), x.data_ptr())
     binding.bind_output("y", "cuda", 0, np.float16, list(y.shape), y.data_ptr())

@@ -202,35 +202,3 @@ def test_dependent_launch_starts_as_the_environment_says(cuda_library, value, st
     code = f"import ctypes; print(ctypes.CDLL({cuda_library!r}).mamba_export_ops_set_dependent_launch(1))"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(starts_on)
-
-
-def test_the_linear_split_switch(cpu_only_library, cuda_library):
-    """mamba_export_ops_set_linear_split (custom_ops/linear/split.h): 0 cluster, 1 serial, 2 serial_wide;
-    each returns the previous mode; another value, or the CPU-only build, answers -1 and changes nothing."""
-    import ctypes
-
-    assert ctypes.CDLL(cpu_only_library).mamba_export_ops_set_linear_split(1) == -1
-    assert ctypes.CDLL(cpu_only_library).mamba_export_ops_linear_split_workspaces() == -1
-    switch = ctypes.CDLL(cuda_library).mamba_export_ops_set_linear_split
-    before = switch(0)
-    assert before in (0, 1, 2)
-    try:
-        assert switch(1) == 0
-        assert switch(2) == 1
-        assert switch(3) == -1 and switch(-1) == -1
-        assert switch(0) == 2  # the refused values changed nothing
-    finally:
-        switch(before)
-
-
-@pytest.mark.parametrize(("value", "mode"), [(None, 0), ("cluster", 0), ("serial", 1), ("serial_wide", 2),
-                                             ("nonsense", 0)])
-def test_linear_split_starts_as_the_environment_says(cuda_library, value, mode):
-    import os
-
-    env = {k: v for k, v in os.environ.items() if k != "MAMBA_EXPORT_LINEAR_SPLIT"}
-    if value is not None:
-        env["MAMBA_EXPORT_LINEAR_SPLIT"] = value
-    code = f"import ctypes; print(ctypes.CDLL({cuda_library!r}).mamba_export_ops_set_linear_split(0))"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == str(mode)
