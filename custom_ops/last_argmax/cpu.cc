@@ -1,7 +1,7 @@
 // The CPU kernel of LastArgMax. Per sequence: the last position's row of logits is
 // widened to float32 a chunk at a time (causal_conv/cpu_rows.h: F16C for float16 where
-// present) and scanned in index order, keeping the first maximum; the first NaN ends the
-// scan, since it is the answer (NumPy's rule). Only the last position is ever read.
+// present) and compared in index order, keeping the first maximum; the first NaN ends the
+// row, since it is the answer (NumPy's rule). Only the last position is ever read.
 #include "last_argmax/cpu.h"
 
 #include <algorithm>
@@ -21,7 +21,10 @@ struct Job {
   int64_t rows_per_task;
 };
 
-// The index of the first maximum of row[0, n), or of its first NaN.
+// The index of the first maximum of row[0, n), or of its first NaN. Per chunk, one vectorised
+// pass finds its maximum and whether it holds a NaN; only a chunk with a NaN, or whose maximum
+// beats the best so far, is scanned again for the index (its first NaN, or its first value
+// equal to the maximum: -0.0 and +0.0 are equal, as in the comparison).
 template <typename Rows>
 int64_t RowArgMax(const typename Rows::Storage* row, int64_t n) {
   float values[kChunk];
@@ -30,13 +33,23 @@ int64_t RowArgMax(const typename Rows::Storage* row, int64_t n) {
   for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
     const int64_t count = std::min(kChunk, n - c0);
     Rows::Load(row + c0, values, count);
+    float top = -INFINITY;
+    int nan = 0;
+#pragma omp simd reduction(max : top) reduction(| : nan)
     for (int64_t c = 0; c < count; ++c) {
-      const float v = values[c];
-      if (std::isnan(v)) return c0 + c;
-      if (best_index < 0 || v > best) {
-        best = v;
-        best_index = c0 + c;
+      top = values[c] > top ? values[c] : top;
+      nan |= values[c] != values[c];
+    }
+    if (nan) {
+      for (int64_t c = 0;; ++c) {
+        if (std::isnan(values[c])) return c0 + c;
       }
+    }
+    if (best_index < 0 || top > best) {
+      int64_t c = 0;
+      while (values[c] != top) ++c;
+      best = top;
+      best_index = c0 + c;
     }
   }
   return best_index;
