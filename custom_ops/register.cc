@@ -7,6 +7,7 @@
 #include "mamba_export_ops/status.h"
 #include "register.h"
 #include "causal_conv/ort_kernel.h"
+#include "last_argmax/ort_kernel.h"
 #include "linear/ort_kernel.h"
 #include "residual_norm/ort_kernel.h"
 #include "selective_scan/ort_kernel.h"
@@ -42,6 +43,12 @@ void AddCpuKernels(OrtCustomOpDomain* domain) {
   };
   for (const auto& op : kNormOps) AddOp(domain, &op);
   for (const auto& op : kLinearOps) AddOp(domain, &op);
+  static const LastArgMaxOp kArgMaxOps[] = {
+      {kCpu, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, RunArgMaxOnCpu},
+      {kCpu, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16, RunArgMaxOnCpu},
+      {kCpu, ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16, RunArgMaxOnCpu},
+  };
+  for (const auto& op : kArgMaxOps) AddOp(domain, &op);
 }
 
 // The domain is built once per process and shared by every session options object

@@ -1,6 +1,7 @@
 // The CUDA kernels of the library: one line per (op, dtype). Built only with
 // MAMBA_EXPORT_WITH_CUDA=ON; same op name, domain and version as on the CPU.
 #include "causal_conv/ort_kernel.h"
+#include "last_argmax/ort_kernel.h"
 #include "linear/ort_kernel.h"
 #include "register.h"
 #include "residual_norm/ort_kernel.h"
@@ -34,6 +35,12 @@ void AddCudaKernels(OrtCustomOpDomain* domain) {
   };
   for (const auto& op : kNormOps) AddOp(domain, &op);
   for (const auto& op : kLinearOps) AddOp(domain, &op);
+  static const LastArgMaxOp kArgMaxOps[] = {
+      {kCuda, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, RunArgMaxOnCuda},
+      {kCuda, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16, RunArgMaxOnCuda},
+      {kCuda, ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16, RunArgMaxOnCuda},
+  };
+  for (const auto& op : kArgMaxOps) AddOp(domain, &op);
 }
 
 }  // namespace mamba_export_ops

@@ -1,4 +1,4 @@
-# Adds the CUDA kernels of SelectiveScan, CausalConv1d, ResidualRMSNorm and Linear to the op library (MAMBA_EXPORT_WITH_CUDA=ON).
+# Adds the CUDA kernels of SelectiveScan, CausalConv1d, ResidualRMSNorm, Linear and LastArgMax to the op library (MAMBA_EXPORT_WITH_CUDA=ON).
 #
 # Hopper only: sm_90 machine code plus compute_90 PTX for newer GPUs. The CUDA
 # runtime is linked statically so the library needs no libcudart at load time.
@@ -20,6 +20,8 @@ function(mamba_export_add_cuda_kernels target)
     linear/cuda.cu
     linear/cuda_tile.cu
     linear/cublas.cc
+    last_argmax/ort_kernel_cuda.cc
+    last_argmax/cuda.cu
     common/dependent_launch.cu
     common/index_width.cu
   )

@@ -64,7 +64,8 @@ def export(model, output_dir, options: ExportOptions | None = None) -> Path:
             from mamba_export.export.next_tokens import add_to_file
 
             with progress.step(f"Adding the {graph_io.NEXT_TOKENS} output"):
-                add_to_file(staging / MODEL_FILE, head_output)
+                # One LastArgMax node where the graph uses our op library anyway; ONNX's nodes otherwise.
+                add_to_file(staging / MODEL_FILE, head_output, custom_op=options.backend == "custom")
         _write_side_files(prepared, loaded, staging)
         info = folder_format.build_info(
             architecture=loaded.arch.name, dims=dims, options=options, head_output=head_output,

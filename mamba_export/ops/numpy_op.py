@@ -4,7 +4,8 @@
 graphs that contain our custom nodes without the compiled library or PyTorch: a
 portable second implementation of the contracts in
 :mod:`mamba_export.ops.selective_scan`, :mod:`mamba_export.ops.causal_conv`,
-:mod:`mamba_export.ops.residual_norm` and :mod:`mamba_export.ops.linear`.
+:mod:`mamba_export.ops.residual_norm`, :mod:`mamba_export.ops.linear` and
+:mod:`mamba_export.ops.last_argmax`.
 Like every implementation each checks its inputs with the contract's
 ``check_inputs`` and computes in float32 whatever the I/O dtype.
 """
@@ -16,6 +17,7 @@ from onnx.reference.op_run import OpRun
 
 from mamba_export.errors import InputShapeError
 from mamba_export.ops import causal_conv as conv_contract
+from mamba_export.ops import last_argmax as argmax_contract
 from mamba_export.ops import linear as linear_contract
 from mamba_export.ops import residual_norm as norm_contract
 from mamba_export.ops.selective_scan import (
@@ -230,4 +232,21 @@ class Linear(OpRun):
 
 
 # Every custom node of our domain, for ``ReferenceEvaluator(model, new_ops=list(NUMPY_OPS))``.
-NUMPY_OPS = (SelectiveScan, CausalConv1d, ResidualRMSNorm, Linear)
+def last_argmax(logits):
+    """LastArgMax: (B, L, V) -> (B, 1) int64, the argmax of the last position in float32 (NumPy's
+    rules: the first of equal maxima, the first NaN)."""
+    argmax_contract.check_inputs({"logits": np.shape(logits)})
+    last = np.asarray(logits)[:, -1, :].astype(np.float32)
+    return np.argmax(last, axis=-1).astype(np.int64)[:, None]
+
+
+class LastArgMax(OpRun):
+    """The LastArgMax node for ``onnx.reference.ReferenceEvaluator(new_ops=[...])``."""
+
+    op_domain = DOMAIN
+
+    def _run(self, logits):
+        return (last_argmax(logits),)
+
+
+NUMPY_OPS = (SelectiveScan, CausalConv1d, ResidualRMSNorm, Linear, LastArgMax)

@@ -10,9 +10,11 @@ float32, as the contract requires.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from mamba_export.ops import causal_conv as conv_contract
+from mamba_export.ops import last_argmax as argmax_contract
 from mamba_export.ops import linear as linear_contract
 from mamba_export.ops import residual_norm as norm_contract
 from mamba_export.ops.selective_scan import (
@@ -164,3 +166,18 @@ def linear(x, weight):
     cdt = _compute_dtype(x.dtype)
     y = torch.matmul(x.to(cdt), weight.to(cdt).transpose(0, 1))
     return y.to(x.dtype).contiguous()
+
+
+def last_argmax(logits):
+    """The greedy choice of :mod:`mamba_export.ops.last_argmax`: the argmax of the last position.
+
+    logits: (B, L, V), a torch tensor or a numpy array (ml_dtypes' bfloat16 too). Returns tokens
+    (B, 1) int64 of the same kind. The values are compared in float64 (every float32, float16 and
+    bfloat16 value is exact there, so the order is that of float32), with NumPy's rules: the first
+    index among equal maxima, the index of the first NaN in a row that holds one.
+    """
+    argmax_contract.check_inputs({"logits": tuple(logits.shape)})
+    is_torch = isinstance(logits, torch.Tensor)
+    values = logits.detach().to("cpu", torch.float64).numpy() if is_torch else np.asarray(logits, np.float64)
+    tokens = np.argmax(values[:, -1, :], axis=-1).astype(np.int64)[:, None]
+    return torch.from_numpy(tokens) if is_torch else tokens
