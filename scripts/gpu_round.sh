@@ -46,12 +46,13 @@
 #   AB_LIBRARIES               for "decode_ab": space-separated NAME=PATH, more builds of the op library timed
 #                              beside the one under test (each run named NAME)
 #   AB_VARIANTS                the exports "decode_ab" times: "plain" (default: the default CUDA export), "fused"
-#                              (--fuse-delta-proj), "linear" (--linear-op), "tokens" (--next-tokens) and/or
-#                              "head" (--no-next-tokens: tokens chosen by the token head's session)
+#                              (--fuse-delta-proj), "linear" (--linear-op), "tokens" (--next-tokens),
+#                              "head" (--no-next-tokens: tokens chosen by the token head's session) and/or
+#                              "onnx_tokens" (the default export, next_tokens rewritten to ONNX's nodes)
 #   AB_MODEL, AB_BATCHES       for "decode_ab": the model exported (default preset:mamba-130m) and the batch
 #                              sizes timed (default "1 32 128")
 #   OP_TESTS_K                 a pytest -k selection of the CUDA op tests; SKIP_MEMCHECK=1 skips memcheck
-#   OP_TEST_FILES              the CUDA op test files (default: all nine); OP_TEST_WORKERS pytest-xdist
+#   OP_TEST_FILES              the CUDA op test files (default: all ten); OP_TEST_WORKERS pytest-xdist
 #                              workers (default: the cores, at most 16). The whole op set took about 9
 #                              minutes on 16 workers on the H200 machine, past one device call: split it with
 #                              ROUND_STEPS="op_tests" and OP_TEST_FILES, then ROUND_STEPS="memcheck"
@@ -157,7 +158,7 @@ op_tests="${OP_TEST_FILES:-tests/custom_ops/test_selective_scan_cuda.py tests/cu
 tests/custom_ops/test_packed_inputs_cuda.py tests/custom_ops/test_selective_scan_cuda_staged.py \
 tests/custom_ops/test_residual_norm_cuda.py tests/custom_ops/test_projected_delta_cuda.py \
 tests/custom_ops/test_selective_scan_cuda_channel.py tests/custom_ops/test_linear_cuda.py \
-tests/custom_ops/test_index_width_cuda.py}"
+tests/custom_ops/test_index_width_cuda.py tests/custom_ops/test_last_argmax_cuda.py}"
 if [[ "${steps}" == *" op "* || "${steps}" == *" op_tests "* ]]; then
 # 4. Tests: the CUDA ops first, then every other GPU test (OP_TEST_WORKERS where pytest-xdist is installed).
 step pytest_cuda_op 480 bash -o pipefail -c "python3 -m pytest -m gpu ${op_tests} -k '${OP_TESTS_K:-not no_such_test}' \
@@ -174,7 +175,9 @@ or length_0 or bad_input or decode_state_9 and bfloat16 and True \
 or short_3_state_12_odd_dim and float16 and False \
 or 32_and_64 and decode_130m_b32 and float16 and (True or silu) or 32_and_64 and groups and float32 and True \
 or test_matches_reference and initializer and dependent_launch and float16 and (decode_b17_dt_proj \
-or inner_8_outer_33 or head_130m_b8 or odd_inner_13 or x_proj_1.4b_b4 or split_uneven)"
+or inner_8_outer_33 or head_130m_b8 or odd_inner_13 or x_proj_1.4b_b4 or split_uneven) \
+or test_pieces_and_single_entries_meet_at_the_right_index and float16 \
+or test_a_tie_across_warps or test_matches_reference and decode_b200 and float32"
 [[ "${SKIP_MEMCHECK:-0}" == 1 ]] || step memcheck 400 bash -o pipefail -c "PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck \
   --target-processes all --print-limit 20 --error-exitcode 3 python3 -m pytest -m gpu -q -p no:cacheprovider \
   ${op_tests} -k '${memcheck_selection}' 2>&1 | tee '${out}/memcheck.log'"
@@ -245,7 +248,8 @@ fi
 
 # 5d''. Decode steps side by side (scripts/profile_decode.py: graph replay, token head, generate() per
 #       token), two passes over the runs so that order effects show: for each export of AB_VARIANTS
-#       ("plain", "fused": the --fuse-delta-proj export, "linear": the --linear-op export; default "plain"), the library under
+#       ("plain", "fused": the --fuse-delta-proj export, "linear": the --linear-op export, "onnx_tokens": the default
+#       export with next_tokens from ONNX's Gather/Cast/ArgMax instead of LastArgMax; default "plain"), the library under
 #       test as it is ("new"), BASE_LIBRARY ("base", another build, optional) and every AB_SETTINGS
 #       entry NAME=VAR=VALUE (the library under test with one environment variable set).
 if [[ "${steps}" == *" decode_ab "* ]]; then
@@ -257,8 +261,11 @@ for entry in ${AB_LIBRARIES:-}; do settings="${settings} library:${entry}"; done
 for variant in ${variants}; do
   flag=""; [[ "${variant}" == fused ]] && flag="--fuse-delta-proj"; [[ "${variant}" == linear ]] && flag="--linear-op"
   [[ "${variant}" == tokens ]] && flag="--next-tokens"; [[ "${variant}" == head ]] && flag="--no-next-tokens"
+  # "onnx_tokens": the default export with its next_tokens rewritten to ONNX's nodes (scripts/onnx_next_tokens.py).
+  rewrite="true"; [[ "${variant}" == onnx_tokens ]] && rewrite="python3 scripts/onnx_next_tokens.py ${ab_root}/${variant}"
   [[ -d ${ab_root}/${variant} ]] || step "export_${variant}" 200 bash -o pipefail -c "python3 -m mamba_export export \
-    --model '${ab_model}' ${ab_root}/${variant} --device cuda --dtype fp16 --no-check --force --quiet ${flag}"
+    --model '${ab_model}' ${ab_root}/${variant} --device cuda --dtype fp16 --no-check --force --quiet ${flag} \
+    && ${rewrite}"
 done
 index=0
 rm -rf /tmp/decode_ab/json && mkdir -p /tmp/decode_ab/json

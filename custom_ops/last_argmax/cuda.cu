@@ -1,9 +1,12 @@
 // The CUDA kernel of LastArgMax. One block of kThreads threads owns one sequence (sequences
 // walked with a grid-stride loop, so any batch fits the grid) and reads only the last
-// position's row of logits, where it lies: consecutive threads take consecutive vocabulary
-// entries, so every load of a warp is coalesced, and each thread issues kUnroll loads before
-// comparing them. Each thread keeps its best (value, index), widened to float32; a warp
-// shuffle and one shared-memory step reduce them, and thread 0 writes the token.
+// position's row of logits, where it lies: consecutive threads take consecutive 16-byte pieces
+// of the row (8 half-precision or 4 float32 entries; single entries where the row does not
+// start on 16 bytes, and for the entries past the last whole piece), so every load of a warp is
+// coalesced, and each thread issues kUnroll loads before comparing them: a 50,280-entry
+// float16 row is about six pieces a thread, one round of loads. Each thread keeps its best
+// (value, index), widened to float32; a warp shuffle and one shared-memory step reduce them,
+// and thread 0 writes the token.
 //
 // The combine rule is a strict total order on (value, index) pairs, so the result does not
 // depend on the order threads or warps are combined in: a NaN beats every number, a larger
@@ -43,6 +46,15 @@ __device__ __forceinline__ void Take(float value, int64_t index, float& best, in
   }
 }
 
+// Every entry of a 16-byte piece whose first entry is `first`, in index order.
+template <typename T>
+__device__ __forceinline__ void TakePiece(const uint4& piece, int64_t first, float& best, int64_t& best_index) {
+  constexpr int kCount = static_cast<int>(sizeof(uint4) / sizeof(T));
+  const T* values = reinterpret_cast<const T*>(&piece);
+#pragma unroll
+  for (int e = 0; e < kCount; ++e) Take(ToFloat(values[e]), first + e, best, best_index);
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kThreads) LastArgMaxKernel(const __grid_constant__ LastArgMaxParams p) {
   __shared__ float shared_values[kWarps];
@@ -58,6 +70,21 @@ __global__ void __launch_bounds__(kThreads) LastArgMaxKernel(const __grid_consta
     float best = -INFINITY;
     int64_t best_index = vocab;
     int64_t c = threadIdx.x;
+    if (reinterpret_cast<uintptr_t>(row) % sizeof(uint4) == 0) {
+      constexpr int64_t kCount = static_cast<int64_t>(sizeof(uint4) / sizeof(T));
+      const int64_t pieces = vocab / kCount;
+      const uint4* piece_row = reinterpret_cast<const uint4*>(row);
+      int64_t v = threadIdx.x;
+      for (; v + (kUnroll - 1) * kThreads < pieces; v += kUnroll * kThreads) {
+        uint4 loaded[kUnroll];
+#pragma unroll
+        for (int i = 0; i < kUnroll; ++i) loaded[i] = piece_row[v + i * kThreads];
+#pragma unroll
+        for (int i = 0; i < kUnroll; ++i) TakePiece<T>(loaded[i], (v + i * kThreads) * kCount, best, best_index);
+      }
+      for (; v < pieces; v += kThreads) TakePiece<T>(piece_row[v], v * kCount, best, best_index);
+      c = pieces * kCount + threadIdx.x;  // the entries past the last whole piece, one at a time below
+    }
     for (; c + (kUnroll - 1) * kThreads < vocab; c += kUnroll * kThreads) {
       float values[kUnroll];
 #pragma unroll

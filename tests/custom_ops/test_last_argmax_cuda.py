@@ -7,7 +7,9 @@ so ties, NaNs and infinities give NumPy's index whatever order the threads combi
 
 Shapes reach every part of the kernel: V below, at and above one warp and the 1024-thread block,
 past the unrolled steps (a tail of single loads) and not a multiple of anything, one position and
-several (decoys in the earlier ones), batches beyond one block per SM.
+several (decoys in the earlier ones), batches beyond one block per SM; rows that start on 16 bytes
+(read in 16-byte pieces, the entries past the last whole piece one at a time) and rows that do
+not (read one entry at a time), in one call.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import test_selective_scan_cuda as scan_cuda
 from argmax_cases import DTYPES, ROWS, check_parity, make_logits, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scan_cases import NUMPY_DTYPES
 
+from mamba_export.ops.linear import ELEMENT_BYTES
 from mamba_export.ops.reference import last_argmax as reference_argmax
 from tests.support.one_argmax_node import last_argmax_model
 
@@ -112,6 +116,27 @@ def test_a_tie_across_warps_takes_the_first_index(cuda_library):
         logits[b, 0, 500::stride] = 7.0
     tokens = on_cuda(cuda_library, "float16")(logits)
     np.testing.assert_array_equal(tokens, [[500], [500], [500]])
+
+
+@pytest.mark.parametrize("io_dtype", DTYPES)
+@pytest.mark.parametrize("vocab", [50277, 8 * 1024 * 4 + 7, 13])
+def test_pieces_and_single_entries_meet_at_the_right_index(cuda_library, io_dtype, vocab):
+    """Rows of a vocabulary that is no multiple of a 16-byte piece: row 0 starts on 16 bytes (pieces,
+    then single entries), the later ones mostly do not. Each row's maximum sits at a boundary (the
+    last entry of the last whole piece, the first single entry after it, the row's last entry) and
+    a tie with a later entry must keep the earlier index."""
+    count = 16 // ELEMENT_BYTES[io_dtype]
+    whole = (vocab // count) * count
+    positions = sorted({whole - 1, min(whole, vocab - 1), vocab - 1, 0})
+    rows = positions * 2
+    logits = np.random.default_rng(vocab).uniform(-1, 1, (len(rows), 1, vocab))
+    for row, where in enumerate(rows):
+        logits[row, 0, where] = 9.0
+        logits[row, 0, vocab - 1] = 9.0  # a tie with the row's last entry: the earlier index wins
+    values = logits.astype(NUMPY_DTYPES[io_dtype])
+    expected = reference_argmax(values)
+    np.testing.assert_array_equal(expected.reshape(-1), rows)
+    np.testing.assert_array_equal(on_cuda(cuda_library, io_dtype)(values), expected)
 
 
 def test_cpu_and_cuda_agree(cuda_library, make_session):
