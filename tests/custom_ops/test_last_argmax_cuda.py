@@ -79,7 +79,8 @@ def on_cuda(library, io_dtype):
     def compute(logits):
         if logits.size == 0:
             return run(session, logits)  # an empty tensor has no device address to bind
-        binding, tokens = device_binding(session, to_cuda(logits))
+        on_device = to_cuda(logits)  # kept until the run ends: the binding holds only its address
+        binding, tokens = device_binding(session, on_device)
         run_bound(session, binding)
         return tokens.cpu().numpy()
     return compute
