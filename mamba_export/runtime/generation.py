@@ -107,36 +107,56 @@ def make_decoder(model):
     return HostDecoder(model)
 
 
+class _Tokens:
+    """The chosen tokens, each step's taken in order: finished rows get the pad token, streaming
+    sees each step's tokens, and the end-of-text check says when every row has finished."""
+
+    def __init__(self, settings: GenerationSettings, batch: int, on_tokens):
+        self.settings = settings
+        self.on_tokens = on_tokens
+        self.eos = np.asarray(settings.eos_token_ids, dtype=np.int64)
+        self.finished = np.zeros(batch, dtype=bool)
+        self.any_finished = False  # the per-token host work is part of each token's time on a GPU: skip what is moot
+        self.chosen = []
+
+    def take(self, tokens: np.ndarray) -> bool:
+        """Records one step's (batch,) tokens; True once every row has finished."""
+        if self.any_finished:
+            tokens = np.where(self.finished, self.settings.pad_token_id, tokens)
+        self.chosen.append(tokens)
+        if self.on_tokens is not None:
+            self.on_tokens(tokens)
+        if self.eos.size:
+            self.finished |= np.isin(tokens, self.eos)
+            self.any_finished = bool(self.finished.any())
+            return self.any_finished and bool(self.finished.all())
+        return False
+
+
 def generate(decoder, input_ids: np.ndarray, attention_mask: np.ndarray,
              settings: GenerationSettings, on_tokens=None) -> np.ndarray:
     """input_ids, attention_mask: (batch, prompt) int64, checked; returns (batch, prompt + new).
 
-    on_tokens: called with each step's (batch,) tokens as soon as they are chosen (streaming)."""
+    on_tokens: called with each step's (batch,) tokens as soon as they are chosen (streaming). A
+    decoder whose graph feeds itself its greedy tokens (``feeds_itself``) runs ahead of the host
+    (run_ahead.py): then on_tokens is called on a reader thread, one step behind the device."""
     check_left_padded(attention_mask)
     if settings.max_new_tokens == 0:
         return input_ids.copy()
     rng = np.random.default_rng(settings.seed)
-    eos = np.asarray(settings.eos_token_ids, dtype=np.int64)
-    finished = np.zeros(input_ids.shape[0], dtype=bool)
-    any_finished = False  # the per-token host work is part of each token's time on a GPU: skip what is moot
-    new_tokens = []
+    tokens = _Tokens(settings, input_ids.shape[0], on_tokens)
     decoder.prefill(input_ids, attention_mask)
-    for index in range(settings.max_new_tokens):
-        tokens = decoder.next_tokens(settings, rng)
-        if any_finished:
-            tokens = np.where(finished, settings.pad_token_id, tokens)
-        new_tokens.append(tokens)
-        if on_tokens is not None:
-            on_tokens(tokens)
-        if eos.size:
-            finished |= np.isin(tokens, eos)
-            any_finished = bool(finished.any())
-            if any_finished and finished.all():
+    feeds_itself = getattr(decoder, "feeds_itself", None)
+    if feeds_itself is not None and feeds_itself(settings):
+        from mamba_export.runtime.run_ahead import run_ahead
+
+        run_ahead(decoder, settings.max_new_tokens, tokens.take)
+    else:
+        for index in range(settings.max_new_tokens):
+            if tokens.take(decoder.next_tokens(settings, rng)) or index == settings.max_new_tokens - 1:
                 break
-        if index == settings.max_new_tokens - 1:
-            break
-        decoder.step(tokens)
-    return np.concatenate([input_ids, np.stack(new_tokens, axis=1)], axis=1)
+            decoder.step(tokens.chosen[-1])
+    return np.concatenate([input_ids, np.stack(tokens.chosen, axis=1)], axis=1)
 
 
 def warm_up(decoder, max_length: int) -> list:

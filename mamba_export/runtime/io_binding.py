@@ -223,6 +223,34 @@ class DeviceDecoder:
         if self.chosen is None or not np.array_equal(tokens, self.chosen):
             buffers.ids[self.current].update_inplace(np.ascontiguousarray(tokens.reshape(-1, 1), dtype=np.int64))
         self.chosen = None
+        self._run_step()
+
+    def feeds_itself(self, settings) -> bool:
+        """Whether generate() may run ahead (run_ahead.py): greedy, the graph writes its own tokens where
+        the next step reads them, RuntimeOptions.overlap_token_reads, and the first GPU (the reader
+        thread copies on the device that is current for it, which is device 0)."""
+        return (self.buffers is not None and self.buffers.in_graph_tokens and not settings.do_sample
+                and self.model.options.overlap_token_reads and self.device.index == 0)
+
+    def tokens_buffer(self):
+        """The ids buffer holding the tokens the last call chose on the device."""
+        return self.buffers.ids[self.current]
+
+    def advance(self):
+        """One decode step on the tokens the last call chose on the device; returns the buffer of its tokens."""
+        self.chosen = None
+        self._run_step()
+        return self.buffers.ids[self.current]
+
+    @staticmethod
+    def read(buffer) -> np.ndarray:
+        """A host copy of a (batch, 1) ids buffer, (batch,) int64."""
+        return np.array(buffer.numpy(), dtype=np.int64).reshape(-1)
+
+    def _run_step(self) -> None:
+        """The current decode binding (captured or replayed where graphs are on); the states and ids
+        move to the other set."""
+        buffers = self.buffers
         binding = buffers.decode_bindings[self.current]
         session = self.model.session
         if not self.use_graph:
