@@ -171,10 +171,11 @@ class RuntimeOptions:
         prompt whose batch x padded length is within it meets a new shape. None: 2048
         (``DEFAULT_WARM_UP_LENGTH``) for the custom backend, 0 (none) for the standard one,
         whose Scan reads long prompts slowly.
-    overlap_token_reads: greedy ``generate()`` on an export whose graph chooses its own tokens
-        (``next_tokens``, the CUDA default) reads each step's tokens on a second thread while the
-        next step runs, so that the copy to the host, the end-of-text check and streaming take no
-        time between steps (``runtime/run_ahead.py``); False reads them between steps.
+    overlap_token_reads: True: greedy ``generate()`` on CUDA, on an export whose graph chooses its
+        own tokens (``next_tokens``, the CUDA default), reads each step's tokens on a second thread
+        while the next step runs, so that the copy to the host, the end-of-text check and streaming
+        take no time between steps (``runtime/run_ahead.py``). False (the default until it is timed
+        on a GPU, ``scripts/bench_e2e.py --overlap-reads``) reads them between steps.
     """
 
     provider: str = "cpu"
@@ -187,7 +188,7 @@ class RuntimeOptions:
     spin: bool = True
     prefill_bucket: int | None = None
     warm_up_length: int | None = None
-    overlap_token_reads: bool = True
+    overlap_token_reads: bool = False
 
     def __post_init__(self):
         _choose("provider", self.provider, PROVIDERS)

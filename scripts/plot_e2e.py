@@ -30,7 +30,7 @@ FIRST_CALL_CEILING = 3.0
 ENGINE_LABELS = {
     "ort-custom": "mamba-export, CUDA graph",
     "ort-custom-nograph": "mamba-export, no graph",
-    "ort-custom-reads-between": "mamba-export, tokens read between steps",
+    "ort-custom-overlap-reads": "mamba-export, tokens read while the next step runs",
     "ort-standard": "mamba-export standard ops",
     "transformers": "transformers eager",
 }

@@ -8,7 +8,9 @@ streaming, the loop itself. At batch 32 on the H200 that was 20 to 30 us of a 0.
 graph chooses its own tokens (``next_tokens``, bound to the buffer the next step reads)
 needs nothing from the host to take the next step. So the main thread starts each step as
 soon as the one before returns, and a reader thread copies and handles the previous step's
-tokens meanwhile (onnxruntime releases the GIL while it runs).
+tokens meanwhile (onnxruntime releases the GIL while it runs). ``RuntimeOptions(overlap_token_reads=True)``
+turns it on; it stays off by default until a GPU round has timed it against the reads between steps
+(``scripts/bench_e2e.py --overlap-reads``).
 
 Safety: the decoder's two token buffers alternate, so step k writes the buffer that step
 k - 2 wrote; the main thread starts step k + 1 only after the reader is done with step

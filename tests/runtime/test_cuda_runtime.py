@@ -183,7 +183,7 @@ def test_running_ahead_gives_the_tokens_of_reading_between_steps(export_tiny, ex
     them between steps, with CUDA graphs, at batch 32 and 1."""
     exported("custom")  # the library, or the skip that names it
     folder = export_tiny(backend="custom", logits="last", next_tokens=True)
-    ahead, between = on_cuda(folder), on_cuda(folder, overlap_token_reads=False)
+    ahead, between = on_cuda(folder, overlap_token_reads=True), on_cuda(folder)
     for batch in (32, 1):
         ids, mask, _ = left_padded_batch(batch, seed=6)
         free = between.generate(ids, attention_mask=mask, max_new_tokens=20, eos_token_id=[])

@@ -150,6 +150,11 @@ def test_end_of_text_with_running_ahead(folder):
                                       expected)
 
 
-def test_overlap_token_reads_is_an_option():
-    assert RuntimeOptions().overlap_token_reads is True
-    assert RuntimeOptions(overlap_token_reads=False).to_dict()["overlap_token_reads"] is False
+def test_overlap_token_reads_is_an_option_off_by_default(folder):
+    assert RuntimeOptions().overlap_token_reads is False
+    assert RuntimeOptions(overlap_token_reads=True).to_dict()["overlap_token_reads"] is True
+    decoder = DeviceDecoder(ORTMambaForCausalLM.from_pretrained(folder), {}, Device("cpu"), use_graph=True)
+    ids = tokens(2, 4, seed=1)
+    settings = GenerationSettings.create(max_new_tokens=3, eos_token_id=[])
+    generate(decoder, ids, np.ones_like(ids), settings)
+    assert not decoder.feeds_itself(settings)
