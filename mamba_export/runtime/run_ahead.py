@@ -56,18 +56,14 @@ def run_ahead(decoder, count: int, take) -> None:
 
     thread = threading.Thread(target=reader, name="mamba-export-token-reader", daemon=True)
     thread.start()
-    outstanding = 0
     try:
         requests.put(decoder.tokens_buffer())
-        outstanding += 1
         for _ in range(count - 1):
             buffer = decoder.advance()
             done.get()  # the reader is done with the previous step's tokens: their buffer may be written next
-            outstanding -= 1
             if shared.stop:
                 break
             requests.put(buffer)
-            outstanding += 1
     except BaseException:
         shared.stop = True  # the reads still queued are skipped
         raise
