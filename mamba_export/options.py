@@ -141,6 +141,9 @@ def _cuda_option_pairs(value) -> tuple:
 DEFAULT_PREFILL_BUCKET = 64
 # ... and reads one prompt of each such length up to this one at load (RuntimeOptions.warm_up_length).
 DEFAULT_WARM_UP_LENGTH = 2048
+# ... and, where the graph chooses greedy tokens, reads them back once every this many steps
+# (RuntimeOptions.read_tokens_every).
+DEFAULT_READ_TOKENS_EVERY = 8
 
 
 @dataclass(frozen=True)
@@ -171,11 +174,14 @@ class RuntimeOptions:
         prompt whose batch x padded length is within it meets a new shape. None: 2048
         (``DEFAULT_WARM_UP_LENGTH``) for the custom backend, 0 (none) for the standard one,
         whose Scan reads long prompts slowly.
-    overlap_token_reads: True: greedy ``generate()`` on CUDA, on an export whose graph chooses its
-        own tokens (``next_tokens``, the CUDA default), reads each step's tokens on a second thread
-        while the next step runs, so that the copy to the host, the end-of-text check and streaming
-        take no time between steps (``runtime/run_ahead.py``). False (the default until it is timed
-        on a GPU, ``scripts/bench_e2e.py --overlap-reads``) reads them between steps.
+    read_tokens_every: on CUDA with IO binding, greedy ``generate()`` on an export whose graph
+        chooses its own tokens (``next_tokens``, the CUDA default) copies them to the host once
+        every this many decode steps rather than after each (``runtime/token_ring.py``): a
+        CUDA-graph replay returns only when the GPU has finished, so each read is time the GPU
+        waits. Streaming (``on_tokens``) still gets every step's tokens in order, up to this many
+        steps late, and the end-of-text check runs on each group, so up to this many - 1 steps run
+        past the last row's end and are dropped: the output is the same. None: 8 there
+        (``DEFAULT_READ_TOKENS_EVERY``); 1 reads after every step.
     """
 
     provider: str = "cpu"
@@ -188,7 +194,7 @@ class RuntimeOptions:
     spin: bool = True
     prefill_bucket: int | None = None
     warm_up_length: int | None = None
-    overlap_token_reads: bool = False
+    read_tokens_every: int | None = None
 
     def __post_init__(self):
         _choose("provider", self.provider, PROVIDERS)
@@ -199,7 +205,7 @@ class RuntimeOptions:
         object.__setattr__(self, "cuda_options", _cuda_option_pairs(self.cuda_options))
         if self.cuda_options and self.provider != "cuda":
             raise MambaExportError(f"cuda_options apply to provider='cuda', not {self.provider!r}")
-        for name, least in (("prefill_bucket", 1), ("warm_up_length", 0)):
+        for name, least in (("prefill_bucket", 1), ("warm_up_length", 0), ("read_tokens_every", 1)):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -224,6 +230,13 @@ class RuntimeOptions:
         if self.prefill_bucket is not None:
             return self.prefill_bucket
         return DEFAULT_PREFILL_BUCKET if self.provider == "cuda" and self.io_binding else 1
+
+    @property
+    def token_read_interval(self) -> int:
+        """Greedy steps between two reads of in-graph tokens in generate() (1: a read after each)."""
+        if self.read_tokens_every is not None:
+            return self.read_tokens_every
+        return DEFAULT_READ_TOKENS_EVERY if self.provider == "cuda" and self.io_binding else 1
 
     def warm_up_to(self, backend: str) -> int:
         """The longest prompt read at load for an export of ``backend`` (0: none)."""

@@ -67,10 +67,10 @@ def parse_args():
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for both engines (0: PyTorch's default, its physical cores)")
     parser.add_argument("--no-torch", action="store_true", help="skip the transformers baseline")
-    parser.add_argument("--overlap-reads", action="store_true",
-                        help="CUDA: also time decode with each step's tokens read on a second thread while the "
-                             "next step runs (RuntimeOptions(overlap_token_reads=True)) beside the default, which "
-                             "reads them between steps")
+    parser.add_argument("--read-each-step", action="store_true",
+                        help="CUDA: also time decode with the tokens read back after every step "
+                             "(RuntimeOptions(read_tokens_every=1)) beside the default, which reads them once "
+                             "every 8 steps")
     parser.add_argument("--fuse-delta-proj", action="store_true",
                         help="export with --fuse-delta-proj (the custom backend's scan projects dt itself)")
     parser.add_argument("--linear-op", action="store_true",
@@ -123,16 +123,16 @@ def export_backend(args, backend: str) -> dict:
     return {"folder": str(out), "export_seconds": seconds, "export_peak_rss_mb": peak_kb / 1024}
 
 
-def ort_runs(folder: str, args, cuda_graph: bool | None = None, overlap_token_reads: bool = False) -> dict:
-    """Timings through ORTMambaForCausalLM; cuda_graph=False or overlap_token_reads=True (CUDA only)
-    times decode alone."""
+def ort_runs(folder: str, args, cuda_graph: bool | None = None, read_tokens_every: int | None = None) -> dict:
+    """Timings through ORTMambaForCausalLM; cuda_graph=False or read_tokens_every (CUDA only) times
+    decode alone."""
     from mamba_export.options import RuntimeOptions
     from mamba_export.runtime.model import ORTMambaForCausalLM
 
     cuda_options = dict(option.split("=", 1) for option in args.cuda_option)
     options = RuntimeOptions(provider=args.provider, cuda_graph=cuda_graph, intra_op_threads=args.threads,
-                             cuda_options=cuda_options, overlap_token_reads=overlap_token_reads)
-    decode_only = cuda_graph is False or overlap_token_reads
+                             cuda_options=cuda_options, read_tokens_every=read_tokens_every)
+    decode_only = cuda_graph is False or read_tokens_every is not None
     start = time.perf_counter()
     model = ORTMambaForCausalLM.from_pretrained(folder, options=options)
     load_seconds = time.perf_counter() - start  # on CUDA with the default warm-up of the prefill buckets
@@ -311,9 +311,9 @@ def main() -> int:
                 print(f"ort-{backend}-nograph failed: {error}", file=sys.stderr)
                 rows[f"ort-{backend}-nograph"] = {"prefill_ms": {}, "decode_tokens_per_s": {},
                                                   "error": str(error)[:2000]}
-            if args.overlap_reads:
-                rows[f"ort-{backend}-overlap-reads"] = with_load(ort_runs, exported["folder"], args,
-                                                                 overlap_token_reads=True)
+            if args.read_each_step:
+                rows[f"ort-{backend}-read-each-step"] = with_load(ort_runs, exported["folder"], args,
+                                                                  read_tokens_every=1)
     if not args.no_torch:
         rows["transformers"] = with_load(torch_runs, args)
     print_table(rows, args)

@@ -31,6 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+# Tokens of the generate() call that captures a batch size's decode graphs before timing: one
+# graph per binding, and a binding per row of the token ring (8 by default).
+CAPTURE_TOKENS = 24
+
 
 def _timed(fn, repeats: int) -> float:
     """Median wall milliseconds of ``fn()`` over ``repeats`` calls (each call is synchronous)."""
@@ -45,7 +49,7 @@ def _timed(fn, repeats: int) -> float:
 def parts(model, batch: int, tokens: int, repeats: int, rng) -> dict:
     vocab = int(model.info["vocab_size"])
     ids = rng.integers(2, vocab, size=(batch, 16), dtype=np.int64)
-    model.generate(ids, max_new_tokens=4, eos_token_id=[])  # captures this batch size's graphs
+    model.generate(ids, max_new_tokens=CAPTURE_TOKENS, eos_token_id=[])  # captures this batch size's graphs
     start = time.perf_counter()
     model.generate(ids, max_new_tokens=tokens, eos_token_id=[])
     per_token = (time.perf_counter() - start) * 1e3 / tokens
@@ -54,7 +58,12 @@ def parts(model, batch: int, tokens: int, repeats: int, rng) -> dict:
     binding = buffers.decode_bindings[0]
     graph = buffers.graph_options[0] if buffers.captured[0] else None
     head = model.token_head
-    ids_buffer = buffers.ids[0]
+    from mamba_export.runtime.io_binding import Device, token_buffer
+
+    # An export that chooses its tokens in the graph has no ids buffer of its own, only the ring that
+    # generate() reads once every few steps (runtime/token_ring.py): the token head is timed on a fresh one.
+    ids_buffer = buffers.ids[0] if buffers.ids else token_buffer(Device("cuda", 0), batch)
+    read = buffers.ring.value if buffers.ring is not None else ids_buffer
     if buffers.head_binding is None:
         buffers.head_binding = head.greedy_binding(buffers.logits, ids_buffer)
     row = {
@@ -62,14 +71,15 @@ def parts(model, batch: int, tokens: int, repeats: int, rng) -> dict:
         "generate_ms_per_token": per_token,
         "decode_step_ms": _timed(lambda: session.run_with_iobinding(binding, graph), repeats),
         "token_head_ms": _timed(lambda: head.run(buffers.head_binding), repeats),
-        "ids_to_host_ms": _timed(lambda: ids_buffer.numpy(), repeats),
+        "ids_to_host_ms": _timed(lambda: read.numpy(), repeats),
         "ids_to_device_ms": _timed(lambda: ids_buffer.update_inplace(np.zeros((batch, 1), np.int64)), repeats),
         "graph": graph is not None,
         # The export's next_tokens: the argmax is in the decode step, and generate() runs no token head.
         "in_graph_tokens": buffers.in_graph_tokens,
     }
     head_part = 0.0 if buffers.in_graph_tokens else row["token_head_ms"]
-    row["parts_ms"] = row["decode_step_ms"] + head_part + row["ids_to_host_ms"]
+    reads_a_step = 1.0 / model.options.token_read_interval if buffers.in_graph_tokens else 1.0
+    row["parts_ms"] = row["decode_step_ms"] + head_part + reads_a_step * row["ids_to_host_ms"]
     row["other_ms"] = per_token - row["parts_ms"]
     return row
 
@@ -77,14 +87,16 @@ def parts(model, batch: int, tokens: int, repeats: int, rng) -> dict:
 def loop(model, batch: int, tokens: int, rng) -> dict:
     """generate()'s own loop with its decoder's calls timed where they happen: ms per token in
     step() (the decode step), next_tokens() (token head and ids to the host) and the rest
-    (generate()'s Python between them); the prefill is timed apart and left out."""
+    (generate()'s Python between them); the prefill is timed apart and left out. Greedy decoding
+    on an export that chooses its own tokens calls advance() (the decode step) and tokens() (a
+    group of steps' ids to the host) instead."""
     from mamba_export.runtime.generation import GenerationSettings, generate, make_decoder
 
     vocab = int(model.info["vocab_size"])
     ids = rng.integers(2, vocab, size=(batch, 16), dtype=np.int64)
-    model.generate(ids, max_new_tokens=4, eos_token_id=[])  # this batch size's graphs
+    model.generate(ids, max_new_tokens=CAPTURE_TOKENS, eos_token_id=[])  # this batch size's graphs
     decoder = make_decoder(model)
-    spent = {"prefill": 0.0, "next_tokens": 0.0, "step": 0.0}
+    spent = {"prefill": 0.0, "next_tokens": 0.0, "step": 0.0, "advance": 0.0, "tokens": 0.0}
 
     def timed(name):
         method = getattr(decoder, name)
@@ -97,7 +109,8 @@ def loop(model, batch: int, tokens: int, rng) -> dict:
         setattr(decoder, name, call)
 
     for name in spent:
-        timed(name)
+        if hasattr(decoder, name):
+            timed(name)
     settings = GenerationSettings.create(max_new_tokens=tokens, eos_token_id=[])
     start = time.perf_counter()
     generate(decoder, ids, np.ones_like(ids), settings)
@@ -115,7 +128,7 @@ def kernels(model, batch: int, length: int) -> None:
 
     vocab = int(model.info["vocab_size"])
     ids = np.random.default_rng(0).integers(2, vocab, size=(batch, 16), dtype=np.int64)
-    model.generate(ids, max_new_tokens=4, eos_token_id=[])
+    model.generate(ids, max_new_tokens=CAPTURE_TOKENS, eos_token_id=[])
     buffers = model.decode_cache[batch]
     no_graph = run_options(NO_GRAPH)
     model.session.run_with_iobinding(buffers.decode_bindings[0], no_graph)
@@ -162,7 +175,7 @@ def timeline(model, batch: int, replays: int, workdir: Path) -> dict:
 
     vocab = int(model.info["vocab_size"])
     ids = np.random.default_rng(0).integers(2, vocab, size=(batch, 16), dtype=np.int64)
-    model.generate(ids, max_new_tokens=4, eos_token_id=[])
+    model.generate(ids, max_new_tokens=CAPTURE_TOKENS, eos_token_id=[])
     buffers = model.decode_cache[batch]
     graph = buffers.graph_options[0] if buffers.captured[0] else None
     binding = buffers.decode_bindings[0]
@@ -304,12 +317,12 @@ def main() -> int:
     rows = [dict(parts(model, batch, args.tokens, args.repeats, rng), **loop(model, batch, args.tokens, rng))
             for batch in args.batches]
     print("batch | generate ms/token | decode step | token head | ids to host | ids to device | other | graph"
-          " | in the loop: step() | next_tokens() | python")
+          " | in the loop: step() or advance() | next_tokens() or tokens() | python")
     for r in rows:
         print(f"{r['batch']} | {r['generate_ms_per_token']:.3f} | {r['decode_step_ms']:.3f} | "
               f"{r['token_head_ms']:.3f} | {r['ids_to_host_ms']:.3f} | {r['ids_to_device_ms']:.3f} | "
-              f"{r['other_ms']:.3f} | {r['graph']} | {r['loop_step_ms']:.3f} | {r['loop_next_tokens_ms']:.3f} | "
-              f"{r['loop_python_ms']:.3f}")
+              f"{r['other_ms']:.3f} | {r['graph']} | {r['loop_step_ms'] + r['loop_advance_ms']:.3f} | "
+              f"{r['loop_next_tokens_ms'] + r['loop_tokens_ms']:.3f} | {r['loop_python_ms']:.3f}")
     if args.json:
         args.json.write_text(json.dumps({"folder": str(args.folder), "onnxruntime": ort.__version__,
                                          "info": {k: model.info.get(k) for k in ("dtype", "num_layers")},

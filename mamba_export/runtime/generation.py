@@ -137,26 +137,43 @@ def generate(decoder, input_ids: np.ndarray, attention_mask: np.ndarray,
              settings: GenerationSettings, on_tokens=None) -> np.ndarray:
     """input_ids, attention_mask: (batch, prompt) int64, checked; returns (batch, prompt + new).
 
-    on_tokens: called with each step's (batch,) tokens as soon as they are chosen (streaming). A
-    decoder whose graph feeds itself its greedy tokens (``feeds_itself``) runs ahead of the host
-    (run_ahead.py): then on_tokens is called on a reader thread, one step behind the device."""
+    on_tokens: called with each step's (batch,) tokens in order, as soon as the host has them
+    (streaming). A decoder whose graph chooses its own greedy tokens (``read_every``, the device
+    decoder's token ring) runs several steps between two reads of them: then on_tokens sees a
+    step's tokens up to that many steps late, and steps run past the end of text are dropped."""
     check_left_padded(attention_mask)
     if settings.max_new_tokens == 0:
         return input_ids.copy()
     rng = np.random.default_rng(settings.seed)
     tokens = _Tokens(settings, input_ids.shape[0], on_tokens)
     decoder.prefill(input_ids, attention_mask)
-    feeds_itself = getattr(decoder, "feeds_itself", None)
-    if feeds_itself is not None and feeds_itself(settings):
-        from mamba_export.runtime.run_ahead import run_ahead
-
-        run_ahead(decoder, settings.max_new_tokens, tokens.take)
+    read_every = getattr(decoder, "read_every", None)
+    every = read_every(settings) if read_every is not None else 1
+    if every > 1:
+        _read_in_groups(decoder, settings.max_new_tokens, every, tokens.take)
     else:
         for index in range(settings.max_new_tokens):
             if tokens.take(decoder.next_tokens(settings, rng)) or index == settings.max_new_tokens - 1:
                 break
             decoder.step(tokens.chosen[-1])
     return np.concatenate([input_ids, np.stack(tokens.chosen, axis=1)], axis=1)
+
+
+def _read_in_groups(decoder, count: int, every: int, take) -> None:
+    """Greedy decoding of ``count`` tokens a row after the prefill, on a decoder that feeds the device's
+    own tokens to the next step (``advance``) and reads up to ``every`` steps' tokens in one copy
+    (``tokens(first, end)``). ``take`` gets each step's tokens in order and returns True to stop.
+    Rows that finish keep being fed their own tokens on the device (take pads their output), and
+    rows never mix, so the other rows' tokens are those of reading after every step."""
+    read = 0  # steps whose tokens the host has taken (the prefill's is step 0)
+    for chosen in range(1, count + 1):  # chosen: steps whose tokens are on the device
+        if chosen - read == every or chosen == count:
+            for row in decoder.tokens(read, chosen):
+                if take(row):
+                    return
+            read = chosen
+        if chosen < count:
+            decoder.advance()
 
 
 def warm_up(decoder, max_length: int) -> list:

@@ -11,14 +11,16 @@ the argmax next to the logits and writes it into the next step's input buffer.
 Sampling brings back the float32 logits of the last position instead.
 
 An export with ``next_tokens`` (``--next-tokens``) takes the argmax inside the graph: then
-``generate()`` keeps two ids buffers, and each decode binding reads one and writes its
-``next_tokens`` into the other (the prefill writes the first), so the choice is part of
-the step's CUDA graph and no second session runs per token. Whichever buffer the next
-binding reads holds the chosen tokens; the host overwrites it only where its tokens differ
-(sampling, finished rows).
+``generate()`` keeps the ids in a ring of ``slots`` rows (``token_ring.py``), and decode binding
+``s`` reads row ``s`` and writes its ``next_tokens`` into row ``s + 1`` (the prefill writes row 0),
+so the choice is part of the step's CUDA graph, no second session runs per token, and greedy
+decoding reads the tokens back once every ``RuntimeOptions.read_tokens_every`` steps
+(:meth:`DeviceDecoder.read_every`). Whichever row the next binding reads holds the chosen
+tokens; the host overwrites it only where its tokens differ (sampling, finished rows). The
+state sets alternate with the binding's parity, so ``slots`` is even.
 
-With CUDA graphs (the default for provider "cuda") the two decode bindings of each
-batch size are captured as two graphs (``gpu_graph_id`` run option), which is legal
+With CUDA graphs (the default for provider "cuda") the decode bindings of each
+batch size (two, or one per ring row) are captured as graphs of their own (``gpu_graph_id`` run option), which is legal
 because each always sees the same device addresses and shapes. Before its capture,
 each binding runs ``WARMUP_RUNS`` times without a graph, so that allocations and
 per-shape library set-up (cuBLAS, cuDNN plans) happen outside the capture; the runs
@@ -40,6 +42,7 @@ from mamba_export.errors import BackendUnavailableError
 from mamba_export.runtime.dtypes import empty_ort_value, to_ort_value
 from mamba_export.runtime.inputs import pad_left_to_bucket
 from mamba_export.runtime.session import NO_GRAPH, run_options
+from mamba_export.runtime.token_ring import TokenRing
 
 # Runs of each decode binding without a graph before its capture.
 WARMUP_RUNS = 2
@@ -80,16 +83,21 @@ def bind_states(binding, past: dict, present: dict) -> None:
         binding.bind_ortvalue_output(graph_io.present_name(i, kind), value)
 
 
+def ring_slots(read_every: int) -> int:
+    """Rows of a token ring that holds ``read_every`` unread steps: even (the state sets alternate), at least 2."""
+    return max(2, read_every + read_every % 2)
+
+
 @dataclass
 class DeviceBuffers:
     """Everything bound for one batch size: zeros (None for a caller that reads no prompt into
-    them), the A/B state sets, token and logits buffers, the two decode bindings, their graph
-    ids and whether each has been captured."""
+    them), the A/B state sets, token and logits buffers, the decode bindings (one per slot), their
+    graph ids and whether each has been captured."""
 
     batch: int
     zeros: dict | None
     sets: tuple
-    ids: tuple  # the ids each decode binding reads: two buffers with in-graph tokens, else one twice
+    ids: tuple  # without in-graph tokens: the one ids buffer both decode bindings read (twice); else ()
     mask: object
     logits: object
     decode_bindings: tuple
@@ -97,38 +105,55 @@ class DeviceBuffers:
     captured: list
     graph_options: tuple  # the RunOptions naming each binding's graph, built once
     head_binding: object = None  # the token head's greedy binding on ``logits`` -> ``ids[0]``, built on first use
-    in_graph_tokens: bool = False  # each decode binding writes next_tokens into the other ids buffer
+    # With in-graph tokens: the ring of ids rows (token_ring.py); decode binding s reads row s, writes row s + 1.
+    ring: TokenRing | None = None
     # Where the decode bindings write next_tokens for a caller that does not read its ids from them
     # (an export with next_tokens, in_graph_tokens False: the scheduler); None otherwise.
     spare: object = None
 
+    @property
+    def in_graph_tokens(self) -> bool:
+        return self.ring is not None
+
+    @property
+    def slots(self) -> int:
+        return len(self.decode_bindings)
+
     @classmethod
     def allocate(cls, model, batch: int, first_graph_id: int, device: Device, zeros: bool = True,
-                 in_graph_tokens: bool = False) -> DeviceBuffers:
-        """in_graph_tokens: the export has next_tokens and the caller takes its tokens from them. An export
-        with next_tokens whose caller does not (the scheduler) gets them written to a spare buffer."""
+                 in_graph_tokens: bool = False, slots: int = 2) -> DeviceBuffers:
+        """in_graph_tokens: the export has next_tokens and the caller takes its tokens from them, through
+        a ring of ``slots`` rows (even). An export with next_tokens whose caller does not (the scheduler)
+        gets them written to a spare buffer, and two bindings read its one ids buffer."""
+        if slots < 2 or slots % 2 or (slots != 2 and not in_graph_tokens):
+            raise ValueError(f"decode bindings: 2, or an even number with in-graph tokens; got {slots}")
         spec, runner, session = model.state_spec, model.runner, model.session
         sets = (state_set(spec, batch, device), state_set(spec, batch, device))
-        first = token_buffer(device, batch)
-        ids = (first, token_buffer(device, batch)) if in_graph_tokens else (first, first)
+        ring = TokenRing(device, slots, batch) if in_graph_tokens else None
+        ids = () if in_graph_tokens else (token_buffer(device, batch),) * 2
         spare = token_buffer(device, batch) if model.folder.has_next_tokens and not in_graph_tokens else None
         mask = device.copy_of(np.ones((batch, 1), np.int64))
         logits = device.empty((batch, 1, runner.head_width), runner.head_dtype)
         bindings = []
-        for source, target in ((0, 1), (1, 0)):
+        for slot in range(slots):
+            source, target = slot % 2, (slot + 1) % 2
             binding = session.io_binding()
-            binding.bind_ortvalue_input(graph_io.INPUT_IDS, ids[source])
+            if ring is not None:
+                ring.bind_input(binding, graph_io.INPUT_IDS, slot)
+                ring.bind_output(binding, graph_io.NEXT_TOKENS, slot + 1)
+            else:
+                binding.bind_ortvalue_input(graph_io.INPUT_IDS, ids[0])
+                if spare is not None:
+                    binding.bind_ortvalue_output(graph_io.NEXT_TOKENS, spare)
             binding.bind_ortvalue_input(graph_io.ATTENTION_MASK, mask)
             binding.bind_ortvalue_output(runner.head_output, logits)
-            if model.folder.has_next_tokens:
-                binding.bind_ortvalue_output(graph_io.NEXT_TOKENS, ids[target] if in_graph_tokens else spare)
             bind_states(binding, sets[source], sets[target])
             bindings.append(binding)
-        graph_ids = (first_graph_id, first_graph_id + 1)
+        graph_ids = tuple(range(first_graph_id, first_graph_id + slots))
         zeros = state_set(spec, batch, device, zeros=True) if zeros else None
         graph_options = tuple(run_options(graph_id) for graph_id in graph_ids)
-        return cls(batch, zeros, sets, ids, mask, logits, tuple(bindings), graph_ids, [False, False], graph_options,
-                   in_graph_tokens=in_graph_tokens, spare=spare)
+        return cls(batch, zeros, sets, ids, mask, logits, tuple(bindings), graph_ids, [False] * slots, graph_options,
+                   ring=ring, spare=spare)
 
 
 class DeviceDecoder:
@@ -140,11 +165,13 @@ class DeviceDecoder:
     graph ids per session, so every cache on one session needs its own range. ``zeros=False``:
     the buffers hold no zero states (a caller that never runs :meth:`prefill`). ``in_graph_tokens``:
     take greedy tokens from the graph's ``next_tokens`` (default: where the export has them).
+    ``read_every``: with them, greedy decoding reads the tokens back once every this many steps
+    (default ``RuntimeOptions.read_tokens_every``; the ring holds that many, rounded up to even).
     """
 
     def __init__(self, model, cache: dict, device: Device = Device(), use_graph: bool | None = None,
                  first_graph_id: int = 1, zeros: bool = True, bucket: int | None = None,
-                 in_graph_tokens: bool | None = None):
+                 in_graph_tokens: bool | None = None, read_every: int | None = None):
         self.model = model
         # Prompts are left-padded so that batch x length is a multiple of this (RuntimeOptions.prefill_bucket).
         self.bucket = model.options.prefill_multiple if bucket is None else int(bucket)
@@ -157,8 +184,12 @@ class DeviceDecoder:
         self.in_graph_tokens = has_tokens if in_graph_tokens is None else bool(in_graph_tokens)
         if self.in_graph_tokens and not has_tokens:
             raise ValueError(f"{model.folder.path} has no {graph_io.NEXT_TOKENS} output (export with --next-tokens)")
+        every = model.options.token_read_interval if read_every is None else read_every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"read_every must be an integer >= 1, got {every!r}")
+        self.read_tokens_every = every
         self.buffers = None
-        self.current = 0  # which state set holds the states after the last call
+        self.current = 0  # the slot of the next decode step; its state set (slot % 2) holds the states
         self.pending = None  # the logits OrtValue of the last call, (batch, positions, vocab)
         self.chosen = None  # host copy of the tokens the head wrote into buffers.ids, if it did
 
@@ -173,9 +204,10 @@ class DeviceDecoder:
         """The buffers of ``batch`` rows in ``cache``, allocated on first use."""
         if batch not in self.cache:
             # generate()'s range starts at 1: graph id 0 is ONNX Runtime's default, -1 means none.
-            first_id = self.first_graph_id + 2 * len(self.cache)
+            first_id = self.first_graph_id + sum(buffers.slots for buffers in self.cache.values())
+            slots = ring_slots(self.read_tokens_every) if self.in_graph_tokens else 2
             self.cache[batch] = DeviceBuffers.allocate(self.model, batch, first_id, self.device, self.zeros,
-                                                       self.in_graph_tokens)
+                                                       self.in_graph_tokens, slots)
         return self.cache[batch]
 
     def prefill(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> None:
@@ -192,10 +224,10 @@ class DeviceDecoder:
         binding.bind_cpu_input(graph_io.ATTENTION_MASK, attention_mask)
         logits = self.device.empty((batch, runner.head_positions(length), runner.head_width), runner.head_dtype)
         binding.bind_ortvalue_output(runner.head_output, logits)
-        if self.in_graph_tokens:
+        if self.buffers.ring is not None:
             # The tokens land where the first decode binding reads them (unused when the caller samples).
             # Otherwise the output stays unbound: the prefill runs outside any graph.
-            binding.bind_ortvalue_output(graph_io.NEXT_TOKENS, self.buffers.ids[0])
+            self.buffers.ring.bind_output(binding, graph_io.NEXT_TOKENS, 0)
         bind_states(binding, self.buffers.zeros, self.buffers.sets[0])
         self.model.session.run_with_iobinding(binding, run_options(NO_GRAPH) if self.use_graph else None)
         self.current, self.pending, self.chosen = 0, logits, None
@@ -205,15 +237,17 @@ class DeviceDecoder:
         head, buffers = self.model.token_head, self.buffers
         if settings.do_sample:
             return settings.choose(head.last_logits(self.pending), rng)
-        ids = buffers.ids[self.current]
-        # With in-graph tokens the last call's graph has written them into the ids the next step reads.
-        if not buffers.in_graph_tokens:
-            if self.pending is buffers.logits:  # a decode step: the same buffers every time
-                if buffers.head_binding is None:
-                    buffers.head_binding = head.greedy_binding(buffers.logits, ids)
-                head.run(buffers.head_binding)
-            else:
-                head.greedy(self.pending, ids)
+        if buffers.ring is not None:
+            # The last call's graph has written them into the row the next step reads.
+            self.chosen = buffers.ring.read()[self.current].copy()
+            return self.chosen.copy()
+        ids = buffers.ids[0]
+        if self.pending is buffers.logits:  # a decode step: the same buffers every time
+            if buffers.head_binding is None:
+                buffers.head_binding = head.greedy_binding(buffers.logits, ids)
+            head.run(buffers.head_binding)
+        else:
+            head.greedy(self.pending, ids)
         self.chosen = ids.numpy().reshape(-1)
         return self.chosen.copy()
 
@@ -221,31 +255,32 @@ class DeviceDecoder:
         """One token per row; the states move from the current set to the other one."""
         buffers = self.buffers
         if self.chosen is None or not np.array_equal(tokens, self.chosen):
-            buffers.ids[self.current].update_inplace(np.ascontiguousarray(tokens.reshape(-1, 1), dtype=np.int64))
+            tokens = np.ascontiguousarray(tokens.reshape(-1), dtype=np.int64)
+            if buffers.ring is not None:
+                buffers.ring.write(self.current, tokens)
+            else:
+                buffers.ids[0].update_inplace(tokens.reshape(-1, 1))
         self.chosen = None
         self._run_step()
 
-    def feeds_itself(self, settings) -> bool:
-        """Whether generate() may run ahead (run_ahead.py): greedy, the graph writes its own tokens where
-        the next step reads them, RuntimeOptions.overlap_token_reads, and the first GPU (the reader
-        thread copies on the device that is current for it, which is device 0)."""
-        return (self.buffers is not None and self.buffers.in_graph_tokens and not settings.do_sample
-                and self.model.options.overlap_token_reads and self.device.index == 0)
+    def read_every(self, settings) -> int:
+        """How many greedy steps generate() may run between two reads of their tokens (``tokens``): with
+        the graph choosing them into the ring, ``read_tokens_every`` (at most the ring's rows); else 1,
+        a read after every step (sampling chooses on the host)."""
+        buffers = self.buffers
+        if buffers is None or buffers.ring is None or settings.do_sample:
+            return 1
+        return min(self.read_tokens_every, buffers.slots)
 
-    def tokens_buffer(self):
-        """The ids buffer holding the tokens the last call chose on the device."""
-        return self.buffers.ids[self.current]
-
-    def advance(self):
-        """One decode step on the tokens the last call chose on the device; returns the buffer of its tokens."""
+    def advance(self) -> None:
+        """One decode step on the tokens the last call chose on the device (no read, no write)."""
         self.chosen = None
         self._run_step()
-        return self.buffers.ids[self.current]
 
-    @staticmethod
-    def read(buffer) -> np.ndarray:
-        """A host copy of a (batch, 1) ids buffer, (batch,) int64."""
-        return np.array(buffer.numpy(), dtype=np.int64).reshape(-1)
+    def tokens(self, first: int, end: int) -> np.ndarray:
+        """The greedy tokens of steps ``first`` to ``end - 1`` after the prefill (0: the prefill's),
+        (end - first, batch) int64: one copy of the ring."""
+        return self.buffers.ring.tokens(first, end)
 
     def _run_step(self) -> None:
         """The current decode binding (captured or replayed where graphs are on); the states and ids
@@ -259,7 +294,7 @@ class DeviceDecoder:
             session.run_with_iobinding(binding, buffers.graph_options[self.current])
         else:
             self._capture(binding)
-        self.current = 1 - self.current
+        self.current = (self.current + 1) % buffers.slots
         self.pending = buffers.logits
 
     def _capture(self, binding) -> None:

@@ -177,19 +177,22 @@ def test_in_graph_tokens_on_cuda(export_tiny, exported):
     np.testing.assert_array_equal(sampled, plain.generate(ids, do_sample=True, seed=4, **kwargs))
 
 
-def test_running_ahead_gives_the_tokens_of_reading_between_steps(export_tiny, exported):
-    """Greedy generate() on a --next-tokens export reads each step's tokens on a second thread while
-    the next step runs (runtime/run_ahead.py): the same tokens, end-of-text and streaming as reading
-    them between steps, with CUDA graphs, at batch 32 and 1."""
+def test_reading_tokens_in_groups_gives_the_tokens_of_reading_after_each_step(export_tiny, exported):
+    """Greedy generate() on a --next-tokens export reads the tokens the graph chose once every 8 steps
+    (the CUDA default, runtime/token_ring.py): the same tokens, end-of-text and streaming as reading
+    them after every step, with CUDA graphs (one per ring row), at batch 32 and 1."""
     exported("custom")  # the library, or the skip that names it
     folder = export_tiny(backend="custom", logits="last", next_tokens=True)
-    ahead, between = on_cuda(folder, overlap_token_reads=True), on_cuda(folder)
+    grouped, each = on_cuda(folder), on_cuda(folder, read_tokens_every=1)
+    assert grouped.options.token_read_interval == 8
     for batch in (32, 1):
         ids, mask, _ = left_padded_batch(batch, seed=6)
-        free = between.generate(ids, attention_mask=mask, max_new_tokens=20, eos_token_id=[])
-        for eos in ([], [int(free[0, -15])]):
+        free = each.generate(ids, attention_mask=mask, max_new_tokens=20, eos_token_id=[])
+        for eos in ([], [int(free[0, -15])], sorted({int(t) for t in free[:, ids.shape[1] + 2]})):
             kwargs = dict(attention_mask=mask, max_new_tokens=20, eos_token_id=eos)
             streamed = []
-            out = ahead.generate(ids, on_tokens=streamed.append, **kwargs)
-            np.testing.assert_array_equal(out, between.generate(ids, **kwargs))
+            out = grouped.generate(ids, on_tokens=streamed.append, **kwargs)
+            np.testing.assert_array_equal(out, each.generate(ids, **kwargs))
             np.testing.assert_array_equal(np.stack(streamed, axis=1), out[:, ids.shape[1]:])
+        buffers = grouped.decode_cache[batch]
+        assert buffers.slots == 8 and all(buffers.captured) and each.decode_cache[batch].slots == 2

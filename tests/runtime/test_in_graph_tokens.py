@@ -1,6 +1,6 @@
-"""generate() on an export with next_tokens (--next-tokens): the device decoder's two ids buffers.
+"""generate() on an export with next_tokens (--next-tokens): the device decoder's ring of ids rows.
 
-Each decode binding reads one ids buffer and writes the graph's greedy choice into the other,
+Each decode binding reads one row of the ring and writes the graph's greedy choice into the next,
 so no token head runs; the tokens must be the host decoder's, greedy and sampled, with CUDA
 graph bookkeeping on and off, and with finished rows overwritten (CPU OrtValues here; the
 custom backend, as CUDA exports are).
@@ -39,7 +39,8 @@ def test_generate_takes_the_graphs_tokens_and_matches_the_host(model):
             assert decoder.in_graph_tokens
             np.testing.assert_array_equal(generate(decoder, ids, mask, settings), expected)
     buffers = cache[3]
-    assert buffers.in_graph_tokens and buffers.ids[0] is not buffers.ids[1]
+    # The CPU provider reads after every step (read_tokens_every 1): a ring of two rows, one per binding.
+    assert buffers.in_graph_tokens and buffers.ring.slots == buffers.slots == 2 and buffers.ids == ()
 
 
 def test_no_token_head_runs_for_greedy_steps(model, monkeypatch):

@@ -27,7 +27,8 @@ def test_the_loop_is_split_into_step_next_tokens_and_python(export_tiny):
     ids = np.array([[3, 5, 7, 11]] * 2)
     before = model.generate(ids, max_new_tokens=5, eos_token_id=[])
     row = _script().loop(model, batch=2, tokens=6, rng=np.random.default_rng(0))
-    assert set(row) == {"loop_step_ms", "loop_next_tokens_ms", "loop_python_ms"}
+    assert set(row) == {"loop_step_ms", "loop_next_tokens_ms", "loop_advance_ms", "loop_tokens_ms", "loop_python_ms"}
+    assert row["loop_advance_ms"] == row["loop_tokens_ms"] == 0  # the host decoder reads after every step
     assert row["loop_step_ms"] > 0 and row["loop_next_tokens_ms"] > 0 and row["loop_python_ms"] >= 0
     # The timers wrap one decoder of its own: the model generates as before.
     np.testing.assert_array_equal(model.generate(ids, max_new_tokens=5, eos_token_id=[]), before)
