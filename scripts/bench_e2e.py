@@ -67,10 +67,10 @@ def parse_args():
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for both engines (0: PyTorch's default, its physical cores)")
     parser.add_argument("--no-torch", action="store_true", help="skip the transformers baseline")
-    parser.add_argument("--read-each-step", action="store_true",
-                        help="CUDA: also time decode with the tokens read back after every step "
-                             "(RuntimeOptions(read_tokens_every=1)) beside the default, which reads them once "
-                             "every 8 steps")
+    parser.add_argument("--read-every", type=int, nargs="+", default=[], metavar="STEPS",
+                        help="CUDA: also time decode with greedy tokens read back once every STEPS steps "
+                             "(RuntimeOptions(read_tokens_every=STEPS); 1: after every step), a row each, beside "
+                             "the default (every 8)")
     parser.add_argument("--fuse-delta-proj", action="store_true",
                         help="export with --fuse-delta-proj (the custom backend's scan projects dt itself)")
     parser.add_argument("--linear-op", action="store_true",
@@ -89,6 +89,10 @@ def parse_args():
     cuda = args.provider == "cuda"
     if any("=" not in option for option in args.cuda_option):
         parser.error("--cuda-option takes NAME=VALUE")
+    if args.read_every and not cuda:
+        parser.error("--read-every times the CUDA device decoder: it needs --provider cuda")
+    if any(steps < 1 for steps in args.read_every):
+        parser.error(f"--read-every takes step counts >= 1, got {args.read_every}")
     if args.lengths is None:
         args.lengths = [512, 2048, 8192] if cuda else [512, 2048]
     if args.batches is None:
@@ -311,9 +315,9 @@ def main() -> int:
                 print(f"ort-{backend}-nograph failed: {error}", file=sys.stderr)
                 rows[f"ort-{backend}-nograph"] = {"prefill_ms": {}, "decode_tokens_per_s": {},
                                                   "error": str(error)[:2000]}
-            if args.read_each_step:
-                rows[f"ort-{backend}-read-each-step"] = with_load(ort_runs, exported["folder"], args,
-                                                                  read_tokens_every=1)
+            for steps in args.read_every:
+                rows[f"ort-{backend}-read-every-{steps}"] = with_load(ort_runs, exported["folder"], args,
+                                                                      read_tokens_every=steps)
     if not args.no_torch:
         rows["transformers"] = with_load(torch_runs, args)
     print_table(rows, args)

@@ -30,7 +30,7 @@ FIRST_CALL_CEILING = 3.0
 ENGINE_LABELS = {
     "ort-custom": "mamba-export, CUDA graph",
     "ort-custom-nograph": "mamba-export, no graph",
-    "ort-custom-read-each-step": "mamba-export, tokens read after every step",
+    "ort-custom-read-every-1": "mamba-export, tokens read after every step",
     "ort-standard": "mamba-export standard ops",
     "transformers": "transformers eager",
 }
