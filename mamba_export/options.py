@@ -143,7 +143,7 @@ DEFAULT_PREFILL_BUCKET = 64
 DEFAULT_WARM_UP_LENGTH = 2048
 # ... and, where the graph chooses greedy tokens, reads them back once every this many steps
 # (RuntimeOptions.read_tokens_every).
-DEFAULT_READ_TOKENS_EVERY = 8
+DEFAULT_READ_TOKENS_EVERY = 16
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ class RuntimeOptions:
         CUDA-graph replay returns only when the GPU has finished, so each read is time the GPU
         waits. Streaming (``on_tokens``) still gets every step's tokens in order, up to this many
         steps late, and the end-of-text check runs on each group, so up to this many - 1 steps run
-        past the last row's end and are dropped: the output is the same. None: 8 there
+        past the last row's end and are dropped: the output is the same. None: 16 there
         (``DEFAULT_READ_TOKENS_EVERY``); 1 reads after every step.
     """
 

@@ -70,7 +70,7 @@ def parse_args():
     parser.add_argument("--read-every", type=int, nargs="+", default=[], metavar="STEPS",
                         help="CUDA: also time decode with greedy tokens read back once every STEPS steps "
                              "(RuntimeOptions(read_tokens_every=STEPS); 1: after every step), a row each, beside "
-                             "the default (every 8)")
+                             "the default (every 16)")
     parser.add_argument("--fuse-delta-proj", action="store_true",
                         help="export with --fuse-delta-proj (the custom backend's scan projects dt itself)")
     parser.add_argument("--linear-op", action="store_true",

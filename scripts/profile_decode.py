@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 # Tokens of the generate() call that captures a batch size's decode graphs before timing: one
-# graph per binding, and a binding per row of the token ring (8 by default).
+# graph per binding, and a binding per row of the token ring (16 by default).
 CAPTURE_TOKENS = 24
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from mamba_export.errors import BackendUnavailableError, CustomOpsNotFoundError
-from mamba_export.options import RuntimeOptions
+from mamba_export.options import DEFAULT_READ_TOKENS_EVERY, RuntimeOptions
 from mamba_export.runtime.model import ORTMambaForCausalLM
 from tests.support.prompts import left_padded_batch, tokens
 
@@ -178,13 +178,13 @@ def test_in_graph_tokens_on_cuda(export_tiny, exported):
 
 
 def test_reading_tokens_in_groups_gives_the_tokens_of_reading_after_each_step(export_tiny, exported):
-    """Greedy generate() on a --next-tokens export reads the tokens the graph chose once every 8 steps
+    """Greedy generate() on a --next-tokens export reads the tokens the graph chose once every 16 steps
     (the CUDA default, runtime/token_ring.py): the same tokens, end-of-text and streaming as reading
     them after every step, with CUDA graphs (one per ring row), at batch 32 and 1."""
     exported("custom")  # the library, or the skip that names it
     folder = export_tiny(backend="custom", logits="last", next_tokens=True)
     grouped, each = on_cuda(folder), on_cuda(folder, read_tokens_every=1)
-    assert grouped.options.token_read_interval == 8
+    assert grouped.options.token_read_interval == DEFAULT_READ_TOKENS_EVERY
     for batch in (32, 1):
         ids, mask, _ = left_padded_batch(batch, seed=6)
         free = each.generate(ids, attention_mask=mask, max_new_tokens=20, eos_token_id=[])
@@ -195,4 +195,4 @@ def test_reading_tokens_in_groups_gives_the_tokens_of_reading_after_each_step(ex
             np.testing.assert_array_equal(out, each.generate(ids, **kwargs))
             np.testing.assert_array_equal(np.stack(streamed, axis=1), out[:, ids.shape[1]:])
         buffers = grouped.decode_cache[batch]
-        assert buffers.slots == 8 and all(buffers.captured) and each.decode_cache[batch].slots == 2
+        assert buffers.slots == DEFAULT_READ_TOKENS_EVERY and all(buffers.captured) and each.decode_cache[batch].slots == 2

@@ -123,7 +123,7 @@ def test_graph_ids_count_each_batch_sizes_rings(model):
 
 
 def test_the_option_and_its_bad_values(model):
-    assert RuntimeOptions(provider="cuda").token_read_interval == DEFAULT_READ_TOKENS_EVERY == 8
+    assert RuntimeOptions(provider="cuda").token_read_interval == DEFAULT_READ_TOKENS_EVERY == 16
     assert RuntimeOptions(provider="cuda", read_tokens_every=1).token_read_interval == 1
     assert RuntimeOptions(provider="cuda", io_binding=False).token_read_interval == 1
     assert RuntimeOptions().token_read_interval == 1
