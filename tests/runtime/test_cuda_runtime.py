@@ -195,4 +195,5 @@ def test_reading_tokens_in_groups_gives_the_tokens_of_reading_after_each_step(ex
             np.testing.assert_array_equal(out, each.generate(ids, **kwargs))
             np.testing.assert_array_equal(np.stack(streamed, axis=1), out[:, ids.shape[1]:])
         buffers = grouped.decode_cache[batch]
-        assert buffers.slots == DEFAULT_READ_TOKENS_EVERY and all(buffers.captured) and each.decode_cache[batch].slots == 2
+        assert buffers.slots == DEFAULT_READ_TOKENS_EVERY and all(buffers.captured)
+        assert each.decode_cache[batch].slots == 2
