@@ -31,6 +31,7 @@ ENGINE_LABELS = {
     "ort-custom": "mamba-export, CUDA graph",
     "ort-custom-nograph": "mamba-export, no graph",
     "ort-custom-read-every-1": "mamba-export, tokens read after every step",
+    "ort-custom-read-every-8": "mamba-export, tokens read every 8 steps",
     "ort-standard": "mamba-export standard ops",
     "transformers": "transformers eager",
 }
