@@ -42,6 +42,7 @@ class TokenRing:
 
     def read(self) -> np.ndarray:
         """Every row, (slots, batch) int64 on the host: one copy."""
+        # A copy: on the CPU provider (the tests) numpy() is a view of the buffer the steps write.
         self.host = np.array(self.value.numpy(), dtype=np.int64).reshape(self.slots, self.batch, 1)
         return self.host[:, :, 0]
 
