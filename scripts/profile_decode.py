@@ -59,10 +59,12 @@ def parts(model, batch: int, tokens: int, repeats: int, rng) -> dict:
     graph = buffers.graph_options[0] if buffers.captured[0] else None
     head = model.token_head
     from mamba_export.runtime.io_binding import Device, token_buffer
+    from mamba_export.runtime.session import cuda_device_id
 
     # An export that chooses its tokens in the graph has no ids buffer of its own, only the ring that
     # generate() reads once every few steps (runtime/token_ring.py): the token head is timed on a fresh one.
-    ids_buffer = buffers.ids[0] if buffers.ids else token_buffer(Device("cuda", 0), batch)
+    device = Device("cuda", cuda_device_id(model.options))
+    ids_buffer = buffers.ids[0] if buffers.ids else token_buffer(device, batch)
     read = buffers.ring.value if buffers.ring is not None else ids_buffer
     if buffers.head_binding is None:
         buffers.head_binding = head.greedy_binding(buffers.logits, ids_buffer)
