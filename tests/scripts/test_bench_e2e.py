@@ -35,3 +35,10 @@ def test_the_export_timed_has_the_logits_mode_asked_for(tmp_path, tiny_model_dir
 def test_an_unknown_logits_mode_is_refused(tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), "--logits", "some"], capture_output=True, text=True)
     assert done.returncode == 2 and "--logits" in done.stderr
+
+
+def test_a_token_read_interval_is_refused_off_cuda_and_below_one():
+    for args, message in ((["--read-every", "4"], "--read-every times the CUDA device decoder"),
+                          (["--provider", "cuda", "--read-every", "8", "0"], "--read-every takes step counts >= 1")):
+        done = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
