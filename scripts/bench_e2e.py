@@ -100,14 +100,22 @@ def parse_args():
     return args
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up: session start, allocator growth, kernel compilation
+def timed_calls(fn, repeats: int) -> tuple[float, float]:
+    """Seconds of the first call (session start, allocator growth, kernel compilation, CUDA-graph
+    captures: what a user meets at a new shape) and the median of the next `repeats` calls."""
+    start = time.perf_counter()
+    fn()
+    first = time.perf_counter() - start
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return first, statistics.median(times)
+
+
+def median_seconds(fn, repeats: int) -> float:
+    return timed_calls(fn, repeats)[1]
 
 
 def export_backend(args, backend: str) -> dict:
@@ -143,7 +151,7 @@ def ort_runs(folder: str, args, cuda_graph: bool | None = None, read_tokens_ever
     rng = np.random.default_rng(0)
     vocab = int(model.info["vocab_size"])
     result = {"options": options.to_dict(), "load_seconds": load_seconds, "prefill_ms": {},
-              "decode_tokens_per_s": {}}
+              "decode_tokens_per_s": {}, "first_decode_call_ms": {}}
     cuda = args.provider == "cuda"
     if cuda and not decode_only:
         model.generate(rng.integers(2, vocab, size=(1, 16)), max_new_tokens=2, eos_token_id=[])
@@ -164,7 +172,7 @@ def ort_runs(folder: str, args, cuda_graph: bool | None = None, read_tokens_ever
         def generate(n, prompt=prompt):
             return model.generate(prompt, max_new_tokens=n, eos_token_id=[])
 
-        result["decode_tokens_per_s"][batch] = decode_rate(generate, batch, args)
+        result["decode_tokens_per_s"][batch] = decode_rate(generate, batch, args, result["first_decode_call_ms"])
     return result
 
 
@@ -182,11 +190,15 @@ def first_calls(model, rng, vocab: int, args) -> dict:
     return timings
 
 
-def decode_rate(generate, batch: int, args) -> float:
-    """Tokens per second of the decode loop alone, all rows counted."""
+def decode_rate(generate, batch: int, args, first_calls: dict | None = None) -> float:
+    """Tokens per second of the decode loop alone, all rows counted. The first call at the batch
+    size, generating args.decode_tokens tokens, and the later calls' median go into first_calls[batch]
+    (ms): on CUDA that first call captures the decode step's graphs."""
     n = args.decode_tokens
-    full = median_seconds(lambda: generate(n), args.repeats)
+    first, full = timed_calls(lambda: generate(n), args.repeats)
     one = median_seconds(lambda: generate(1), args.repeats)
+    if first_calls is not None:
+        first_calls[batch] = {"first": 1e3 * first, "later": 1e3 * full}
     return batch * (n - 1) / max(full - one, 1e-9)
 
 
@@ -201,7 +213,7 @@ def torch_runs(args) -> dict:
     vocab = model.config.vocab_size
     generator = torch.Generator().manual_seed(0)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    result = {"prefill_ms": {}, "decode_tokens_per_s": {}}
+    result = {"prefill_ms": {}, "decode_tokens_per_s": {}, "first_decode_call_ms": {}}
     with torch.inference_mode():
         for length in args.lengths:
             if length > args.torch_max_length:
@@ -221,7 +233,8 @@ def torch_runs(args) -> dict:
                                pad_token_id=0, use_cache=True)
                 sync()
 
-            result["decode_tokens_per_s"][batch] = decode_rate(generate, batch, args)
+            result["decode_tokens_per_s"][batch] = decode_rate(generate, batch, args,
+                                                               result["first_decode_call_ms"])
     return result
 
 
@@ -287,6 +300,10 @@ def print_table(rows: dict, args) -> None:
         for length, calls in row.get("first_call_ms", {}).items():
             print(f"{name}: first call at new length {length}: {calls['first']:.1f} ms, "
                   f"second {calls['second']:.1f} ms (x{calls['first'] / calls['second']:.1f})")
+        for batch, calls in row.get("first_decode_call_ms", {}).items():
+            print(f"{name}: first generate() at batch {batch}, {args.decode_tokens} new tokens: "
+                  f"{calls['first']:.1f} ms, later calls {calls['later']:.1f} ms "
+                  f"(+{calls['first'] - calls['later']:.1f} ms)")
     baseline = rows.get("transformers")
     if baseline:
         for name, row in rows.items():

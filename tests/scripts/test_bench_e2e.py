@@ -30,6 +30,8 @@ def test_the_export_timed_has_the_logits_mode_asked_for(tmp_path, tiny_model_dir
     assert json.loads((folder / "export_info.json").read_text())["logits"] == "all"
     timings = run["results"]["ort-custom"]
     assert timings["prefill_ms"]["8"] > 0 and timings["decode_tokens_per_s"]["2"] > 0
+    first = timings["first_decode_call_ms"]["2"]  # the first generate() at the batch size, beside the later ones
+    assert first["first"] > 0 and first["later"] > 0
 
 
 def test_an_unknown_logits_mode_is_refused(tmp_path):
