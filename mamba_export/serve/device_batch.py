@@ -35,7 +35,8 @@ from mamba_export.runtime.io_binding import Device, DeviceDecoder, bind_states, 
 from mamba_export.runtime.row_gather import RowGather
 from mamba_export.runtime.session import NO_GRAPH, providers_for, run_options
 
-# generate()'s graph ids count up from 1 (two per batch size); the scheduler's start far above them.
+# generate()'s graph ids count up from 1 (a batch size's decode bindings each: 2 to the ring's rows); the
+# scheduler's start far above them.
 FIRST_GRAPH_ID = 1_000_001
 
 
