@@ -161,9 +161,10 @@ class DeviceDecoder:
 
     ``use_graph`` defaults to the model's options; the CPU tests set it to run the capture
     bookkeeping on CPU OrtValues (the CPU provider ignores graph ids). ``first_graph_id``: the
-    graph ids of ``cache``'s buffers count up from it (``slots`` per batch size: two, or the ring's rows). ONNX Runtime keeps
-    graph ids per session, so every cache on one session needs its own range. ``zeros=False``:
-    the buffers hold no zero states (a caller that never runs :meth:`prefill`). ``in_graph_tokens``:
+    graph ids of ``cache``'s buffers count up from it (``slots`` per batch size: two, or the ring's
+    rows). ONNX Runtime keeps graph ids per session, so every cache on one session needs its own
+    range. ``zeros=False``: the buffers hold no zero states (a caller that never runs
+    :meth:`prefill`). ``in_graph_tokens``:
     take greedy tokens from the graph's ``next_tokens`` (default: where the export has them).
     ``read_every``: with them, greedy decoding reads the tokens back once every this many steps
     (default ``RuntimeOptions.read_tokens_every``; the ring holds that many, rounded up to even).

@@ -38,8 +38,9 @@ SCAN_BACKENDS = ("standard",)
 # The CUDA provider options a session gets unless RuntimeOptions.cuda_options says otherwise.
 CUDA_DEFAULTS = {
     # Exports of this package hold no Conv node (the custom backend's CausalConv op, the standard
-    # backend's shifted Slices), but a graph that does (an older export, or the caller's own) gets its
-    # depthwise conv as a 2-D Conv that cuDNN plans again for every new input shape. EXHAUSTIVE (ONNX Runtime's default) benchmarks candidate plans each time: 4 to 5 s at
+    # backend's shifted Slices), but a graph that does (an older export, or the caller's own) has
+    # its depthwise conv as a 2-D Conv that cuDNN plans again for every new input shape.
+    # EXHAUSTIVE (ONNX Runtime's default) benchmarks candidate plans each time: 4 to 5 s at
     # every new prompt length for mamba-130m on an H200. HEURISTIC takes cuDNN's first
     # choice (hundreds of ms per new length); DEFAULT is cuDNN's fallback engine, which
     # ONNX Runtime warns "may be extremely slow".
