@@ -181,24 +181,19 @@ def first_calls(model, rng, vocab: int, args) -> dict:
     timings = {}
     for length in args.first_call_lengths:
         ids = rng.integers(2, vocab, size=(1, length), dtype=np.int64)
-        calls = []
-        for _ in range(2):
-            start = time.perf_counter()
-            model.generate(ids, max_new_tokens=1, eos_token_id=[])
-            calls.append(1e3 * (time.perf_counter() - start))
-        timings[length] = {"first": calls[0], "second": calls[1]}
+        first, second = timed_calls(lambda ids=ids: model.generate(ids, max_new_tokens=1, eos_token_id=[]), 1)
+        timings[length] = {"first": 1e3 * first, "second": 1e3 * second}
     return timings
 
 
-def decode_rate(generate, batch: int, args, first_calls: dict | None = None) -> float:
+def decode_rate(generate, batch: int, args, first_call_ms: dict) -> float:
     """Tokens per second of the decode loop alone, all rows counted. The first call at the batch
-    size, generating args.decode_tokens tokens, and the later calls' median go into first_calls[batch]
-    (ms): on CUDA that first call captures the decode step's graphs."""
+    size, generating args.decode_tokens tokens, and the later calls' median go into
+    first_call_ms[batch]: on CUDA that first call captures the decode step's graphs."""
     n = args.decode_tokens
     first, full = timed_calls(lambda: generate(n), args.repeats)
     one = median_seconds(lambda: generate(1), args.repeats)
-    if first_calls is not None:
-        first_calls[batch] = {"first": 1e3 * first, "later": 1e3 * full}
+    first_call_ms[batch] = {"first": 1e3 * first, "later": 1e3 * full}
     return batch * (n - 1) / max(full - one, 1e-9)
 
 

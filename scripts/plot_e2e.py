@@ -94,10 +94,9 @@ def _panel(axis, results: dict, key: str, targets: dict, target_label: str, colo
     axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
 
 
-def plot(run: dict, target: Path, baselines: dict | None = None) -> None:
-    results = dict(run["results"])
-    if baselines is not None:
-        results.update(baseline_rows(baselines, run.get("args", {}).get("model", "")))
+def plot(run: dict, target: Path, extra_rows: dict | None = None) -> None:
+    """``extra_rows``: more engines' rows in the run's form (``baseline_rows``), drawn beside its own."""
+    results = {**run["results"], **(extra_rows or {})}
     figure, (decode, prefill, first) = plt.subplots(1, 3, figsize=(17, 6.4))
     # One colour per engine in every panel, whichever figures it has.
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -146,14 +145,13 @@ def main() -> int:
         parser.error(f"cannot read {args.run}: {error}")
     if not isinstance(run, dict) or not isinstance(run.get("results"), dict):
         parser.error(f"{args.run} is not a bench_e2e.py result (no 'results' object)")
-    baselines = None
+    extra_rows = None
     if args.baselines is not None:
         try:
-            baselines = json.loads(args.baselines.read_text())
-            baseline_rows(baselines, run.get("args", {}).get("model", ""))
+            extra_rows = baseline_rows(json.loads(args.baselines.read_text()), run.get("args", {}).get("model", ""))
         except (OSError, json.JSONDecodeError, ValueError, AttributeError, KeyError, TypeError) as error:
             parser.error(f"cannot use --baselines {args.baselines}: {error}")
-    plot(run, args.target, baselines)
+    plot(run, args.target, extra_rows)
     print(f"wrote {args.target}")
     return 0
 
