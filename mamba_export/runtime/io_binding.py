@@ -164,8 +164,8 @@ class DeviceDecoder:
     graph ids of ``cache``'s buffers count up from it (``slots`` per batch size: two, or the ring's
     rows). ONNX Runtime keeps graph ids per session, so every cache on one session needs its own
     range. ``zeros=False``: the buffers hold no zero states (a caller that never runs
-    :meth:`prefill`). ``in_graph_tokens``:
-    take greedy tokens from the graph's ``next_tokens`` (default: where the export has them).
+    :meth:`prefill`). ``in_graph_tokens``: take greedy tokens from the graph's ``next_tokens``
+    (default: where the export has them).
     ``read_every``: with them, greedy decoding reads the tokens back once every this many steps
     (default ``RuntimeOptions.read_tokens_every``; the ring holds that many, rounded up to even).
     """
